@@ -1,0 +1,153 @@
+# presenced — build, test and install. See README.md; `make run` and `make check` are the set-up.
+
+PREFIX ?= /usr/local
+SYSCONFDIR ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= /var
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DESTDIR ?=
+
+CC ?= cc
+CLANG ?= clang
+PYTHON ?= /usr/bin/python3
+FUZZ_SECONDS ?= 10
+
+# Debian 12 packages: what building needs, and what the tests add.
+DEB_BUILD := gcc make pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
+             libevent-dev libjson-c-dev libcurl4-openssl-dev liblmdb-dev libssl-dev
+DEB_TEST := clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
+            python3-prometheus-client lmdb-utils perl curl
+
+PKGS := libwebsockets libuv libevent json-c libcurl lmdb openssl
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) \
+               -DPRESENCED_COMMIT='"$(COMMIT)"' -DPRESENCED_BUILD='"$(BUILD_DATE)"' \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent -luv
+SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+LIB_SRC := $(wildcard common/*.c) $(wildcard shm/*.c) $(wildcard worker/*.c) \
+           $(filter-out master/main.c,$(wildcard master/*.c))
+MAIN_SRC := master/main.c
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+OBJ := $(LIB_SRC:%.c=build/obj/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=build/asan/obj/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all deps deps-test run check unit unit-asan integration fuzz install clean bench
+
+all: deps
+	@$(MAKE) --no-print-directory build/presenced
+
+deps:
+	@$(call deb_install,$(DEB_BUILD))
+
+deps-test:
+	@$(call deb_install,$(DEB_BUILD) $(DEB_TEST))
+
+# Installs the Debian packages of $(1) that are missing (as root, or through sudo).
+define deb_install
+missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "installing Debian packages:$$missing"; \
+  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+  $$sudo apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+fi
+endef
+
+build/obj/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	@echo "CC $<"
+	@$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+
+build/asan/obj/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	@echo "CC (asan) $<"
+	@$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+build/libpresenced.a: $(OBJ)
+	ar rcs $@ $^
+
+build/asan/libpresenced.a: $(ASAN_OBJ)
+	ar rcs $@ $^
+
+build/presenced: build/obj/master/main.o build/libpresenced.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+build/asan/presenced: build/asan/obj/master/main.o build/asan/libpresenced.a
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+
+build/tests/%: tests/unit/%.c tests/unit/tap.h build/libpresenced.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
+
+build/asan/tests/%: tests/unit/%.c tests/unit/tap.h build/asan/libpresenced.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< build/asan/libpresenced.a $(LIBS)
+
+# libFuzzer targets link only the parser they exercise and what it needs.
+FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c worker/device_msg.c
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_DEPS) \
+	  $(shell pkg-config --libs json-c)
+
+run: all
+	@mkdir -p var
+	./build/presenced -f -c etc/presenced.conf
+
+unit: $(UNIT_BIN)
+	prove --exec '' $(UNIT_BIN)
+
+unit-asan: $(ASAN_UNIT_BIN)
+	ASAN_OPTIONS=detect_leaks=1 prove --exec '' $(ASAN_UNIT_BIN)
+
+integration: build/asan/presenced
+	PRESENCED_BIN=$(CURDIR)/build/asan/presenced $(PYTHON) -m pytest -q tests/integration
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	  name=$$(basename $$f); mkdir -p build/fuzz/corpus/$$name; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/corpus/$$name \
+	     tests/fuzz/corpus/$$name 2>build/fuzz/$$name.log || { tail -40 build/fuzz/$$name.log; exit 1; }; \
+	done
+
+check: deps-test
+	@$(MAKE) --no-print-directory build/presenced build/asan/presenced
+	@$(MAKE) --no-print-directory unit unit-asan
+	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory integration
+
+bench: all
+	$(PYTHON) bench/run.py
+
+install: build/presenced
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -m 755 build/presenced $(DESTDIR)$(PREFIX)/sbin/presenced
+	install -m 644 man/presenced.8 $(DESTDIR)$(MANDIR)/man8/presenced.8
+	install -m 644 man/presenced.conf.5 $(DESTDIR)$(MANDIR)/man5/presenced.conf.5
+	install -m 644 man/presence.7 $(DESTDIR)$(MANDIR)/man7/presence.7
+	sed -e 's|^data_dir .*|data_dir $(LOCALSTATEDIR)/lib/presenced|' \
+	    -e 's|^pid_file .*|pid_file /run/presenced.pid|' \
+	    etc/presenced.conf > $(DESTDIR)$(SYSCONFDIR)/presenced.conf.new
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/presenced.conf ]; then \
+	  echo "kept $(SYSCONFDIR)/presenced.conf; the new default is presenced.conf.new"; \
+	else mv $(DESTDIR)$(SYSCONFDIR)/presenced.conf.new $(DESTDIR)$(SYSCONFDIR)/presenced.conf; fi
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    etc/presenced.service > $(DESTDIR)$(UNITDIR)/presenced.service
+
+clean:
+	rm -rf build

@@ -1,0 +1,488 @@
+/* config: the presenced.conf file format (one "key value" per line) and its validated settings. */
+#include "config.h"
+
+#include "addr.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CONFIG_MAX_FILE_SIZE (1024 * 1024)
+#define CONFIG_MAX_LINE 4096
+
+enum key_type { KEY_STRING, KEY_INT, KEY_DURATION, KEY_SIZE, KEY_LOG_LEVEL, KEY_WORKERS, KEY_LIST,
+                KEY_ISSUER, KEY_LISTEN, KEY_URL };
+
+struct key_spec {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    int64_t min, max;
+};
+
+#define FIELD(f) offsetof(struct config, f)
+#define DAY_MS (86400LL * 1000)
+#define GIB (1024LL * 1024 * 1024)
+
+static const struct key_spec key_specs[] = {
+    { "listen", KEY_LISTEN, FIELD(listen), 0, 0 },
+    { "workers", KEY_WORKERS, FIELD(workers), 0, 256 },
+    { "data_dir", KEY_STRING, FIELD(data_dir), 0, 0 },
+    { "pid_file", KEY_STRING, FIELD(pid_file), 0, 0 },
+    { "log_file", KEY_STRING, FIELD(log_file), 0, 0 },
+    { "log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0 },
+    { "admin_listen", KEY_LISTEN, FIELD(admin_listen), 0, 0 },
+    { "public_url", KEY_URL, FIELD(public_url), 0, 0 },
+    { "audience", KEY_LIST, FIELD(audience), 0, 0 },
+    { "trusted_issuer", KEY_ISSUER, FIELD(trusted_issuer), 0, 0 },
+    { "verifier", KEY_URL, FIELD(verifier), 0, 0 },
+    { "clock_skew", KEY_DURATION, FIELD(clock_skew_ms), 0, DAY_MS },
+    { "tls_cert", KEY_STRING, FIELD(tls_cert), 0, 0 },
+    { "tls_key", KEY_STRING, FIELD(tls_key), 0, 0 },
+    { "max_message_size", KEY_SIZE, FIELD(max_message_size), 64, 1024 * 1024 },
+    { "status_rate", KEY_INT, FIELD(status_rate), 1, 1000000 },
+    { "status_burst", KEY_INT, FIELD(status_burst), 1, 1000000 },
+    { "abuse_limit", KEY_INT, FIELD(abuse_limit), 1, 1000000 },
+    { "max_devices_per_user", KEY_INT, FIELD(max_devices_per_user), 1, 10000 },
+    { "ping_interval", KEY_DURATION, FIELD(ping_interval_ms), 1000, DAY_MS },
+    { "ping_timeout", KEY_DURATION, FIELD(ping_timeout_ms), 1000, DAY_MS },
+    { "notification_ttl", KEY_DURATION, FIELD(notification_ttl_ms), 1000, 30 * DAY_MS },
+    { "max_pending_notifications", KEY_INT, FIELD(max_pending_notifications), 1, 100000 },
+    { "drain_timeout", KEY_DURATION, FIELD(drain_timeout_ms), 0, DAY_MS },
+    { "map_size", KEY_SIZE, FIELD(map_size), 1024 * 1024, 1024 * GIB },
+    { "max_map_size", KEY_SIZE, FIELD(max_map_size), 1024 * 1024, 1024 * GIB },
+    { "sync_interval", KEY_DURATION, FIELD(sync_interval_ms), 0, 3600 * 1000 },
+    { "max_connections", KEY_INT, FIELD(max_connections), 0, 10000000 },
+};
+
+static char *xstrdup(const char *s)
+{
+    return s == NULL ? NULL : strdup(s);
+}
+
+int config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen = xstrdup("*:8282");
+    cfg->data_dir = xstrdup("/var/lib/presenced");
+    cfg->pid_file = xstrdup("/run/presenced.pid");
+    cfg->log_level = LOG_LEVEL_INFO;
+    cfg->admin_listen = xstrdup("127.0.0.1:8283");
+    cfg->public_url = xstrdup("http://localhost:8282");
+    cfg->clock_skew_ms = 60 * 1000;
+    cfg->max_message_size = 4096;
+    cfg->status_rate = 5;
+    cfg->status_burst = 20;
+    cfg->abuse_limit = 50;
+    cfg->max_devices_per_user = 10;
+    cfg->ping_interval_ms = 30 * 1000;
+    cfg->ping_timeout_ms = 10 * 1000;
+    cfg->notification_ttl_ms = 3600 * 1000;
+    cfg->max_pending_notifications = 100;
+    cfg->drain_timeout_ms = 10 * 1000;
+    cfg->map_size = 256LL * 1024 * 1024;
+    cfg->max_map_size = 16 * GIB;
+    cfg->sync_interval_ms = 1000;
+    if (cfg->listen == NULL || cfg->data_dir == NULL || cfg->pid_file == NULL ||
+        cfg->admin_listen == NULL || cfg->public_url == NULL) {
+        config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->path);
+    free(cfg->listen);
+    free(cfg->data_dir);
+    free(cfg->pid_file);
+    free(cfg->log_file);
+    free(cfg->admin_listen);
+    free(cfg->public_url);
+    for (size_t i = 0; i < cfg->audience_count; i++)
+        free(cfg->audience[i]);
+    for (size_t i = 0; i < cfg->trusted_issuer_count; i++) {
+        free(cfg->trusted_issuer[i].host);
+        free(cfg->trusted_issuer[i].key_file);
+    }
+    free(cfg->verifier);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* Splits "<number><unit>" and returns the unit, or NULL when no digits come first. */
+static const char *number_split(const char *text, int64_t *number)
+{
+    if (!isdigit((unsigned char)text[0]))
+        return NULL;
+    errno = 0;
+    char *end;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0)
+        return NULL;
+    *number = value;
+    return end;
+}
+
+static int scale(int64_t number, int64_t unit, int64_t *out)
+{
+    if (number > INT64_MAX / unit)
+        return -1;
+    *out = number * unit;
+    return 0;
+}
+
+int config_parse_duration_ms(const char *text, int64_t *out)
+{
+    int64_t number;
+    const char *unit = number_split(text, &number);
+    if (unit == NULL)
+        return -1;
+    if (strcmp(unit, "ms") == 0)
+        return scale(number, 1, out);
+    if (strcmp(unit, "") == 0 || strcmp(unit, "s") == 0)
+        return scale(number, 1000, out);
+    if (strcmp(unit, "m") == 0)
+        return scale(number, 60 * 1000, out);
+    if (strcmp(unit, "h") == 0)
+        return scale(number, 3600 * 1000, out);
+    if (strcmp(unit, "d") == 0)
+        return scale(number, DAY_MS, out);
+    return -1;
+}
+
+int config_parse_size(const char *text, int64_t *out)
+{
+    int64_t number;
+    const char *unit = number_split(text, &number);
+    if (unit == NULL)
+        return -1;
+    if (strcmp(unit, "") == 0)
+        return scale(number, 1, out);
+    if (strcmp(unit, "k") == 0 || strcmp(unit, "K") == 0)
+        return scale(number, 1024, out);
+    if (strcmp(unit, "M") == 0)
+        return scale(number, 1024 * 1024, out);
+    if (strcmp(unit, "G") == 0)
+        return scale(number, GIB, out);
+    return -1;
+}
+
+/* The parse of one file: where we are and where the first error goes. */
+struct parser {
+    struct config *cfg;
+    const char *name;
+    int line;
+    int seen_line[sizeof key_specs / sizeof key_specs[0]];
+    char *err;
+    size_t errlen;
+};
+
+static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parser *p, const char *fmt, ...)
+{
+    int n = snprintf(p->err, p->errlen, "%s:%d: ", p->name, p->line);
+    if (n >= 0 && (size_t)n < p->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int set_string(struct parser *p, char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return fail(p, "out of memory");
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int set_number(struct parser *p, const struct key_spec *spec, const char *value)
+{
+    int64_t number;
+    int rc;
+    const char *expect;
+    switch (spec->type) {
+    case KEY_DURATION:
+        rc = config_parse_duration_ms(value, &number);
+        expect = "a duration (e.g. 30, 30s, 500ms, 5m, 1h)";
+        break;
+    case KEY_SIZE:
+        rc = config_parse_size(value, &number);
+        expect = "a size (e.g. 4096, 64k, 256M, 1G)";
+        break;
+    default: {
+        const char *unit = number_split(value, &number);
+        rc = (unit != NULL && *unit == '\0') ? 0 : -1;
+        expect = "a whole number";
+    }
+    }
+    if (rc != 0)
+        return fail(p, "%s: '%s' is not %s", spec->name, value, expect);
+    if (number < spec->min || number > spec->max)
+        return fail(p, "%s: %s is out of range", spec->name, value);
+    *(int64_t *)((char *)p->cfg + spec->offset) = number;
+    return 0;
+}
+
+static int set_workers(struct parser *p, const char *value)
+{
+    if (strcmp(value, "auto") == 0) {
+        p->cfg->workers = 0;
+        return 0;
+    }
+    int64_t number;
+    const char *unit = number_split(value, &number);
+    if (unit == NULL || *unit != '\0' || number < 1 || number > 256)
+        return fail(p, "workers: '%s' must be 'auto' or a number from 1 to 256", value);
+    p->cfg->workers = (int)number;
+    return 0;
+}
+
+static int set_url(struct parser *p, const struct key_spec *spec, const char *value)
+{
+    if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+        return fail(p, "%s: '%s' must start with http:// or https://", spec->name, value);
+    return set_string(p, (char **)((char *)p->cfg + spec->offset), value);
+}
+
+static int set_listen(struct parser *p, const struct key_spec *spec, const char *value)
+{
+    if (!(strcmp(spec->name, "admin_listen") == 0 && strcmp(value, "off") == 0)) {
+        struct listen_addr addr;
+        const char *reason;
+        if (addr_parse(value, &addr, &reason) != 0)
+            return fail(p, "%s: '%s': %s", spec->name, value, reason);
+    }
+    return set_string(p, (char **)((char *)p->cfg + spec->offset), value);
+}
+
+static int add_audience(struct parser *p, const char *value)
+{
+    struct config *cfg = p->cfg;
+    if (cfg->audience_count == CONFIG_MAX_LIST)
+        return fail(p, "audience: at most %d audiences", CONFIG_MAX_LIST);
+    if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0 &&
+        strncmp(value, "app://", 6) != 0)
+        return fail(p, "audience: '%s' must be an origin such as https://example.com", value);
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return fail(p, "out of memory");
+    cfg->audience[cfg->audience_count++] = copy;
+    return 0;
+}
+
+static int add_issuer(struct parser *p, const char *host, const char *key_file)
+{
+    struct config *cfg = p->cfg;
+    if (cfg->trusted_issuer_count == CONFIG_MAX_LIST)
+        return fail(p, "trusted_issuer: at most %d issuers", CONFIG_MAX_LIST);
+    if (strchr(host, '/') != NULL || strchr(host, ':') != NULL)
+        return fail(p, "trusted_issuer: '%s' must be a host name, such as login.persona.org", host);
+    struct config_issuer issuer = { strdup(host), key_file ? strdup(key_file) : NULL };
+    if (issuer.host == NULL || (key_file != NULL && issuer.key_file == NULL)) {
+        free(issuer.host);
+        free(issuer.key_file);
+        return fail(p, "out of memory");
+    }
+    cfg->trusted_issuer[cfg->trusted_issuer_count++] = issuer;
+    return 0;
+}
+
+static const struct key_spec *key_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++)
+        if (strcmp(key_specs[i].name, name) == 0)
+            return &key_specs[i];
+    return NULL;
+}
+
+/* Splits a line into at most max whitespace-separated words, in place. */
+static int words_split(char *line, char **words, int max)
+{
+    int count = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(line, " \t", &save); w != NULL; w = strtok_r(NULL, " \t", &save)) {
+        if (count == max)
+            return max + 1;
+        words[count++] = w;
+    }
+    return count;
+}
+
+static int key_apply(struct parser *p, const struct key_spec *spec, char **args, int nargs)
+{
+    if (spec->type == KEY_ISSUER) {
+        if (nargs < 1 || nargs > 2)
+            return fail(p, "trusted_issuer: expected HOST [KEYFILE]");
+        return add_issuer(p, args[0], nargs == 2 ? args[1] : NULL);
+    }
+    if (nargs != 1)
+        return fail(p, "%s: expected one value, got %d", spec->name, nargs);
+    switch (spec->type) {
+    case KEY_STRING:
+        return set_string(p, (char **)((char *)p->cfg + spec->offset), args[0]);
+    case KEY_URL:
+        return set_url(p, spec, args[0]);
+    case KEY_LISTEN:
+        return set_listen(p, spec, args[0]);
+    case KEY_LIST:
+        return add_audience(p, args[0]);
+    case KEY_WORKERS:
+        return set_workers(p, args[0]);
+    case KEY_LOG_LEVEL: {
+        int level = log_level_parse(args[0]);
+        if (level < 0)
+            return fail(p, "log_level: '%s' must be debug, info, notice, warning or error", args[0]);
+        p->cfg->log_level = level;
+        return 0;
+    }
+    default:
+        return set_number(p, spec, args[0]);
+    }
+}
+
+static int line_parse(struct parser *p, char *line)
+{
+    char *words[4];
+    int count = words_split(line, words, 3);
+    if (count == 0 || words[0][0] == '#')
+        return 0;
+    const struct key_spec *spec = key_find(words[0]);
+    if (spec == NULL)
+        return fail(p, "unknown key '%.64s'", words[0]);
+    size_t index = (size_t)(spec - key_specs);
+    if (spec->type != KEY_LIST && spec->type != KEY_ISSUER && p->seen_line[index] != 0)
+        return fail(p, "%s is already set at line %d", spec->name, p->seen_line[index]);
+    p->seen_line[index] = p->line;
+    return key_apply(p, spec, words + 1, count > 3 ? 3 : count - 1);
+}
+
+static int line_of(const struct parser *p, const char *key)
+{
+    const struct key_spec *spec = key_find(key);
+    return p->seen_line[spec - key_specs];
+}
+
+/* Rules that join several keys, reported at the line of the key that breaks them. */
+static int config_check(struct parser *p)
+{
+    struct config *cfg = p->cfg;
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        p->line = line_of(p, cfg->tls_cert ? "tls_cert" : "tls_key");
+        return fail(p, "tls_cert and tls_key must be set together");
+    }
+    if (cfg->max_map_size < cfg->map_size) {
+        p->line = line_of(p, "max_map_size") ? line_of(p, "max_map_size") : line_of(p, "map_size");
+        return fail(p, "max_map_size must not be smaller than map_size");
+    }
+    return 0;
+}
+
+int config_parse(struct config *cfg, const char *name, const char *text, size_t len, char *err,
+                 size_t errlen)
+{
+    struct parser p = { .cfg = cfg, .name = name, .line = 0, .err = err, .errlen = errlen };
+    size_t pos = 0;
+    while (pos < len) {
+        p.line++;
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t line_len = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        if (line_len >= CONFIG_MAX_LINE)
+            return fail(&p, "line longer than %d bytes", CONFIG_MAX_LINE - 1);
+        if (memchr(text + pos, '\0', line_len) != NULL)
+            return fail(&p, "NUL byte in line");
+        char line[CONFIG_MAX_LINE];
+        memcpy(line, text + pos, line_len);
+        line[line_len] = '\0';
+        if (line_len > 0 && line[line_len - 1] == '\r')
+            line[line_len - 1] = '\0';
+        if (line_parse(&p, line) != 0)
+            return -1;
+        pos += line_len + 1;
+    }
+    p.line = 0;
+    if (config_check(&p) != 0)
+        return -1;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return fail(&p, "out of memory");
+    free(cfg->path);
+    cfg->path = copy;
+    return 0;
+}
+
+static char *file_read(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s:0: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CONFIG_MAX_FILE_SIZE + 1);
+    if (buf == NULL) {
+        fclose(f);
+        snprintf(err, errlen, "%s:0: out of memory", path);
+        return NULL;
+    }
+    *len = fread(buf, 1, CONFIG_MAX_FILE_SIZE + 1, f);
+    int read_error = ferror(f);
+    fclose(f);
+    if (read_error || *len > CONFIG_MAX_FILE_SIZE) {
+        snprintf(err, errlen, "%s:0: %s", path, read_error ? "read error" : "file larger than 1 MiB");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = file_read(path, &len, err, errlen);
+    if (text == NULL)
+        return -1;
+    int rc = config_parse(cfg, path, text, len, err, errlen);
+    free(text);
+    return rc;
+}
+
+static int path_absolute(char **path, const char *base_dir)
+{
+    if (*path == NULL || (*path)[0] == '/')
+        return 0;
+    size_t len = strlen(base_dir) + 1 + strlen(*path) + 1;
+    char *joined = malloc(len);
+    if (joined == NULL)
+        return -1;
+    snprintf(joined, len, "%s/%s", base_dir, *path);
+    free(*path);
+    *path = joined;
+    return 0;
+}
+
+int config_paths_absolute(struct config *cfg, const char *base_dir)
+{
+    char **paths[] = { &cfg->data_dir, &cfg->pid_file, &cfg->log_file, &cfg->tls_cert,
+                       &cfg->tls_key };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (path_absolute(paths[i], base_dir) != 0)
+            return -1;
+    for (size_t i = 0; i < cfg->trusted_issuer_count; i++)
+        if (path_absolute(&cfg->trusted_issuer[i].key_file, base_dir) != 0)
+            return -1;
+    return 0;
+}

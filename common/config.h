@@ -1,0 +1,73 @@
+/* config: the presenced.conf file format (one "key value" per line) and its validated settings. */
+#ifndef PRESENCED_CONFIG_H
+#define PRESENCED_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LIST 16
+
+struct config_issuer {
+    char *host;
+    char *key_file; /* NULL: the key is fetched from https://host/.well-known/browserid */
+};
+
+struct config {
+    char *path; /* the file this was read from */
+
+    char *listen;       /* "[host:]port", "[v6]:port" */
+    int workers;        /* 0 = one per core */
+    char *data_dir;
+    char *pid_file;
+    char *log_file;     /* NULL = stderr */
+    int log_level;      /* enum log_level */
+    char *admin_listen; /* "" or "off" disables */
+    char *public_url;
+    char *audience[CONFIG_MAX_LIST];
+    size_t audience_count;
+    struct config_issuer trusted_issuer[CONFIG_MAX_LIST];
+    size_t trusted_issuer_count;
+    char *verifier;
+    int64_t clock_skew_ms;
+    char *tls_cert;
+    char *tls_key;
+
+    int64_t max_message_size;
+    int64_t status_rate;
+    int64_t status_burst;
+    int64_t abuse_limit;
+    int64_t max_devices_per_user;
+    int64_t ping_interval_ms;
+    int64_t ping_timeout_ms;
+    int64_t notification_ttl_ms;
+    int64_t max_pending_notifications;
+    int64_t drain_timeout_ms;
+
+    int64_t map_size;          /* bytes of the LMDB map at start */
+    int64_t max_map_size;      /* the map grows up to this on MDB_MAP_FULL */
+    int64_t sync_interval_ms;  /* 0 = flush every commit */
+    int64_t max_connections;   /* per worker; 0 = as many as the file limit allows */
+};
+
+/* Fills cfg with the built-in defaults. */
+int config_defaults(struct config *cfg);
+
+/* Reads path into cfg (which holds the defaults). On error returns -1 and writes
+ * "file:line: message" into err. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Parses a whole file's text already in memory; name is used in messages. */
+int config_parse(struct config *cfg, const char *name, const char *text, size_t len, char *err,
+                 size_t errlen);
+
+void config_free(struct config *cfg);
+
+/* Makes the relative paths of cfg (data_dir, pid_file, log_file, TLS and key files) start at
+ * base_dir. */
+int config_paths_absolute(struct config *cfg, const char *base_dir);
+
+/* Parsers shared with the command line and tests. Return 0 or -1. */
+int config_parse_duration_ms(const char *text, int64_t *out);
+int config_parse_size(const char *text, int64_t *out);
+
+#endif

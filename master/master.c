@@ -1,0 +1,330 @@
+/* master: the supervising process — signals, worker processes, reloads, the admin endpoint. */
+#include "master.h"
+
+#include "admin.h"
+#include "listeners.h"
+
+#include "../common/clock.h"
+#include "../common/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TICK_MS 100
+/* After drain_timeout a reloaded worker says goodbye to its devices and gets this long to part. */
+#define RELOAD_GOODBYE_MS 2000
+#define STOP_GRACE_MS 5000
+
+static void stop_deadline(evutil_socket_t fd, short events, void *arg)
+{
+    struct master *m = arg;
+    (void)fd;
+    (void)events;
+    if (workers_alive(m) > 0) {
+        log_warning("%zu worker(s) still running at the deadline: killing them",
+                    workers_alive(m));
+        workers_signal(m, SIGKILL, false);
+    }
+    event_base_loopexit(m->base, NULL);
+}
+
+static void deadline_set(struct master *m, int64_t ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(m->deadline, &tv);
+}
+
+static void listeners_drop(struct master *m)
+{
+    listeners_close(m->listen_fds, m->slot_count);
+    listeners_close(m->old_listen_fds, m->old_slot_count);
+}
+
+/* QUIT: workers say goodbye (errno 61, close 1001); the master exits by drain_timeout. */
+static void quit_start(struct master *m)
+{
+    if (m->state != MASTER_RUNNING)
+        return;
+    m->state = MASTER_QUITTING;
+    log_notice("graceful stop: draining %zu worker(s), at most %lld ms", workers_alive(m),
+               (long long)m->cfg.drain_timeout_ms);
+    workers_signal(m, SIGQUIT, false);
+    listeners_drop(m);
+    deadline_set(m, m->cfg.drain_timeout_ms);
+    master_workers_changed(m);
+}
+
+static void stop_start(struct master *m)
+{
+    if (m->state == MASTER_STOPPING)
+        return;
+    m->state = MASTER_STOPPING;
+    log_notice("stopping now");
+    workers_signal(m, SIGTERM, false);
+    listeners_drop(m);
+    evtimer_del(m->deadline);
+    deadline_set(m, STOP_GRACE_MS);
+    master_workers_changed(m);
+}
+
+void master_workers_changed(struct master *m)
+{
+    if (m->state != MASTER_RUNNING && workers_alive(m) == 0)
+        event_base_loopexit(m->base, NULL);
+}
+
+static int slots_wanted(const struct config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)cores : 1;
+}
+
+static int restarts_resize(struct master *m, int count)
+{
+    struct slot_restart *grown = realloc(m->restarts, (size_t)count * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    for (int i = m->slot_count; i < count; i++)
+        grown[i] = (struct slot_restart){ 0, NULL };
+    m->restarts = grown;
+    return 0;
+}
+
+/* Opens the sockets of a configuration: the same address and count reuse the ones held. */
+static int listeners_for(const struct config *cfg, struct listen_addr *addr,
+                         int **fds, int *count)
+{
+    const char *reason;
+    if (addr_parse(cfg->listen, addr, &reason) != 0) {
+        log_error("listen %s: %s", cfg->listen, reason);
+        return -1;
+    }
+    *count = slots_wanted(cfg);
+    *fds = malloc((size_t)*count * sizeof **fds);
+    if (*fds == NULL)
+        return -1;
+    char err[256];
+    if (listeners_open(addr, *count, *fds, err, sizeof err) != 0) {
+        log_error("%s", err);
+        free(*fds);
+        *fds = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static bool listeners_reusable(const struct master *m, const struct config *cfg)
+{
+    return strcmp(cfg->listen, m->cfg.listen) == 0 && slots_wanted(cfg) == m->slot_count;
+}
+
+static int config_compatible(const struct master *m, const struct config *next)
+{
+    if (strcmp(next->data_dir, m->cfg.data_dir) != 0) {
+        log_error("reload: data_dir cannot change while running (restart presenced for that)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Swaps in the sockets of the next generation; the old ones stay open until it accepts. */
+static int reload_listeners(struct master *m, const struct config *next)
+{
+    if (listeners_reusable(m, next))
+        return 0;
+    struct listen_addr addr;
+    int *fds, count;
+    if (listeners_for(next, &addr, &fds, &count) != 0)
+        return -1;
+    if (restarts_resize(m, count > m->slot_count ? count : m->slot_count) != 0) {
+        listeners_close(fds, count);
+        free(fds);
+        return -1;
+    }
+    listeners_close(m->old_listen_fds, m->old_slot_count);
+    free(m->old_listen_fds);
+    m->old_listen_fds = m->listen_fds;
+    m->old_slot_count = m->slot_count;
+    m->listen_fds = fds;
+    m->slot_count = count;
+    m->addr = addr;
+    return 0;
+}
+
+static void reload(struct master *m)
+{
+    if (m->state != MASTER_RUNNING)
+        return;
+    char err[1024] = "";
+    struct config next;
+    if (config_defaults(&next) != 0)
+        return;
+    if (config_load(&next, m->config_path, err, sizeof err) != 0 ||
+        config_paths_absolute(&next, m->start_dir) != 0 || config_compatible(m, &next) != 0 || reload_listeners(m, &next) != 0) {
+        log_error("reload failed, the running configuration stays%s%s", err[0] ? ": " : "", err);
+        m->reload_failures_total++;
+        config_free(&next);
+        return;
+    }
+    if (log_open(next.log_file && !m->foreground ? next.log_file : NULL, next.log_level) != 0)
+        log_error("%s: cannot open the log file: %s", next.log_file, strerror(errno));
+    if (admin_reconfigure(m->admin, &m->cfg, &next) != 0)
+        log_error("reload: the admin endpoint keeps listening on %s", m->cfg.admin_listen);
+    config_free(&m->cfg);
+    m->cfg = next;
+    m->reloads_total++;
+    m->generation++;
+    m->replacing = true;
+    log_notice("configuration reloaded from %s; starting generation %u", m->config_path,
+               m->generation);
+    workers_spawn_generation(m);
+    workers_check_replaced(m);
+}
+
+static void on_signal(evutil_socket_t signum, short events, void *arg)
+{
+    struct master *m = arg;
+    (void)events;
+    switch (signum) {
+    case SIGCHLD:
+        workers_reap(m);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        stop_start(m);
+        break;
+    case SIGQUIT:
+        quit_start(m);
+        break;
+    case SIGHUP:
+        reload(m);
+        break;
+    case SIGUSR1:
+        if (log_reopen() != 0)
+            log_error("cannot reopen the log file: %s", strerror(errno));
+        workers_signal(m, SIGUSR1, false);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Reloaded workers past drain_timeout and their goodbye get killed, like nginx's
+ * worker_shutdown_timeout. */
+static void drained_workers_kill(struct master *m)
+{
+    int64_t limit = m->cfg.drain_timeout_ms + RELOAD_GOODBYE_MS, now = clock_mono_ms();
+    for (size_t i = 0; i < m->proc_count; i++) {
+        struct worker_proc *p = &m->procs[i];
+        if (p->state == PROC_DRAINING && p->drain_started_ms > 0 &&
+            now - p->drain_started_ms > limit) {
+            log_warning("worker %d (pid %ld) still draining after %lld ms: killing it", p->slot,
+                        (long)p->pid, (long long)limit);
+            kill(p->pid, SIGKILL);
+            p->drain_started_ms = 0;
+        }
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short events, void *arg)
+{
+    struct master *m = arg;
+    (void)fd;
+    (void)events;
+    master_store_maintain(m);
+    if (m->state == MASTER_RUNNING)
+        drained_workers_kill(m);
+    if (m->old_listen_fds != NULL && !m->replacing && m->state == MASTER_RUNNING) {
+        /* The old generation has stopped accepting: its sockets can go. */
+        listeners_close(m->old_listen_fds, m->old_slot_count);
+        free(m->old_listen_fds);
+        m->old_listen_fds = NULL;
+        m->old_slot_count = 0;
+    }
+}
+
+static int events_setup(struct master *m)
+{
+    static const int signums[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
+    m->base = event_base_new();
+    if (m->base == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof signums / sizeof signums[0]; i++) {
+        m->signal_events[i] = evsignal_new(m->base, signums[i], on_signal, m);
+        if (m->signal_events[i] == NULL || evsignal_add(m->signal_events[i], NULL) != 0)
+            return -1;
+    }
+    struct timeval tick = { 0, TICK_MS * 1000 };
+    m->tick = event_new(m->base, -1, EV_PERSIST, on_tick, m);
+    m->deadline = evtimer_new(m->base, stop_deadline, m);
+    if (m->tick == NULL || m->deadline == NULL || event_add(m->tick, &tick) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static void master_teardown(struct master *m)
+{
+    listeners_drop(m);
+    free(m->listen_fds);
+    free(m->old_listen_fds);
+    admin_free(m->admin);
+    workers_free(m);
+    for (int i = 0; m->restarts != NULL && i < m->slot_count; i++)
+        if (m->restarts[i].timer != NULL) {
+            free(event_get_callback_arg(m->restarts[i].timer));
+            event_free(m->restarts[i].timer);
+        }
+    free(m->restarts);
+    for (size_t i = 0; i < sizeof m->signal_events / sizeof m->signal_events[0]; i++)
+        if (m->signal_events[i] != NULL)
+            event_free(m->signal_events[i]);
+    if (m->tick != NULL)
+        event_free(m->tick);
+    if (m->deadline != NULL)
+        event_free(m->deadline);
+    if (m->base != NULL)
+        event_base_free(m->base);
+    if (m->lock_fd > 0)
+        close(m->lock_fd);
+}
+
+int master_run(struct master *m)
+{
+    int rc = 1;
+    m->lock_fd = -1;
+    m->started_wall_ms = clock_wall_ms();
+    m->last_sync_ms = m->last_reader_check_ms = clock_mono_ms();
+    log_set_role("master");
+    if (events_setup(m) != 0) {
+        log_error("cannot set up the event loop");
+        goto out;
+    }
+    if (master_store_prepare(m) != 0)
+        goto out;
+    if (listeners_for(&m->cfg, &m->addr, &m->listen_fds, &m->slot_count) != 0 ||
+        restarts_resize(m, m->slot_count) != 0)
+        goto out;
+    if (admin_open(&m->admin, m) != 0)
+        goto out;
+    char where[80];
+    addr_format(&m->addr, where, sizeof where);
+    log_notice("presenced listening on %s with %d worker(s); store in %s", where, m->slot_count,
+               m->cfg.data_dir);
+    if (workers_spawn_generation(m) != 0)
+        goto out;
+    event_base_dispatch(m->base);
+    rc = 0;
+    log_notice("stopped");
+out:
+    if (rc != 0 && workers_alive(m) > 0)
+        workers_signal(m, SIGKILL, false);
+    master_teardown(m);
+    return rc;
+}

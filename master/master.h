@@ -1,0 +1,87 @@
+/* master: the supervising process — signals, worker processes, reloads, the admin endpoint. */
+#ifndef PRESENCED_MASTER_H
+#define PRESENCED_MASTER_H
+
+#include "../common/addr.h"
+#include "../common/config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum proc_state { PROC_STARTING, PROC_READY, PROC_DRAINING };
+enum master_state { MASTER_RUNNING, MASTER_QUITTING, MASTER_STOPPING };
+
+struct worker_proc {
+    pid_t pid;
+    int slot;
+    unsigned generation;
+    enum proc_state state;
+    int64_t started_ms; /* monotonic */
+    int64_t started_wall_ms;
+    int64_t drain_started_ms; /* monotonic; 0 while not draining */
+    int ready_fd;       /* read end of the readiness pipe, -1 once read */
+    struct event *ready_event;
+};
+
+struct slot_restart {
+    unsigned quick_deaths; /* consecutive deaths soon after start: sets the back-off */
+    struct event *timer;
+};
+
+struct master {
+    struct config cfg;
+    const char *config_path;
+    char start_dir[4096]; /* relative paths of the config, on reload too, are taken from here */
+    bool foreground;
+    struct event_base *base;
+    struct event *signal_events[7];
+    struct event *tick;
+    struct event *deadline;
+    struct admin *admin;
+    enum master_state state;
+    int64_t started_wall_ms;
+
+    struct listen_addr addr;
+    int *listen_fds; /* one per slot of the current generation */
+    int slot_count;
+    /* Sockets of a previous generation still being drained (listen address or count changed). */
+    int *old_listen_fds;
+    int old_slot_count;
+    unsigned generation;
+    bool replacing;          /* a reload waits for its new workers to be ready */
+    int64_t replace_started_ms;
+
+    struct worker_proc *procs;
+    size_t proc_count, proc_cap;
+    struct slot_restart *restarts;
+
+    int64_t last_sync_ms, last_reader_check_ms;
+    uint64_t restarts_total, reloads_total, reload_failures_total;
+    int lock_fd;
+};
+
+/* Runs the master until it stops; returns the process exit code. */
+int master_run(struct master *m);
+
+/* workers.c */
+int workers_spawn_generation(struct master *m);
+int workers_spawn(struct master *m, int slot);
+void workers_reap(struct master *m);
+void workers_signal(struct master *m, int signum, bool old_generations_only);
+size_t workers_alive(const struct master *m);
+void workers_check_replaced(struct master *m);
+void workers_free(struct master *m);
+
+/* master.c: called by workers.c when the last worker is gone or a reload completes. */
+void master_workers_changed(struct master *m);
+
+/* store_tasks.c: the master opens the store only for a task and closes it before any fork. */
+struct shm_store;
+/* Opens the store for one task; the caller closes it before returning to the event loop. */
+struct shm_store *master_store_visit(struct master *m);
+int master_store_prepare(struct master *m);
+void master_store_release_worker(struct master *m, pid_t pid);
+void master_store_maintain(struct master *m);
+
+#endif

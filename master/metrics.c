@@ -1,0 +1,152 @@
+/* metrics: what the admin endpoint reports, gathered from the master and the workers' records. */
+#include "metrics.h"
+
+#include "master.h"
+
+#include "../common/clock.h"
+#include "../common/version.h"
+#include "../shm/store.h"
+#include "../shm/worker_info.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct snapshot {
+    size_t count;
+    struct shm_worker_info *infos; /* one per process of the table; zeroed when unpublished */
+    struct shm_store_stats store;
+};
+
+static const char *const proc_state_names[] = { "starting", "ready", "draining" };
+
+static int snapshot_take(struct master *m, struct snapshot *snap)
+{
+    memset(snap, 0, sizeof *snap);
+    snap->count = m->proc_count;
+    snap->infos = calloc(snap->count ? snap->count : 1, sizeof *snap->infos);
+    if (snap->infos == NULL)
+        return -1;
+    struct shm_store *store = master_store_visit(m);
+    if (store == NULL) {
+        free(snap->infos);
+        return -1;
+    }
+    for (size_t i = 0; i < snap->count; i++)
+        shm_worker_info_get(store, m->procs[i].pid, &snap->infos[i]);
+    int rc = shm_store_stats(store, &snap->store);
+    shm_store_close(store);
+    if (rc != SHM_OK) {
+        free(snap->infos);
+        return -1;
+    }
+    return 0;
+}
+
+int metrics_status_json(struct master *m, struct evbuffer *out)
+{
+    struct snapshot snap;
+    if (snapshot_take(m, &snap) != 0)
+        return -1;
+    static const char *const master_states[] = { "running", "quitting", "stopping" };
+    uint64_t connections = 0, websockets = 0;
+    evbuffer_add_printf(out,
+                        "{\"version\":\"%s\",\"pid\":%ld,\"state\":\"%s\",\"generation\":%u,"
+                        "\"uptime_s\":%" PRId64 ",\"workers\":[",
+                        PRESENCED_VERSION, (long)getpid(), master_states[m->state], m->generation,
+                        (clock_wall_ms() - m->started_wall_ms) / 1000);
+    for (size_t i = 0; i < snap.count; i++) {
+        const struct worker_proc *p = &m->procs[i];
+        const struct shm_worker_info *info = &snap.infos[i];
+        connections += info->connections;
+        websockets += info->websockets;
+        evbuffer_add_printf(out,
+                            "%s{\"slot\":%d,\"pid\":%ld,\"generation\":%u,\"state\":\"%s\","
+                            "\"started_ms\":%" PRId64 ",\"connections\":%" PRIu64
+                            ",\"websockets\":%" PRIu64 ",\"accepted_total\":%" PRIu64 "}",
+                            i ? "," : "", p->slot, (long)p->pid, p->generation,
+                            proc_state_names[p->state], p->started_wall_ms, info->connections,
+                            info->websockets, info->accepted_total);
+    }
+    evbuffer_add_printf(out,
+                        "],\"connections\":%" PRIu64 ",\"websockets\":%" PRIu64
+                        ",\"store\":{\"map_size\":%" PRIu64 ",\"used_bytes\":%" PRIu64
+                        ",\"readers\":%u}}\n",
+                        connections, websockets, snap.store.map_size, snap.store.used_bytes,
+                        snap.store.readers_used);
+    free(snap.infos);
+    return 0;
+}
+
+static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample per worker process, labelled by slot and pid. */
+static void per_worker(struct evbuffer *out, const struct master *m, const struct snapshot *snap,
+                       const char *name, const char *type, const char *help, size_t offset)
+{
+    family(out, name, type, help);
+    for (size_t i = 0; i < snap->count; i++) {
+        uint64_t value = *(const uint64_t *)((const char *)&snap->infos[i] + offset);
+        evbuffer_add_printf(out, "%s{slot=\"%d\",pid=\"%ld\"} %" PRIu64 "\n", name,
+                            m->procs[i].slot, (long)m->procs[i].pid, value);
+    }
+}
+
+static void workers_by_state(struct evbuffer *out, const struct master *m)
+{
+    family(out, "presenced_workers", "gauge", "Worker processes by state.");
+    for (int s = PROC_STARTING; s <= PROC_DRAINING; s++) {
+        size_t n = 0;
+        for (size_t i = 0; i < m->proc_count; i++)
+            n += m->procs[i].state == (enum proc_state)s;
+        evbuffer_add_printf(out, "presenced_workers{state=\"%s\"} %zu\n", proc_state_names[s], n);
+    }
+}
+
+#define INFO_FIELD(f) offsetof(struct shm_worker_info, f)
+
+int metrics_prometheus(struct master *m, struct evbuffer *out)
+{
+    struct snapshot snap;
+    if (snapshot_take(m, &snap) != 0)
+        return -1;
+    family(out, "presenced_build_info", "gauge", "The running version.");
+    evbuffer_add_printf(out, "presenced_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+                        PRESENCED_VERSION, PRESENCED_COMMIT);
+    workers_by_state(out, m);
+    family(out, "presenced_worker_restarts_total", "counter", "Workers restarted after dying.");
+    evbuffer_add_printf(out, "presenced_worker_restarts_total %" PRIu64 "\n", m->restarts_total);
+    family(out, "presenced_reloads_total", "counter", "Configuration reloads applied.");
+    evbuffer_add_printf(out, "presenced_reloads_total %" PRIu64 "\n", m->reloads_total);
+    family(out, "presenced_reload_failures_total", "counter", "Reloads refused (bad config).");
+    evbuffer_add_printf(out, "presenced_reload_failures_total %" PRIu64 "\n",
+                        m->reload_failures_total);
+    per_worker(out, m, &snap, "presenced_connections", "gauge", "Open connections.",
+               INFO_FIELD(connections));
+    per_worker(out, m, &snap, "presenced_websockets", "gauge", "Open device WebSockets.",
+               INFO_FIELD(websockets));
+    per_worker(out, m, &snap, "presenced_accepted_connections_total", "counter",
+               "Connections accepted.", INFO_FIELD(accepted_total));
+    per_worker(out, m, &snap, "presenced_http_requests_total", "counter", "HTTP requests.",
+               INFO_FIELD(http_requests_total));
+    per_worker(out, m, &snap, "presenced_websocket_messages_total", "counter",
+               "WebSocket messages received.", INFO_FIELD(ws_messages_total));
+    per_worker(out, m, &snap, "presenced_accept_pauses_total", "counter",
+               "Times accepting paused at the file or connection limit.",
+               INFO_FIELD(accept_pauses_total));
+    per_worker(out, m, &snap, "presenced_store_failures_total", "counter",
+               "Store writes that failed.", INFO_FIELD(store_failures_total));
+    family(out, "presenced_store_map_size_bytes", "gauge", "Size of the LMDB map.");
+    evbuffer_add_printf(out, "presenced_store_map_size_bytes %" PRIu64 "\n", snap.store.map_size);
+    family(out, "presenced_store_used_bytes", "gauge", "Bytes of the map in use.");
+    evbuffer_add_printf(out, "presenced_store_used_bytes %" PRIu64 "\n", snap.store.used_bytes);
+    family(out, "presenced_store_readers", "gauge", "LMDB reader slots in use.");
+    evbuffer_add_printf(out, "presenced_store_readers %u\n", snap.store.readers_used);
+    free(snap.infos);
+    return 0;
+}

@@ -1,0 +1,108 @@
+/* store_tasks: the master's short visits to the store — startup reset, flushes, dead workers. */
+#include "master.h"
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../shm/conn.h"
+#include "../shm/mail.h"
+#include "../shm/store.h"
+#include "../shm/worker_info.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define READER_CHECK_INTERVAL_MS 5000
+
+/* The master opens the environment per task and closes it before returning, so no MDB_env ever
+ * crosses a fork(). An open costs a few system calls; tasks run about once a second. */
+struct shm_store *master_store_visit(struct master *m)
+{
+    char err[512];
+    struct shm_store *store;
+    struct shm_store_options opt = {
+        .dir = m->cfg.data_dir,
+        .map_size = m->cfg.map_size,
+        .max_map_size = m->cfg.max_map_size,
+        .flush_each_commit = m->cfg.sync_interval_ms == 0,
+    };
+    if (shm_store_open(&store, &opt, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return NULL;
+    }
+    return store;
+}
+
+/* One master per store: a second one would clear the first one's connections. */
+static int data_dir_lock(struct master *m)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/master.lock", m->cfg.data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        log_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        log_error("%s: another presenced master uses this data_dir", path);
+        close(fd);
+        return -1;
+    }
+    m->lock_fd = fd;
+    return 0;
+}
+
+int master_store_prepare(struct master *m)
+{
+    struct shm_store *store = master_store_visit(m);
+    if (store == NULL)
+        return -1;
+    int rc = data_dir_lock(m);
+    if (rc == 0 && shm_store_reset_volatile(store) != SHM_OK) {
+        log_error("%s: cannot clear the records of a previous run", m->cfg.data_dir);
+        rc = -1;
+    }
+    shm_store_close(store);
+    return rc;
+}
+
+void master_store_release_worker(struct master *m, pid_t pid)
+{
+    struct shm_store *store = master_store_visit(m);
+    if (store == NULL)
+        return;
+    size_t released = 0;
+    shm_conn_release_worker(store, pid, &released);
+    shm_worker_info_delete(store, pid);
+    shm_mail_drop(store, pid);
+    if (shm_batch_commit(store) == SHM_OK && released > 0)
+        log_info("released %zu connection(s) held by pid %ld", released, (long)pid);
+    shm_store_reader_check(store);
+    shm_store_close(store);
+}
+
+void master_store_maintain(struct master *m)
+{
+    int64_t now = clock_mono_ms();
+    bool sync_due = m->cfg.sync_interval_ms > 0 && now - m->last_sync_ms >= m->cfg.sync_interval_ms;
+    bool check_due = now - m->last_reader_check_ms >= READER_CHECK_INTERVAL_MS;
+    if (!sync_due && !check_due)
+        return;
+    struct shm_store *store = master_store_visit(m);
+    if (store == NULL)
+        return;
+    if (sync_due) {
+        shm_store_sync(store);
+        m->last_sync_ms = now;
+    }
+    if (check_due) {
+        int dead = shm_store_reader_check(store);
+        if (dead > 0)
+            log_notice("store: freed %d reader slot(s) of dead processes", dead);
+        m->last_reader_check_ms = now;
+    }
+    shm_store_close(store);
+}

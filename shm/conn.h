@@ -1,0 +1,50 @@
+/* conn: which worker connection owns each (e-mail, device) — one owner across all workers. */
+#ifndef PRESENCED_SHM_CONN_H
+#define PRESENCED_SHM_CONN_H
+
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHM_EMAIL_MAX 254
+#define SHM_DEVICE_MAX 64
+
+enum shm_status { SHM_STATUS_OFFLINE = 0, SHM_STATUS_UNAVAILABLE = 1, SHM_STATUS_ONLINE = 2 };
+
+struct shm_conn_owner {
+    int32_t worker_pid;
+    uint64_t conn_id; /* unique within the worker */
+    uint8_t status;   /* enum shm_status */
+    int64_t since_ms;
+};
+
+/* Makes owner the holder of (email, device). When another connection held it, *previous gets
+ * that owner and the function returns SHM_OK with *had_previous set: the caller tells that
+ * worker to close it (errno 52). */
+int shm_conn_claim(struct shm_store *store, const char *email, const char *device,
+                   const struct shm_conn_owner *owner, struct shm_conn_owner *previous,
+                   int *had_previous);
+
+/* Changes the status, only while (pid, conn_id) still owns the record: SHM_NOT_FOUND otherwise. */
+int shm_conn_set_status(struct shm_store *store, const char *email, const char *device,
+                        int32_t pid, uint64_t conn_id, uint8_t status);
+
+/* Removes the record if (pid, conn_id) still owns it; a superseded connection removes nothing. */
+int shm_conn_release(struct shm_store *store, const char *email, const char *device, int32_t pid,
+                     uint64_t conn_id);
+
+/* Removes every record a (dead) worker owned; *released counts them. */
+int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *released);
+
+int shm_conn_get(struct shm_store *store, const char *email, const char *device,
+                 struct shm_conn_owner *out);
+
+/* Calls cb for each connected device of email. Returns the number of devices, or < 0. */
+typedef void (*shm_device_cb)(void *arg, const char *device, const struct shm_conn_owner *owner);
+int shm_conn_devices(struct shm_store *store, const char *email, shm_device_cb cb, void *arg);
+
+/* The user's presence: the highest status over the connected devices, offline when none. */
+int shm_conn_presence(struct shm_store *store, const char *email, uint8_t *status);
+
+#endif

@@ -1,0 +1,75 @@
+/* mail: messages from one process to another, kept in the store until the target takes them. */
+#include "mail.h"
+
+#include "store_internal.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define MAIL_KEY_SIZE (4 + 4 + 8)
+
+int shm_mail_post(struct shm_store *store, int32_t target_pid, uint8_t type, const void *payload,
+                  size_t len)
+{
+    if (len > SHM_MAIL_PAYLOAD_MAX)
+        return SHM_ERROR;
+    unsigned char key_buf[MAIL_KEY_SIZE], value_buf[1 + SHM_MAIL_PAYLOAD_MAX];
+    store_put_be32(key_buf, (uint32_t)target_pid);
+    store_put_be32(key_buf + 4, (uint32_t)getpid());
+    store_put_be64(key_buf + 8, ++store->mail_seq);
+    value_buf[0] = type;
+    if (len > 0)
+        memcpy(value_buf + 1, payload, len);
+    MDB_val key = { sizeof key_buf, key_buf }, value = { 1 + len, value_buf };
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    int rc = mdb_put(txn, store->mail, &key, &value, 0);
+    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "mail post");
+}
+
+/* Walks the mail of pid; with cb it hands each message over, and deletes them all. */
+static int mail_walk(struct shm_store *store, int32_t pid, shm_mail_cb cb, void *arg)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, store->mail, &cursor);
+    if (rc != 0)
+        return store_batch_fail(store, rc, "mail take");
+    unsigned char prefix[4];
+    store_put_be32(prefix, (uint32_t)pid);
+    MDB_val key = { sizeof prefix, prefix }, value;
+    int count = 0;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if (key.mv_size != MAIL_KEY_SIZE || memcmp(key.mv_data, prefix, 4) != 0)
+            break;
+        if (cb != NULL && value.mv_size >= 1 && value.mv_size <= 1 + SHM_MAIL_PAYLOAD_MAX) {
+            /* A copy: cb may write to the store, which can move the page under value. */
+            unsigned char copy[1 + SHM_MAIL_PAYLOAD_MAX];
+            memcpy(copy, value.mv_data, value.mv_size);
+            cb(arg, (int32_t)store_get_be32((unsigned char *)key.mv_data + 4), copy[0], copy + 1,
+               value.mv_size - 1);
+        }
+        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+            break;
+        count++;
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "mail take");
+    return count;
+}
+
+int shm_mail_take(struct shm_store *store, int32_t pid, shm_mail_cb cb, void *arg)
+{
+    return mail_walk(store, pid, cb, arg);
+}
+
+int shm_mail_drop(struct shm_store *store, int32_t pid)
+{
+    int rc = mail_walk(store, pid, NULL, NULL);
+    return rc < 0 ? rc : SHM_OK;
+}

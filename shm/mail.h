@@ -1,0 +1,33 @@
+/* mail: messages from one process to another, kept in the store until the target takes them. */
+#ifndef PRESENCED_SHM_MAIL_H
+#define PRESENCED_SHM_MAIL_H
+
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHM_MAIL_PAYLOAD_MAX 512
+
+enum shm_mail_type {
+    SHM_MAIL_CLOSE_CONN = 1, /* payload: be64 conn id — superseded, close with errno 52 */
+    SHM_MAIL_DELIVER = 2,    /* payload: e-mail — look at that user's notification queue */
+    SHM_MAIL_PING = 3,       /* payload: anything — answered with SHM_MAIL_PONG (tests, probes) */
+    SHM_MAIL_PONG = 4,
+};
+
+/* Queues a message for the process target_pid in the current batch; ring its doorbell after the
+ * batch commits (common/wake.h) so it acts within milliseconds. */
+int shm_mail_post(struct shm_store *store, int32_t target_pid, uint8_t type, const void *payload,
+                  size_t len);
+
+/* Takes (reads and deletes) every message for pid, oldest first per sender, calling cb on each.
+ * Returns how many were taken, or < 0. */
+typedef void (*shm_mail_cb)(void *arg, int32_t sender_pid, uint8_t type, const void *payload,
+                            size_t len);
+int shm_mail_take(struct shm_store *store, int32_t pid, shm_mail_cb cb, void *arg);
+
+/* Drops the mail of a process that died. */
+int shm_mail_drop(struct shm_store *store, int32_t pid);
+
+#endif

@@ -1,0 +1,369 @@
+/* store: the LMDB environment every presenced process opens after fork — schema, batching, sync. */
+#include "store_internal.h"
+
+#include "../common/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STORE_MAX_DBS 8
+#define STORE_MAX_READERS 1022
+/* Grow the map before a batch when it is fuller than this share: a batch then never meets
+ * MDB_MAP_FULL unless max_map_size is reached. */
+#define STORE_GROW_PERCENT 75
+
+void store_put_be32(unsigned char *out, uint32_t value)
+{
+    for (int i = 3; i >= 0; i--, value >>= 8)
+        out[i] = (unsigned char)value;
+}
+
+void store_put_be64(unsigned char *out, uint64_t value)
+{
+    for (int i = 7; i >= 0; i--, value >>= 8)
+        out[i] = (unsigned char)value;
+}
+
+uint32_t store_get_be32(const unsigned char *in)
+{
+    uint32_t value = 0;
+    for (int i = 0; i < 4; i++)
+        value = value << 8 | in[i];
+    return value;
+}
+
+uint64_t store_get_be64(const unsigned char *in)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = value << 8 | in[i];
+    return value;
+}
+
+static int result_of(int rc)
+{
+    if (rc == 0)
+        return SHM_OK;
+    if (rc == MDB_NOTFOUND)
+        return SHM_NOT_FOUND;
+    if (rc == MDB_MAP_FULL || rc == ENOSPC)
+        return SHM_FULL;
+    return SHM_ERROR;
+}
+
+static int dbis_open(struct shm_store *store, MDB_txn *txn)
+{
+    static const char *const names[] = { "meta", "conns", "conns_by_worker", "workers", "mail" };
+    MDB_dbi *slots[] = { &store->meta, &store->conns, &store->conns_by_worker, &store->workers,
+                         &store->mail };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int rc = mdb_dbi_open(txn, names[i], MDB_CREATE, slots[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes the schema version into a new store, refuses a store of another version. */
+static int schema_check(struct shm_store *store, MDB_txn *txn, char *err, size_t errlen)
+{
+    MDB_val key = { 6, "schema" }, value;
+    unsigned char ours[4];
+    store_put_be32(ours, SHM_SCHEMA_VERSION);
+    int rc = mdb_get(txn, store->meta, &key, &value);
+    if (rc == MDB_NOTFOUND) {
+        value.mv_size = sizeof ours;
+        value.mv_data = ours;
+        return mdb_put(txn, store->meta, &key, &value, 0);
+    }
+    if (rc != 0)
+        return rc;
+    uint32_t theirs = value.mv_size == 4 ? store_get_be32(value.mv_data) : 0;
+    if (theirs != SHM_SCHEMA_VERSION) {
+        snprintf(err, errlen, "store has schema version %u; this presenced uses version %u",
+                 theirs, SHM_SCHEMA_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
+static int env_create(struct shm_store *store, const struct shm_store_options *opt)
+{
+    int rc = mdb_env_create(&store->env);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_env_set_maxdbs(store->env, STORE_MAX_DBS)) != 0 ||
+        (rc = mdb_env_set_maxreaders(store->env, STORE_MAX_READERS)) != 0 ||
+        (rc = mdb_env_set_mapsize(store->env, (size_t)opt->map_size)) != 0)
+        return rc;
+    /* NOTLS: a read transaction is not tied to a thread (libuv, curl callbacks).
+     * NOMETASYNC/NOSYNC: see DURABILITY in presenced(8). */
+    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | (opt->flush_each_commit ? 0 : MDB_NOSYNC);
+    return mdb_env_open(store->env, opt->dir, flags, 0640);
+}
+
+static int store_init(struct shm_store *store, const struct shm_store_options *opt, char *err,
+                      size_t errlen)
+{
+    int rc = env_create(store, opt);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot open the store: %s", opt->dir, mdb_strerror(rc));
+        return -1;
+    }
+    int dead;
+    mdb_reader_check(store->env, &dead);
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(store->env, NULL, 0, &txn)) == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(store->env, 0);
+        rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot begin a transaction: %s", opt->dir, mdb_strerror(rc));
+        return -1;
+    }
+    if ((rc = dbis_open(store, txn)) != 0 || (rc = schema_check(store, txn, err, errlen)) != 0) {
+        if (rc > 0 || rc < -1)
+            snprintf(err, errlen, "%s: cannot open the databases: %s", opt->dir, mdb_strerror(rc));
+        mdb_txn_abort(txn);
+        return -1;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        snprintf(err, errlen, "%s: cannot write the schema: %s", opt->dir, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int shm_store_open(struct shm_store **out, const struct shm_store_options *opt, char *err,
+                   size_t errlen)
+{
+    if (mkdir(opt->dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create the store directory: %s", opt->dir,
+                 strerror(errno));
+        return -1;
+    }
+    struct shm_store *store = calloc(1, sizeof *store);
+    if (store == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    store->max_map_size = (uint64_t)opt->max_map_size;
+    if (store_init(store, opt, err, errlen) != 0) {
+        if (store->env != NULL)
+            mdb_env_close(store->env);
+        free(store);
+        return -1;
+    }
+    *out = store;
+    return 0;
+}
+
+void shm_store_close(struct shm_store *store)
+{
+    if (store == NULL)
+        return;
+    if (store->batch != NULL)
+        shm_batch_commit(store);
+    mdb_env_close(store->env);
+    free(store->waiters);
+    free(store);
+}
+
+/* Doubles the map (up to max_map_size) when the next batch could fill it. Only called with no
+ * transaction of ours open, as mdb_env_set_mapsize requires. */
+static void store_room_ensure(struct shm_store *store)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info(store->env, &info) != 0 || mdb_env_stat(store->env, &stat) != 0)
+        return;
+    uint64_t used = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+    uint64_t size = info.me_mapsize;
+    if (used * 100 < size * STORE_GROW_PERCENT || size >= store->max_map_size)
+        return;
+    uint64_t grown = size * 2 > store->max_map_size ? store->max_map_size : size * 2;
+    int rc = mdb_env_set_mapsize(store->env, (size_t)grown);
+    if (rc != 0) {
+        log_error("store: cannot grow the map to %llu bytes: %s", (unsigned long long)grown,
+                  mdb_strerror(rc));
+        return;
+    }
+    store->counters.map_growths++;
+    log_notice("store: map grown from %llu to %llu bytes", (unsigned long long)size,
+               (unsigned long long)grown);
+}
+
+MDB_txn *store_batch_txn(struct shm_store *store)
+{
+    if (store->batch != NULL)
+        return store->batch;
+    store_room_ensure(store);
+    int rc = mdb_txn_begin(store->env, NULL, 0, &store->batch);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map: adopt its size. */
+        mdb_env_set_mapsize(store->env, 0);
+        rc = mdb_txn_begin(store->env, NULL, 0, &store->batch);
+    }
+    if (rc != 0) {
+        log_error("store: cannot begin a write transaction: %s", mdb_strerror(rc));
+        store->batch = NULL;
+        return NULL;
+    }
+    store->batch_error = 0;
+    return store->batch;
+}
+
+int store_batch_fail(struct shm_store *store, int rc, const char *what)
+{
+    if (store->batch_error == 0) {
+        store->batch_error = rc;
+        log_error("store: %s failed: %s; this batch of writes rolls back", what, mdb_strerror(rc));
+    }
+    return result_of(rc);
+}
+
+int store_read_begin(struct shm_store *store, MDB_txn **txn)
+{
+    if (store->batch != NULL) {
+        *txn = store->batch;
+        return 0;
+    }
+    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(store->env, 0);
+        rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    }
+    if (rc != 0)
+        log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
+    return result_of(rc);
+}
+
+void store_read_end(struct shm_store *store, MDB_txn *txn)
+{
+    if (txn != store->batch)
+        mdb_txn_abort(txn);
+}
+
+int shm_batch_on_commit(struct shm_store *store, shm_commit_cb cb, void *arg)
+{
+    if (store->waiter_count == store->waiter_cap) {
+        size_t cap = store->waiter_cap ? store->waiter_cap * 2 : 16;
+        struct shm_commit_waiter *grown = realloc(store->waiters, cap * sizeof *grown);
+        if (grown == NULL)
+            return SHM_ERROR;
+        store->waiters = grown;
+        store->waiter_cap = cap;
+    }
+    store->waiters[store->waiter_count++] = (struct shm_commit_waiter){ cb, arg };
+    return SHM_OK;
+}
+
+bool shm_batch_pending(const struct shm_store *store)
+{
+    return store->batch != NULL || store->waiter_count > 0;
+}
+
+static void waiters_notify(struct shm_store *store, int result)
+{
+    /* A callback may start the next batch and register new waiters: take the list first. */
+    size_t count = store->waiter_count;
+    struct shm_commit_waiter *list = store->waiters;
+    store->waiters = NULL;
+    store->waiter_count = store->waiter_cap = 0;
+    for (size_t i = 0; i < count; i++)
+        list[i].cb(list[i].arg, result);
+    free(list);
+}
+
+int shm_batch_commit(struct shm_store *store)
+{
+    int result = SHM_OK;
+    if (store->batch != NULL) {
+        MDB_txn *txn = store->batch;
+        store->batch = NULL;
+        if (store->batch_error != 0) {
+            mdb_txn_abort(txn);
+            result = result_of(store->batch_error);
+        } else {
+            int rc = mdb_txn_commit(txn);
+            if (rc != 0)
+                log_error("store: commit failed: %s", mdb_strerror(rc));
+            result = result_of(rc);
+        }
+        if (result == SHM_OK)
+            store->counters.commits++;
+        else
+            store->counters.commit_failures++;
+        store->batch_error = 0;
+    }
+    waiters_notify(store, result);
+    return result;
+}
+
+int shm_store_sync(struct shm_store *store)
+{
+    int rc = mdb_env_sync(store->env, 1);
+    if (rc != 0)
+        log_error("store: flush to disk failed: %s", mdb_strerror(rc));
+    return result_of(rc);
+}
+
+int shm_store_reader_check(struct shm_store *store)
+{
+    int dead = 0;
+    if (mdb_reader_check(store->env, &dead) != 0)
+        return -1;
+    return dead;
+}
+
+int shm_store_reset_volatile(struct shm_store *store)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    MDB_dbi volatile_dbis[] = { store->conns, store->conns_by_worker, store->workers, store->mail };
+    for (size_t i = 0; i < sizeof volatile_dbis / sizeof volatile_dbis[0]; i++) {
+        int rc = mdb_drop(txn, volatile_dbis[i], 0);
+        if (rc != 0)
+            return store_batch_fail(store, rc, "clearing volatile records");
+    }
+    return shm_batch_commit(store);
+}
+
+static unsigned readers_used(MDB_env *env)
+{
+    MDB_envinfo info;
+    return mdb_env_info(env, &info) == 0 ? info.me_numreaders : 0;
+}
+
+int shm_store_stats(struct shm_store *store, struct shm_store_stats *out)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info(store->env, &info) != 0 || mdb_env_stat(store->env, &stat) != 0)
+        return SHM_ERROR;
+    *out = store->counters;
+    out->map_size = info.me_mapsize;
+    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+    out->readers_max = info.me_maxreaders;
+    out->readers_used = readers_used(store->env);
+    return SHM_OK;
+}
+
+int shm_store_probe(struct shm_store *store)
+{
+    MDB_txn *txn;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    MDB_val key = { 6, "schema" }, value;
+    int rc = mdb_get(txn, store->meta, &key, &value);
+    store_read_end(store, txn);
+    if (rc != 0 || value.mv_size != 4 || store_get_be32(value.mv_data) != SHM_SCHEMA_VERSION)
+        return SHM_ERROR;
+    /* The write half: a batch must be able to begin (a stuck writer or a full map shows here). */
+    return store_batch_txn(store) != NULL ? SHM_OK : SHM_ERROR;
+}

@@ -1,0 +1,65 @@
+/* store: the LMDB environment every presenced process opens after fork — schema, batching, sync. */
+#ifndef PRESENCED_SHM_STORE_H
+#define PRESENCED_SHM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHM_SCHEMA_VERSION 1
+
+/* Return codes of the shm_ API besides 0. */
+enum shm_result {
+    SHM_OK = 0,
+    SHM_NOT_FOUND = 1,
+    SHM_FULL = -2,  /* the map is at max_map_size (or the disk is full) */
+    SHM_ERROR = -1, /* any other LMDB failure; logged where it happened */
+};
+
+struct shm_store;
+
+struct shm_store_options {
+    const char *dir;
+    int64_t map_size;
+    int64_t max_map_size;
+    bool flush_each_commit; /* false: the master flushes every sync_interval */
+};
+
+/* Opens (creating if needed) the environment in opt->dir and its named databases, checks the
+ * schema version and clears stale reader slots. Never call across fork(). */
+int shm_store_open(struct shm_store **out, const struct shm_store_options *opt, char *err,
+                   size_t errlen);
+void shm_store_close(struct shm_store *store);
+
+/* Writes of a loop iteration go into one transaction, committed here: one flush per batch.
+ * Returns SHM_OK, or the error that made the whole batch roll back. */
+typedef void (*shm_commit_cb)(void *arg, int result);
+int shm_batch_commit(struct shm_store *store);
+/* Calls cb(arg, result) once the current batch is committed or rolled back: replies that promise
+ * durability wait for this. Returns SHM_ERROR when out of memory (cb is then not called). */
+int shm_batch_on_commit(struct shm_store *store, shm_commit_cb cb, void *arg);
+bool shm_batch_pending(const struct shm_store *store);
+
+/* Forces the written pages to disk (the master calls this every sync_interval). */
+int shm_store_sync(struct shm_store *store);
+/* Frees reader slots of dead processes; returns how many were freed, or -1. */
+int shm_store_reader_check(struct shm_store *store);
+/* Drops every record that only lives as long as the processes (connections, workers, mail):
+ * the master does this at start, before any worker exists. */
+int shm_store_reset_volatile(struct shm_store *store);
+
+struct shm_store_stats {
+    uint64_t map_size;
+    uint64_t used_bytes;
+    unsigned readers_max;
+    unsigned readers_used;
+    uint64_t commits;
+    uint64_t commit_failures;
+    uint64_t map_growths;
+};
+int shm_store_stats(struct shm_store *store, struct shm_store_stats *out);
+
+/* A read and a write round trip through the store; 0 when it works. */
+int shm_store_probe(struct shm_store *store);
+
+#endif

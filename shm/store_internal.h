@@ -1,0 +1,43 @@
+/* store_internal: what the record modules of shm/ share about the environment; not for callers. */
+#ifndef PRESENCED_SHM_STORE_INTERNAL_H
+#define PRESENCED_SHM_STORE_INTERNAL_H
+
+#include "store.h"
+
+#include <lmdb.h>
+
+struct shm_commit_waiter {
+    shm_commit_cb cb;
+    void *arg;
+};
+
+struct shm_store {
+    MDB_env *env;
+    MDB_dbi meta;            /* "schema" -> uint32 version */
+    MDB_dbi conns;           /* email \0 device -> struct conn_value */
+    MDB_dbi conns_by_worker; /* be32 pid, be64 conn id -> email \0 device */
+    MDB_dbi workers;         /* be32 pid -> struct shm_worker_info */
+    MDB_dbi mail;            /* be32 target pid, be32 sender pid, be64 seq -> type, payload */
+    MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
+    int batch_error;         /* first error of the batch: it will roll back */
+    struct shm_commit_waiter *waiters;
+    size_t waiter_count, waiter_cap;
+    uint64_t max_map_size;
+    uint64_t mail_seq;
+    struct shm_store_stats counters;
+};
+
+/* The batch transaction, begun on first use. NULL when it cannot begin (logged). */
+MDB_txn *store_batch_txn(struct shm_store *store);
+/* Records a failed write: the batch will roll back at commit. Returns the shm_result for rc. */
+int store_batch_fail(struct shm_store *store, int rc, const char *what);
+/* A read transaction (the batch when one is open, so a process reads its own writes). */
+int store_read_begin(struct shm_store *store, MDB_txn **txn);
+void store_read_end(struct shm_store *store, MDB_txn *txn);
+
+void store_put_be32(unsigned char *out, uint32_t value);
+void store_put_be64(unsigned char *out, uint64_t value);
+uint32_t store_get_be32(const unsigned char *in);
+uint64_t store_get_be64(const unsigned char *in);
+
+#endif

@@ -1,0 +1,29 @@
+/* worker_info: each worker's published counters, read by the master for /status and /metrics. */
+#ifndef PRESENCED_SHM_WORKER_INFO_H
+#define PRESENCED_SHM_WORKER_INFO_H
+
+#include "store.h"
+
+#include <stdint.h>
+
+struct shm_worker_info {
+    int32_t pid;
+    int32_t slot;
+    uint32_t generation;
+    uint32_t draining;
+    int64_t started_ms;
+    int64_t updated_ms;
+    uint64_t connections;      /* open sockets: HTTP and WebSocket */
+    uint64_t websockets;
+    uint64_t accepted_total;
+    uint64_t http_requests_total;
+    uint64_t ws_messages_total;
+    uint64_t accept_pauses_total; /* times accepting paused at the file limit */
+    uint64_t store_failures_total;
+};
+
+int shm_worker_info_put(struct shm_store *store, const struct shm_worker_info *info);
+int shm_worker_info_delete(struct shm_store *store, int32_t pid);
+int shm_worker_info_get(struct shm_store *store, int32_t pid, struct shm_worker_info *out);
+
+#endif

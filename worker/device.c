@@ -1,0 +1,235 @@
+/* device: the Device Presence Channel (/presence) — one WebSocket per device (SPEC.md §2). */
+#include "worker_internal.h"
+
+#include "device_msg.h"
+
+#include "../common/log.h"
+#include "../shm/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct out_msg {
+    struct out_msg *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes, then the text */
+};
+
+struct ws_session {
+    struct ws_session *next, *prev;
+    struct lws *wsi;
+    uint64_t conn_id;
+    struct out_msg *out_head, *out_tail;
+    char *rx;       /* a message arriving in fragments; NULL between messages */
+    size_t rx_len;
+    bool rx_too_big;
+    uint16_t close_code; /* close with this once the queue is written */
+    uint32_t errors;
+};
+
+size_t device_session_size(void)
+{
+    return sizeof(struct ws_session);
+}
+
+static void session_send(struct ws_session *s, const char *text, size_t len)
+{
+    struct out_msg *m = malloc(sizeof *m + LWS_PRE + len);
+    if (m == NULL) {
+        /* Without memory for a reply the connection cannot keep its one-reply promise. */
+        s->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+        lws_callback_on_writable(s->wsi);
+        return;
+    }
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->buf + LWS_PRE, text, len);
+    if (s->out_tail != NULL)
+        s->out_tail->next = m;
+    else
+        s->out_head = m;
+    s->out_tail = m;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void session_close_after_send(struct ws_session *s, uint16_t code)
+{
+    if (s->close_code == 0)
+        s->close_code = code;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Sends {"result":"KO","errno":N,"error":"..."}; closes with close_code when non-zero. */
+static void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
+                          uint16_t close_code)
+{
+    char reply[256];
+    int n = snprintf(reply, sizeof reply, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}",
+                     number, text);
+    session_send(s, reply, (size_t)n);
+    if (close_code != 0)
+        session_close_after_send(s, close_code);
+    else if (++s->errors > (uint64_t)w->cfg->abuse_limit)
+        session_close_after_send(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+}
+
+static void message_handle(struct worker *w, struct ws_session *s, const char *text, size_t len)
+{
+    struct dev_msg msg;
+    const char *error;
+    w->info.ws_messages_total++;
+    int number = dev_msg_parse(text, len, &msg, &error);
+    if (number != 0) {
+        session_error(w, s, number, error, 0);
+        return;
+    }
+    if (msg.kind == DEV_MSG_PING)
+        session_send(s, "{}", 2);
+    else if (msg.assertion == NULL)
+        session_error(w, s, 30, "authentication required", 0);
+    else
+        /* Identity verification (SPEC.md §3) is not part of this server yet. */
+        session_error(w, s, 35, "verifier unavailable, retry later", 0);
+    dev_msg_free(&msg);
+}
+
+static void session_list_add(struct worker *w, struct ws_session *s)
+{
+    s->prev = NULL;
+    s->next = w->sessions;
+    if (w->sessions != NULL)
+        w->sessions->prev = s;
+    w->sessions = s;
+}
+
+static void session_list_remove(struct worker *w, struct ws_session *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else if (w->sessions == s)
+        w->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+static void session_free(struct ws_session *s)
+{
+    for (struct out_msg *m = s->out_head, *next; m != NULL; m = next) {
+        next = m->next;
+        free(m);
+    }
+    s->out_head = s->out_tail = NULL;
+    free(s->rx);
+    s->rx = NULL;
+}
+
+/* Collects fragments; returns true when a whole message is in (s->rx, s->rx_len). */
+static bool fragment_add(struct worker *w, struct ws_session *s, const char *in, size_t len)
+{
+    bool final = lws_is_final_fragment(s->wsi) && lws_remaining_packet_payload(s->wsi) == 0;
+    if (!s->rx_too_big && s->rx_len + len > (size_t)w->cfg->max_message_size)
+        s->rx_too_big = true;
+    if (!s->rx_too_big) {
+        char *grown = realloc(s->rx, s->rx_len + len + 1);
+        if (grown == NULL) {
+            s->rx_too_big = true;
+        } else {
+            s->rx = grown;
+            memcpy(s->rx + s->rx_len, in, len);
+            s->rx_len += len;
+        }
+    }
+    return final;
+}
+
+static void receive(struct worker *w, struct ws_session *s, const char *in, size_t len)
+{
+    if (s->close_code != 0)
+        return;
+    if (!fragment_add(w, s, in, len))
+        return;
+    if (s->rx_too_big)
+        session_error(w, s, 14, "message too large", LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+    else if (lws_frame_is_binary(s->wsi))
+        session_error(w, s, 10, "binary frames are not accepted", 0);
+    else
+        message_handle(w, s, s->rx, s->rx_len);
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = 0;
+    s->rx_too_big = false;
+}
+
+/* Writes one queued message per writable event, then the close when one is due. */
+static int writeable(struct ws_session *s)
+{
+    struct out_msg *m = s->out_head;
+    if (m != NULL) {
+        s->out_head = m->next;
+        if (s->out_head == NULL)
+            s->out_tail = NULL;
+        int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        free(m);
+        if (n < 0)
+            return -1;
+        if (s->out_head != NULL || s->close_code != 0)
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    if (s->close_code != 0) {
+        lws_close_reason(s->wsi, s->close_code, NULL, 0);
+        return -1;
+    }
+    return 0;
+}
+
+int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct worker *w = worker_of(wsi);
+    struct ws_session *s = user;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        memset(s, 0, sizeof *s);
+        s->wsi = wsi;
+        s->conn_id = ++w->next_conn_id;
+        session_list_add(w, s);
+        w->info.websockets++;
+        if (w->draining)
+            session_error(w, s, 61, "service shutting down, reconnect later",
+                          LWS_CLOSE_STATUS_GOINGAWAY);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        receive(w, s, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return writeable(s);
+    case LWS_CALLBACK_CLOSED:
+        session_list_remove(w, s);
+        session_free(s);
+        if (w->info.websockets > 0)
+            w->info.websockets--;
+        worker_drain_check(w);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void device_drain_all(struct worker *w)
+{
+    for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
+        session_error(w, s, 61, "service shutting down, reconnect later",
+                      LWS_CLOSE_STATUS_GOINGAWAY);
+}
+
+void device_supersede(struct worker *w, uint64_t conn_id)
+{
+    for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
+        if (s->conn_id == conn_id) {
+            session_error(w, s, 52, "superseded by a newer connection", 4001);
+            return;
+        }
+}

@@ -1,0 +1,92 @@
+/* lws_setup: the libwebsockets context of a worker, on the worker's libuv loop. */
+#include "worker_internal.h"
+
+#include "../common/log.h"
+
+#include <string.h>
+
+/* Small buffers keep an idle WebSocket near 2 KB; messages are at most max_message_size and
+ * are reassembled from fragments by the device channel. */
+#define RX_BUFFER_SIZE 512
+
+static struct lws_protocols protocols[] = {
+    { "presence", presence_protocol_callback, 0, RX_BUFFER_SIZE, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static void lws_log_to_ours(int level, const char *line)
+{
+    size_t len = strlen(line);
+    while (len > 0 && line[len - 1] == '\n')
+        len--;
+    log_msg(level == LLL_ERR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING, "lws: %.*s", (int)len, line);
+}
+
+static void ping_policy_set(struct worker *w)
+{
+    /* lws pings after secs_since_valid_ping of silence and hangs up when nothing valid (a pong)
+     * came secs_since_valid_hangup after the last valid traffic. */
+    int64_t ping_s = (w->cfg->ping_interval_ms + 999) / 1000;
+    int64_t hangup_s = (w->cfg->ping_interval_ms + w->cfg->ping_timeout_ms + 999) / 1000;
+    w->ping_policy = (lws_retry_bo_t){
+        .secs_since_valid_ping = (uint16_t)(ping_s > 65535 ? 65535 : ping_s),
+        .secs_since_valid_hangup = (uint16_t)(hangup_s > 65535 ? 65535 : hangup_s),
+    };
+}
+
+static int vhost_create(struct worker *w)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.vhost_name = "presenced";
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = protocols;
+    info.retry_and_idle_policy = &w->ping_policy;
+    info.keepalive_timeout = 5;
+    info.timeout_secs = 10;
+    info.server_string = "presenced";
+    if (w->cfg->tls_cert != NULL) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = w->cfg->tls_cert;
+        info.ssl_private_key_filepath = w->cfg->tls_key;
+    }
+    w->vhost = lws_create_vhost(w->lws, &info);
+    if (w->vhost == NULL) {
+        log_error("cannot create the server%s", w->cfg->tls_cert ? " (check tls_cert and tls_key)" : "");
+        return -1;
+    }
+    return 0;
+}
+
+int lws_setup(struct worker *w)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    protocols[0].per_session_data_size = device_session_size();
+    ping_policy_set(w);
+    struct lws_context_creation_info info;
+    void *loops[1] = { &w->loop };
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    /* EXPLICIT_VHOSTS: the vhost is created apart, so its failure (a bad certificate) shows;
+     * with libuv the context itself can come back non-NULL after one. */
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (w->cfg->tls_cert != NULL)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.foreign_loops = loops;
+    info.user = w;
+    info.count_threads = 1;
+    w->lws = lws_create_context(&info);
+    if (w->lws == NULL) {
+        log_error("cannot create the libwebsockets context");
+        return -1;
+    }
+    return vhost_create(w);
+}
+
+void lws_teardown(struct worker *w)
+{
+    if (w->lws != NULL)
+        lws_context_destroy(w->lws);
+    w->lws = NULL;
+    w->vhost = NULL;
+}

@@ -1,0 +1,95 @@
+/* mailbox: a worker's end of cross-process wake-ups — its doorbell and its mail in the store. */
+#include "worker_internal.h"
+
+#include "../common/log.h"
+#include "../shm/mail.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
+{
+    struct worker *w = arg;
+    switch (type) {
+    case SHM_MAIL_CLOSE_CONN:
+        if (len == 8) {
+            uint64_t conn_id = 0;
+            for (size_t i = 0; i < 8; i++)
+                conn_id = conn_id << 8 | ((const unsigned char *)payload)[i];
+            device_supersede(w, conn_id);
+        }
+        break;
+    case SHM_MAIL_PING:
+        mailbox_post(w, sender, SHM_MAIL_PONG, payload, len);
+        break;
+    default:
+        log_debug("mail of type %u from %d ignored", type, sender);
+        break;
+    }
+}
+
+static void bell_rung(uv_poll_t *poll, int status, int events)
+{
+    struct worker *w = poll->data;
+    (void)events;
+    if (status < 0)
+        return;
+    wake_drain(&w->bells);
+    if (shm_mail_take(w->store, w->info.pid, mail_act, w) < 0)
+        w->info.store_failures_total++;
+}
+
+int mailbox_start(struct worker *w)
+{
+    if (wake_init(&w->bells, w->cfg->data_dir) != 0 || wake_listen(&w->bells, w->info.pid) < 0) {
+        log_error("cannot open this worker's doorbell");
+        return -1;
+    }
+    if (uv_poll_init(&w->loop, &w->bell_poll, w->bells.fd) != 0) {
+        wake_close(&w->bells);
+        return -1;
+    }
+    w->bell_poll.data = w;
+    return uv_poll_start(&w->bell_poll, UV_READABLE, bell_rung) == 0 ? 0 : -1;
+}
+
+void mailbox_stop(struct worker *w)
+{
+    if (w->bells.fd < 0)
+        return;
+    uv_poll_stop(&w->bell_poll);
+    uv_close((uv_handle_t *)&w->bell_poll, NULL);
+    wake_close(&w->bells);
+}
+
+static int ring_add(struct worker *w, pid_t target)
+{
+    for (size_t i = 0; i < w->ring_count; i++)
+        if (w->rings[i] == target)
+            return 0;
+    if (w->ring_count == w->ring_cap) {
+        size_t cap = w->ring_cap ? w->ring_cap * 2 : 8;
+        pid_t *grown = realloc(w->rings, cap * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        w->rings = grown;
+        w->ring_cap = cap;
+    }
+    w->rings[w->ring_count++] = target;
+    return 0;
+}
+
+int mailbox_post(struct worker *w, pid_t target, uint8_t type, const void *payload, size_t len)
+{
+    if (shm_mail_post(w->store, target, type, payload, len) != SHM_OK)
+        return -1;
+    return ring_add(w, target);
+}
+
+void mailbox_after_commit(struct worker *w)
+{
+    /* Rung only now: the mail must be visible before the target looks. */
+    for (size_t i = 0; i < w->ring_count; i++)
+        wake_ring(&w->bells, w->rings[i]);
+    w->ring_count = 0;
+}

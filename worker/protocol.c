@@ -1,0 +1,38 @@
+/* protocol: the one lws protocol of the port, routing HTTP requests and WebSocket channels. */
+#include "worker_internal.h"
+
+#include <string.h>
+
+/* Only these paths upgrade to WebSocket; anything else is refused during the handshake. */
+static bool websocket_path_allowed(struct lws *wsi)
+{
+    char uri[128];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        return false;
+    return strcmp(uri, "/presence") == 0;
+}
+
+int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                               void *in, size_t len)
+{
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return http_request(wsi, in);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return websocket_path_allowed(wsi) ? 0 : 1;
+    case LWS_CALLBACK_WSI_DESTROY: {
+        struct worker *w = worker_of(wsi);
+        /* Every adopted connection ends here once, whatever became of it. */
+        if (lws_get_network_wsi(wsi) == wsi && lws_get_parent(wsi) == NULL)
+            acceptor_connection_closed(w);
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_CLOSED:
+        return device_callback(wsi, reason, user, in, len);
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

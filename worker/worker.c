@@ -1,0 +1,282 @@
+/* worker: one pre-forked process serving HTTP and WebSocket on its slot's listening socket. */
+#include "worker.h"
+
+#include "worker_internal.h"
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../shm/conn.h"
+#include "../shm/mail.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WORKER_STATS_INTERVAL_MS 1000
+#define WORKER_GOODBYE_MS 1000
+
+struct worker *worker_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static void stats_publish(struct worker *w)
+{
+    w->info.updated_ms = clock_wall_ms();
+    w->info.draining = w->draining;
+    if (shm_worker_info_put(w->store, &w->info) != SHM_OK)
+        w->info.store_failures_total++;
+}
+
+static void stats_tick(uv_timer_t *timer)
+{
+    stats_publish(timer->data);
+}
+
+static void commit_before_sleep(uv_prepare_t *prepare)
+{
+    struct worker *w = prepare->data;
+    if (!shm_batch_pending(w->store))
+        return;
+    if (shm_batch_commit(w->store) != SHM_OK)
+        w->info.store_failures_total++;
+    mailbox_after_commit(w);
+}
+
+static void loop_stop(struct worker *w)
+{
+    w->stopping = true;
+    uv_stop(&w->loop);
+}
+
+/* Drained when the last WebSocket has gone; HTTP requests in flight are short. */
+void worker_drain_check(struct worker *w)
+{
+    if (w->draining && w->info.websockets == 0 && !w->stopping) {
+        log_info("drained: no connection left");
+        loop_stop(w);
+    }
+}
+
+static void drain_deadline(uv_timer_t *timer)
+{
+    struct worker *w = timer->data;
+    log_notice("drain_timeout reached with %llu WebSocket(s) open; closing them",
+               (unsigned long long)w->info.websockets);
+    loop_stop(w);
+}
+
+/* A reloaded worker has served its devices for drain_timeout: now it says goodbye and gives
+ * them a moment to close before the deadline above ends it. */
+static void goodbye_due(uv_timer_t *timer)
+{
+    struct worker *w = timer->data;
+    log_info("drain_timeout reached: closing %llu WebSocket(s) with 1001",
+             (unsigned long long)w->info.websockets);
+    device_drain_all(w);
+    uv_timer_start(&w->drain_timer, drain_deadline, WORKER_GOODBYE_MS, 0);
+}
+
+/* goodbye_now (QUIT, shutting down): errno 61 and close 1001 at once, exit by drain_timeout.
+ * Otherwise (HUP, replaced by a reload): keep serving the open WebSockets for drain_timeout
+ * while the new workers take every new connection, then say goodbye. */
+static void drain_start(struct worker *w, bool goodbye_now)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    acceptor_stop(w);
+    stats_publish(w);
+    if (goodbye_now) {
+        log_info("draining: closing %llu WebSocket(s) with 1001",
+                 (unsigned long long)w->info.websockets);
+        device_drain_all(w);
+        /* A little less than the master's own deadline, so the worker exits by itself. */
+        int64_t timeout = w->cfg->drain_timeout_ms > 200 ? w->cfg->drain_timeout_ms - 100 : 0;
+        uv_timer_start(&w->drain_timer, drain_deadline, (uint64_t)timeout, 0);
+    } else {
+        log_info("replaced: serving %llu WebSocket(s) for up to %lld ms, accepting no more",
+                 (unsigned long long)w->info.websockets, (long long)w->cfg->drain_timeout_ms);
+        uv_timer_start(&w->drain_timer, goodbye_due, (uint64_t)w->cfg->drain_timeout_ms, 0);
+    }
+    worker_drain_check(w);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    struct worker *w = handle->data;
+    switch (signum) {
+    case SIGQUIT:
+        drain_start(w, true);
+        break;
+    case SIGHUP:
+        drain_start(w, false);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        log_info("stopping now (%s)", strsignal(signum));
+        loop_stop(w);
+        break;
+    case SIGUSR1:
+        if (log_reopen() != 0)
+            log_error("cannot reopen the log file: %s", strerror(errno));
+        break;
+    default:
+        break;
+    }
+}
+
+static const int worker_signums[] = { SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP };
+
+/* Every handle of ours is initialised up front, so teardown can close each one exactly once
+ * whatever point setup reached. */
+static int handles_init(struct worker *w)
+{
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++) {
+        if (uv_signal_init(&w->loop, &w->signals[i]) != 0)
+            return -1;
+        w->signals[i].data = w;
+    }
+    if (uv_prepare_init(&w->loop, &w->commit_prepare) != 0 ||
+        uv_timer_init(&w->loop, &w->stats_timer) != 0 ||
+        uv_timer_init(&w->loop, &w->drain_timer) != 0)
+        return -1;
+    w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w;
+    w->handles_ready = true;
+    return 0;
+}
+
+static void handles_close(struct worker *w)
+{
+    if (!w->handles_ready)
+        return;
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
+        uv_close((uv_handle_t *)&w->signals[i], NULL);
+    uv_close((uv_handle_t *)&w->commit_prepare, NULL);
+    uv_close((uv_handle_t *)&w->stats_timer, NULL);
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    w->handles_ready = false;
+}
+
+static int handles_start(struct worker *w)
+{
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
+        if (uv_signal_start(&w->signals[i], on_signal, worker_signums[i]) != 0)
+            return -1;
+    if (uv_prepare_start(&w->commit_prepare, commit_before_sleep) != 0 ||
+        uv_timer_start(&w->stats_timer, stats_tick, WORKER_STATS_INTERVAL_MS,
+                       WORKER_STATS_INTERVAL_MS) != 0)
+        return -1;
+    return 0;
+}
+
+static int store_attach(struct worker *w)
+{
+    char err[512];
+    struct shm_store_options opt = {
+        .dir = w->cfg->data_dir,
+        .map_size = w->cfg->map_size,
+        .max_map_size = w->cfg->max_map_size,
+        .flush_each_commit = w->cfg->sync_interval_ms == 0,
+    };
+    if (shm_store_open(&w->store, &opt, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void ready_signal(int ready_fd)
+{
+    if (ready_fd < 0)
+        return;
+    char byte = 'R';
+    if (write(ready_fd, &byte, 1) != 1)
+        log_warning("cannot tell the master this worker is ready: %s", strerror(errno));
+    close(ready_fd);
+}
+
+static int worker_setup(struct worker *w, const struct worker_start *start)
+{
+    w->info = (struct shm_worker_info){
+        .pid = getpid(), .slot = start->slot, .generation = start->generation,
+        .started_ms = clock_wall_ms(),
+    };
+    if (handles_init(w) != 0 || store_attach(w) != 0 || handles_start(w) != 0)
+        return -1;
+    if (lws_setup(w) != 0 || mailbox_start(w) != 0)
+        return -1;
+    stats_publish(w);
+    if (shm_batch_commit(w->store) != SHM_OK)
+        return -1;
+    return acceptor_start(w, start->listen_fd);
+}
+
+static void handle_report(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        log_warning("a libuv handle of type %s is still open at exit",
+                    uv_handle_type_name(uv_handle_get_type(handle)));
+}
+
+/* Releases what this worker holds in the store; the master does it too if we crash. */
+static void store_detach(struct worker *w)
+{
+    if (w->store == NULL)
+        return;
+    size_t released;
+    shm_conn_release_worker(w->store, w->info.pid, &released);
+    shm_worker_info_delete(w->store, w->info.pid);
+    shm_mail_drop(w->store, w->info.pid);
+    shm_batch_commit(w->store);
+    shm_store_close(w->store);
+    w->store = NULL;
+}
+
+static void worker_teardown(struct worker *w)
+{
+    acceptor_stop(w);
+    mailbox_stop(w);
+    handles_close(w);
+    /* lws closes its own handles and finishes destroying its context from their callbacks,
+     * so the loop runs until they are all gone. */
+    lws_teardown(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_walk(&w->loop, handle_report, NULL);
+    if (uv_loop_close(&w->loop) != 0)
+        log_warning("event loop closed with handles still open");
+    store_detach(w);
+    free(w->rings);
+}
+
+int worker_run(const struct worker_start *start)
+{
+    struct worker w = { .cfg = start->cfg, .slot = start->slot, .generation = start->generation };
+    w.acceptor.fd = -1;
+    w.bells.fd = -1;
+    char role[32];
+    snprintf(role, sizeof role, "worker %d", start->slot);
+    log_set_role(role);
+    signal(SIGPIPE, SIG_IGN);
+    if (uv_loop_init(&w.loop) != 0) {
+        log_error("cannot create the event loop");
+        return 1;
+    }
+    int rc = worker_setup(&w, start);
+    if (rc == 0) {
+        ready_signal(start->ready_fd);
+        log_info("accepting (generation %u)", start->generation);
+        uv_run(&w.loop, UV_RUN_DEFAULT);
+    } else {
+        log_error("worker setup failed; exiting");
+        if (start->ready_fd >= 0)
+            close(start->ready_fd);
+    }
+    worker_teardown(&w);
+    log_info("exiting");
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,18 @@
+/* worker: one pre-forked process serving HTTP and WebSocket on its slot's listening socket. */
+#ifndef PRESENCED_WORKER_H
+#define PRESENCED_WORKER_H
+
+#include "../common/config.h"
+
+struct worker_start {
+    const struct config *cfg;
+    int slot;
+    unsigned generation;
+    int listen_fd;  /* the slot's SO_REUSEPORT socket, shared with the master */
+    int ready_fd;   /* one byte is written here once the worker accepts; then closed */
+};
+
+/* Runs the worker until it is told to stop; returns the process exit code. */
+int worker_run(const struct worker_start *start);
+
+#endif

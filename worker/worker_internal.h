@@ -1,0 +1,81 @@
+/* worker_internal: the state one worker process shares between its modules (worker/). */
+#ifndef PRESENCED_WORKER_INTERNAL_H
+#define PRESENCED_WORKER_INTERNAL_H
+
+#include "../common/config.h"
+#include "../common/wake.h"
+#include "../shm/store.h"
+#include "../shm/worker_info.h"
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <uv.h>
+
+struct ws_session;
+
+struct acceptor {
+    int fd;
+    uv_poll_t poll;
+    uv_timer_t pause_timer;
+    bool polling;
+    bool paused;
+};
+
+struct worker {
+    const struct config *cfg;
+    int slot;
+    unsigned generation;
+    uv_loop_t loop;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    lws_retry_bo_t ping_policy;
+    struct shm_store *store;
+    struct wake_bells bells;
+    uv_poll_t bell_poll;
+    uv_prepare_t commit_prepare; /* commits the iteration's batch before the loop sleeps */
+    uv_timer_t stats_timer;
+    uv_timer_t drain_timer;
+    uv_signal_t signals[5];
+    struct acceptor acceptor;
+    struct ws_session *sessions; /* every open /presence WebSocket, for drain and wake-ups */
+    uint64_t next_conn_id;
+    pid_t *rings;                /* processes to ring once the batch is committed */
+    size_t ring_count, ring_cap;
+    bool handles_ready;
+    bool draining;
+    bool stopping;
+    struct shm_worker_info info;
+};
+
+/* The worker that owns an lws connection. */
+struct worker *worker_of(struct lws *wsi);
+/* Ends the loop once a draining worker has no WebSocket left. */
+void worker_drain_check(struct worker *w);
+
+int acceptor_start(struct worker *w, int fd);
+void acceptor_stop(struct worker *w);
+/* Called when a connection closes: accepting resumes if it paused at max_connections. */
+void acceptor_connection_closed(struct worker *w);
+
+int lws_setup(struct worker *w);
+void lws_teardown(struct worker *w);
+int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                               void *in, size_t len);
+
+int http_request(struct lws *wsi, const char *uri);
+
+size_t device_session_size(void);
+int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+/* Says goodbye to every device: errno 61 and close 1001. */
+void device_drain_all(struct worker *w);
+/* Closes the session with conn_id after sending errno 52 (superseded). */
+void device_supersede(struct worker *w, uint64_t conn_id);
+
+int mailbox_start(struct worker *w);
+void mailbox_stop(struct worker *w);
+/* Posts mail in the batch and rings target once the batch is committed. */
+int mailbox_post(struct worker *w, pid_t target, uint8_t type, const void *payload, size_t len);
+void mailbox_after_commit(struct worker *w);
+
+#endif
