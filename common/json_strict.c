@@ -14,9 +14,166 @@ static int only_whitespace(const char *text, size_t len)
     return 1;
 }
 
+/* json-c's strict mode still takes single-quoted keys, so the grammar of RFC 8259 is checked
+ * here first; json-c then builds the object (and checks UTF-8). */
+struct scan {
+    const char *p, *end;
+    int depth;
+};
+
+static int scan_value(struct scan *s);
+
+static void scan_space(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int scan_literal(struct scan *s, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return -1;
+    s->p += n;
+    return 0;
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int scan_string(struct scan *s)
+{
+    if (s->p >= s->end || *s->p != '"')
+        return -1;
+    for (s->p++; s->p < s->end; s->p++) {
+        unsigned char c = (unsigned char)*s->p;
+        if (c == '"') {
+            s->p++;
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;
+        if (c != '\\')
+            continue;
+        if (++s->p >= s->end)
+            return -1;
+        if (*s->p == 'u') {
+            if (s->end - s->p < 5 || !is_hex(s->p[1]) || !is_hex(s->p[2]) || !is_hex(s->p[3]) ||
+                !is_hex(s->p[4]))
+                return -1;
+            s->p += 4;
+        } else if (strchr("\"\\/bfnrt", *s->p) == NULL || *s->p == '\0') {
+            return -1;
+        }
+    }
+    return -1;
+}
+
+static int scan_digits(struct scan *s)
+{
+    const char *start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > start ? 0 : -1;
+}
+
+static int scan_number(struct scan *s)
+{
+    if (s->p < s->end && *s->p == '-')
+        s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (scan_digits(s) != 0)
+        return -1;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (scan_digits(s) != 0)
+            return -1;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (scan_digits(s) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Members of an object or elements of an array, after the opening bracket. */
+static int scan_container(struct scan *s, char close, int is_object)
+{
+    if (++s->depth > JSON_STRICT_DEPTH)
+        return -1;
+    s->p++;
+    scan_space(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        s->depth--;
+        return 0;
+    }
+    for (;;) {
+        scan_space(s);
+        if (is_object) {
+            if (scan_string(s) != 0)
+                return -1;
+            scan_space(s);
+            if (s->p >= s->end || *s->p++ != ':')
+                return -1;
+        }
+        if (scan_value(s) != 0)
+            return -1;
+        scan_space(s);
+        if (s->p >= s->end)
+            return -1;
+        char c = *s->p++;
+        if (c == close)
+            break;
+        if (c != ',')
+            return -1;
+    }
+    s->depth--;
+    return 0;
+}
+
+static int scan_value(struct scan *s)
+{
+    scan_space(s);
+    if (s->p >= s->end)
+        return -1;
+    switch (*s->p) {
+    case '{':
+        return scan_container(s, '}', 1);
+    case '[':
+        return scan_container(s, ']', 0);
+    case '"':
+        return scan_string(s);
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    default:
+        return scan_number(s);
+    }
+}
+
+static int grammar_valid(const char *text, size_t len)
+{
+    struct scan s = { text, text + len, 0 };
+    scan_space(&s);
+    if (s.p >= s.end || *s.p != '{' || scan_value(&s) != 0)
+        return 0;
+    scan_space(&s);
+    return s.p == s.end;
+}
+
 struct json_object *json_strict_object(const char *text, size_t len)
 {
-    if (len > (size_t)INT32_MAX || memchr(text, '\0', len) != NULL)
+    if (len > (size_t)INT32_MAX || memchr(text, '\0', len) != NULL || !grammar_valid(text, len))
         return NULL;
     struct json_tokener *tok = json_tokener_new_ex(JSON_STRICT_DEPTH);
     if (tok == NULL)

@@ -97,25 +97,26 @@ static int restarts_resize(struct master *m, int count)
 }
 
 /* Opens the sockets of a configuration: the same address and count reuse the ones held. */
-static int listeners_for(const struct config *cfg, struct listen_addr *addr,
-                         int **fds, int *count)
+static int listeners_for(const struct config *cfg, struct listen_addr *addr, int **fds,
+                         int *count)
 {
     const char *reason;
     if (addr_parse(cfg->listen, addr, &reason) != 0) {
         log_error("listen %s: %s", cfg->listen, reason);
         return -1;
     }
-    *count = slots_wanted(cfg);
-    *fds = malloc((size_t)*count * sizeof **fds);
-    if (*fds == NULL)
+    int wanted = slots_wanted(cfg);
+    int *opened = malloc((size_t)wanted * sizeof *opened);
+    if (opened == NULL)
         return -1;
     char err[256];
-    if (listeners_open(addr, *count, *fds, err, sizeof err) != 0) {
+    if (listeners_open(addr, wanted, opened, err, sizeof err) != 0) {
         log_error("%s", err);
-        free(*fds);
-        *fds = NULL;
+        free(opened);
         return -1;
     }
+    *fds = opened;
+    *count = wanted;
     return 0;
 }
 

@@ -162,6 +162,20 @@ static void receive(struct worker *w, struct ws_session *s, const char *in, size
     s->rx_too_big = false;
 }
 
+/* lws 4.1 on libuv drops the connection without the close frame lws_close_reason() prepared,
+ * so the frame is written here (code, no reason text) before the connection is dropped. The
+ * header keeps LWS_WRITE_CLOSE private; its value is the gap left at 4 in lws_write_protocol. */
+#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+static int close_frame_send(struct ws_session *s)
+{
+    unsigned char frame[LWS_PRE + 2];
+    frame[LWS_PRE] = (unsigned char)(s->close_code >> 8);
+    frame[LWS_PRE + 1] = (unsigned char)(s->close_code & 0xff);
+    lws_write(s->wsi, frame + LWS_PRE, 2, WS_WRITE_CLOSE);
+    return -1;
+}
+
 /* Writes one queued message per writable event, then the close when one is due. */
 static int writeable(struct ws_session *s)
 {
@@ -178,10 +192,8 @@ static int writeable(struct ws_session *s)
             lws_callback_on_writable(s->wsi);
         return 0;
     }
-    if (s->close_code != 0) {
-        lws_close_reason(s->wsi, s->close_code, NULL, 0);
-        return -1;
-    }
+    if (s->close_code != 0)
+        return close_frame_send(s);
     return 0;
 }
 

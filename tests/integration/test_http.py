@@ -1,0 +1,68 @@
+"""Health endpoints, the admin endpoint and its Prometheus text."""
+import json
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import http_get
+
+
+def test_heartbeat_is_ok_while_the_store_works(server):
+    status, headers, body = http_get(server.url + "/__heartbeat__")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {"status": "ok", "checks": {"store": "ok"}, "details": {}}
+
+
+def test_lbheartbeat_and_version(server):
+    status, _, body = http_get(server.url + "/__lbheartbeat__")
+    assert status == 200
+    status, _, body = http_get(server.url + "/__version__")
+    assert status == 200
+    version = json.loads(body)
+    assert set(version) == {"source", "version", "commit", "build"}
+    assert version["version"]
+
+
+def test_unknown_path_is_a_json_404(server):
+    status, headers, body = http_get(server.url + "/nothing-here")
+    assert status == 404
+    assert json.loads(body)["error"]
+    assert headers.get("x-content-type-options") == "nosniff"
+
+
+def test_admin_is_not_on_the_public_port(server):
+    status, _, _ = http_get(server.url + "/metrics")
+    assert status == 404
+    status, _, _ = http_get(server.url + "/status")
+    assert status == 404
+
+
+def test_status_lists_the_workers(server):
+    status = server.status()
+    assert status["state"] == "running"
+    assert len(status["workers"]) == 2
+    assert sorted(w["slot"] for w in status["workers"]) == [0, 1]
+    assert all(w["pid"] > 0 and w["state"] == "ready" for w in status["workers"])
+
+
+def test_metrics_is_valid_prometheus_text(server):
+    for _ in range(5):
+        http_get(server.url + "/__lbheartbeat__")
+    text = server.admin("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in ("presenced_workers", "presenced_connections", "presenced_websockets",
+                 "presenced_worker_restarts", "presenced_store_map_size_bytes",
+                 "presenced_http_requests", "presenced_build_info"):
+        assert name in families, f"{name} missing from /metrics:\n{text}"
+    ready = [s for s in families["presenced_workers"].samples if s.labels["state"] == "ready"]
+    assert ready[0].value == 2
+    assert families["presenced_store_map_size_bytes"].samples[0].value > 0
+    # Every line is a comment or "name{labels} value": nothing a scraper would choke on.
+    for line in text.splitlines():
+        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or \
+            line.split(" ")[-1].replace(".", "", 1).isdigit(), line
+
+
+def test_admin_unknown_path_and_method(server):
+    status, _, _ = http_get(f"http://127.0.0.1:{server.admin_port}/nothing")
+    assert status == 404

@@ -1,0 +1,160 @@
+/* Unit tests of common/config: the file format, every value type, and file:line errors. */
+#include "tap.h"
+
+#include "../../common/config.h"
+#include "../../common/log.h"
+
+static int parse(struct config *cfg, const char *text, char *err, size_t errlen)
+{
+    config_defaults(cfg);
+    err[0] = '\0';
+    return config_parse(cfg, "test.conf", text, strlen(text), err, errlen);
+}
+
+static void expect_error(const char *text, const char *want, const char *name)
+{
+    struct config cfg;
+    char err[512];
+    int rc = parse(&cfg, text, err, sizeof err);
+    is_int(rc, -1, "%s is refused", name);
+    ok(strstr(err, want) != NULL, "%s: message '%s' contains '%s'", name, err, want);
+    config_free(&cfg);
+}
+
+static void test_defaults(void)
+{
+    struct config cfg;
+    char err[512];
+    is_int(parse(&cfg, "", err, sizeof err), 0, "an empty file is valid");
+    is_str(cfg.listen, "*:8282", "default listen is port 8282");
+    is_int(cfg.workers, 0, "default workers is one per core");
+    is_int(cfg.max_message_size, 4096, "default max_message_size");
+    is_int(cfg.notification_ttl_ms, 3600000, "default notification_ttl is an hour");
+    is_int(cfg.max_pending_notifications, 100, "default max_pending_notifications");
+    is_str(cfg.admin_listen, "127.0.0.1:8283", "the admin endpoint is on loopback by default");
+    config_free(&cfg);
+}
+
+static void test_values(void)
+{
+    struct config cfg;
+    char err[512];
+    const char *text = "# a comment\n"
+                       "  listen 127.0.0.1:9000  \r\n"
+                       "\n"
+                       "workers 3\n"
+                       "ping_interval 1m\n"
+                       "ping_timeout 2500ms\n"
+                       "drain_timeout 2\n"
+                       "max_message_size 8k\n"
+                       "map_size 64M\n"
+                       "audience https://a.example\n"
+                       "audience http://localhost:8282\n"
+                       "trusted_issuer login.persona.org\n"
+                       "trusted_issuer accounts.example.org /etc/presenced/key.json\n"
+                       "log_level debug\n"
+                       "admin_listen off\n"
+                       "verifier https://verifier.example/v2\n";
+    is_int(parse(&cfg, text, err, sizeof err), 0, "a full file parses (%s)", err);
+    is_str(cfg.listen, "127.0.0.1:9000", "listen with trailing spaces and CRLF");
+    is_int(cfg.workers, 3, "workers");
+    is_int(cfg.ping_interval_ms, 60000, "1m is 60000 ms");
+    is_int(cfg.ping_timeout_ms, 2500, "2500ms");
+    is_int(cfg.drain_timeout_ms, 2000, "a bare number is seconds");
+    is_int(cfg.max_message_size, 8192, "8k is 8192 bytes");
+    is_int(cfg.map_size, 64 * 1024 * 1024, "64M");
+    is_int(cfg.audience_count, 2, "audience may repeat");
+    is_str(cfg.audience[1], "http://localhost:8282", "second audience kept in order");
+    is_int(cfg.trusted_issuer_count, 2, "trusted_issuer may repeat");
+    ok(cfg.trusted_issuer[0].key_file == NULL, "issuer without key file fetches its key");
+    is_str(cfg.trusted_issuer[1].key_file, "/etc/presenced/key.json", "issuer key file");
+    is_int(cfg.log_level, LOG_LEVEL_DEBUG, "log_level debug");
+    is_str(cfg.admin_listen, "off", "admin_listen off");
+    is_str(cfg.path, "test.conf", "the file name is remembered for reloads");
+    config_free(&cfg);
+}
+
+static void test_errors(void)
+{
+    expect_error("listen 8282\nfrobnicate yes\n", "test.conf:2: unknown key 'frobnicate'",
+                 "an unknown key");
+    expect_error("\n\nworkers 0\n", "test.conf:3: workers", "workers 0");
+    expect_error("workers lots\n", "test.conf:1:", "workers not a number");
+    expect_error("ping_interval soon\n", "test.conf:1: ping_interval: 'soon' is not a duration",
+                 "a bad duration");
+    expect_error("ping_interval 10x\n", "test.conf:1:", "a duration with an unknown unit");
+    expect_error("max_message_size 10\n", "test.conf:1: max_message_size: 10 is out of range",
+                 "a size below its minimum");
+    expect_error("max_message_size 99999999999999999999\n", "test.conf:1:", "an overflowing size");
+    expect_error("status_rate -1\n", "test.conf:1:", "a negative number");
+    expect_error("listen 70000\n", "test.conf:1: listen: '70000': port", "a port too large");
+    expect_error("listen example.com:80\n", "test.conf:1: listen:", "a host name to resolve");
+    expect_error("listen ::1:80\n", "test.conf:1: listen:", "IPv6 without brackets");
+    expect_error("listen 1\nlisten 2\n", "test.conf:2: listen is already set at line 1",
+                 "a key set twice");
+    expect_error("data_dir /a /b\n", "test.conf:1: data_dir: expected one value, got 2",
+                 "two values");
+    expect_error("data_dir\n", "test.conf:1: data_dir: expected one value, got 0", "no value");
+    expect_error("log_level loud\n", "test.conf:1: log_level", "an unknown log level");
+    expect_error("public_url ftp://x\n", "test.conf:1: public_url", "a URL of another scheme");
+    expect_error("audience example.com\n", "test.conf:1: audience", "an audience not an origin");
+    expect_error("trusted_issuer https://x.org\n", "test.conf:1: trusted_issuer",
+                 "an issuer given as a URL");
+    expect_error("trusted_issuer a b c\n", "test.conf:1: trusted_issuer: expected HOST [KEYFILE]",
+                 "an issuer with three words");
+    expect_error("\ntls_cert /x.pem\n", "test.conf:2: tls_cert and tls_key must be set together",
+                 "a certificate without a key");
+    expect_error("map_size 64M\nmax_map_size 16M\n", "test.conf:2: max_map_size",
+                 "max_map_size below map_size");
+    char big[5000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    memcpy(big, "data_dir ", 9);
+    expect_error(big, "test.conf:1: line longer", "a line too long");
+}
+
+static void test_nul_byte(void)
+{
+    struct config cfg;
+    char err[512];
+    config_defaults(&cfg);
+    const char text[] = "workers 2\nlisten 80\0\n";
+    is_int(config_parse(&cfg, "nul.conf", text, sizeof text - 1, err, sizeof err), -1,
+           "a NUL byte is refused");
+    ok(strstr(err, "nul.conf:2:") != NULL, "NUL byte reported at its line (%s)", err);
+    config_free(&cfg);
+}
+
+static void test_load_missing_file(void)
+{
+    struct config cfg;
+    char err[512];
+    config_defaults(&cfg);
+    is_int(config_load(&cfg, "/nonexistent/presenced.conf", err, sizeof err), -1,
+           "a missing file is an error");
+    ok(strstr(err, "/nonexistent/presenced.conf:0: cannot open") != NULL, "names the file (%s)",
+       err);
+    config_free(&cfg);
+}
+
+static void test_paths_absolute(void)
+{
+    struct config cfg;
+    char err[512];
+    parse(&cfg, "data_dir var\nlog_file /var/log/p.log\n", err, sizeof err);
+    is_int(config_paths_absolute(&cfg, "/srv/presenced"), 0, "paths made absolute");
+    is_str(cfg.data_dir, "/srv/presenced/var", "a relative data_dir starts at the base");
+    is_str(cfg.log_file, "/var/log/p.log", "an absolute path stays");
+    config_free(&cfg);
+}
+
+int main(void)
+{
+    test_defaults();
+    test_values();
+    test_errors();
+    test_nul_byte();
+    test_load_missing_file();
+    test_paths_absolute();
+    return tap_done();
+}

@@ -1,0 +1,82 @@
+/* Unit tests of worker/device_msg: what a device may send on /presence and the errno it gets. */
+#include "tap.h"
+
+#include "../../shm/conn.h"
+#include "../../worker/device_msg.h"
+
+static int parse(const char *text, struct dev_msg *msg)
+{
+    const char *error = NULL;
+    int rc = dev_msg_parse(text, strlen(text), msg, &error);
+    if (rc != 0 && error == NULL)
+        diag("errno %d without a message", rc);
+    return rc;
+}
+
+static void expect(const char *text, int want, const char *name)
+{
+    struct dev_msg msg;
+    int rc = parse(text, &msg);
+    is_int(rc, want, "%s", name);
+    if (rc == 0)
+        dev_msg_free(&msg);
+}
+
+int main(void)
+{
+    struct dev_msg msg;
+    is_int(parse("{}", &msg), 0, "{} is a keep-alive");
+    is_int(msg.kind, DEV_MSG_PING, "of kind ping");
+    dev_msg_free(&msg);
+    is_int(parse(" {\"email\":\"a@example.com\",\"status\":\"online\",\"assertion\":\"x~y\","
+                 "\"device\":\"phone-1\",\"extra\":[1,2]} \n",
+                 &msg),
+           0, "the README's status update, with an unknown field");
+    is_int(msg.kind, DEV_MSG_STATUS, "of kind status");
+    is_str(msg.email, "a@example.com", "email");
+    is_str(msg.device, "phone-1", "device");
+    is_str(msg.assertion, "x~y", "assertion");
+    is_int(msg.status, SHM_STATUS_ONLINE, "online");
+    dev_msg_free(&msg);
+    is_int(parse("{\"email\":\"a@example.com\",\"status\":\"unavailable\"}", &msg), 0,
+           "device and assertion are optional");
+    is_str(msg.device, "default", "device defaults to 'default'");
+    ok(msg.assertion == NULL, "no assertion");
+    is_int(msg.status, SHM_STATUS_UNAVAILABLE, "unavailable");
+    dev_msg_free(&msg);
+
+    expect("", 10, "empty text");
+    expect("nope", 10, "not JSON");
+    expect("[1,2]", 10, "an array is not an object");
+    expect("\"{}\"", 10, "a string is not an object");
+    expect("{} {}", 10, "two objects");
+    expect("{\"a\":1,}", 10, "a trailing comma (strict JSON)");
+    expect("{'a':1}", 10, "single quotes (strict JSON)");
+    expect("{\"a\":\"\xff\"}", 10, "invalid UTF-8");
+    expect("{\"a\":01}", 10, "a number with a leading zero");
+    expect("{\"a\":NaN}", 10, "NaN");
+    expect("{\"a\":1} // comment", 10, "a comment");
+    expect("{\"a\":\"tab\there\"}", 10, "a raw control character in a string");
+    expect("{\"a\":\"\\x\"}", 10, "an unknown escape");
+    expect("{\"status\":\"online\"}", 11, "no email");
+    expect("{\"email\":5,\"status\":\"online\"}", 11, "email not a string");
+    expect("{\"email\":\"\",\"status\":\"online\"}", 11, "empty email");
+    expect("{\"email\":\"a@b\\u0000c\",\"status\":\"online\"}", 11, "email with a NUL");
+    expect("{\"email\":\"a@b\"}", 11, "no status");
+    expect("{\"email\":\"a@b\",\"status\":true}", 11, "status not a string");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"device\":7}", 11, "device not a string");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"device\":\"\"}", 11, "empty device");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"device\":"
+           "\"01234567890123456789012345678901234567890123456789012345678901234\"}",
+           11, "a 65-byte device");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"assertion\":{}}", 11,
+           "assertion not a string");
+    expect("{\"email\":\"a@b\",\"status\":\"busy\"}", 12, "an unknown status");
+    expect("{\"email\":\"a@b\",\"status\":\"Online\"}", 12, "status values are case-sensitive");
+    char deep[200];
+    memset(deep, '[', sizeof deep);
+    memcpy(deep, "{\"a\":", 5);
+    deep[sizeof deep - 1] = '\0';
+    expect(deep, 10, "deep nesting is refused, not recursed into");
+    return tap_done();
+}

@@ -1,0 +1,308 @@
+/* Unit tests of shm/: schema, batching, connection ownership, worker records, mail, full maps. */
+#include "tap.h"
+
+#include "../../shm/conn.h"
+#include "../../shm/mail.h"
+#include "../../shm/store.h"
+#include "../../shm/worker_info.h"
+
+#include <lmdb.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#define MIB (1024LL * 1024)
+
+static char dir_template[] = "/tmp/presenced-test-store-XXXXXX";
+
+static struct shm_store *store_open(const char *dir, int64_t map, int64_t max_map)
+{
+    struct shm_store *store = NULL;
+    char err[512];
+    struct shm_store_options opt = { dir, map, max_map, false };
+    if (shm_store_open(&store, &opt, err, sizeof err) != 0)
+        diag("open failed: %s", err);
+    return store;
+}
+
+static const struct shm_conn_owner owner_a = { 100, 1, SHM_STATUS_ONLINE, 1000 };
+static const struct shm_conn_owner owner_b = { 200, 7, SHM_STATUS_UNAVAILABLE, 2000 };
+
+static void test_claim_and_supersede(struct shm_store *store)
+{
+    struct shm_conn_owner previous, got;
+    int had;
+    is_int(shm_conn_claim(store, "alice@example.com", "phone", &owner_a, &previous, &had), SHM_OK,
+           "first claim");
+    is_int(had, 0, "nobody held the device before");
+    is_int(shm_batch_commit(store), SHM_OK, "batch commits");
+    is_int(shm_conn_claim(store, "alice@example.com", "phone", &owner_b, &previous, &had), SHM_OK,
+           "second claim of the same device");
+    is_int(had, 1, "the second claim reports the first owner");
+    is_int(previous.worker_pid, 100, "previous owner's worker");
+    is_int(previous.conn_id, 1, "previous owner's connection");
+    is_int(shm_conn_get(store, "alice@example.com", "phone", &got), SHM_OK,
+           "a process reads its own uncommitted writes");
+    is_int(got.worker_pid, 200, "the newer connection owns the device");
+    is_int(shm_conn_release(store, "alice@example.com", "phone", 100, 1), SHM_NOT_FOUND,
+           "the superseded connection releases nothing");
+    is_int(shm_conn_get(store, "alice@example.com", "phone", &got), SHM_OK, "record still there");
+    is_int(shm_conn_set_status(store, "alice@example.com", "phone", 100, 1, SHM_STATUS_ONLINE),
+           SHM_NOT_FOUND, "the superseded connection cannot set the status");
+    is_int(shm_batch_commit(store), SHM_OK, "batch commits");
+}
+
+static void test_presence(struct shm_store *store)
+{
+    struct shm_conn_owner previous;
+    int had;
+    uint8_t status;
+    struct shm_conn_owner laptop = { 100, 2, SHM_STATUS_OFFLINE, 3000 };
+    shm_conn_claim(store, "alice@example.com", "laptop", &laptop, &previous, &had);
+    is_int(shm_conn_presence(store, "alice@example.com", &status), SHM_OK, "presence read");
+    is_int(status, SHM_STATUS_UNAVAILABLE, "presence is the highest device status");
+    shm_conn_set_status(store, "alice@example.com", "laptop", 100, 2, SHM_STATUS_ONLINE);
+    shm_conn_presence(store, "alice@example.com", &status);
+    is_int(status, SHM_STATUS_ONLINE, "a device going online makes the user online");
+    is_int(shm_conn_devices(store, "alice@example.com", NULL, NULL), 2, "two devices");
+    is_int(shm_conn_devices(store, "alice@example.co", NULL, NULL), 0,
+           "a prefix of the e-mail matches nothing");
+    shm_conn_presence(store, "bob@example.com", &status);
+    is_int(status, SHM_STATUS_OFFLINE, "a user with no device is offline");
+    shm_batch_commit(store);
+}
+
+static void test_release_worker(struct shm_store *store)
+{
+    size_t released;
+    uint8_t status;
+    is_int(shm_conn_release_worker(store, 100, &released), SHM_OK, "release a dead worker");
+    is_int(released, 1, "worker 100 held only the laptop (the phone moved to 200)");
+    is_int(shm_batch_commit(store), SHM_OK, "commit");
+    is_int(shm_conn_devices(store, "alice@example.com", NULL, NULL), 1, "one device left");
+    shm_conn_presence(store, "alice@example.com", &status);
+    is_int(status, SHM_STATUS_UNAVAILABLE, "presence recomputed without the dead worker");
+    is_int(shm_conn_release(store, "alice@example.com", "phone", 200, 7), SHM_OK,
+           "a clean close releases its record");
+    shm_batch_commit(store);
+    is_int(shm_conn_devices(store, "alice@example.com", NULL, NULL), 0, "no device left");
+}
+
+static void test_bad_keys(struct shm_store *store)
+{
+    struct shm_conn_owner previous;
+    int had;
+    char long_device[100];
+    memset(long_device, 'd', sizeof long_device - 1);
+    long_device[sizeof long_device - 1] = '\0';
+    is_int(shm_conn_claim(store, "", "phone", &owner_a, &previous, &had), SHM_ERROR,
+           "an empty e-mail is refused");
+    is_int(shm_conn_claim(store, "a@b", long_device, &owner_a, &previous, &had), SHM_ERROR,
+           "a device name over 64 bytes is refused");
+}
+
+static void test_worker_info(struct shm_store *store)
+{
+    struct shm_worker_info info = { .pid = 4242, .slot = 1, .generation = 3, .connections = 17,
+                                     .websockets = 5, .accepted_total = 99 };
+    struct shm_worker_info got;
+    is_int(shm_worker_info_put(store, &info), SHM_OK, "worker info put");
+    shm_batch_commit(store);
+    is_int(shm_worker_info_get(store, 4242, &got), SHM_OK, "worker info get");
+    ok(got.slot == 1 && got.generation == 3 && got.connections == 17 && got.websockets == 5 &&
+           got.accepted_total == 99,
+       "worker info round trip");
+    is_int(shm_worker_info_delete(store, 4242), SHM_OK, "worker info delete");
+    shm_batch_commit(store);
+    is_int(shm_worker_info_get(store, 4242, &got), SHM_NOT_FOUND, "deleted");
+}
+
+struct mail_seen {
+    int count;
+    uint8_t types[8];
+    char payload[8][32];
+};
+
+static void mail_collect(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
+{
+    struct mail_seen *seen = arg;
+    (void)sender;
+    if (seen->count < 8) {
+        seen->types[seen->count] = type;
+        snprintf(seen->payload[seen->count], sizeof seen->payload[0], "%.*s", (int)len,
+                 (const char *)payload);
+    }
+    seen->count++;
+}
+
+static void test_mail(struct shm_store *store)
+{
+    struct mail_seen seen = { 0 };
+    shm_mail_post(store, 300, SHM_MAIL_PING, "one", 3);
+    shm_mail_post(store, 300, SHM_MAIL_DELIVER, "two", 3);
+    shm_mail_post(store, 301, SHM_MAIL_PING, "other", 5);
+    is_int(shm_batch_commit(store), SHM_OK, "mail posted");
+    is_int(shm_mail_take(store, 300, mail_collect, &seen), 2, "two messages for 300");
+    shm_batch_commit(store);
+    ok(seen.types[0] == SHM_MAIL_PING && strcmp(seen.payload[0], "one") == 0 &&
+           seen.types[1] == SHM_MAIL_DELIVER && strcmp(seen.payload[1], "two") == 0,
+       "in the order posted");
+    is_int(shm_mail_take(store, 300, mail_collect, &seen), 0, "taken mail is gone");
+    shm_batch_commit(store);
+    is_int(shm_mail_drop(store, 301), SHM_OK, "a dead process's mail is dropped");
+    shm_batch_commit(store);
+    is_int(shm_mail_take(store, 301, mail_collect, &seen), 0, "nothing left for 301");
+    shm_batch_commit(store);
+    char big[SHM_MAIL_PAYLOAD_MAX + 1] = { 0 };
+    is_int(shm_mail_post(store, 300, SHM_MAIL_PING, big, sizeof big), SHM_ERROR,
+           "a payload over the limit is refused");
+}
+
+struct commit_seen {
+    int calls;
+    int result;
+};
+
+static void commit_noted(void *arg, int result)
+{
+    struct commit_seen *seen = arg;
+    seen->calls++;
+    seen->result = result;
+}
+
+static void test_commit_waiters(struct shm_store *store)
+{
+    struct commit_seen seen = { 0, 99 };
+    struct shm_worker_info info = { .pid = 5 };
+    shm_worker_info_put(store, &info);
+    shm_batch_on_commit(store, commit_noted, &seen);
+    is_int(seen.calls, 0, "a waiter is not called before the commit");
+    ok(shm_batch_pending(store), "a batch is pending");
+    shm_batch_commit(store);
+    is_int(seen.calls, 1, "the waiter is called once at commit");
+    is_int(seen.result, SHM_OK, "with the commit's result");
+    ok(!shm_batch_pending(store), "nothing pending after the commit");
+}
+
+static void test_reset_volatile(struct shm_store *store)
+{
+    struct shm_conn_owner previous;
+    int had;
+    shm_conn_claim(store, "carol@example.com", "tab", &owner_a, &previous, &had);
+    shm_batch_commit(store);
+    is_int(shm_store_reset_volatile(store), SHM_OK, "volatile records cleared");
+    is_int(shm_conn_devices(store, "carol@example.com", NULL, NULL), 0,
+           "connections of a previous run are gone");
+}
+
+/* A small map that may not grow fills up: the failing batch rolls back, nothing crashes, and
+ * the store works again once space is freed. */
+static void test_map_full(const char *dir)
+{
+    struct shm_store *store = store_open(dir, 1 * MIB, 1 * MIB);
+    ok(store != NULL, "a 1 MiB store opens");
+    if (store == NULL)
+        return;
+    struct commit_seen seen = { 0, 0 };
+    char payload[SHM_MAIL_PAYLOAD_MAX];
+    memset(payload, 'p', sizeof payload);
+    int rc = SHM_OK, posted = 0;
+    for (int batch = 0; batch < 200 && rc == SHM_OK; batch++) {
+        for (int i = 0; i < 50 && rc == SHM_OK; i++, posted++)
+            rc = shm_mail_post(store, 77, SHM_MAIL_PING, payload, sizeof payload);
+        shm_batch_on_commit(store, commit_noted, &seen);
+        if (rc == SHM_OK)
+            rc = shm_batch_commit(store);
+        else
+            shm_batch_commit(store);
+    }
+    is_int(rc, SHM_FULL, "the map fills up after %d messages", posted);
+    is_int(seen.result, SHM_FULL, "the waiter of the failed batch learns it");
+    ok(shm_store_probe(store) == SHM_OK, "reads and new batches still work");
+    shm_batch_commit(store);
+    ok(shm_mail_drop(store, 77) == SHM_OK && shm_batch_commit(store) == SHM_OK,
+       "space is freed");
+    is_int(shm_mail_post(store, 77, SHM_MAIL_PING, "x", 1), SHM_OK, "and writes work again");
+    is_int(shm_batch_commit(store), SHM_OK, "commit after a full map");
+    shm_store_close(store);
+}
+
+static void test_map_grows(const char *dir)
+{
+    struct shm_store *store = store_open(dir, 1 * MIB, 64 * MIB);
+    ok(store != NULL, "a growable store opens");
+    if (store == NULL)
+        return;
+    char payload[SHM_MAIL_PAYLOAD_MAX];
+    memset(payload, 'g', sizeof payload);
+    int rc = SHM_OK;
+    for (int batch = 0; batch < 40 && rc == SHM_OK; batch++) {
+        for (int i = 0; i < 100 && rc == SHM_OK; i++)
+            rc = shm_mail_post(store, 78, SHM_MAIL_PING, payload, sizeof payload);
+        if (rc == SHM_OK)
+            rc = shm_batch_commit(store);
+    }
+    is_int(rc, SHM_OK, "4000 messages of 512 bytes fit: the map grew");
+    struct shm_store_stats stats;
+    shm_store_stats(store, &stats);
+    ok(stats.map_size > 1 * MIB && stats.map_growths > 0, "map is now %llu bytes after %llu growths",
+       (unsigned long long)stats.map_size, (unsigned long long)stats.map_growths);
+    shm_mail_drop(store, 78);
+    shm_batch_commit(store);
+    shm_store_close(store);
+}
+
+static void test_schema_mismatch(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_open(env, dir, 0, 0640);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, "meta", 0, &meta);
+    unsigned char future[4] = { 0, 0, 0, 99 };
+    MDB_val key = { 6, "schema" }, value = { 4, future };
+    mdb_put(txn, meta, &key, &value, 0);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    struct shm_store *store = NULL;
+    char err[512] = "";
+    struct shm_store_options opt = { dir, 8 * MIB, 8 * MIB, false };
+    is_int(shm_store_open(&store, &opt, err, sizeof err), -1, "a store of another schema is refused");
+    ok(strstr(err, "schema version 99") != NULL, "and the message says so (%s)", err);
+}
+
+int main(void)
+{
+    char *dir = mkdtemp(dir_template);
+    char small_dir[256], grow_dir[256];
+    snprintf(small_dir, sizeof small_dir, "%s/small", dir);
+    snprintf(grow_dir, sizeof grow_dir, "%s/grow", dir);
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    ok(store != NULL, "store opens in %s", dir);
+    if (store == NULL)
+        return tap_done();
+    test_claim_and_supersede(store);
+    test_presence(store);
+    test_release_worker(store);
+    test_bad_keys(store);
+    test_worker_info(store);
+    test_mail(store);
+    test_commit_waiters(store);
+    test_reset_volatile(store);
+    is_int(shm_store_sync(store), SHM_OK, "sync to disk");
+    ok(shm_store_reader_check(store) >= 0, "reader check runs");
+    shm_store_close(store);
+    store = store_open(dir, 8 * MIB, 8 * MIB);
+    ok(store != NULL, "the store opens again with its schema");
+    shm_store_close(store);
+    test_map_full(small_dir);
+    test_map_grows(grow_dir);
+    test_schema_mismatch(dir);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        diag("could not remove %s", dir);
+    return tap_done();
+}
