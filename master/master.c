@@ -85,14 +85,18 @@ static int slots_wanted(const struct config *cfg)
     return cores > 0 ? (int)cores : 1;
 }
 
-static int restarts_resize(struct master *m, int count)
+/* Grows the back-off table from `from` slots to `to`; it never shrinks while timers may run. */
+static int restarts_resize(struct master *m, int from, int to)
 {
-    struct slot_restart *grown = realloc(m->restarts, (size_t)count * sizeof *grown);
+    if (to <= from)
+        return 0;
+    struct slot_restart *grown = realloc(m->restarts, (size_t)to * sizeof *grown);
     if (grown == NULL)
         return -1;
-    for (int i = m->slot_count; i < count; i++)
+    for (int i = from; i < to; i++)
         grown[i] = (struct slot_restart){ 0, NULL };
     m->restarts = grown;
+    m->restart_slots = to;
     return 0;
 }
 
@@ -143,7 +147,7 @@ static int reload_listeners(struct master *m, const struct config *next)
     int *fds, count;
     if (listeners_for(next, &addr, &fds, &count) != 0)
         return -1;
-    if (restarts_resize(m, count > m->slot_count ? count : m->slot_count) != 0) {
+    if (restarts_resize(m, m->restart_slots, count) != 0) {
         listeners_close(fds, count);
         free(fds);
         return -1;
@@ -277,7 +281,7 @@ static void master_teardown(struct master *m)
     free(m->old_listen_fds);
     admin_free(m->admin);
     workers_free(m);
-    for (int i = 0; m->restarts != NULL && i < m->slot_count; i++)
+    for (int i = 0; m->restarts != NULL && i < m->restart_slots; i++)
         if (m->restarts[i].timer != NULL) {
             free(event_get_callback_arg(m->restarts[i].timer));
             event_free(m->restarts[i].timer);
@@ -310,7 +314,7 @@ int master_run(struct master *m)
     if (master_store_prepare(m) != 0)
         goto out;
     if (listeners_for(&m->cfg, &m->addr, &m->listen_fds, &m->slot_count) != 0 ||
-        restarts_resize(m, m->slot_count) != 0)
+        restarts_resize(m, 0, m->slot_count) != 0)
         goto out;
     if (admin_open(&m->admin, m) != 0)
         goto out;

@@ -55,6 +55,7 @@ struct master {
     struct worker_proc *procs;
     size_t proc_count, proc_cap;
     struct slot_restart *restarts;
+    int restart_slots;
 
     int64_t last_sync_ms, last_reader_check_ms;
     uint64_t restarts_total, reloads_total, reload_failures_total;

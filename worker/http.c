@@ -71,3 +71,19 @@ int http_request(struct lws *wsi, const char *uri)
                             "{\"error\":\"this is a WebSocket endpoint\"}");
     return http_respond(wsi, HTTP_STATUS_NOT_FOUND, "application/json", "{\"error\":\"not found\"}");
 }
+
+int http_upgrade_refuse(struct lws *wsi)
+{
+    /* During the handshake lws would answer in HTTP/1.0 with an HTML page; this is the same
+     * JSON 404 as any unknown path. */
+    static const char response[] = "HTTP/1.1 404 Not Found\r\n"
+                                   "content-type: application/json\r\n"
+                                   "content-length: 21\r\n"
+                                   "connection: close\r\n"
+                                   "\r\n"
+                                   "{\"error\":\"not found\"}";
+    unsigned char out[LWS_PRE + sizeof response];
+    memcpy(out + LWS_PRE, response, sizeof response - 1);
+    lws_write(wsi, out + LWS_PRE, sizeof response - 1, LWS_WRITE_HTTP);
+    return 1;
+}

@@ -19,7 +19,9 @@ int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason
     case LWS_CALLBACK_HTTP:
         return http_request(wsi, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return websocket_path_allowed(wsi) ? 0 : 1;
+        if (websocket_path_allowed(wsi))
+            return 0;
+        return http_upgrade_refuse(wsi);
     case LWS_CALLBACK_WSI_DESTROY: {
         struct worker *w = worker_of(wsi);
         /* Every adopted connection ends here once, whatever became of it. */

@@ -63,6 +63,8 @@ int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason
                                void *in, size_t len);
 
 int http_request(struct lws *wsi, const char *uri);
+/* Answers a WebSocket handshake on a path that has no channel with a 404; returns 1 (close). */
+int http_upgrade_refuse(struct lws *wsi);
 
 size_t device_session_size(void);
 int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

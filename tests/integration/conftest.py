@@ -23,12 +23,12 @@ def free_port():
 
 
 def http_get(url, timeout=5):
-    """Returns (status, headers, body) without raising on HTTP errors."""
+    """Returns (status, headers (case-insensitive), body) without raising on HTTP errors."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read().decode()
+            return r.status, r.headers, r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
+        return e.code, e.headers, e.read().decode()
 
 
 class Server:

@@ -83,9 +83,10 @@ def test_abuse_limit_closes_1008(make_server):
 
 def test_other_websocket_paths_are_refused(server):
     async def scenario():
-        with pytest.raises(websockets.InvalidStatusCode):
+        with pytest.raises(websockets.InvalidStatusCode) as refused:
             async with websockets.connect(f"ws://127.0.0.1:{server.port}/elsewhere"):
                 pass
-    run(scenario())
+        return refused.value.status_code
+    assert run(scenario()) == 404
     status, _, _ = http_get(server.url + "/presence")
     assert status == 400

@@ -1,0 +1,288 @@
+"""The pre-fork process model: workers sharing one port, death and restart, reload, drain."""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import websockets
+
+from conftest import http_get, log_lines
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def open_many(url, count):
+    sockets = []
+    for _ in range(count):
+        sockets.append(await websockets.connect(url, ping_interval=None))
+    return sockets
+
+
+def wait_for(predicate, timeout, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+class Dialer(threading.Thread):
+    """Connects in a loop (HTTP and WebSocket handshakes) and counts what fails."""
+
+    def __init__(self, server):
+        super().__init__(daemon=True)
+        self.server = server
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures = []
+
+    def run(self):
+        loop = asyncio.new_event_loop()
+        while not self.stop.is_set():
+            try:
+                status, _, _ = http_get(self.server.url + "/__lbheartbeat__", timeout=5)
+                if status != 200:
+                    self.failures.append(f"HTTP {status}")
+                loop.run_until_complete(self.websocket_once())
+                self.ok += 1
+            except Exception as e:  # every failure is the finding: keep it
+                self.failures.append(repr(e))
+            time.sleep(0.005)
+        loop.close()
+
+    async def websocket_once(self):
+        async with websockets.connect(self.server.ws_url, ping_interval=None, open_timeout=5) as ws:
+            await ws.send("{}")
+            reply = json.loads(await ws.recv())
+            if reply != {}:
+                raise AssertionError(reply)
+
+    def finish(self):
+        self.stop.set()
+        self.join(timeout=30)
+        return self.ok, self.failures
+
+
+def test_400_websockets_are_served_by_both_workers(make_server):
+    server = make_server(workers=2).start()
+
+    async def scenario():
+        clients = await open_many(server.ws_url, 400)
+        for ws in clients:
+            await ws.send("{}")
+        replies = [json.loads(await ws.recv()) for ws in clients]
+        await asyncio.sleep(1.2)  # workers publish their counters every second
+        per_worker = {w["slot"]: w["websockets"] for w in server.workers()}
+        for ws in clients:
+            await ws.close()
+        return replies, per_worker
+    replies, per_worker = run(scenario())
+    assert replies == [{}] * 400
+    assert sum(per_worker.values()) == 400, per_worker
+    assert all(count > 0 for count in per_worker.values()), per_worker
+    print("split between the workers:", per_worker)
+
+
+def test_kill_9_worker_is_restarted_and_the_port_keeps_accepting(make_server):
+    server = make_server(workers=2).start()
+    dialer = Dialer(server)
+    dialer.start()
+    time.sleep(0.3)
+    victim = server.workers()[0]
+    killed_at = time.monotonic()
+    os.kill(victim["pid"], signal.SIGKILL)
+
+    def replaced():
+        workers = [w for w in server.workers() if w["slot"] == victim["slot"]]
+        return workers and workers[0]["pid"] != victim["pid"]
+    assert wait_for(replaced, 5), server.log_text()
+    restart_seconds = time.monotonic() - killed_at
+    time.sleep(0.5)
+    ok, failures = dialer.finish()
+    assert restart_seconds < 1.0, f"restarted after {restart_seconds:.2f}s"
+    assert failures == [], failures
+    assert ok > 10
+    assert log_lines(server, rf"worker {victim['slot']} \(pid {victim['pid']}.*killed by signal 9")
+    metrics = server.admin("/metrics")
+    assert "presenced_worker_restarts_total 1" in metrics
+    print(f"restart took {restart_seconds * 1000:.0f} ms; {ok} connections during it, none refused")
+
+
+def test_a_dead_workers_records_are_released(make_server):
+    server = make_server(workers=2).start()
+    victim = server.workers()[0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    assert wait_for(lambda: len(server.workers()) == 2 and
+                    victim["pid"] not in [w["pid"] for w in server.workers()], 5)
+    time.sleep(1.2)
+    # mdb_stat reads the shared store directly: one worker record per live worker.
+    out = subprocess.run(["mdb_stat", "-s", "workers", server.settings["data_dir"]],
+                         capture_output=True, text=True, check=True).stdout
+    entries = [line for line in out.splitlines() if "Entries:" in line][0]
+    assert entries.split()[-1] == "2", out
+
+
+def test_quick_deaths_back_off(make_server):
+    server = make_server(workers=1).start()
+    def other_pid_ready(pid):
+        workers = server.workers()
+        return len(workers) == 1 and workers[0]["pid"] != pid
+    for _ in range(3):
+        pid = server.workers()[0]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: other_pid_ready(pid), 5)
+    assert log_lines(server, r"died 2 times in a row soon after starting; restarting in 100 ms")
+    assert log_lines(server, r"died 3 times in a row soon after starting; restarting in 200 ms")
+
+
+def test_sighup_applies_the_new_config_without_refusing_a_connection(make_server):
+    server = make_server(workers=2, max_message_size=4096, drain_timeout="3s").start()
+    big = '{"pad":"' + "x" * 1000 + '"}'
+
+    async def before():
+        ws = await websockets.connect(server.ws_url, ping_interval=None)
+        await ws.send(big)
+        return ws, json.loads(await ws.recv())
+
+    async def scenario():
+        old_ws, reply = await before()
+        assert reply["errno"] == 11  # fits in 4096: parsed, fields missing
+        dialer = Dialer(server)
+        dialer.start()
+        await asyncio.sleep(0.3)
+        old_pids = {w["pid"] for w in server.workers()}
+        server.write_config(max_message_size=512)
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ready = server.workers()
+            if len(ready) == 2 and not {w["pid"] for w in ready} & old_pids:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        # The connection opened before the reload still works, under the old limit.
+        await old_ws.send(big)
+        old_reply = json.loads(await old_ws.recv())
+        # A new connection gets the new limit.
+        async with websockets.connect(server.ws_url, ping_interval=None) as new_ws:
+            await new_ws.send(big)
+            new_reply = json.loads(await new_ws.recv())
+        ok, failures = dialer.finish()
+        # After drain_timeout the old worker says goodbye with 1001.
+        goodbye = json.loads(await asyncio.wait_for(old_ws.recv(), 10))
+        try:
+            await asyncio.wait_for(old_ws.recv(), 5)
+        except websockets.ConnectionClosed:
+            pass
+        return old_reply, new_reply, ok, failures, goodbye, old_ws.close_code
+    old_reply, new_reply, ok, failures, goodbye, code = run(scenario())
+    assert old_reply["errno"] == 11
+    assert new_reply["errno"] == 14
+    assert failures == [], failures
+    assert ok > 10
+    assert goodbye["errno"] == 61
+    assert code == 1001
+    assert "presenced_reloads_total 1" in server.admin("/metrics")
+    print(f"{ok} connections during the reload, none refused")
+
+
+def test_a_bad_config_on_sighup_keeps_the_running_one(make_server):
+    server = make_server(workers=1).start()
+    pid = server.workers()[0]["pid"]
+    with open(server.config_path, "a") as f:
+        f.write("nonsense here\n")
+    server.signal(signal.SIGHUP)
+    assert wait_for(lambda: log_lines(server, "reload failed"), 5)
+    assert log_lines(server, rf"{server.config_path}:\d+: unknown key 'nonsense'")
+    assert [w["pid"] for w in server.workers()] == [pid]
+    status, _, _ = http_get(server.url + "/__lbheartbeat__")
+    assert status == 200
+
+
+def test_sigquit_closes_websockets_with_1001_and_exits_0(make_server):
+    server = make_server(workers=2, drain_timeout="4s").start()
+
+    async def scenario():
+        clients = await open_many(server.ws_url, 20)
+        started = time.monotonic()
+        server.signal(signal.SIGQUIT)
+        results = []
+        for ws in clients:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+            except websockets.ConnectionClosed:
+                pass
+            results.append((reply["errno"], ws.close_code))
+        return started, results
+    started, results = run(scenario())
+    code = server.proc.wait(timeout=10)
+    elapsed = time.monotonic() - started
+    assert results == [(61, 1001)] * 20
+    assert code == 0
+    assert elapsed < 4.0, f"master took {elapsed:.2f}s"
+    assert not os.path.exists(server.settings["pid_file"])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", server.port)) != 0, "still accepting after QUIT"
+
+
+def test_sigterm_stops_at_once(make_server):
+    server = make_server(workers=2).start()
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=5) == 0
+    assert log_lines(server, "stopping now")
+
+
+def test_worker_at_its_file_limit_keeps_serving(make_server):
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    server = make_server(workers=1).start(preexec_fn=low_limit)
+
+    async def scenario():
+        first = await open_many(server.ws_url, 20)
+        # Far more than the limit: the rest wait in the accept queue.
+        pending = [asyncio.ensure_future(websockets.connect(server.ws_url, ping_interval=None,
+                                                            open_timeout=20)) for _ in range(80)]
+        await asyncio.sleep(1.5)
+        worker = server.workers()[0]
+        cpu_before = cpu_seconds(worker["pid"])
+        rtts = []
+        for ws in first:
+            t = time.monotonic()
+            await ws.send("{}")
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {}
+            rtts.append(time.monotonic() - t)
+        await asyncio.sleep(1.0)
+        cpu_used = cpu_seconds(worker["pid"]) - cpu_before
+        metrics = server.admin("/metrics")
+        for ws in first:
+            await ws.close()
+        done, _ = await asyncio.wait(pending, timeout=20)
+        opened = [t.result() for t in done if not t.exception()]
+        for ws in opened:
+            await ws.close()
+        return max(rtts), cpu_used, metrics, len(opened)
+    worst_rtt, cpu_used, metrics, later = run(scenario(), timeout=90)
+    pauses = [line for line in metrics.splitlines()
+              if line.startswith("presenced_accept_pauses_total{")]
+    assert pauses and float(pauses[0].split()[-1]) > 0, metrics
+    assert worst_rtt < 1.0
+    assert cpu_used < 0.5, f"worker used {cpu_used:.2f}s of CPU while at its limit: a busy loop"
+    assert later > 0, "queued connections were never accepted after others closed"
+    assert log_lines(server, "accept paused")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
