@@ -35,6 +35,8 @@ LIB_SRC := $(wildcard common/*.c) $(wildcard shm/*.c) $(wildcard worker/*.c) \
 MAIN_SRC := master/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=build/asan/tools/%)
 
 OBJ := $(LIB_SRC:%.c=build/obj/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/obj/%.o)
@@ -96,6 +98,11 @@ build/asan/tests/%: tests/unit/%.c tests/unit/tap.h build/asan/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< build/asan/libpresenced.a $(LIBS)
 
+# Helpers the integration tests run beside the server.
+build/asan/tools/%: tests/tools/%.c build/asan/libpresenced.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< build/asan/libpresenced.a $(LIBS)
+
 # libFuzzer targets link only the parser they exercise and what it needs.
 FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c worker/device_msg.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
@@ -113,8 +120,9 @@ unit: $(UNIT_BIN)
 unit-asan: $(ASAN_UNIT_BIN)
 	ASAN_OPTIONS=detect_leaks=1 prove --exec '' $(ASAN_UNIT_BIN)
 
-integration: build/asan/presenced
-	PRESENCED_BIN=$(CURDIR)/build/asan/presenced $(PYTHON) -m pytest -q tests/integration
+integration: build/asan/presenced $(TOOL_BIN)
+	PRESENCED_BIN=$(CURDIR)/build/asan/presenced PRESENCED_TOOLS=$(CURDIR)/build/asan/tools \
+	  $(PYTHON) -m pytest -q tests/integration
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

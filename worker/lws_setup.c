@@ -87,6 +87,14 @@ void lws_teardown(struct worker *w)
 {
     if (w->lws != NULL)
         lws_context_destroy(w->lws);
-    w->lws = NULL;
     w->vhost = NULL;
+}
+
+void lws_teardown_finish(struct worker *w)
+{
+    /* On a foreign loop the first destroy only closes lws's handles; once the loop has run
+     * their close callbacks, a second call frees the context. */
+    if (w->lws != NULL)
+        lws_context_destroy(w->lws);
+    w->lws = NULL;
 }

@@ -246,6 +246,7 @@ static void worker_teardown(struct worker *w)
      * so the loop runs until they are all gone. */
     lws_teardown(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    lws_teardown_finish(w);
     uv_walk(&w->loop, handle_report, NULL);
     if (uv_loop_close(&w->loop) != 0)
         log_warning("event loop closed with handles still open");

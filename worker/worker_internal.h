@@ -59,6 +59,7 @@ void acceptor_connection_closed(struct worker *w);
 
 int lws_setup(struct worker *w);
 void lws_teardown(struct worker *w);
+void lws_teardown_finish(struct worker *w);
 int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                void *in, size_t len);
 
