@@ -51,6 +51,7 @@ class Server:
         self.config_path = os.path.join(workdir, "presenced.conf")
         self.log_path = os.path.join(workdir, "presenced.log")
         self.proc = None
+        self.log = None
         self.write_config()
 
     def write_config(self, **changes):
@@ -109,6 +110,8 @@ class Server:
         self.proc.send_signal(signum)
 
     def log_text(self):
+        if self.log is None:
+            return ""
         if not self.log.closed:
             self.log.flush()
         with open(self.log_path, "rb") as f:
