@@ -182,6 +182,7 @@ static void describe_exit(int status, char *buf, size_t len)
 }
 
 static void restart_due(evutil_socket_t fd, short events, void *arg);
+static void restart_schedule(struct master *m, int slot, int64_t lived_ms);
 
 struct restart_arg {
     struct master *m;
@@ -201,7 +202,8 @@ static void restart_schedule(struct master *m, int slot, int64_t lived_ms)
     }
     if (delay == 0) {
         m->restarts_total++;
-        workers_spawn(m, slot);
+        if (workers_spawn(m, slot) != 0)
+            restart_schedule(m, slot, 0); /* fork failed: retry after a back-off */
         return;
     }
     log_notice("worker %d died %u times in a row soon after starting; restarting in %lld ms",
@@ -228,7 +230,8 @@ static void restart_due(evutil_socket_t fd, short events, void *arg)
     (void)events;
     if (ra->m->state == MASTER_RUNNING && ra->slot < ra->m->slot_count) {
         ra->m->restarts_total++;
-        workers_spawn(ra->m, ra->slot);
+        if (workers_spawn(ra->m, ra->slot) != 0)
+            restart_schedule(ra->m, ra->slot, 0);
     }
 }
 

@@ -301,3 +301,23 @@ def test_a_worker_acts_on_mail_from_another_process_within_milliseconds(server):
     # Generous bound for shared machines: a missed doorbell would cost the 2 s poll timeout.
     assert figures["p50_us"] < 50_000, figures
     print("worker wake-up round trip:", figures)
+
+
+def test_sighup_can_change_the_worker_count_and_the_port(make_server):
+    from conftest import free_port
+    server = make_server(workers=2, drain_timeout="1s").start()
+    old_port = server.port
+    server.port = free_port()
+    server.write_config(workers=3, listen=f"127.0.0.1:{server.port}")
+    server.signal(signal.SIGHUP)
+    assert wait_for(lambda: len([w for w in server.workers() if w["generation"] == 1]) == 3, 10), \
+        server.log_text()
+    status, _, _ = http_get(server.url + "/__lbheartbeat__")
+    assert status == 200
+    assert run(Dialer(server).websocket_once()) is None
+
+    def old_port_closed():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", old_port)) != 0
+    assert wait_for(old_port_closed, 10)
+    assert wait_for(lambda: len(server.status()["workers"]) == 3, 10), server.status()
