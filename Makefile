@@ -138,7 +138,12 @@ check: deps-test
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
 
-bench: all
+build/tools/%: tests/tools/%.c build/libpresenced.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
+
+bench: deps-test
+	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%)
 	$(PYTHON) bench/run.py
 
 install: build/presenced

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""make bench: figures for presenced measured on this machine, in one run.
+
+- idle WebSocket cost: worker RSS growth per open /presence connection
+- connection rate: WebSocket handshakes per second from one client process
+- cross-process wake-up: round trip of mail + doorbell through a real worker
+"""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import websockets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, "build", "presenced")
+PROBE = os.path.join(ROOT, "build", "tools", "wake_probe")
+IDLE_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4000"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def status(admin_port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/status", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def start(workdir):
+    port, admin = free_port(), free_port()
+    conf = os.path.join(workdir, "presenced.conf")
+    with open(conf, "w") as f:
+        f.write(f"listen 127.0.0.1:{port}\nadmin_listen 127.0.0.1:{admin}\nworkers 2\n"
+                f"data_dir {workdir}/data\npid_file {workdir}/pid\nlog_level warning\n")
+    proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            if len(status(admin)["workers"]) == 2:
+                return proc, port, admin
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("presenced did not start")
+
+
+async def open_idle(url, count):
+    started = time.monotonic()
+    clients = []
+    for _ in range(count):
+        clients.append(await websockets.connect(url, ping_interval=None, compression=None))
+    return clients, time.monotonic() - started
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="presenced-bench-") as workdir:
+        proc, port, admin = start(workdir)
+        try:
+            workers = [w["pid"] for w in status(admin)["workers"]]
+            before = sum(rss_kib(p) for p in workers)
+            loop = asyncio.new_event_loop()
+            clients, seconds = loop.run_until_complete(
+                open_idle(f"ws://127.0.0.1:{port}/presence", IDLE_CONNECTIONS))
+            time.sleep(1.5)
+            after = sum(rss_kib(p) for p in workers)
+            per_conn = (after - before) * 1024 / IDLE_CONNECTIONS
+            probe = subprocess.run([PROBE, f"{workdir}/data", str(workers[0]), "2000"],
+                                   capture_output=True, text=True, timeout=120)
+            wake = json.loads(probe.stdout)
+            for ws in clients:
+                loop.run_until_complete(ws.close())
+            loop.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+    print(f"idle /presence WebSocket: {per_conn:.0f} bytes of worker RSS each "
+          f"({IDLE_CONNECTIONS} connections, 2 workers)")
+    print(f"handshakes: {IDLE_CONNECTIONS / seconds:.0f}/s from one Python client process")
+    print(f"wake-up round trip through a worker: p50 {wake['p50_us']} us, p99 {wake['p99_us']} us, "
+          f"max {wake['max_us']} us ({wake['answered']} rounds)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
