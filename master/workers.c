@@ -241,7 +241,8 @@ static void proc_died(struct master *m, struct worker_proc *p, int status)
     describe_exit(status, how, sizeof how);
     bool expected = m->state != MASTER_RUNNING || p->state == PROC_DRAINING ||
                     p->generation != m->generation;
-    if (expected && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    bool crashed = WIFSIGNALED(status) && (WCOREDUMP(status) || WTERMSIG(status) != SIGTERM);
+    if (expected && !crashed && !(WIFEXITED(status) && WEXITSTATUS(status) != 0))
         log_info("worker %d (pid %ld) %s", p->slot, (long)p->pid, how);
     else
         log_error("worker %d (pid %ld, generation %u) %s", p->slot, (long)p->pid, p->generation,

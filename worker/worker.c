@@ -117,7 +117,8 @@ static void on_signal(uv_signal_t *handle, int signum)
         break;
     case SIGTERM:
     case SIGINT:
-        log_info("stopping now (%s)", strsignal(signum));
+        if (!w->stopping)
+            log_info("stopping now (%s)", strsignal(signum));
         loop_stop(w);
         break;
     case SIGUSR1:
@@ -153,6 +154,10 @@ static void handles_close(struct worker *w)
 {
     if (!w->handles_ready)
         return;
+    /* Exiting already: a stop signal arriving now (Ctrl-C reaches master and workers, then the
+     * master's SIGTERM follows) must not kill the process half-way through its teardown. */
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
+        signal(worker_signums[i], SIG_IGN);
     for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
         uv_close((uv_handle_t *)&w->signals[i], NULL);
     uv_close((uv_handle_t *)&w->commit_prepare, NULL);

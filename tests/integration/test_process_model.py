@@ -83,9 +83,11 @@ def test_400_websockets_are_served_by_both_workers(make_server):
         per_worker = {w["slot"]: w["websockets"] for w in server.workers()}
         for ws in clients:
             await ws.close()
-        return replies, per_worker
-    replies, per_worker = run(scenario())
+        await asyncio.sleep(1.2)
+        return replies, per_worker, server.status()
+    replies, per_worker, after = run(scenario())
     assert replies == [{}] * 400
+    assert after["websockets"] == 0 and after["connections"] == 0, after
     assert sum(per_worker.values()) == 400, per_worker
     assert all(count > 0 for count in per_worker.values()), per_worker
     print("split between the workers:", per_worker)
@@ -321,3 +323,24 @@ def test_sighup_can_change_the_worker_count_and_the_port(make_server):
             return s.connect_ex(("127.0.0.1", old_port)) != 0
     assert wait_for(old_port_closed, 10)
     assert wait_for(lambda: len(server.status()["workers"]) == 3, 10), server.status()
+
+
+def test_max_connections_pauses_accepting_until_one_closes(make_server):
+    server = make_server(workers=1, max_connections=5).start()
+
+    async def scenario():
+        first = await open_many(server.ws_url, 5)
+        late = asyncio.ensure_future(websockets.connect(server.ws_url, ping_interval=None,
+                                                        open_timeout=20))
+        await asyncio.sleep(0.5)
+        waited = not late.done()
+        await first[0].close()
+        ws = await asyncio.wait_for(late, 10)
+        await ws.send("{}")
+        reply = json.loads(await ws.recv())
+        for c in first[1:] + [ws]:
+            await c.close()
+        return waited, reply
+    waited, reply = run(scenario())
+    assert waited, "the sixth connection was accepted beyond max_connections"
+    assert reply == {}

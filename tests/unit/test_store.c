@@ -183,6 +183,26 @@ static void test_commit_waiters(struct shm_store *store)
     ok(!shm_batch_pending(store), "nothing pending after the commit");
 }
 
+/* A burst of writes in one loop turn is one transaction: one commit, not one per write. */
+static void test_batching(struct shm_store *store)
+{
+    struct shm_store_stats before, after;
+    shm_store_stats(store, &before);
+    for (int i = 0; i < 1000; i++) {
+        struct shm_worker_info info = { .pid = 10000 + i, .connections = (uint64_t)i };
+        shm_worker_info_put(store, &info);
+    }
+    is_int(shm_batch_commit(store), SHM_OK, "1000 writes commit together");
+    shm_store_stats(store, &after);
+    is_int(after.commits - before.commits, 1, "as one commit");
+    struct shm_worker_info got;
+    ok(shm_worker_info_get(store, 10999, &got) == SHM_OK && got.connections == 999,
+       "the last write of the batch is there");
+    is_int(shm_batch_commit(store), SHM_OK, "an empty batch commits");
+    shm_store_stats(store, &before);
+    is_int(before.commits, after.commits, "and costs no commit");
+}
+
 static void test_reset_volatile(struct shm_store *store)
 {
     struct shm_conn_owner previous;
@@ -290,6 +310,7 @@ int main(void)
     test_worker_info(store);
     test_mail(store);
     test_commit_waiters(store);
+    test_batching(store);
     test_reset_volatile(store);
     is_int(shm_store_sync(store), SHM_OK, "sync to disk");
     ok(shm_store_reader_check(store) >= 0, "reader check runs");
