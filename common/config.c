@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 #define CONFIG_MAX_LINE 4096
@@ -288,6 +289,8 @@ static int add_audience(struct parser *p, const char *value)
 static int add_issuer(struct parser *p, const char *host, const char *key_file)
 {
     struct config *cfg = p->cfg;
+    if (key_file != NULL && access(key_file, R_OK) != 0)
+        return fail(p, "trusted_issuer: cannot read %s: %s", key_file, strerror(errno));
     if (cfg->trusted_issuer_count == CONFIG_MAX_LIST)
         return fail(p, "trusted_issuer: at most %d issuers", CONFIG_MAX_LIST);
     if (strchr(host, '/') != NULL || strchr(host, ':') != NULL)
@@ -385,6 +388,12 @@ static int config_check(struct parser *p)
         p->line = line_of(p, cfg->tls_cert ? "tls_cert" : "tls_key");
         return fail(p, "tls_cert and tls_key must be set together");
     }
+    const char *files[] = { "tls_cert", cfg->tls_cert, "tls_key", cfg->tls_key };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i += 2)
+        if (files[i + 1] != NULL && access(files[i + 1], R_OK) != 0) {
+            p->line = line_of(p, files[i]);
+            return fail(p, "%s: cannot read %s: %s", files[i], files[i + 1], strerror(errno));
+        }
     if (cfg->max_map_size < cfg->map_size) {
         p->line = line_of(p, "max_map_size") ? line_of(p, "max_map_size") : line_of(p, "map_size");
         return fail(p, "max_map_size must not be smaller than map_size");

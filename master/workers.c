@@ -2,6 +2,7 @@
 #include "master.h"
 
 #include "../common/clock.h"
+#include "../common/grow.h"
 #include "../common/log.h"
 #include "../worker/worker.h"
 
@@ -39,14 +40,8 @@ static void proc_forget(struct master *m, struct worker_proc *p)
 
 static struct worker_proc *proc_add(struct master *m)
 {
-    if (m->proc_count == m->proc_cap) {
-        size_t cap = m->proc_cap ? m->proc_cap * 2 : 8;
-        struct worker_proc *grown = realloc(m->procs, cap * sizeof *grown);
-        if (grown == NULL)
-            return NULL;
-        m->procs = grown;
-        m->proc_cap = cap;
-    }
+    if (grow_for((void **)&m->procs, &m->proc_cap, m->proc_count, sizeof *m->procs, 8) != 0)
+        return NULL;
     struct worker_proc *p = &m->procs[m->proc_count++];
     memset(p, 0, sizeof *p);
     p->ready_fd = -1;

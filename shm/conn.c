@@ -101,18 +101,27 @@ static int owned_get(struct shm_store *store, MDB_txn *txn, MDB_val *key, int32_
     return SHM_OK;
 }
 
+/* The record of (email, device) in the batch, when (pid, conn_id) still owns it. */
+static int owned_find(struct shm_store *store, const char *email, const char *device, int32_t pid,
+                      uint64_t conn_id, unsigned char *key_buf, MDB_val *key, MDB_txn **txn,
+                      struct shm_conn_owner *owner)
+{
+    if (conn_key(email, device, key_buf, key) != SHM_OK)
+        return SHM_ERROR;
+    *txn = store_batch_txn(store);
+    if (*txn == NULL)
+        return SHM_ERROR;
+    return owned_get(store, *txn, key, pid, conn_id, owner);
+}
+
 int shm_conn_set_status(struct shm_store *store, const char *email, const char *device,
                         int32_t pid, uint64_t conn_id, uint8_t status)
 {
     unsigned char key_buf[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2], value_buf[CONN_VALUE_SIZE];
     MDB_val key, value;
+    MDB_txn *txn;
     struct shm_conn_owner owner;
-    if (conn_key(email, device, key_buf, &key) != SHM_OK)
-        return SHM_ERROR;
-    MDB_txn *txn = store_batch_txn(store);
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = owned_get(store, txn, &key, pid, conn_id, &owner);
+    int rc = owned_find(store, email, device, pid, conn_id, key_buf, &key, &txn, &owner);
     if (rc != SHM_OK)
         return rc;
     owner.status = status;
@@ -129,13 +138,9 @@ int shm_conn_release(struct shm_store *store, const char *email, const char *dev
 {
     unsigned char key_buf[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2], owner_buf[OWNER_KEY_SIZE];
     MDB_val key, okey;
+    MDB_txn *txn;
     struct shm_conn_owner owner;
-    if (conn_key(email, device, key_buf, &key) != SHM_OK)
-        return SHM_ERROR;
-    MDB_txn *txn = store_batch_txn(store);
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = owned_get(store, txn, &key, pid, conn_id, &owner);
+    int rc = owned_find(store, email, device, pid, conn_id, key_buf, &key, &txn, &owner);
     if (rc != SHM_OK)
         return rc;
     owner_key(pid, conn_id, owner_buf, &okey);

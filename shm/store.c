@@ -1,6 +1,7 @@
 /* store: the LMDB environment every presenced process opens after fork — schema, batching, sync. */
 #include "store_internal.h"
 
+#include "../common/grow.h"
 #include "../common/log.h"
 
 #include <errno.h>
@@ -250,14 +251,9 @@ void store_read_end(struct shm_store *store, MDB_txn *txn)
 
 int shm_batch_on_commit(struct shm_store *store, shm_commit_cb cb, void *arg)
 {
-    if (store->waiter_count == store->waiter_cap) {
-        size_t cap = store->waiter_cap ? store->waiter_cap * 2 : 16;
-        struct shm_commit_waiter *grown = realloc(store->waiters, cap * sizeof *grown);
-        if (grown == NULL)
-            return SHM_ERROR;
-        store->waiters = grown;
-        store->waiter_cap = cap;
-    }
+    if (grow_for((void **)&store->waiters, &store->waiter_cap, store->waiter_count,
+                 sizeof *store->waiters, 16) != 0)
+        return SHM_ERROR;
     store->waiters[store->waiter_count++] = (struct shm_commit_waiter){ cb, arg };
     return SHM_OK;
 }

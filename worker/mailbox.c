@@ -1,6 +1,7 @@
 /* mailbox: a worker's end of cross-process wake-ups — its doorbell and its mail in the store. */
 #include "worker_internal.h"
 
+#include "../common/grow.h"
 #include "../common/log.h"
 #include "../shm/mail.h"
 
@@ -67,14 +68,8 @@ static int ring_add(struct worker *w, pid_t target)
     for (size_t i = 0; i < w->ring_count; i++)
         if (w->rings[i] == target)
             return 0;
-    if (w->ring_count == w->ring_cap) {
-        size_t cap = w->ring_cap ? w->ring_cap * 2 : 8;
-        pid_t *grown = realloc(w->rings, cap * sizeof *grown);
-        if (grown == NULL)
-            return -1;
-        w->rings = grown;
-        w->ring_cap = cap;
-    }
+    if (grow_for((void **)&w->rings, &w->ring_cap, w->ring_count, sizeof *w->rings, 8) != 0)
+        return -1;
     w->rings[w->ring_count++] = target;
     return 0;
 }

@@ -51,7 +51,7 @@ static void test_values(void)
                        "audience https://a.example\n"
                        "audience http://localhost:8282\n"
                        "trusted_issuer login.persona.org\n"
-                       "trusted_issuer accounts.example.org /etc/presenced/key.json\n"
+                       "trusted_issuer accounts.example.org /etc/hostname\n"
                        "log_level debug\n"
                        "admin_listen off\n"
                        "verifier https://verifier.example/v2\n";
@@ -67,7 +67,7 @@ static void test_values(void)
     is_str(cfg.audience[1], "http://localhost:8282", "second audience kept in order");
     is_int(cfg.trusted_issuer_count, 2, "trusted_issuer may repeat");
     ok(cfg.trusted_issuer[0].key_file == NULL, "issuer without key file fetches its key");
-    is_str(cfg.trusted_issuer[1].key_file, "/etc/presenced/key.json", "issuer key file");
+    is_str(cfg.trusted_issuer[1].key_file, "/etc/hostname", "issuer key file");
     is_int(cfg.log_level, LOG_LEVEL_DEBUG, "log_level debug");
     is_str(cfg.admin_listen, "off", "admin_listen off");
     is_str(cfg.path, "test.conf", "the file name is remembered for reloads");
@@ -104,6 +104,12 @@ static void test_errors(void)
                  "an issuer with three words");
     expect_error("\ntls_cert /x.pem\n", "test.conf:2: tls_cert and tls_key must be set together",
                  "a certificate without a key");
+    expect_error("tls_key /etc/hostname\ntls_cert /nonexistent/cert.pem\n",
+                 "test.conf:2: tls_cert: cannot read /nonexistent/cert.pem: No such file",
+                 "an unreadable certificate");
+    expect_error("trusted_issuer a.example /nonexistent/key.json\n",
+                 "test.conf:1: trusted_issuer: cannot read /nonexistent/key.json",
+                 "an unreadable issuer key");
     expect_error("map_size 64M\nmax_map_size 16M\n", "test.conf:2: max_map_size",
                  "max_map_size below map_size");
     char big[5000];
