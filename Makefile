@@ -20,11 +20,14 @@ DEB_TEST := clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
 
 PKGS := libwebsockets libuv libevent json-c libcurl lmdb openssl
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# What /__version__ names as "source"; set it when packaging: make SOURCE_URL=https://...
+SOURCE_URL ?= unknown
 BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) \
                -DPRESENCED_COMMIT='"$(COMMIT)"' -DPRESENCED_BUILD='"$(BUILD_DATE)"' \
+               -DPRESENCED_SOURCE='"$(SOURCE_URL)"' \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent -luv

@@ -344,3 +344,37 @@ def test_max_connections_pauses_accepting_until_one_closes(make_server):
     waited, reply = run(scenario())
     assert waited, "the sixth connection was accepted beyond max_connections"
     assert reply == {}
+
+
+def store_tool(server, *args):
+    tools = os.environ.get("PRESENCED_TOOLS", os.path.join(os.path.dirname(__file__), "..", "..",
+                                                           "build", "asan", "tools"))
+    return subprocess.run([os.path.join(tools, "store_tool"), server.settings["data_dir"], *args],
+                          capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+
+
+def test_connections_of_a_killed_worker_count_as_gone_within_2_seconds(make_server):
+    server = make_server(workers=2).start()
+    victim, survivor = server.workers()
+    store_tool(server, "claim", "alice@example.com", "phone", str(victim["pid"]), "1")
+    store_tool(server, "claim", "alice@example.com", "laptop", str(victim["pid"]), "2")
+    store_tool(server, "claim", "alice@example.com", "tablet", str(survivor["pid"]), "1")
+    assert store_tool(server, "devices", "alice@example.com") == "3"
+    killed_at = time.monotonic()
+    os.kill(victim["pid"], signal.SIGKILL)
+    assert wait_for(lambda: store_tool(server, "devices", "alice@example.com") == "1", 2.0)
+    print(f"released after {(time.monotonic() - killed_at) * 1000:.0f} ms")
+    assert log_lines(server, rf"released 2 connection\(s\) held by pid {victim['pid']}")
+
+
+def test_workers_exit_when_the_master_is_killed(make_server):
+    server = make_server(workers=2).start()
+    pids = [w["pid"] for w in server.workers()]
+    server.proc.kill()
+    server.proc.wait(timeout=5)
+
+    def all_gone():
+        return not any(os.path.exists(f"/proc/{pid}") and
+                       open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+                       for pid in pids)
+    assert wait_for(all_gone, 5), "workers outlived their master"

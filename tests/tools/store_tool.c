@@ -1,0 +1,45 @@
+/* store_tool: reads and writes connection records of a running presenced's store, for tests.
+ *   store_tool DATA_DIR claim EMAIL DEVICE PID CONN_ID   — record a connection as worker PID's
+ *   store_tool DATA_DIR devices EMAIL                     — print how many devices EMAIL has */
+#include "../../shm/conn.h"
+#include "../../shm/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int claim(struct shm_store *store, char **argv)
+{
+    struct shm_conn_owner owner = { (int32_t)atoi(argv[2]), strtoull(argv[3], NULL, 10),
+                                    SHM_STATUS_ONLINE, 0 };
+    struct shm_conn_owner previous;
+    int had;
+    if (shm_conn_claim(store, argv[0], argv[1], &owner, &previous, &had) != SHM_OK)
+        return 1;
+    return shm_batch_commit(store) == SHM_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: store_tool DATA_DIR claim|devices ...\n");
+        return 2;
+    }
+    char err[512];
+    struct shm_store *store;
+    struct shm_store_options opt = { argv[1], 256LL << 20, 16LL << 30, false };
+    if (shm_store_open(&store, &opt, err, sizeof err) != 0) {
+        fprintf(stderr, "store_tool: %s\n", err);
+        return 1;
+    }
+    int rc = 2;
+    if (strcmp(argv[2], "claim") == 0 && argc == 7) {
+        rc = claim(store, argv + 3);
+    } else if (strcmp(argv[2], "devices") == 0 && argc == 4) {
+        int count = shm_conn_devices(store, argv[3], NULL, NULL);
+        printf("%d\n", count);
+        rc = count < 0 ? 1 : 0;
+    }
+    shm_store_close(store);
+    return rc;
+}
