@@ -17,8 +17,18 @@
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 #define CONFIG_MAX_LINE 4096
 
-enum key_type { KEY_STRING, KEY_INT, KEY_DURATION, KEY_SIZE, KEY_LOG_LEVEL, KEY_WORKERS, KEY_LIST,
-                KEY_ISSUER, KEY_LISTEN, KEY_URL };
+enum key_type {
+    KEY_STRING,
+    KEY_INT,
+    KEY_DURATION,
+    KEY_SIZE,
+    KEY_LOG_LEVEL,
+    KEY_WORKERS,
+    KEY_LIST,
+    KEY_ISSUER,
+    KEY_LISTEN,
+    KEY_URL
+};
 
 struct key_spec {
     const char *name;
@@ -349,7 +359,8 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
     case KEY_LOG_LEVEL: {
         int level = log_level_parse(args[0]);
         if (level < 0)
-            return fail(p, "log_level: '%s' must be debug, info, notice, warning or error", args[0]);
+            return fail(p, "log_level: '%s' must be debug, info, notice, warning or error",
+                        args[0]);
         p->cfg->log_level = level;
         return 0;
     }
@@ -451,7 +462,8 @@ static char *file_read(const char *path, size_t *len, char *err, size_t errlen)
     int read_error = ferror(f);
     fclose(f);
     if (read_error || *len > CONFIG_MAX_FILE_SIZE) {
-        snprintf(err, errlen, "%s:0: %s", path, read_error ? "read error" : "file larger than 1 MiB");
+        snprintf(err, errlen, "%s:0: %s", path,
+                 read_error ? "read error" : "file larger than 1 MiB");
         free(buf);
         return NULL;
     }

@@ -15,8 +15,8 @@ struct config_issuer {
 struct config {
     char *path; /* the file this was read from */
 
-    char *listen;       /* "[host:]port", "[v6]:port" */
-    int workers;        /* 0 = one per core */
+    char *listen; /* "[host:]port", "[v6]:port" */
+    int workers;  /* 0 = one per core */
     char *data_dir;
     char *pid_file;
     char *log_file;     /* NULL = stderr */
@@ -43,10 +43,10 @@ struct config {
     int64_t max_pending_notifications;
     int64_t drain_timeout_ms;
 
-    int64_t map_size;          /* bytes of the LMDB map at start */
-    int64_t max_map_size;      /* the map grows up to this on MDB_MAP_FULL */
-    int64_t sync_interval_ms;  /* 0 = flush every commit */
-    int64_t max_connections;   /* per worker; 0 = as many as the file limit allows */
+    int64_t map_size;         /* bytes of the LMDB map at start */
+    int64_t max_map_size;     /* the map grows up to this on MDB_MAP_FULL */
+    int64_t sync_interval_ms; /* 0 = flush every commit */
+    int64_t max_connections;  /* per worker; 0 = as many as the file limit allows */
 };
 
 /* Fills cfg with the built-in defaults. */

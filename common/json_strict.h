@@ -1,4 +1,5 @@
-/* json_strict: RFC 8259 parsing of a whole message into a json-c object, nothing accepted around it. */
+/* json_strict: RFC 8259 parsing of a whole message into a json-c object, nothing accepted around
+ * it. */
 #ifndef PRESENCED_JSON_STRICT_H
 #define PRESENCED_JSON_STRICT_H
 

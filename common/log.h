@@ -4,7 +4,13 @@
 
 #include <stdarg.h>
 
-enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_NOTICE, LOG_LEVEL_WARNING, LOG_LEVEL_ERROR };
+enum log_level {
+    LOG_LEVEL_DEBUG,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_NOTICE,
+    LOG_LEVEL_WARNING,
+    LOG_LEVEL_ERROR
+};
 
 /* Parses "debug", "info", "notice", "warning", "error"; returns -1 on anything else. */
 int log_level_parse(const char *name);

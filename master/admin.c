@@ -87,9 +87,9 @@ static int admin_bind(struct admin *admin, const char *listen)
     const char *bare = host[0] == '[' ? host + 1 : host;
     if (host[0] == '[')
         host[strlen(host) - 1] = '\0';
-    uint16_t port = ntohs(addr.ss.ss_family == AF_INET6
-                              ? ((struct sockaddr_in6 *)&addr.ss)->sin6_port
-                              : ((struct sockaddr_in *)&addr.ss)->sin_port);
+    uint16_t port =
+        ntohs(addr.ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr.ss)->sin6_port
+                                            : ((struct sockaddr_in *)&addr.ss)->sin_port);
     if (evhttp_bind_socket(http, bare, port) != 0) {
         log_error("admin_listen %s: cannot listen", listen);
         evhttp_free(http);

@@ -25,8 +25,7 @@ static void stop_deadline(evutil_socket_t fd, short events, void *arg)
     (void)fd;
     (void)events;
     if (workers_alive(m) > 0) {
-        log_warning("%zu worker(s) still running at the deadline: killing them",
-                    workers_alive(m));
+        log_warning("%zu worker(s) still running at the deadline: killing them", workers_alive(m));
         workers_signal(m, SIGKILL, false);
     }
     event_base_loopexit(m->base, NULL);
@@ -101,8 +100,7 @@ static int restarts_resize(struct master *m, int from, int to)
 }
 
 /* Opens the sockets of a configuration: the same address and count reuse the ones held. */
-static int listeners_for(const struct config *cfg, struct listen_addr *addr, int **fds,
-                         int *count)
+static int listeners_for(const struct config *cfg, struct listen_addr *addr, int **fds, int *count)
 {
     const char *reason;
     if (addr_parse(cfg->listen, addr, &reason) != 0) {
@@ -171,7 +169,8 @@ static void reload(struct master *m)
     if (config_defaults(&next) != 0)
         return;
     if (config_load(&next, m->config_path, err, sizeof err) != 0 ||
-        config_paths_absolute(&next, m->start_dir) != 0 || config_compatible(m, &next) != 0 || reload_listeners(m, &next) != 0) {
+        config_paths_absolute(&next, m->start_dir) != 0 || config_compatible(m, &next) != 0 ||
+        reload_listeners(m, &next) != 0) {
         log_error("reload failed, the running configuration stays%s%s", err[0] ? ": " : "", err);
         m->reload_failures_total++;
         config_free(&next);

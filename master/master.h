@@ -20,7 +20,7 @@ struct worker_proc {
     int64_t started_ms; /* monotonic */
     int64_t started_wall_ms;
     int64_t drain_started_ms; /* monotonic; 0 while not draining */
-    int ready_fd;       /* read end of the readiness pipe, -1 once read */
+    int ready_fd;             /* read end of the readiness pipe, -1 once read */
     struct event *ready_event;
 };
 
@@ -49,7 +49,7 @@ struct master {
     int *old_listen_fds;
     int old_slot_count;
     unsigned generation;
-    bool replacing;          /* a reload waits for its new workers to be ready */
+    bool replacing; /* a reload waits for its new workers to be ready */
     int64_t replace_started_ms;
 
     struct worker_proc *procs;

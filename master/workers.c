@@ -146,9 +146,13 @@ int workers_spawn(struct master *m, int slot)
         child_run(m, slot, pipe_fds[1], master_pid);
     }
     close(pipe_fds[1]);
-    *p = (struct worker_proc){ .pid = pid, .slot = slot, .generation = m->generation,
-                               .state = PROC_STARTING, .started_ms = clock_mono_ms(),
-                               .started_wall_ms = clock_wall_ms(), .ready_fd = pipe_fds[0] };
+    *p = (struct worker_proc){ .pid = pid,
+                               .slot = slot,
+                               .generation = m->generation,
+                               .state = PROC_STARTING,
+                               .started_ms = clock_mono_ms(),
+                               .started_wall_ms = clock_wall_ms(),
+                               .ready_fd = pipe_fds[0] };
     p->ready_event = event_new(m->base, pipe_fds[0], EV_READ, on_ready, m);
     if (p->ready_event == NULL || event_add(p->ready_event, NULL) != 0)
         log_warning("worker %d: cannot watch its readiness", slot);
@@ -201,8 +205,8 @@ static void restart_schedule(struct master *m, int slot, int64_t lived_ms)
             restart_schedule(m, slot, 0); /* fork failed: retry after a back-off */
         return;
     }
-    log_notice("worker %d died %u times in a row soon after starting; restarting in %lld ms",
-               slot, r->quick_deaths, (long long)delay);
+    log_notice("worker %d died %u times in a row soon after starting; restarting in %lld ms", slot,
+               r->quick_deaths, (long long)delay);
     if (r->timer == NULL) {
         struct restart_arg *arg = malloc(sizeof *arg);
         if (arg == NULL)
@@ -234,8 +238,8 @@ static void proc_died(struct master *m, struct worker_proc *p, int status)
 {
     char how[128];
     describe_exit(status, how, sizeof how);
-    bool expected = m->state != MASTER_RUNNING || p->state == PROC_DRAINING ||
-                    p->generation != m->generation;
+    bool expected =
+        m->state != MASTER_RUNNING || p->state == PROC_DRAINING || p->generation != m->generation;
     bool crashed = WIFSIGNALED(status) && (WCOREDUMP(status) || WTERMSIG(status) != SIGTERM);
     if (expected && !crashed && !(WIFEXITED(status) && WEXITSTATUS(status) != 0))
         log_info("worker %d (pid %ld) %s", p->slot, (long)p->pid, how);

@@ -114,8 +114,8 @@ static int owned_find(struct shm_store *store, const char *email, const char *de
     return owned_get(store, *txn, key, pid, conn_id, owner);
 }
 
-int shm_conn_set_status(struct shm_store *store, const char *email, const char *device,
-                        int32_t pid, uint64_t conn_id, uint8_t status)
+int shm_conn_set_status(struct shm_store *store, const char *email, const char *device, int32_t pid,
+                        uint64_t conn_id, uint8_t status)
 {
     unsigned char key_buf[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2], value_buf[CONN_VALUE_SIZE];
     MDB_val key, value;
@@ -208,7 +208,9 @@ int shm_conn_get(struct shm_store *store, const char *email, const char *device,
     if (rc != SHM_OK)
         return rc;
     rc = mdb_get(txn, store->conns, &key, &value);
-    int result = rc == 0 ? owner_decode(&value, out) : rc == MDB_NOTFOUND ? SHM_NOT_FOUND : SHM_ERROR;
+    int result = rc == 0              ? owner_decode(&value, out)
+                 : rc == MDB_NOTFOUND ? SHM_NOT_FOUND
+                                      : SHM_ERROR;
     store_read_end(store, txn);
     return result;
 }

@@ -27,8 +27,8 @@ int shm_conn_claim(struct shm_store *store, const char *email, const char *devic
                    int *had_previous);
 
 /* Changes the status, only while (pid, conn_id) still owns the record: SHM_NOT_FOUND otherwise. */
-int shm_conn_set_status(struct shm_store *store, const char *email, const char *device,
-                        int32_t pid, uint64_t conn_id, uint8_t status);
+int shm_conn_set_status(struct shm_store *store, const char *email, const char *device, int32_t pid,
+                        uint64_t conn_id, uint8_t status);
 
 /* Removes the record if (pid, conn_id) still owns it; a superseded connection removes nothing. */
 int shm_conn_release(struct shm_store *store, const char *email, const char *device, int32_t pid,

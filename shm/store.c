@@ -85,8 +85,8 @@ static int schema_check(struct shm_store *store, MDB_txn *txn, char *err, size_t
         return rc;
     uint32_t theirs = value.mv_size == 4 ? store_get_be32(value.mv_data) : 0;
     if (theirs != SHM_SCHEMA_VERSION) {
-        snprintf(err, errlen, "store has schema version %u; this presenced uses version %u",
-                 theirs, SHM_SCHEMA_VERSION);
+        snprintf(err, errlen, "store has schema version %u; this presenced uses version %u", theirs,
+                 SHM_SCHEMA_VERSION);
         return -1;
     }
     return 0;

@@ -11,10 +11,13 @@
 static void info_encode(const struct shm_worker_info *info, unsigned char *out)
 {
     uint64_t fields[INFO_FIELDS] = {
-        (uint32_t)info->pid, (uint32_t)info->slot, info->generation, info->draining,
-        (uint64_t)info->started_ms, (uint64_t)info->updated_ms, info->connections,
-        info->websockets, info->accepted_total, info->http_requests_total,
-        info->ws_messages_total, info->accept_pauses_total, info->store_failures_total,
+        (uint32_t)info->pid,        (uint32_t)info->slot,
+        info->generation,           info->draining,
+        (uint64_t)info->started_ms, (uint64_t)info->updated_ms,
+        info->connections,          info->websockets,
+        info->accepted_total,       info->http_requests_total,
+        info->ws_messages_total,    info->accept_pauses_total,
+        info->store_failures_total,
     };
     for (int i = 0; i < INFO_FIELDS; i++)
         store_put_be64(out + 8 * i, fields[i]);
@@ -28,10 +31,18 @@ static int info_decode(const MDB_val *value, struct shm_worker_info *out)
     for (int i = 0; i < INFO_FIELDS; i++)
         f[i] = store_get_be64((const unsigned char *)value->mv_data + 8 * i);
     *out = (struct shm_worker_info){
-        .pid = (int32_t)f[0], .slot = (int32_t)f[1], .generation = (uint32_t)f[2],
-        .draining = (uint32_t)f[3], .started_ms = (int64_t)f[4], .updated_ms = (int64_t)f[5],
-        .connections = f[6], .websockets = f[7], .accepted_total = f[8],
-        .http_requests_total = f[9], .ws_messages_total = f[10], .accept_pauses_total = f[11],
+        .pid = (int32_t)f[0],
+        .slot = (int32_t)f[1],
+        .generation = (uint32_t)f[2],
+        .draining = (uint32_t)f[3],
+        .started_ms = (int64_t)f[4],
+        .updated_ms = (int64_t)f[5],
+        .connections = f[6],
+        .websockets = f[7],
+        .accepted_total = f[8],
+        .http_requests_total = f[9],
+        .ws_messages_total = f[10],
+        .accept_pauses_total = f[11],
         .store_failures_total = f[12],
     };
     return SHM_OK;
@@ -73,7 +84,9 @@ int shm_worker_info_get(struct shm_store *store, int32_t pid, struct shm_worker_
     if (store_read_begin(store, &txn) != SHM_OK)
         return SHM_ERROR;
     int rc = mdb_get(txn, store->workers, &key, &value);
-    int result = rc == 0 ? info_decode(&value, out) : rc == MDB_NOTFOUND ? SHM_NOT_FOUND : SHM_ERROR;
+    int result = rc == 0              ? info_decode(&value, out)
+                 : rc == MDB_NOTFOUND ? SHM_NOT_FOUND
+                                      : SHM_ERROR;
     store_read_end(store, txn);
     return result;
 }

@@ -13,7 +13,7 @@ struct shm_worker_info {
     uint32_t draining;
     int64_t started_ms;
     int64_t updated_ms;
-    uint64_t connections;      /* open sockets: HTTP and WebSocket */
+    uint64_t connections; /* open sockets: HTTP and WebSocket */
     uint64_t websockets;
     uint64_t accepted_total;
     uint64_t http_requests_total;

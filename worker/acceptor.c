@@ -49,8 +49,7 @@ static void accept_pause(struct worker *w, int err)
 
 static bool at_connection_limit(const struct worker *w)
 {
-    return w->cfg->max_connections > 0 &&
-           w->info.connections >= (uint64_t)w->cfg->max_connections;
+    return w->cfg->max_connections > 0 && w->info.connections >= (uint64_t)w->cfg->max_connections;
 }
 
 static void connection_adopt(struct worker *w, int fd)
@@ -99,7 +98,8 @@ int acceptor_start(struct worker *w, int fd)
 {
     struct acceptor *a = &w->acceptor;
     a->fd = fd;
-    if (uv_poll_init(&w->loop, &a->poll, fd) != 0 || uv_timer_init(&w->loop, &a->pause_timer) != 0) {
+    if (uv_poll_init(&w->loop, &a->poll, fd) != 0 ||
+        uv_timer_init(&w->loop, &a->pause_timer) != 0) {
         log_error("cannot watch the listening socket");
         a->fd = -1;
         return -1;

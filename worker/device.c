@@ -21,7 +21,7 @@ struct ws_session {
     struct lws *wsi;
     uint64_t conn_id;
     struct out_msg *out_head, *out_tail;
-    char *rx;       /* a message arriving in fragments; NULL between messages */
+    char *rx; /* a message arriving in fragments; NULL between messages */
     size_t rx_len;
     bool rx_too_big;
     uint16_t close_code; /* close with this once the queue is written */

@@ -8,7 +8,10 @@
 
 static int status_parse(const char *text, uint8_t *out)
 {
-    static const struct { const char *name; uint8_t status; } table[] = {
+    static const struct {
+        const char *name;
+        uint8_t status;
+    } table[] = {
         { "online", SHM_STATUS_ONLINE },
         { "unavailable", SHM_STATUS_UNAVAILABLE },
         { "offline", SHM_STATUS_OFFLINE },

@@ -69,7 +69,8 @@ int http_request(struct lws *wsi, const char *uri)
     if (strcmp(uri, "/presence") == 0)
         return http_respond(wsi, HTTP_STATUS_BAD_REQUEST, "application/json",
                             "{\"error\":\"this is a WebSocket endpoint\"}");
-    return http_respond(wsi, HTTP_STATUS_NOT_FOUND, "application/json", "{\"error\":\"not found\"}");
+    return http_respond(wsi, HTTP_STATUS_NOT_FOUND, "application/json",
+                        "{\"error\":\"not found\"}");
 }
 
 int http_upgrade_refuse(struct lws *wsi)

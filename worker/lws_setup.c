@@ -52,7 +52,8 @@ static int vhost_create(struct worker *w)
     }
     w->vhost = lws_create_vhost(w->lws, &info);
     if (w->vhost == NULL) {
-        log_error("cannot create the server%s", w->cfg->tls_cert ? " (check tls_cert and tls_key)" : "");
+        log_error("cannot create the server%s",
+                  w->cfg->tls_cert ? " (check tls_cert and tls_key)" : "");
         return -1;
     }
     return 0;

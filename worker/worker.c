@@ -207,7 +207,9 @@ static void ready_signal(int ready_fd)
 static int worker_setup(struct worker *w, const struct worker_start *start)
 {
     w->info = (struct shm_worker_info){
-        .pid = getpid(), .slot = start->slot, .generation = start->generation,
+        .pid = getpid(),
+        .slot = start->slot,
+        .generation = start->generation,
         .started_ms = clock_wall_ms(),
     };
     if (handles_init(w) != 0 || store_attach(w) != 0 || handles_start(w) != 0)

@@ -8,8 +8,8 @@ struct worker_start {
     const struct config *cfg;
     int slot;
     unsigned generation;
-    int listen_fd;  /* the slot's SO_REUSEPORT socket, shared with the master */
-    int ready_fd;   /* one byte is written here once the worker accepts; then closed */
+    int listen_fd; /* the slot's SO_REUSEPORT socket, shared with the master */
+    int ready_fd;  /* one byte is written here once the worker accepts; then closed */
 };
 
 /* Runs the worker until it is told to stop; returns the process exit code. */

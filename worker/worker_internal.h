@@ -39,7 +39,7 @@ struct worker {
     struct acceptor acceptor;
     struct ws_session *sessions; /* every open /presence WebSocket, for drain and wake-ups */
     uint64_t next_conn_id;
-    pid_t *rings;                /* processes to ring once the batch is committed */
+    pid_t *rings; /* processes to ring once the batch is committed */
     size_t ring_count, ring_cap;
     bool handles_ready;
     bool draining;

@@ -75,7 +75,8 @@ out:
     qsort(times, (size_t)done, sizeof *times, cmp_i64);
     printf("{\"rounds\":%d,\"answered\":%d,\"p50_us\":%lld,\"p99_us\":%lld,\"max_us\":%lld}\n",
            rounds, done, done ? (long long)times[done / 2] : -1LL,
-           done ? (long long)times[done * 99 / 100] : -1LL, done ? (long long)times[done - 1] : -1LL);
+           done ? (long long)times[done * 99 / 100] : -1LL,
+           done ? (long long)times[done - 1] : -1LL);
     free(times);
     shm_store_close(store);
     wake_close(&bells);

@@ -102,8 +102,12 @@ static void test_bad_keys(struct shm_store *store)
 
 static void test_worker_info(struct shm_store *store)
 {
-    struct shm_worker_info info = { .pid = 4242, .slot = 1, .generation = 3, .connections = 17,
-                                     .websockets = 5, .accepted_total = 99 };
+    struct shm_worker_info info = { .pid = 4242,
+                                    .slot = 1,
+                                    .generation = 3,
+                                    .connections = 17,
+                                    .websockets = 5,
+                                    .accepted_total = 99 };
     struct shm_worker_info got;
     is_int(shm_worker_info_put(store, &info), SHM_OK, "worker info put");
     shm_batch_commit(store);
@@ -239,8 +243,7 @@ static void test_map_full(const char *dir)
     is_int(seen.result, SHM_FULL, "the waiter of the failed batch learns it");
     ok(shm_store_probe(store) == SHM_OK, "reads and new batches still work");
     shm_batch_commit(store);
-    ok(shm_mail_drop(store, 77) == SHM_OK && shm_batch_commit(store) == SHM_OK,
-       "space is freed");
+    ok(shm_mail_drop(store, 77) == SHM_OK && shm_batch_commit(store) == SHM_OK, "space is freed");
     is_int(shm_mail_post(store, 77, SHM_MAIL_PING, "x", 1), SHM_OK, "and writes work again");
     is_int(shm_batch_commit(store), SHM_OK, "commit after a full map");
     shm_store_close(store);
@@ -264,8 +267,9 @@ static void test_map_grows(const char *dir)
     is_int(rc, SHM_OK, "4000 messages of 512 bytes fit: the map grew");
     struct shm_store_stats stats;
     shm_store_stats(store, &stats);
-    ok(stats.map_size > 1 * MIB && stats.map_growths > 0, "map is now %llu bytes after %llu growths",
-       (unsigned long long)stats.map_size, (unsigned long long)stats.map_growths);
+    ok(stats.map_size > 1 * MIB && stats.map_growths > 0,
+       "map is now %llu bytes after %llu growths", (unsigned long long)stats.map_size,
+       (unsigned long long)stats.map_growths);
     shm_mail_drop(store, 78);
     shm_batch_commit(store);
     shm_store_close(store);
@@ -289,7 +293,8 @@ static void test_schema_mismatch(const char *dir)
     struct shm_store *store = NULL;
     char err[512] = "";
     struct shm_store_options opt = { dir, 8 * MIB, 8 * MIB, false };
-    is_int(shm_store_open(&store, &opt, err, sizeof err), -1, "a store of another schema is refused");
+    is_int(shm_store_open(&store, &opt, err, sizeof err), -1,
+           "a store of another schema is refused");
     ok(strstr(err, "schema version 99") != NULL, "and the message says so (%s)", err);
 }
 
