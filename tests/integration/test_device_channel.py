@@ -90,3 +90,43 @@ def test_other_websocket_paths_are_refused(server):
     assert run(scenario()) == 404
     status, _, _ = http_get(server.url + "/presence")
     assert status == 400
+
+
+def raw_handshake(port):
+    import base64
+    import os
+    import socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /presence HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(4096)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+def test_a_silent_peer_is_pinged_then_dropped(make_server):
+    import time
+    server = make_server(ping_interval="1s", ping_timeout="1s").start()
+    silent = raw_handshake(server.port)  # never answers a ping
+    started = time.monotonic()
+
+    async def polite():
+        async with websockets.connect(server.ws_url, ping_interval=None) as ws:
+            await asyncio.sleep(4)  # the client library answers pings by itself
+            await ws.send("{}")
+            return json.loads(await ws.recv())
+    assert run(polite()) == {}
+    frames = b""
+    silent.settimeout(5)
+    while True:
+        chunk = silent.recv(4096)
+        if not chunk:
+            break
+        frames += chunk
+    waited = time.monotonic() - started
+    assert frames[:1] == b"\x89", "the server sent no ping before dropping the peer"
+    assert waited < 6, f"the silent peer was kept {waited:.1f}s"
