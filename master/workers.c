@@ -133,7 +133,14 @@ int workers_spawn(struct master *m, int slot)
         return -1;
     }
     pid_t master_pid = getpid();
+    /* Signals stay blocked across fork() until the child has reset the master's handlers: a
+     * signal caught in between would be written into the master's libevent signal pipe. */
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &saved);
     pid_t pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         log_error("cannot start worker %d: fork: %s", slot, strerror(errno));
         m->proc_count--;
