@@ -22,6 +22,8 @@ static int http_respond(struct lws *wsi, unsigned status, const char *content_ty
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0) /* HEAD: the headers only */
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
     unsigned char out[LWS_PRE + 2048];
     if (body_len > sizeof out - LWS_PRE)
         return 1;

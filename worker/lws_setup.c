@@ -1,6 +1,7 @@
 /* lws_setup: the libwebsockets context of a worker, on the worker's libuv loop. */
 #include "worker_internal.h"
 
+#include "../common/clock.h"
 #include "../common/log.h"
 
 #include <string.h>
@@ -14,8 +15,28 @@ static struct lws_protocols protocols[] = {
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
+/* lws reports some client mistakes (oversized headers) as errors: a client could flood the
+ * log, so at most LWS_LOG_PER_SECOND of its lines pass each second. */
+#define LWS_LOG_PER_SECOND 10
+
+static struct {
+    int64_t second;
+    unsigned lines, dropped;
+} lws_log_budget;
+
 static void lws_log_to_ours(int level, const char *line)
 {
+    int64_t second = clock_mono_ms() / 1000;
+    if (second != lws_log_budget.second) {
+        if (lws_log_budget.dropped > 0)
+            log_warning("lws: %u more messages were not logged", lws_log_budget.dropped);
+        lws_log_budget.second = second;
+        lws_log_budget.lines = lws_log_budget.dropped = 0;
+    }
+    if (++lws_log_budget.lines > LWS_LOG_PER_SECOND) {
+        lws_log_budget.dropped++;
+        return;
+    }
     size_t len = strlen(line);
     while (len > 0 && line[len - 1] == '\n')
         len--;

@@ -66,3 +66,25 @@ def test_metrics_is_valid_prometheus_text(server):
 def test_admin_unknown_path_and_method(server):
     status, _, _ = http_get(f"http://127.0.0.1:{server.admin_port}/nothing")
     assert status == 404
+
+
+def test_head_sends_headers_only_and_keep_alive_goes_on(server):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("HEAD", "/__heartbeat__")
+    head = conn.getresponse()
+    assert head.status == 200 and head.read() == b""
+    assert int(head.getheader("content-length")) > 0
+    conn.request("GET", "/__lbheartbeat__")
+    get = conn.getresponse()
+    assert get.status == 200 and get.read() == b"{}"
+
+
+def test_post_to_a_health_endpoint_is_405(server):
+    import urllib.request
+    request = urllib.request.Request(server.url + "/__heartbeat__", data=b"a=b", method="POST")
+    try:
+        urllib.request.urlopen(request, timeout=5)
+        raise AssertionError("POST accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 405
