@@ -1,9 +1,12 @@
 /* store_tool: reads and writes connection records of a running presenced's store, for tests.
  *   store_tool DATA_DIR claim EMAIL DEVICE PID CONN_ID   — record a connection as worker PID's
- *   store_tool DATA_DIR devices EMAIL                     — print how many devices EMAIL has */
+ *   store_tool DATA_DIR devices EMAIL                     — print how many devices EMAIL has
+ *   store_tool DATA_DIR schema N                          — overwrite the schema version (to
+ *                                                           break and mend a running store) */
 #include "../../shm/conn.h"
 #include "../../shm/store.h"
 
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +22,35 @@ static int claim(struct shm_store *store, char **argv)
     return shm_batch_commit(store) == SHM_OK ? 0 : 1;
 }
 
+/* Raw LMDB on purpose: the shm_ API refuses a store of another schema. */
+static int schema_set(const char *dir, unsigned version)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    unsigned char value_buf[4] = { (unsigned char)(version >> 24), (unsigned char)(version >> 16),
+                                   (unsigned char)(version >> 8), (unsigned char)version };
+    MDB_val key = { 6, "schema" }, value = { 4, value_buf };
+    int rc = mdb_env_create(&env);
+    if (rc == 0 && (rc = mdb_env_set_maxdbs(env, 8)) == 0 &&
+        (rc = mdb_env_open(env, dir, MDB_NOTLS, 0640)) == 0 &&
+        (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
+        if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) == 0 &&
+            (rc = mdb_put(txn, meta, &key, &value, 0)) == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    if (rc != 0)
+        fprintf(stderr, "store_tool: %s\n", mdb_strerror(rc));
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[2], "schema") == 0)
+        return schema_set(argv[1], (unsigned)atoi(argv[3]));
     if (argc < 4) {
         fprintf(stderr, "usage: store_tool DATA_DIR claim|devices ...\n");
         return 2;

@@ -8,6 +8,7 @@
 
 #include <lmdb.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MIB (1024LL * 1024)
@@ -298,6 +299,36 @@ static void test_schema_mismatch(const char *dir)
     ok(strstr(err, "schema version 99") != NULL, "and the message says so (%s)", err);
 }
 
+/* A process that dies inside a read transaction leaves its reader slot behind. */
+static pid_t reader_die_holding(const char *dir)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        MDB_env *env;
+        MDB_txn *txn;
+        mdb_env_create(&env);
+        mdb_env_set_maxdbs(env, 8);
+        if (mdb_env_open(env, dir, MDB_NOTLS, 0640) == 0 &&
+            mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0)
+            _exit(0); /* no abort, no close: the slot stays */
+        _exit(1);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? child : -1;
+}
+
+static void test_stale_reader(const char *dir)
+{
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    if (store == NULL)
+        return;
+    ok(reader_die_holding(dir) > 0, "a process died holding a reader slot");
+    is_int(shm_store_reader_check(store), 1, "reader_check frees the dead process's slot");
+    is_int(shm_store_reader_check(store), 0, "and finds nothing the second time");
+    shm_store_close(store);
+}
+
 int main(void)
 {
     char *dir = mkdtemp(dir_template);
@@ -325,6 +356,7 @@ int main(void)
     shm_store_close(store);
     test_map_full(small_dir);
     test_map_grows(grow_dir);
+    test_stale_reader(dir);
     test_schema_mismatch(dir);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
