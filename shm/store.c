@@ -330,12 +330,6 @@ int shm_store_reset_volatile(struct shm_store *store)
     return shm_batch_commit(store);
 }
 
-static unsigned readers_used(MDB_env *env)
-{
-    MDB_envinfo info;
-    return mdb_env_info(env, &info) == 0 ? info.me_numreaders : 0;
-}
-
 int shm_store_stats(struct shm_store *store, struct shm_store_stats *out)
 {
     MDB_envinfo info;
@@ -346,7 +340,7 @@ int shm_store_stats(struct shm_store *store, struct shm_store_stats *out)
     out->map_size = info.me_mapsize;
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
     out->readers_max = info.me_maxreaders;
-    out->readers_used = readers_used(store->env);
+    out->readers_used = info.me_numreaders;
     return SHM_OK;
 }
 
