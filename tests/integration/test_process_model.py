@@ -35,13 +35,16 @@ def wait_for(predicate, timeout, step=0.02):
 
 
 class Dialer(threading.Thread):
-    """Connects in a loop (HTTP and WebSocket handshakes) and counts what fails."""
+    """Connects in a loop, one connection at a time (an HTTP request, then a WebSocket
+    handshake and keep-alive), and keeps every failure. A refused connection means the port
+    stopped accepting; any other failure is a connection lost after it was accepted."""
 
     def __init__(self, server):
         super().__init__(daemon=True)
         self.server = server
         self.stop = threading.Event()
         self.ok = 0
+        self.refused = []
         self.failures = []
 
     def run(self):
@@ -54,7 +57,9 @@ class Dialer(threading.Thread):
                 loop.run_until_complete(self.websocket_once())
                 self.ok += 1
             except Exception as e:  # every failure is the finding: keep it
-                self.failures.append(repr(e))
+                refused = isinstance(e, ConnectionRefusedError) or \
+                    isinstance(getattr(e, "reason", None), ConnectionRefusedError)
+                (self.refused if refused else self.failures).append(repr(e))
             time.sleep(0.005)
         loop.close()
 
@@ -68,7 +73,7 @@ class Dialer(threading.Thread):
     def finish(self):
         self.stop.set()
         self.join(timeout=30)
-        return self.ok, self.failures
+        return self.ok, self.refused + self.failures
 
 
 def test_400_websockets_are_served_by_both_workers(make_server):
@@ -108,9 +113,13 @@ def test_kill_9_worker_is_restarted_and_the_port_keeps_accepting(make_server):
     assert wait_for(replaced, 5), server.log_text()
     restart_seconds = time.monotonic() - killed_at
     time.sleep(0.5)
-    ok, failures = dialer.finish()
+    dialer.finish()
     assert restart_seconds < 1.0, f"restarted after {restart_seconds:.2f}s"
-    assert failures == [], failures
+    assert dialer.refused == [], dialer.refused
+    # The one connection in flight may have been accepted by the worker that was killed: it dies
+    # with that process. Nothing queued on the port is lost.
+    assert len(dialer.failures) <= 1, dialer.failures
+    ok = dialer.ok
     assert ok > 10
     assert log_lines(server, rf"worker {victim['slot']} \(pid {victim['pid']}.*killed by signal 9")
     metrics = server.admin("/metrics")
