@@ -65,13 +65,25 @@ static int options_parse(int argc, char **argv, struct options *opt)
     return -1;
 }
 
-static int daemonize(void)
+/* Detaches. The first process waits until the daemon reports that it serves (one byte on a
+ * pipe) and exits 0, or 1 when the daemon failed to start, so a launcher sees start-up errors. */
+static int daemonize(int *started_fd, const char *log_file)
 {
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0)
+        return -1;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        close(pipe_fds[1]);
+        char byte;
+        if (read(pipe_fds[0], &byte, 1) == 1)
+            _exit(0);
+        fprintf(stderr, "presenced: the daemon did not start; see %s\n", log_file);
+        _exit(1);
+    }
+    close(pipe_fds[0]);
     if (setsid() < 0)
         return -1;
     pid = fork();
@@ -89,7 +101,20 @@ static int daemonize(void)
     dup2(null, STDERR_FILENO);
     if (null > STDERR_FILENO)
         close(null);
+    *started_fd = pipe_fds[1];
     return 0;
+}
+
+/* -c may be relative; a reload after the daemon left its directory must find the file. */
+static char *path_from(const char *dir, const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    size_t len = strlen(dir) + 1 + strlen(path) + 1;
+    char *joined = malloc(len);
+    if (joined != NULL)
+        snprintf(joined, len, "%s/%s", dir, path);
+    return joined;
 }
 
 static int config_read(struct master *m, const struct options *opt)
@@ -111,6 +136,13 @@ static int config_read(struct master *m, const struct options *opt)
     return 0;
 }
 
+static int start_failed(struct master *m, const char *what)
+{
+    fprintf(stderr, "presenced: cannot start: %s: %s\n", what, strerror(errno));
+    config_free(&m->cfg);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     struct options opt = { 0 };
@@ -119,7 +151,7 @@ int main(int argc, char **argv)
         return rc;
     struct master m;
     memset(&m, 0, sizeof m);
-    m.config_path = opt.config_path;
+    m.started_fd = -1;
     m.foreground = opt.foreground;
     if (config_read(&m, &opt) != 0) {
         config_free(&m.cfg);
@@ -131,25 +163,27 @@ int main(int argc, char **argv)
         return 0;
     }
     if (getcwd(m.start_dir, sizeof m.start_dir) == NULL ||
-        config_paths_absolute(&m.cfg, m.start_dir) != 0 || (!opt.foreground && daemonize() != 0)) {
-        fprintf(stderr, "presenced: cannot start: %s\n", strerror(errno));
-        config_free(&m.cfg);
-        return 1;
-    }
+        config_paths_absolute(&m.cfg, m.start_dir) != 0)
+        return start_failed(&m, "paths");
+    char *config_path = path_from(m.start_dir, opt.config_path);
+    if (config_path == NULL)
+        return start_failed(&m, "paths");
+    m.config_path = config_path;
+    /* The log opens before detaching: what goes wrong later still has somewhere to go. */
     if (log_open(opt.foreground ? NULL : m.cfg.log_file, m.cfg.log_level) != 0) {
-        fprintf(stderr, "%s: cannot open the log file: %s\n", m.cfg.log_file, strerror(errno));
-        config_free(&m.cfg);
-        return 1;
+        free(config_path);
+        return start_failed(&m, m.cfg.log_file);
+    }
+    if (!opt.foreground && daemonize(&m.started_fd, m.cfg.log_file) != 0) {
+        free(config_path);
+        return start_failed(&m, "detaching");
     }
     int pid_fd = pidfile_write(m.cfg.pid_file);
-    if (pid_fd < 0) {
-        config_free(&m.cfg);
-        return 1;
-    }
     char *pid_path = strdup(m.cfg.pid_file);
-    rc = master_run(&m);
-    pidfile_remove(pid_path ? pid_path : m.cfg.pid_file, pid_fd);
+    rc = pid_fd < 0 || pid_path == NULL ? 1 : master_run(&m);
+    pidfile_remove(pid_path, pid_fd);
     free(pid_path);
+    free(config_path);
     config_free(&m.cfg);
     log_close();
     return rc;

@@ -299,6 +299,18 @@ static void master_teardown(struct master *m)
         close(m->lock_fd);
 }
 
+/* Tells a waiting launcher (presenced without -f) that the daemon serves. */
+static void started_report(struct master *m)
+{
+    if (m->started_fd < 0)
+        return;
+    char byte = 'S';
+    if (write(m->started_fd, &byte, 1) != 1)
+        log_warning("cannot tell the launcher that presenced started: %s", strerror(errno));
+    close(m->started_fd);
+    m->started_fd = -1;
+}
+
 int master_run(struct master *m)
 {
     int rc = 1;
@@ -323,6 +335,7 @@ int master_run(struct master *m)
                m->cfg.data_dir);
     if (workers_spawn_generation(m) != 0)
         goto out;
+    started_report(m);
     event_base_dispatch(m->base);
     rc = 0;
     log_notice("stopped");

@@ -34,6 +34,7 @@ struct master {
     const char *config_path;
     char start_dir[4096]; /* relative paths of the config, on reload too, are taken from here */
     bool foreground;
+    int started_fd; /* daemon mode: the launcher waits for one byte here, -1 otherwise */
     struct event_base *base;
     struct event *signal_events[7];
     struct event *tick;

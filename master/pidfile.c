@@ -40,6 +40,7 @@ void pidfile_remove(const char *path, int fd)
 {
     if (fd < 0)
         return;
-    unlink(path);
+    if (path != NULL)
+        unlink(path);
     close(fd);
 }

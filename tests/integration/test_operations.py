@@ -107,3 +107,34 @@ def test_admin_endpoint_can_be_turned_off(make_server):
     import socket
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", server.admin_port)) != 0
+
+
+def test_the_launcher_reports_a_daemon_that_cannot_start(make_server):
+    import socket
+    server = make_server(workers=1)
+    log_file = os.path.join(server.workdir, "presenced.log")
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    server.write_config(log_file=log_file, listen=f"127.0.0.1:{blocker.getsockname()[1]}")
+    result = subprocess.run([BINARY, "-c", server.config_path], timeout=30, capture_output=True,
+                            text=True)
+    blocker.close()
+    assert result.returncode == 1
+    assert f"see {log_file}" in result.stderr
+    assert "cannot listen" in open(log_file).read()
+
+
+def test_a_daemon_started_with_a_relative_path_reloads(make_server):
+    server = make_server(workers=1)
+    log_file = os.path.join(server.workdir, "presenced.log")
+    server.write_config(log_file=log_file)
+    subprocess.run([BINARY, "-c", os.path.basename(server.config_path)], cwd=server.workdir,
+                   timeout=30, check=True)
+    pid = int(open(server.settings["pid_file"]).read())
+    server.write_config(log_level="debug")
+    os.kill(pid, signal.SIGHUP)
+    assert wait_for(lambda: "configuration reloaded" in open(log_file).read(), 10), \
+        open(log_file).read()
+    os.kill(pid, signal.SIGTERM)
+    assert wait_for(lambda: not os.path.exists(server.settings["pid_file"]), 10)
