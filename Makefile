@@ -157,7 +157,7 @@ install: build/presenced
 	install -m 644 man/presenced.conf.5 $(DESTDIR)$(MANDIR)/man5/presenced.conf.5
 	install -m 644 man/presence.7 $(DESTDIR)$(MANDIR)/man7/presence.7
 	sed -e 's|^data_dir .*|data_dir $(LOCALSTATEDIR)/lib/presenced|' \
-	    -e 's|^pid_file .*|pid_file /run/presenced.pid|' \
+	    -e 's|^pid_file .*|pid_file /run/presenced/presenced.pid|' \
 	    etc/presenced.conf > $(DESTDIR)$(SYSCONFDIR)/presenced.conf.new
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/presenced.conf ]; then \
 	  echo "kept $(SYSCONFDIR)/presenced.conf; the new default is presenced.conf.new"; \
