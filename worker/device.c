@@ -125,37 +125,53 @@ static void session_free(struct ws_session *s)
     s->rx = NULL;
 }
 
-/* Collects fragments; returns true when a whole message is in (s->rx, s->rx_len). */
-static bool fragment_add(struct worker *w, struct ws_session *s, const char *in, size_t len)
+static bool message_final(struct lws *wsi)
 {
-    bool final = lws_is_final_fragment(s->wsi) && lws_remaining_packet_payload(s->wsi) == 0;
+    return lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+}
+
+/* Collects a message that arrives in pieces into s->rx, up to max_message_size. */
+static void fragment_add(struct worker *w, struct ws_session *s, const char *in, size_t len)
+{
     if (!s->rx_too_big && s->rx_len + len > (size_t)w->cfg->max_message_size)
         s->rx_too_big = true;
-    if (!s->rx_too_big) {
-        char *grown = realloc(s->rx, s->rx_len + len + 1);
-        if (grown == NULL) {
-            s->rx_too_big = true;
-        } else {
-            s->rx = grown;
-            memcpy(s->rx + s->rx_len, in, len);
-            s->rx_len += len;
-        }
+    if (s->rx_too_big)
+        return;
+    char *grown = realloc(s->rx, s->rx_len + len + 1);
+    if (grown == NULL) {
+        s->rx_too_big = true;
+        return;
     }
-    return final;
+    s->rx = grown;
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+}
+
+static void message_complete(struct worker *w, struct ws_session *s, const char *text, size_t len,
+                             bool too_big)
+{
+    if (too_big || len > (size_t)w->cfg->max_message_size)
+        session_error(w, s, 14, "message too large", LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+    else if (lws_frame_is_binary(s->wsi))
+        session_error(w, s, 10, "binary frames are not accepted", 0);
+    else
+        message_handle(w, s, text, len);
 }
 
 static void receive(struct worker *w, struct ws_session *s, const char *in, size_t len)
 {
     if (s->close_code != 0)
         return;
-    if (!fragment_add(w, s, in, len))
+    bool final = message_final(s->wsi);
+    if (final && s->rx == NULL && !s->rx_too_big) {
+        /* The usual case, a message in one piece: no copy. */
+        message_complete(w, s, in, len, false);
         return;
-    if (s->rx_too_big)
-        session_error(w, s, 14, "message too large", LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
-    else if (lws_frame_is_binary(s->wsi))
-        session_error(w, s, 10, "binary frames are not accepted", 0);
-    else
-        message_handle(w, s, s->rx, s->rx_len);
+    }
+    fragment_add(w, s, in, len);
+    if (!final)
+        return;
+    message_complete(w, s, s->rx, s->rx_len, s->rx_too_big);
     free(s->rx);
     s->rx = NULL;
     s->rx_len = 0;
