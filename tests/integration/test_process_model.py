@@ -387,3 +387,24 @@ def test_workers_exit_when_the_master_is_killed(make_server):
                        open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
                        for pid in pids)
     assert wait_for(all_gone, 5), "workers outlived their master"
+
+
+def test_mail_from_another_process_closes_a_superseded_connection(make_server):
+    server = make_server(workers=1).start()
+    worker = server.workers()[0]
+
+    async def scenario():
+        async with websockets.connect(server.ws_url, ping_interval=None) as ws:
+            await ws.send("{}")
+            assert json.loads(await ws.recv()) == {}
+            # The worker numbers its connections from 1: this is connection 1.
+            store_tool(server, "close", str(worker["pid"]), "1")
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+            except websockets.ConnectionClosed:
+                pass
+            return reply, ws.close_code
+    reply, code = run(scenario())
+    assert reply["errno"] == 52
+    assert code == 4001

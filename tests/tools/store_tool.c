@@ -1,9 +1,13 @@
 /* store_tool: reads and writes connection records of a running presenced's store, for tests.
  *   store_tool DATA_DIR claim EMAIL DEVICE PID CONN_ID   — record a connection as worker PID's
  *   store_tool DATA_DIR devices EMAIL                     — print how many devices EMAIL has
+ *   store_tool DATA_DIR close PID CONN_ID                 — mail worker PID to close a
+ *                                                           superseded connection, ring it
  *   store_tool DATA_DIR schema N                          — overwrite the schema version (to
  *                                                           break and mend a running store) */
+#include "../../common/wake.h"
 #include "../../shm/conn.h"
+#include "../../shm/mail.h"
 #include "../../shm/store.h"
 
 #include <lmdb.h>
@@ -20,6 +24,20 @@ static int claim(struct shm_store *store, char **argv)
     if (shm_conn_claim(store, argv[0], argv[1], &owner, &previous, &had) != SHM_OK)
         return 1;
     return shm_batch_commit(store) == SHM_OK ? 0 : 1;
+}
+
+static int close_mail(struct shm_store *store, const char *dir, char **argv)
+{
+    pid_t pid = (pid_t)atoi(argv[0]);
+    unsigned long long conn_id = strtoull(argv[1], NULL, 10);
+    unsigned char payload[8];
+    for (int i = 7; i >= 0; i--, conn_id >>= 8)
+        payload[i] = (unsigned char)conn_id;
+    struct wake_bells bells;
+    if (shm_mail_post(store, pid, SHM_MAIL_CLOSE_CONN, payload, sizeof payload) != SHM_OK ||
+        shm_batch_commit(store) != SHM_OK || wake_init(&bells, dir) != 0)
+        return 1;
+    return wake_ring(&bells, pid) == 0 ? 0 : 1;
 }
 
 /* Raw LMDB on purpose: the shm_ API refuses a store of another schema. */
@@ -65,6 +83,8 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(argv[2], "claim") == 0 && argc == 7) {
         rc = claim(store, argv + 3);
+    } else if (strcmp(argv[2], "close") == 0 && argc == 5) {
+        rc = close_mail(store, argv[1], argv + 3);
     } else if (strcmp(argv[2], "devices") == 0 && argc == 4) {
         int count = shm_conn_devices(store, argv[3], NULL, NULL);
         printf("%d\n", count);
