@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHM_SCHEMA_VERSION 1
+#define SHM_SCHEMA_VERSION 1u
 
 /* Return codes of the shm_ API besides 0. */
 enum shm_result {
