@@ -331,8 +331,8 @@ int master_run(struct master *m)
         goto out;
     char where[80];
     addr_format(&m->addr, where, sizeof where);
-    log_notice("presenced listening on %s with %d worker(s); store in %s", where, m->slot_count,
-               m->cfg.data_dir);
+    log_notice("presenced listening on %s with %d worker(s); admin on %s; store in %s", where,
+               m->slot_count, m->cfg.admin_listen, m->cfg.data_dir);
     if (workers_spawn_generation(m) != 0)
         goto out;
     started_report(m);
