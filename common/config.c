@@ -481,15 +481,24 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     return rc;
 }
 
+char *config_path_from(const char *base_dir, const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    size_t len = strlen(base_dir) + 1 + strlen(path) + 1;
+    char *joined = malloc(len);
+    if (joined != NULL)
+        snprintf(joined, len, "%s/%s", base_dir, path);
+    return joined;
+}
+
 static int path_absolute(char **path, const char *base_dir)
 {
     if (*path == NULL || (*path)[0] == '/')
         return 0;
-    size_t len = strlen(base_dir) + 1 + strlen(*path) + 1;
-    char *joined = malloc(len);
+    char *joined = config_path_from(base_dir, *path);
     if (joined == NULL)
         return -1;
-    snprintf(joined, len, "%s/%s", base_dir, *path);
     free(*path);
     *path = joined;
     return 0;

@@ -65,6 +65,8 @@ void config_free(struct config *cfg);
 /* Makes the relative paths of cfg (data_dir, pid_file, log_file, TLS and key files) start at
  * base_dir. */
 int config_paths_absolute(struct config *cfg, const char *base_dir);
+/* path itself when absolute, else base_dir/path; a new string, NULL when out of memory. */
+char *config_path_from(const char *base_dir, const char *path);
 
 /* Parsers shared with the command line and tests. Return 0 or -1. */
 int config_parse_duration_ms(const char *text, int64_t *out);

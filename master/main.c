@@ -105,18 +105,6 @@ static int daemonize(int *started_fd, const char *log_file)
     return 0;
 }
 
-/* -c may be relative; a reload after the daemon left its directory must find the file. */
-static char *path_from(const char *dir, const char *path)
-{
-    if (path[0] == '/')
-        return strdup(path);
-    size_t len = strlen(dir) + 1 + strlen(path) + 1;
-    char *joined = malloc(len);
-    if (joined != NULL)
-        snprintf(joined, len, "%s/%s", dir, path);
-    return joined;
-}
-
 static int config_read(struct master *m, const struct options *opt)
 {
     char err[1024];
@@ -165,7 +153,8 @@ int main(int argc, char **argv)
     if (getcwd(m.start_dir, sizeof m.start_dir) == NULL ||
         config_paths_absolute(&m.cfg, m.start_dir) != 0)
         return start_failed(&m, "paths");
-    char *config_path = path_from(m.start_dir, opt.config_path);
+    /* -c may be relative; a reload after the daemon left its directory must find the file. */
+    char *config_path = config_path_from(m.start_dir, opt.config_path);
     if (config_path == NULL)
         return start_failed(&m, "paths");
     m.config_path = config_path;
