@@ -208,9 +208,7 @@ int shm_conn_get(struct shm_store *store, const char *email, const char *device,
     if (rc != SHM_OK)
         return rc;
     rc = mdb_get(txn, store->conns, &key, &value);
-    int result = rc == 0              ? owner_decode(&value, out)
-                 : rc == MDB_NOTFOUND ? SHM_NOT_FOUND
-                                      : SHM_ERROR;
+    int result = rc == 0 ? owner_decode(&value, out) : store_result(rc);
     store_read_end(store, txn);
     return result;
 }

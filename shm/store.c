@@ -45,7 +45,7 @@ uint64_t store_get_be64(const unsigned char *in)
     return value;
 }
 
-static int result_of(int rc)
+int store_result(int rc)
 {
     if (rc == 0)
         return SHM_OK;
@@ -224,7 +224,7 @@ int store_batch_fail(struct shm_store *store, int rc, const char *what)
         store->batch_error = rc;
         log_error("store: %s failed: %s; this batch of writes rolls back", what, mdb_strerror(rc));
     }
-    return result_of(rc);
+    return store_result(rc);
 }
 
 int store_read_begin(struct shm_store *store, MDB_txn **txn)
@@ -240,7 +240,7 @@ int store_read_begin(struct shm_store *store, MDB_txn **txn)
     }
     if (rc != 0)
         log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
-    return result_of(rc);
+    return store_result(rc);
 }
 
 void store_read_end(struct shm_store *store, MDB_txn *txn)
@@ -283,12 +283,12 @@ int shm_batch_commit(struct shm_store *store)
         store->batch = NULL;
         if (store->batch_error != 0) {
             mdb_txn_abort(txn);
-            result = result_of(store->batch_error);
+            result = store_result(store->batch_error);
         } else {
             int rc = mdb_txn_commit(txn);
             if (rc != 0)
                 log_error("store: commit failed: %s", mdb_strerror(rc));
-            result = result_of(rc);
+            result = store_result(rc);
         }
         if (result == SHM_OK)
             store->counters.commits++;
@@ -305,7 +305,7 @@ int shm_store_sync(struct shm_store *store)
     int rc = mdb_env_sync(store->env, 1);
     if (rc != 0)
         log_error("store: flush to disk failed: %s", mdb_strerror(rc));
-    return result_of(rc);
+    return store_result(rc);
 }
 
 int shm_store_reader_check(struct shm_store *store)

@@ -27,6 +27,8 @@ struct shm_store {
     struct shm_store_stats counters;
 };
 
+/* The shm_result of an LMDB return code. */
+int store_result(int rc);
 /* The batch transaction, begun on first use. NULL when it cannot begin (logged). */
 MDB_txn *store_batch_txn(struct shm_store *store);
 /* Records a failed write: the batch will roll back at commit. Returns the shm_result for rc. */

@@ -84,9 +84,7 @@ int shm_worker_info_get(struct shm_store *store, int32_t pid, struct shm_worker_
     if (store_read_begin(store, &txn) != SHM_OK)
         return SHM_ERROR;
     int rc = mdb_get(txn, store->workers, &key, &value);
-    int result = rc == 0              ? info_decode(&value, out)
-                 : rc == MDB_NOTFOUND ? SHM_NOT_FOUND
-                                      : SHM_ERROR;
+    int result = rc == 0 ? info_decode(&value, out) : store_result(rc);
     store_read_end(store, txn);
     return result;
 }
