@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define HTTP_HEADERS_MAX 1024
+#define NOT_FOUND_BODY "{\"error\":\"not found\"}"
 
 /* Sends a complete response. Returns what the lws callback returns. */
 static int http_respond(struct lws *wsi, unsigned status, const char *content_type,
@@ -71,22 +72,18 @@ int http_request(struct lws *wsi, const char *uri)
     if (strcmp(uri, "/presence") == 0)
         return http_respond(wsi, HTTP_STATUS_BAD_REQUEST, "application/json",
                             "{\"error\":\"this is a WebSocket endpoint\"}");
-    return http_respond(wsi, HTTP_STATUS_NOT_FOUND, "application/json",
-                        "{\"error\":\"not found\"}");
+    return http_respond(wsi, HTTP_STATUS_NOT_FOUND, "application/json", NOT_FOUND_BODY);
 }
 
 int http_upgrade_refuse(struct lws *wsi)
 {
     /* During the handshake lws would answer in HTTP/1.0 with an HTML page; this is the same
      * JSON 404 as any unknown path. */
-    static const char response[] = "HTTP/1.1 404 Not Found\r\n"
-                                   "content-type: application/json\r\n"
-                                   "content-length: 21\r\n"
-                                   "connection: close\r\n"
-                                   "\r\n"
-                                   "{\"error\":\"not found\"}";
-    unsigned char out[LWS_PRE + sizeof response];
-    memcpy(out + LWS_PRE, response, sizeof response - 1);
-    lws_write(wsi, out + LWS_PRE, sizeof response - 1, LWS_WRITE_HTTP);
+    unsigned char out[LWS_PRE + 256];
+    int n = snprintf((char *)out + LWS_PRE, sizeof out - LWS_PRE,
+                     "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n"
+                     "content-length: %zu\r\nconnection: close\r\n\r\n%s",
+                     sizeof NOT_FOUND_BODY - 1, NOT_FOUND_BODY);
+    lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP);
     return 1;
 }
