@@ -93,16 +93,18 @@ build/presenced: build/obj/master/main.o build/libpresenced.a
 build/asan/presenced: build/asan/obj/master/main.o build/asan/libpresenced.a
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 
-build/tests/%: tests/unit/%.c tests/unit/tap.h build/libpresenced.a
+TEST_HEADERS := tests/unit/tap.h $(wildcard tests/tools/*.h)
+
+build/tests/%: tests/unit/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
-build/asan/tests/%: tests/unit/%.c tests/unit/tap.h build/asan/libpresenced.a
+build/asan/tests/%: tests/unit/%.c $(TEST_HEADERS) build/asan/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< build/asan/libpresenced.a $(LIBS)
 
 # Helpers the integration tests run beside the server.
-build/asan/tools/%: tests/tools/%.c build/asan/libpresenced.a
+build/asan/tools/%: tests/tools/%.c $(TEST_HEADERS) build/asan/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< build/asan/libpresenced.a $(LIBS)
 
@@ -141,7 +143,7 @@ check: deps-test
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
 
-build/tools/%: tests/tools/%.c build/libpresenced.a
+build/tools/%: tests/tools/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 

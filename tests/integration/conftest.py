@@ -13,6 +13,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("PRESENCED_BIN", os.path.join(ROOT, "build", "presenced"))
+# Helper programs of tests/tools, built with the sanitizers by `make integration`.
+TOOLS = os.environ.get("PRESENCED_TOOLS", os.path.join(ROOT, "build", "asan", "tools"))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 

@@ -10,7 +10,7 @@ import time
 
 import websockets
 
-from conftest import http_get, log_lines
+from conftest import TOOLS, http_get, log_lines
 
 
 def run(coro, timeout=60):
@@ -301,10 +301,8 @@ def cpu_seconds(pid):
 
 def test_a_worker_acts_on_mail_from_another_process_within_milliseconds(server):
     """Cross-worker wake-up: mail in the store, a doorbell, the worker's answer."""
-    tools = os.environ.get("PRESENCED_TOOLS", os.path.join(os.path.dirname(__file__), "..", "..",
-                                                           "build", "asan", "tools"))
     worker = server.workers()[0]
-    result = subprocess.run([os.path.join(tools, "wake_probe"), server.settings["data_dir"],
+    result = subprocess.run([os.path.join(TOOLS, "wake_probe"), server.settings["data_dir"],
                              str(worker["pid"]), "200"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
@@ -356,9 +354,7 @@ def test_max_connections_pauses_accepting_until_one_closes(make_server):
 
 
 def store_tool(server, *args):
-    tools = os.environ.get("PRESENCED_TOOLS", os.path.join(os.path.dirname(__file__), "..", "..",
-                                                           "build", "asan", "tools"))
-    return subprocess.run([os.path.join(tools, "store_tool"), server.settings["data_dir"], *args],
+    return subprocess.run([os.path.join(TOOLS, "store_tool"), server.settings["data_dir"], *args],
                           capture_output=True, text=True, timeout=30, check=True).stdout.strip()
 
 

@@ -3,16 +3,14 @@
  * processes sharing one LMDB store. */
 #include "tap.h"
 
-#include "../../common/clock.h"
+#include "../tools/mail_ping.h"
 #include "../../common/wake.h"
 #include "../../shm/mail.h"
 #include "../../shm/store.h"
 
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ROUNDS 300
@@ -74,53 +72,6 @@ static int echo_process(const char *dir, int ready_fd)
     return 0;
 }
 
-struct pong_seen {
-    int count;
-    uint32_t last;
-};
-
-static void pong_mail(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
-{
-    struct pong_seen *seen = arg;
-    (void)sender;
-    if (type == SHM_MAIL_PONG && len == sizeof seen->last) {
-        memcpy(&seen->last, payload, len);
-        seen->count++;
-    }
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* One round: ping, ring, wait for the pong's ring. Returns the round trip in µs, or -1. */
-static int64_t round_trip(struct shm_store *store, struct wake_bells *bells, pid_t echo,
-                          uint32_t seq, struct pong_seen *seen)
-{
-    int64_t start = now_us();
-    shm_mail_post(store, echo, SHM_MAIL_PING, &seq, sizeof seq);
-    if (shm_batch_commit(store) != SHM_OK || wake_ring(bells, echo) != 0)
-        return -1;
-    while (seen->last != seq) {
-        struct pollfd pfd = { bells->fd, POLLIN, 0 };
-        if (poll(&pfd, 1, 2000) <= 0)
-            return -1;
-        wake_drain(bells);
-        shm_mail_take(store, getpid(), pong_mail, seen);
-        shm_batch_commit(store);
-    }
-    return now_us() - start;
-}
-
 int main(void)
 {
     char dir_template[] = "/tmp/presenced-test-wake-XXXXXX";
@@ -143,11 +94,11 @@ int main(void)
     struct shm_store *store = store_open(dir);
     ok(store != NULL, "store open in both processes");
 
-    struct pong_seen seen = { 0, 0 };
+    struct mail_pongs seen = { 0, 0 };
     int64_t times[ROUNDS];
     int done = 0;
     for (uint32_t seq = 1; seq <= ROUNDS; seq++) {
-        int64_t us = round_trip(store, &bells, echo, seq, &seen);
+        int64_t us = mail_ping_round_trip(store, &bells, echo, seq, &seen);
         if (us < 0)
             break;
         times[done++] = us;
@@ -155,7 +106,7 @@ int main(void)
     is_int(done, ROUNDS, "every ping was answered");
     is_int(seen.count, ROUNDS, "each answer arrived exactly once");
     if (done > 0) {
-        qsort(times, (size_t)done, sizeof times[0], cmp_i64);
+        qsort(times, (size_t)done, sizeof times[0], mail_ping_cmp_i64);
         int64_t p50 = times[done / 2], p99 = times[done * 99 / 100], max = times[done - 1];
         diag("round trip (post, commit, ring, act, answer): p50 %lld us, p99 %lld us, max %lld us",
              (long long)p50, (long long)p99, (long long)max);
