@@ -109,11 +109,13 @@ build/asan/tools/%: tests/tools/%.c $(TEST_HEADERS) build/asan/libpresenced.a
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< build/asan/libpresenced.a $(LIBS)
 
 # libFuzzer targets link only the parser they exercise and what it needs.
-FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c worker/device_msg.c
+FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c common/origin.c \
+             common/b64url.c common/id_key.c common/id_assertion.c common/id_support.c \
+             worker/device_msg.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_DEPS) \
-	  $(shell pkg-config --libs json-c)
+	  $(shell pkg-config --libs json-c openssl)
 
 run: all
 	@mkdir -p var

@@ -2,11 +2,14 @@
 #include "config.h"
 
 #include "addr.h"
+#include "id_support.h"
 #include "log.h"
+#include "origin.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +30,9 @@ enum key_type {
     KEY_LIST,
     KEY_ISSUER,
     KEY_LISTEN,
-    KEY_URL
+    KEY_URL,
+    KEY_VERIFIER,
+    KEY_CONNECT_TO
 };
 
 struct key_spec {
@@ -52,7 +57,12 @@ static const struct key_spec key_specs[] = {
     { "public_url", KEY_URL, FIELD(public_url), 0, 0 },
     { "audience", KEY_LIST, FIELD(audience), 0, 0 },
     { "trusted_issuer", KEY_ISSUER, FIELD(trusted_issuer), 0, 0 },
-    { "verifier", KEY_URL, FIELD(verifier), 0, 0 },
+    { "verifier", KEY_VERIFIER, FIELD(verifier), 0, 0 },
+    { "verify_timeout", KEY_DURATION, FIELD(verify_timeout_ms), 100, 60 * 1000 },
+    { "issuer_cache_ttl", KEY_DURATION, FIELD(issuer_cache_ttl_ms), 1000, 7 * DAY_MS },
+    { "issuer_failure_ttl", KEY_DURATION, FIELD(issuer_failure_ttl_ms), 1000, DAY_MS },
+    { "ca_file", KEY_STRING, FIELD(ca_file), 0, 0 },
+    { "connect_to", KEY_CONNECT_TO, FIELD(connect_to), 0, 0 },
     { "clock_skew", KEY_DURATION, FIELD(clock_skew_ms), 0, DAY_MS },
     { "tls_cert", KEY_STRING, FIELD(tls_cert), 0, 0 },
     { "tls_key", KEY_STRING, FIELD(tls_key), 0, 0 },
@@ -87,6 +97,10 @@ int config_defaults(struct config *cfg)
     cfg->admin_listen = xstrdup("127.0.0.1:8283");
     cfg->public_url = xstrdup("http://localhost:8282");
     cfg->clock_skew_ms = 60 * 1000;
+    cfg->verifier_protocol = 1;
+    cfg->verify_timeout_ms = 5 * 1000;
+    cfg->issuer_cache_ttl_ms = 3600 * 1000;
+    cfg->issuer_failure_ttl_ms = 30 * 1000;
     cfg->max_message_size = 4096;
     cfg->status_rate = 5;
     cfg->status_burst = 20;
@@ -124,6 +138,9 @@ void config_free(struct config *cfg)
         free(cfg->trusted_issuer[i].key_file);
     }
     free(cfg->verifier);
+    free(cfg->ca_file);
+    for (size_t i = 0; i < cfg->connect_to_count; i++)
+        free(cfg->connect_to[i]);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     memset(cfg, 0, sizeof *cfg);
@@ -284,23 +301,61 @@ static int set_listen(struct parser *p, const struct key_spec *spec, const char 
 static int add_audience(struct parser *p, const char *value)
 {
     struct config *cfg = p->cfg;
+    char canonical[ORIGIN_MAX];
     if (cfg->audience_count == CONFIG_MAX_LIST)
         return fail(p, "audience: at most %d audiences", CONFIG_MAX_LIST);
-    if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0 &&
-        strncmp(value, "app://", 6) != 0)
+    if (origin_normalize(value, canonical, sizeof canonical) != 0)
         return fail(p, "audience: '%s' must be an origin such as https://example.com", value);
-    char *copy = strdup(value);
+    char *copy = strdup(canonical);
     if (copy == NULL)
         return fail(p, "out of memory");
     cfg->audience[cfg->audience_count++] = copy;
     return 0;
 }
 
+/* verifier URL [v1|v2]: without the second word, a URL whose path ends in /v2 speaks v2. */
+static int set_verifier(struct parser *p, const struct key_spec *spec, char **args, int nargs)
+{
+    if (nargs < 1 || nargs > 2)
+        return fail(p, "verifier: expected URL [v1|v2]");
+    if (nargs == 2 && strcmp(args[1], "v1") != 0 && strcmp(args[1], "v2") != 0)
+        return fail(p, "verifier: protocol '%s' must be v1 or v2", args[1]);
+    if (set_url(p, spec, args[0]) != 0)
+        return -1;
+    size_t len = strlen(args[0]);
+    bool v2 =
+        nargs == 2 ? strcmp(args[1], "v2") == 0 : len >= 3 && strcmp(args[0] + len - 3, "/v2") == 0;
+    p->cfg->verifier_protocol = v2 ? 2 : 1;
+    return 0;
+}
+
+/* connect_to HOST:PORT:ADDRESS:PORT, as curl's --connect-to (ADDRESS may be [v6]). */
+static int add_connect_to(struct parser *p, const char *value)
+{
+    struct config *cfg = p->cfg;
+    if (cfg->connect_to_count == CONFIG_MAX_LIST)
+        return fail(p, "connect_to: at most %d mappings", CONFIG_MAX_LIST);
+    const char *first = strchr(value, ':'), *last = strrchr(value, ':');
+    const char *second = first ? strchr(first + 1, ':') : NULL;
+    if (first == NULL || second == NULL || second == last || first == value ||
+        strspn(last + 1, "0123456789") != strlen(last + 1) || last[1] == '\0')
+        return fail(p, "connect_to: '%s' must be HOST:PORT:ADDRESS:PORT", value);
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return fail(p, "out of memory");
+    cfg->connect_to[cfg->connect_to_count++] = copy;
+    return 0;
+}
+
 static int add_issuer(struct parser *p, const char *host, const char *key_file)
 {
     struct config *cfg = p->cfg;
-    if (key_file != NULL && access(key_file, R_OK) != 0)
-        return fail(p, "trusted_issuer: cannot read %s: %s", key_file, strerror(errno));
+    char why[512];
+    struct id_key key;
+    if (key_file != NULL && id_key_file_load(key_file, &key, why, sizeof why) != 0)
+        return fail(p, "trusted_issuer: %s", why);
+    if (key_file != NULL)
+        id_key_free(&key);
     if (cfg->trusted_issuer_count == CONFIG_MAX_LIST)
         return fail(p, "trusted_issuer: at most %d issuers", CONFIG_MAX_LIST);
     if (strchr(host, '/') != NULL || strchr(host, ':') != NULL)
@@ -338,6 +393,8 @@ static int words_split(char *line, char **words, int max)
 
 static int key_apply(struct parser *p, const struct key_spec *spec, char **args, int nargs)
 {
+    if (spec->type == KEY_VERIFIER)
+        return set_verifier(p, spec, args, nargs);
     if (spec->type == KEY_ISSUER) {
         if (nargs < 1 || nargs > 2)
             return fail(p, "trusted_issuer: expected HOST [KEYFILE]");
@@ -354,6 +411,8 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
         return set_listen(p, spec, args[0]);
     case KEY_LIST:
         return add_audience(p, args[0]);
+    case KEY_CONNECT_TO:
+        return add_connect_to(p, args[0]);
     case KEY_WORKERS:
         return set_workers(p, args[0]);
     case KEY_LOG_LEVEL: {
@@ -379,7 +438,8 @@ static int line_parse(struct parser *p, char *line)
     if (spec == NULL)
         return fail(p, "unknown key '%.64s'", words[0]);
     size_t index = (size_t)(spec - key_specs);
-    if (spec->type != KEY_LIST && spec->type != KEY_ISSUER && p->seen_line[index] != 0)
+    if (spec->type != KEY_LIST && spec->type != KEY_ISSUER && spec->type != KEY_CONNECT_TO &&
+        p->seen_line[index] != 0)
         return fail(p, "%s is already set at line %d", spec->name, p->seen_line[index]);
     p->seen_line[index] = p->line;
     return key_apply(p, spec, words + 1, count > 3 ? 3 : count - 1);
@@ -391,6 +451,23 @@ static int line_of(const struct parser *p, const char *key)
     return p->seen_line[spec - key_specs];
 }
 
+/* Without audience lines, assertions made for public_url's origin are accepted. */
+static int audience_default(struct config *cfg)
+{
+    char origin[ORIGIN_MAX], canonical[ORIGIN_MAX];
+    const char *sep = strstr(cfg->public_url, "://");
+    size_t len = sep == NULL ? 0 : (size_t)(sep + 3 - cfg->public_url) + strcspn(sep + 3, "/?#");
+    if (len == 0 || len >= sizeof origin)
+        return -1;
+    memcpy(origin, cfg->public_url, len);
+    origin[len] = '\0';
+    if (origin_normalize(origin, canonical, sizeof canonical) != 0 ||
+        (cfg->audience[0] = strdup(canonical)) == NULL)
+        return -1;
+    cfg->audience_count = 1;
+    return 0;
+}
+
 /* Rules that join several keys, reported at the line of the key that breaks them. */
 static int config_check(struct parser *p)
 {
@@ -399,12 +476,18 @@ static int config_check(struct parser *p)
         p->line = line_of(p, cfg->tls_cert ? "tls_cert" : "tls_key");
         return fail(p, "tls_cert and tls_key must be set together");
     }
-    const char *files[] = { "tls_cert", cfg->tls_cert, "tls_key", cfg->tls_key };
+    const char *files[] = { "tls_cert",   cfg->tls_cert, "tls_key",
+                            cfg->tls_key, "ca_file",     cfg->ca_file };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i += 2)
         if (files[i + 1] != NULL && access(files[i + 1], R_OK) != 0) {
             p->line = line_of(p, files[i]);
             return fail(p, "%s: cannot read %s: %s", files[i], files[i + 1], strerror(errno));
         }
+    if (cfg->audience_count == 0 && audience_default(cfg) != 0) {
+        p->line = line_of(p, "public_url");
+        return fail(p, "public_url: '%s' has no origin to accept as the audience; set audience",
+                    cfg->public_url);
+    }
     if (cfg->max_map_size < cfg->map_size) {
         p->line = line_of(p, "max_map_size") ? line_of(p, "max_map_size") : line_of(p, "map_size");
         return fail(p, "max_map_size must not be smaller than map_size");
@@ -506,8 +589,8 @@ static int path_absolute(char **path, const char *base_dir)
 
 int config_paths_absolute(struct config *cfg, const char *base_dir)
 {
-    char **paths[] = { &cfg->data_dir, &cfg->pid_file, &cfg->log_file, &cfg->tls_cert,
-                       &cfg->tls_key };
+    char **paths[] = { &cfg->data_dir, &cfg->pid_file, &cfg->log_file,
+                       &cfg->tls_cert, &cfg->tls_key,  &cfg->ca_file };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (path_absolute(paths[i], base_dir) != 0)
             return -1;

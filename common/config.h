@@ -23,11 +23,18 @@ struct config {
     int log_level;      /* enum log_level */
     char *admin_listen; /* "" or "off" disables */
     char *public_url;
-    char *audience[CONFIG_MAX_LIST];
+    char *audience[CONFIG_MAX_LIST]; /* canonical origins (origin_normalize) */
     size_t audience_count;
     struct config_issuer trusted_issuer[CONFIG_MAX_LIST];
     size_t trusted_issuer_count;
-    char *verifier;
+    char *verifier;        /* NULL: assertions are verified locally */
+    int verifier_protocol; /* 1 (Persona form) or 2 (JSON with trustedIssuers) */
+    int64_t verify_timeout_ms;
+    int64_t issuer_cache_ttl_ms;
+    int64_t issuer_failure_ttl_ms;
+    char *ca_file; /* NULL: the system's CA bundle */
+    char *connect_to[CONFIG_MAX_LIST]; /* "HOST:PORT:ADDRESS:PORT" for the identity fetches */
+    size_t connect_to_count;
     int64_t clock_skew_ms;
     char *tls_cert;
     char *tls_key;

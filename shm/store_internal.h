@@ -18,6 +18,7 @@ struct shm_store {
     MDB_dbi conns_by_worker; /* be32 pid, be64 conn id -> email \0 device */
     MDB_dbi workers;         /* be32 pid -> struct shm_worker_info */
     MDB_dbi mail;            /* be32 target pid, be32 sender pid, be64 seq -> type, payload */
+    MDB_dbi assertions;      /* sha256 of an assertion -> expiry, trust id, e-mail, audience */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     int batch_error;         /* first error of the batch: it will roll back */
     struct shm_commit_waiter *waiters;

@@ -2,10 +2,12 @@
 #include "worker_internal.h"
 
 #include "device_msg.h"
+#include "identity.h"
 
 #include "../common/log.h"
 #include "../shm/conn.h"
 
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +18,25 @@ struct out_msg {
     unsigned char buf[]; /* LWS_PRE bytes, then the text */
 };
 
+#define ASSERTION_TAG_LEN 16 /* of SHA-256: recognises the assertion a session was bound with */
+
+/* The status update waiting for its assertion's verification. */
+struct pending_update {
+    char *email;
+    char *device;
+    uint8_t status;
+    unsigned char tag[ASSERTION_TAG_LEN];
+};
+
 struct ws_session {
     struct ws_session *next, *prev;
     struct lws *wsi;
     uint64_t conn_id;
+    char *email;  /* the verified identity this connection is bound to; NULL before */
+    char *device; /* bound with it */
+    unsigned char tag[ASSERTION_TAG_LEN];
+    struct identity_req *verifying; /* reading is paused meanwhile, so replies keep their order */
+    struct pending_update pending;
     struct out_msg *out_head, *out_tail;
     char *rx; /* a message arriving in fragments; NULL between messages */
     size_t rx_len;
@@ -74,6 +91,116 @@ static void session_error(struct worker *w, struct ws_session *s, int number, co
         session_close_after_send(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
+static void pending_clear(struct pending_update *p)
+{
+    free(p->email);
+    free(p->device);
+    memset(p, 0, sizeof *p);
+}
+
+static void assertion_tag(const char *assertion, unsigned char *tag)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)assertion, strlen(assertion), digest);
+    memcpy(tag, digest, ASSERTION_TAG_LEN);
+}
+
+/* A status update of a bound connection: same e-mail, same device. */
+static void status_apply(struct worker *w, struct ws_session *s, const char *email,
+                         const char *device)
+{
+    if (strcmp(email, s->email) != 0)
+        session_error(w, s, 31, "email does not match the identity of the connection",
+                      LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    else if (strcmp(device, s->device) != 0)
+        session_error(w, s, 11, "invalid field: device (a connection keeps its device)", 0);
+    else
+        session_send(s, "{\"result\":\"OK\"}", 15);
+}
+
+static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r)
+{
+    char text[160];
+    if (r->error == 34 && strncmp(r->why, "invalid assertion", 17) != 0 &&
+        strncmp(r->why, "untrusted issuer", 16) != 0)
+        snprintf(text, sizeof text, "invalid assertion: %s", r->why);
+    else
+        snprintf(text, sizeof text, "%s", r->why);
+    session_error(w, s, r->error, text, 0);
+}
+
+static void verification_done(struct worker *w, struct ws_session *s,
+                              const struct identity_result *r)
+{
+    struct pending_update *p = &s->pending;
+    if (r->error != 0)
+        identity_error(w, s, r);
+    else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0))
+        session_error(w, s, 31, "email does not match the identity of the assertion",
+                      LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    else if (s->email != NULL)
+        status_apply(w, s, p->email, p->device);
+    else {
+        /* The first verified update binds the connection to (e-mail, device). */
+        s->email = p->email;
+        s->device = p->device;
+        p->email = p->device = NULL;
+        memcpy(s->tag, p->tag, sizeof s->tag);
+        session_send(s, "{\"result\":\"OK\"}", 15);
+    }
+    if (s->email != NULL && r->error == 0)
+        memcpy(s->tag, p->tag, sizeof s->tag);
+    pending_clear(p);
+}
+
+static void verification_answered(void *arg, const struct identity_result *r)
+{
+    struct ws_session *s = arg;
+    struct worker *w = worker_of(s->wsi);
+    s->verifying = NULL;
+    verification_done(w, s, r);
+    lws_rx_flow_control(s->wsi, 1);
+}
+
+static void verification_start(struct worker *w, struct ws_session *s, const struct dev_msg *msg,
+                               const unsigned char *tag)
+{
+    struct pending_update *p = &s->pending;
+    p->email = strdup(msg->email);
+    p->device = strdup(msg->device);
+    p->status = msg->status;
+    memcpy(p->tag, tag, sizeof p->tag);
+    if (p->email == NULL || p->device == NULL) {
+        pending_clear(p);
+        session_error(w, s, 60, "internal error", 0);
+        return;
+    }
+    struct identity_result result;
+    int rc = identity_verify(w->identity, msg->assertion, strlen(msg->assertion), &result,
+                             verification_answered, s, &s->verifying);
+    if (rc == 0)
+        verification_done(w, s, &result);
+    else
+        lws_rx_flow_control(s->wsi, 0);
+}
+
+static void status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
+{
+    unsigned char tag[ASSERTION_TAG_LEN];
+    if (msg->assertion == NULL) {
+        if (s->email == NULL)
+            session_error(w, s, 30, "authentication required", 0);
+        else
+            status_apply(w, s, msg->email, msg->device);
+        return;
+    }
+    assertion_tag(msg->assertion, tag);
+    if (s->email != NULL && memcmp(tag, s->tag, sizeof tag) == 0)
+        status_apply(w, s, msg->email, msg->device); /* the same assertion: not verified again */
+    else
+        verification_start(w, s, msg, tag);
+}
+
 static void message_handle(struct worker *w, struct ws_session *s, const char *text, size_t len)
 {
     struct dev_msg msg;
@@ -86,11 +213,8 @@ static void message_handle(struct worker *w, struct ws_session *s, const char *t
     }
     if (msg.kind == DEV_MSG_PING)
         session_send(s, "{}", 2);
-    else if (msg.assertion == NULL)
-        session_error(w, s, 30, "authentication required", 0);
     else
-        /* Identity verification (SPEC.md §3) is not part of this server yet. */
-        session_error(w, s, 35, "verifier unavailable, retry later", 0);
+        status_handle(w, s, &msg);
     dev_msg_free(&msg);
 }
 
@@ -116,6 +240,13 @@ static void session_list_remove(struct worker *w, struct ws_session *s)
 
 static void session_free(struct ws_session *s)
 {
+    if (s->verifying != NULL)
+        identity_cancel(s->verifying);
+    s->verifying = NULL;
+    pending_clear(&s->pending);
+    free(s->email);
+    free(s->device);
+    s->email = s->device = NULL;
     for (struct out_msg *m = s->out_head, *next; m != NULL; m = next) {
         next = m->next;
         free(m);
@@ -244,6 +375,15 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     default:
         return 0;
     }
+}
+
+void device_verifications_cancel(struct worker *w)
+{
+    for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
+        if (s->verifying != NULL) {
+            identity_cancel(s->verifying);
+            s->verifying = NULL;
+        }
 }
 
 void device_drain_all(struct worker *w)

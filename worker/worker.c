@@ -3,6 +3,8 @@
 
 #include "worker_internal.h"
 
+#include "identity.h"
+
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../shm/conn.h"
@@ -194,6 +196,16 @@ static int store_attach(struct worker *w)
     return 0;
 }
 
+static int identity_attach(struct worker *w)
+{
+    char err[512];
+    if (identity_init(&w->identity, &w->loop, w->store, w->cfg, err, sizeof err) != 0) {
+        log_error("identity: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static void ready_signal(int ready_fd)
 {
     if (ready_fd < 0)
@@ -212,7 +224,8 @@ static int worker_setup(struct worker *w, const struct worker_start *start)
         .generation = start->generation,
         .started_ms = clock_wall_ms(),
     };
-    if (handles_init(w) != 0 || store_attach(w) != 0 || handles_start(w) != 0)
+    if (handles_init(w) != 0 || store_attach(w) != 0 || handles_start(w) != 0 ||
+        identity_attach(w) != 0)
         return -1;
     if (lws_setup(w) != 0 || mailbox_start(w) != 0)
         return -1;
@@ -249,6 +262,8 @@ static void worker_teardown(struct worker *w)
     acceptor_stop(w);
     mailbox_stop(w);
     handles_close(w);
+    device_verifications_cancel(w);
+    identity_stop(w->identity);
     /* lws closes its own handles and finishes destroying its context from their callbacks,
      * so the loop runs until they are all gone. */
     lws_teardown(w);
@@ -257,6 +272,8 @@ static void worker_teardown(struct worker *w)
     uv_walk(&w->loop, handle_report, NULL);
     if (uv_loop_close(&w->loop) != 0)
         log_warning("event loop closed with handles still open");
+    identity_free(w->identity);
+    w->identity = NULL;
     store_detach(w);
     free(w->rings);
 }

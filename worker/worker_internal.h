@@ -12,6 +12,7 @@
 #include <uv.h>
 
 struct ws_session;
+struct identity;
 
 struct acceptor {
     int fd;
@@ -30,6 +31,7 @@ struct worker {
     struct lws_vhost *vhost;
     lws_retry_bo_t ping_policy;
     struct shm_store *store;
+    struct identity *identity;
     struct wake_bells bells;
     uv_poll_t bell_poll;
     uv_prepare_t commit_prepare; /* commits the iteration's batch before the loop sleeps */
@@ -72,6 +74,8 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                     size_t len);
 /* Says goodbye to every device: errno 61 and close 1001. */
 void device_drain_all(struct worker *w);
+/* Abandons the assertion verifications under way (the worker is exiting). */
+void device_verifications_cancel(struct worker *w);
 /* Closes the session with conn_id after sending errno 52 (superseded). */
 void device_supersede(struct worker *w, uint64_t conn_id);
 

@@ -1,0 +1,339 @@
+/* identity: verification of BrowserID assertions for a worker — the shared cache, then local
+ * checks with fetched issuer keys or a remote verifier, never blocking the loop (SPEC.md §3). */
+#include "identity.h"
+
+#include "fetch.h"
+#include "issuer_keys.h"
+
+#include "../common/clock.h"
+#include "../common/id_support.h"
+#include "../common/id_verify.h"
+#include "../common/log.h"
+#include "../common/origin.h"
+#include "../shm/assertion_cache.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct identity {
+    const struct config *cfg;
+    struct shm_store *store;
+    struct fetcher *fetcher;
+    struct issuer_keys *keys;
+    char *trusted[CONFIG_MAX_LIST]; /* trusted_issuer hosts, as id_verify wants them */
+    uint64_t trust_id;
+    struct identity_req *pending;
+    struct identity_stats stats;
+};
+
+struct identity_req {
+    struct identity_req *next, *prev;
+    struct identity *id;
+    char *text;
+    size_t len;
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    struct id_assertion assertion;
+    struct issuer_wait *wait;
+    struct fetch *fetch;
+    identity_cb cb;
+    void *arg;
+    bool async;
+    struct identity_result *out; /* where a synchronous outcome goes */
+};
+
+/* Which trust settings a cached verification was made under: the verifier, or the trusted
+ * issuers and their key files. Another worker configuration must not reuse it. */
+static uint64_t trust_id_compute(const struct config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return 0;
+    fprintf(f, "%s%c%d%c", cfg->verifier ? cfg->verifier : "", 0, cfg->verifier_protocol, 0);
+    for (size_t i = 0; i < cfg->trusted_issuer_count; i++)
+        fprintf(f, "%s%c%s%c", cfg->trusted_issuer[i].host, 0,
+                cfg->trusted_issuer[i].key_file ? cfg->trusted_issuer[i].key_file : "", 0);
+    fclose(f);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, len, digest);
+    free(text);
+    uint64_t id = 0;
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | digest[i];
+    return id;
+}
+
+int identity_init(struct identity **out, uv_loop_t *loop, struct shm_store *store,
+                  const struct config *cfg, char *err, size_t errlen)
+{
+    struct identity *id = calloc(1, sizeof *id);
+    if ((*out = id) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    id->cfg = cfg;
+    id->store = store;
+    id->trust_id = trust_id_compute(cfg);
+    for (size_t i = 0; i < cfg->trusted_issuer_count; i++)
+        id->trusted[i] = cfg->trusted_issuer[i].host;
+    if (fetcher_init(&id->fetcher, loop, cfg) != 0) {
+        snprintf(err, errlen, "cannot set up libcurl");
+        return -1;
+    }
+    return issuer_keys_init(&id->keys, id->fetcher, cfg, err, errlen);
+}
+
+static void req_free(struct identity_req *req)
+{
+    struct identity *id = req->id;
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else if (id->pending == req)
+        id->pending = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+    if (req->wait != NULL)
+        issuer_key_cancel(req->wait);
+    if (req->fetch != NULL)
+        fetch_cancel(req->fetch);
+    id_assertion_free(&req->assertion);
+    free(req->text);
+    free(req);
+}
+
+void identity_cancel(struct identity_req *req)
+{
+    req_free(req);
+}
+
+void identity_stop(struct identity *id)
+{
+    if (id == NULL)
+        return;
+    while (id->pending != NULL)
+        req_free(id->pending);
+    issuer_keys_free(id->keys);
+    id->keys = NULL;
+    fetcher_stop(id->fetcher);
+}
+
+void identity_free(struct identity *id)
+{
+    if (id == NULL)
+        return;
+    issuer_keys_free(id->keys);
+    fetcher_free(id->fetcher);
+    free(id);
+}
+
+const struct identity_stats *identity_stats(const struct identity *id)
+{
+    return &id->stats;
+}
+
+static void cache_put(struct identity_req *req, int64_t expires_ms)
+{
+    struct identity *id = req->id;
+    struct shm_assertion rec = { .expires_ms = expires_ms, .trust_id = id->trust_id };
+    if (expires_ms <= clock_wall_ms() ||
+        origin_normalize(req->assertion.assertion.aud, rec.aud, sizeof rec.aud) != 0)
+        return;
+    snprintf(rec.email, sizeof rec.email, "%s", req->assertion.email);
+    if (shm_assertion_put(id->store, req->hash, &rec) != SHM_OK)
+        log_warning("identity: cannot cache a verified assertion");
+}
+
+/* Delivers the outcome (to *out, or to the callback) and frees the request. */
+static void finish(struct identity_req *req, int error, const char *why, int64_t expires_ms)
+{
+    struct identity *id = req->id;
+    struct identity_result local, *result = req->async ? &local : req->out;
+    memset(result, 0, sizeof *result);
+    result->error = error;
+    result->why = why;
+    if (error == 0) {
+        snprintf(result->email, sizeof result->email, "%s", req->assertion.email);
+        cache_put(req, expires_ms);
+        id->stats.verified++;
+    } else if (error == 35) {
+        id->stats.unavailable++;
+    } else {
+        id->stats.refused++;
+    }
+    if (error != 0)
+        log_debug("identity: assertion refused (%d): %s", error, why);
+    identity_cb cb = req->cb;
+    void *arg = req->arg;
+    bool async = req->async;
+    req_free(req);
+    if (async)
+        cb(arg, result);
+}
+
+static void signatures_finish(struct identity_req *req, const struct id_key *key)
+{
+    const char *why = NULL;
+    int error = id_signatures_check(&req->assertion, key, &why);
+    finish(req, error, why, id_assertion_expiry(&req->assertion));
+}
+
+static void issuer_key_ready(void *arg, int error, const char *why, const struct id_key *key)
+{
+    struct identity_req *req = arg;
+    req->wait = NULL;
+    if (error != 0)
+        finish(req, error, why, 0);
+    else
+        signatures_finish(req, key);
+}
+
+static int local_verify(struct identity_req *req)
+{
+    struct identity *id = req->id;
+    const struct id_assertion *a = &req->assertion;
+    if (!id_issuer_trusted(a, id->trusted, id->cfg->trusted_issuer_count)) {
+        finish(req, 34, "untrusted issuer", 0);
+        return 0;
+    }
+    struct id_key key;
+    const char *why = NULL;
+    int rc =
+        issuer_key_get(id->keys, a->root_issuer, &key, &why, issuer_key_ready, req, &req->wait);
+    if (rc == 1) {
+        req->async = true;
+        return 1;
+    }
+    if (rc != 0) {
+        finish(req, rc, why, 0);
+        return 0;
+    }
+    signatures_finish(req, &key);
+    id_key_free(&key);
+    return 0;
+}
+
+static void remote_answered(void *arg, const struct fetch_result *result)
+{
+    struct identity_req *req = arg;
+    req->fetch = NULL;
+    if (!result->transport_ok || result->status >= 500) {
+        log_info("identity: verifier %s: %s", req->id->cfg->verifier,
+                 result->transport_ok ? "server error" : result->error);
+        finish(req, 35, "verifier unavailable, retry later", 0);
+        return;
+    }
+    struct id_remote_answer answer;
+    const char *why = NULL;
+    int error = id_remote_answer_parse(result->body, result->len, req->assertion.assertion.aud,
+                                       &answer, &why);
+    if (error == 0 && strcmp(answer.email, req->assertion.email) != 0) {
+        error = 34;
+        why = "verifier vouched for another e-mail";
+    }
+    int64_t expires = id_assertion_expiry(&req->assertion);
+    if (error == 0 && answer.expires_ms > 0 && answer.expires_ms < expires)
+        expires = answer.expires_ms;
+    finish(req, error, why, expires);
+}
+
+static int remote_verify(struct identity_req *req)
+{
+    struct identity *id = req->id;
+    const struct config *cfg = id->cfg;
+    enum id_remote_protocol protocol = cfg->verifier_protocol == 2 ? ID_REMOTE_V2 : ID_REMOTE_V1;
+    char *body = id_remote_request(protocol, req->text, req->len, req->assertion.assertion.aud,
+                                   id->trusted, cfg->trusted_issuer_count);
+    struct fetch_request fr = {
+        .url = cfg->verifier,
+        .body = body,
+        .content_type =
+            protocol == ID_REMOTE_V2 ? "application/json" : "application/x-www-form-urlencoded",
+        .timeout_ms = cfg->verify_timeout_ms,
+        .max_bytes = ID_SUPPORT_DOC_MAX,
+    };
+    req->fetch = body != NULL ? fetch_start(id->fetcher, &fr, remote_answered, req) : NULL;
+    free(body);
+    if (req->fetch == NULL) {
+        finish(req, 35, "verifier unavailable, retry later", 0);
+        return 0;
+    }
+    req->async = true;
+    return 1;
+}
+
+/* A repeated assertion: accepted again while it lasts, if verified under the same trust
+ * settings and its audience is still accepted. */
+static bool cache_lookup(struct identity *id, const unsigned char *hash,
+                         struct identity_result *out)
+{
+    struct shm_assertion rec;
+    if (shm_assertion_get(id->store, hash, clock_wall_ms(), &rec) != SHM_OK ||
+        rec.trust_id != id->trust_id ||
+        !id_audience_allowed(rec.aud, id->cfg->audience, id->cfg->audience_count))
+        return false;
+    memset(out, 0, sizeof *out);
+    snprintf(out->email, sizeof out->email, "%s", rec.email);
+    out->cached = true;
+    id->stats.cache_hits++;
+    return true;
+}
+
+static int refuse_now(struct identity *id, struct identity_result *out, int error, const char *why)
+{
+    memset(out, 0, sizeof *out);
+    out->error = error;
+    out->why = why;
+    id->stats.refused++;
+    return 0;
+}
+
+int identity_verify(struct identity *id, const char *assertion, size_t len,
+                    struct identity_result *out, identity_cb cb, void *arg,
+                    struct identity_req **pending)
+{
+    *pending = NULL;
+    if (len == 0 || len > ID_ASSERTION_MAX)
+        return refuse_now(id, out, 34,
+                          len == 0 ? "invalid assertion: empty" : "invalid assertion: too long");
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)assertion, len, hash);
+    if (cache_lookup(id, hash, out))
+        return 0;
+    struct identity_req *req = calloc(1, sizeof *req);
+    char *text = malloc(len + 1);
+    if (req == NULL || text == NULL) {
+        free(req);
+        free(text);
+        memset(out, 0, sizeof *out);
+        out->error = 35;
+        out->why = "out of memory, retry later";
+        return 0;
+    }
+    memcpy(text, assertion, len);
+    text[len] = '\0';
+    *req = (struct identity_req){
+        .id = id, .text = text, .len = len, .cb = cb, .arg = arg, .out = out, .next = id->pending
+    };
+    memcpy(req->hash, hash, sizeof hash);
+    if (id->pending != NULL)
+        id->pending->prev = req;
+    id->pending = req;
+    const char *why = NULL;
+    int error = 0;
+    if (id_assertion_parse(text, len, &req->assertion, &why) != 0)
+        error = 34;
+    else
+        error = id_claims_check(&req->assertion, id->cfg->audience, id->cfg->audience_count,
+                                clock_wall_ms(), id->cfg->clock_skew_ms, &why);
+    if (error != 0) {
+        finish(req, error, why, 0);
+        return 0;
+    }
+    int rc = id->cfg->verifier != NULL ? remote_verify(req) : local_verify(req);
+    if (rc == 1)
+        *pending = req;
+    return rc;
+}
