@@ -67,7 +67,7 @@ int id_key_file_load(const char *path, struct id_key *out, char *err, size_t err
 {
     FILE *f = fopen(path, "re");
     if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
     char *text = malloc(ID_SUPPORT_DOC_MAX + 1);

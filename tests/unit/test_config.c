@@ -21,6 +21,19 @@ static void expect_error(const char *text, const char *want, const char *name)
     config_free(&cfg);
 }
 
+/* A trusted_issuer key file: an RS key whose n is 1024 bits (10^308 + 1 is odd). */
+static void key_file_write(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return;
+    fprintf(f, "{\"algorithm\":\"RS\",\"n\":\"1");
+    for (int i = 0; i < 307; i++)
+        fputc('0', f);
+    fprintf(f, "1\",\"e\":\"65537\"}\n");
+    fclose(f);
+}
+
 static void test_defaults(void)
 {
     struct config cfg;
@@ -51,10 +64,17 @@ static void test_values(void)
                        "audience https://a.example\n"
                        "audience http://localhost:8282\n"
                        "trusted_issuer login.persona.org\n"
-                       "trusted_issuer accounts.example.org /etc/hostname\n"
+                       "trusted_issuer accounts.example.org /tmp/presenced-test-key.json\n"
                        "log_level debug\n"
                        "admin_listen off\n"
-                       "verifier https://verifier.example/v2\n";
+                       "verifier https://verifier.example/v2\n"
+                       "verify_timeout 1500ms\n"
+                       "issuer_cache_ttl 2h\n"
+                       "issuer_failure_ttl 10s\n"
+                       "ca_file /etc/hostname\n"
+                       "connect_to idp.example:443:127.0.0.1:8443\n"
+                       "connect_to other.example:443:[::1]:9443\n";
+    key_file_write("/tmp/presenced-test-key.json");
     is_int(parse(&cfg, text, err, sizeof err), 0, "a full file parses (%s)", err);
     is_str(cfg.listen, "127.0.0.1:9000", "listen with trailing spaces and CRLF");
     is_int(cfg.workers, 3, "workers");
@@ -67,11 +87,51 @@ static void test_values(void)
     is_str(cfg.audience[1], "http://localhost:8282", "second audience kept in order");
     is_int(cfg.trusted_issuer_count, 2, "trusted_issuer may repeat");
     ok(cfg.trusted_issuer[0].key_file == NULL, "issuer without key file fetches its key");
-    is_str(cfg.trusted_issuer[1].key_file, "/etc/hostname", "issuer key file");
+    is_str(cfg.trusted_issuer[1].key_file, "/tmp/presenced-test-key.json", "issuer key file");
+    is_str(cfg.verifier, "https://verifier.example/v2", "verifier");
+    is_int(cfg.verifier_protocol, 2, "a verifier URL ending in /v2 speaks v2");
+    is_int(cfg.verify_timeout_ms, 1500, "verify_timeout");
+    is_int(cfg.issuer_cache_ttl_ms, 7200000, "issuer_cache_ttl");
+    is_int(cfg.issuer_failure_ttl_ms, 10000, "issuer_failure_ttl");
+    is_str(cfg.ca_file, "/etc/hostname", "ca_file");
+    is_int(cfg.connect_to_count, 2, "connect_to may repeat");
+    is_str(cfg.connect_to[1], "other.example:443:[::1]:9443", "connect_to to an IPv6 address");
     is_int(cfg.log_level, LOG_LEVEL_DEBUG, "log_level debug");
     is_str(cfg.admin_listen, "off", "admin_listen off");
     is_str(cfg.path, "test.conf", "the file name is remembered for reloads");
     config_free(&cfg);
+}
+
+static void test_identity_keys(void)
+{
+    struct config cfg;
+    char err[512];
+    const char *text = "audience HTTPS://Presence.Example:443\n"
+                       "verifier https://verifier.example/verify v2\n";
+    is_int(parse(&cfg, text, err, sizeof err), 0, "identity keys parse (%s)", err);
+    is_str(cfg.audience[0], "https://presence.example", "audiences are kept canonical");
+    is_int(cfg.verifier_protocol, 2, "the protocol word wins over the path");
+    config_free(&cfg);
+    is_int(parse(&cfg, "verifier https://v.example/verify\n", err, sizeof err), 0, "v1 URL");
+    is_int(cfg.verifier_protocol, 1, "v1 by default");
+    is_int(cfg.audience_count, 1, "without audience lines, one audience");
+    is_str(cfg.audience[0], "http://localhost:8282", "public_url's origin");
+    config_free(&cfg);
+    is_int(parse(&cfg, "public_url https://p.example:443/presence/\n", err, sizeof err), 0,
+           "public_url with a path");
+    is_str(cfg.audience[0], "https://p.example", "its origin is the audience");
+    config_free(&cfg);
+    expect_error("verifier https://v.example v3\n", "test.conf:1: verifier: protocol 'v3'",
+                 "an unknown verifier protocol");
+    expect_error("connect_to idp.example:443\n", "test.conf:1: connect_to:",
+                 "connect_to without a target");
+    expect_error("ca_file /nonexistent/ca.pem\n",
+                 "test.conf:1: ca_file: cannot read /nonexistent/ca.pem", "an unreadable CA file");
+    expect_error("trusted_issuer a.example /etc/hostname\n",
+                 "test.conf:1: trusted_issuer: /etc/hostname: support document is not",
+                 "an issuer key file that holds no key");
+    expect_error("verify_timeout 10ms\n", "test.conf:1: verify_timeout: 10ms is out of range",
+                 "a verify_timeout too short");
 }
 
 static void test_errors(void)
@@ -159,6 +219,7 @@ int main(void)
     test_defaults();
     test_values();
     test_errors();
+    test_identity_keys();
     test_nul_byte();
     test_load_missing_file();
     test_paths_absolute();

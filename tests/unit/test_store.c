@@ -1,6 +1,7 @@
 /* Unit tests of shm/: schema, batching, connection ownership, worker records, mail, full maps. */
 #include "tap.h"
 
+#include "../../shm/assertion_cache.h"
 #include "../../shm/conn.h"
 #include "../../shm/mail.h"
 #include "../../shm/store.h"
@@ -208,6 +209,32 @@ static void test_batching(struct shm_store *store)
     is_int(before.commits, after.commits, "and costs no commit");
 }
 
+static void test_assertion_cache(struct shm_store *store)
+{
+    unsigned char fresh[SHM_ASSERTION_HASH_LEN] = { 1 }, stale[SHM_ASSERTION_HASH_LEN] = { 2 };
+    struct shm_assertion rec = { .expires_ms = 5000, .trust_id = 77 }, got;
+    snprintf(rec.email, sizeof rec.email, "alice@example.com");
+    snprintf(rec.aud, sizeof rec.aud, "https://presence.example");
+    is_int(shm_assertion_put(store, fresh, &rec), SHM_OK, "assertion cached");
+    rec.expires_ms = 1000;
+    is_int(shm_assertion_put(store, stale, &rec), SHM_OK, "a shorter-lived one cached");
+    is_int(shm_batch_commit(store), SHM_OK, "batch commits");
+    is_int(shm_assertion_get(store, fresh, 2000, &got), SHM_OK, "found before its expiry");
+    is_str(got.email, "alice@example.com", "e-mail kept");
+    is_str(got.aud, "https://presence.example", "audience kept");
+    is_int(got.trust_id, 77, "trust id kept");
+    is_int(got.expires_ms, 5000, "expiry kept");
+    is_int(shm_assertion_get(store, stale, 2000, &got), SHM_NOT_FOUND, "expired: not found");
+    size_t removed = 0;
+    is_int(shm_assertion_expire(store, 2000, 100, &removed), SHM_OK, "expired ones swept");
+    is_int(removed, 1, "only the expired one");
+    is_int(shm_batch_commit(store), SHM_OK, "batch commits");
+    is_int(shm_assertion_get(store, fresh, 2000, &got), SHM_OK, "the live one stays");
+    memset(rec.email, 'x', sizeof rec.email);
+    is_int(shm_assertion_put(store, stale, &rec), SHM_ERROR, "an unterminated e-mail is refused");
+    shm_batch_commit(store);
+}
+
 static void test_reset_volatile(struct shm_store *store)
 {
     struct shm_conn_owner previous;
@@ -347,7 +374,12 @@ int main(void)
     test_mail(store);
     test_commit_waiters(store);
     test_batching(store);
+    test_assertion_cache(store);
     test_reset_volatile(store);
+    unsigned char cached[SHM_ASSERTION_HASH_LEN] = { 1 };
+    struct shm_assertion got;
+    is_int(shm_assertion_get(store, cached, 0, &got), SHM_OK,
+           "verified assertions are not volatile: they survive the reset");
     is_int(shm_store_sync(store), SHM_OK, "sync to disk");
     ok(shm_store_reader_check(store) >= 0, "reader check runs");
     shm_store_close(store);
