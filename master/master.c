@@ -316,7 +316,7 @@ int master_run(struct master *m)
     int rc = 1;
     m->lock_fd = -1;
     m->started_wall_ms = clock_wall_ms();
-    m->last_sync_ms = m->last_reader_check_ms = clock_mono_ms();
+    m->last_sync_ms = m->last_reader_check_ms = m->last_sweep_ms = clock_mono_ms();
     log_set_role("master");
     if (events_setup(m) != 0) {
         log_error("cannot set up the event loop");

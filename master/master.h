@@ -58,7 +58,7 @@ struct master {
     struct slot_restart *restarts;
     int restart_slots;
 
-    int64_t last_sync_ms, last_reader_check_ms;
+    int64_t last_sync_ms, last_reader_check_ms, last_sweep_ms;
     uint64_t restarts_total, reloads_total, reload_failures_total;
     int lock_fd;
 };

@@ -141,6 +141,19 @@ int metrics_prometheus(struct master *m, struct evbuffer *out)
                INFO_FIELD(accept_pauses_total));
     per_worker(out, m, &snap, "presenced_store_failures_total", "counter",
                "Store writes that failed.", INFO_FIELD(store_failures_total));
+    per_worker(out, m, &snap, "presenced_assertion_cache_hits_total", "counter",
+               "Assertions accepted from the shared cache of verified assertions.",
+               INFO_FIELD(assertion_cache_hits_total));
+    per_worker(out, m, &snap, "presenced_assertions_verified_total", "counter",
+               "Assertions verified (locally or by the verifier) and accepted.",
+               INFO_FIELD(assertions_verified_total));
+    per_worker(out, m, &snap, "presenced_assertions_refused_total", "counter",
+               "Assertions refused: audience, expiry, format, signature or issuer (errno 32-34).",
+               INFO_FIELD(assertions_refused_total));
+    per_worker(out, m, &snap, "presenced_verifier_unavailable_total", "counter",
+               "Verifications that could not complete: verifier or identity provider "
+               "unreachable (errno 35).",
+               INFO_FIELD(verifier_unavailable_total));
     family(out, "presenced_store_map_size_bytes", "gauge", "Size of the LMDB map.");
     evbuffer_add_printf(out, "presenced_store_map_size_bytes %" PRIu64 "\n", snap.store.map_size);
     family(out, "presenced_store_used_bytes", "gauge", "Bytes of the map in use.");

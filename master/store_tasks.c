@@ -3,6 +3,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../shm/assertion_cache.h"
 #include "../shm/conn.h"
 #include "../shm/mail.h"
 #include "../shm/store.h"
@@ -16,6 +17,10 @@
 #include <unistd.h>
 
 #define READER_CHECK_INTERVAL_MS 5000
+/* Expired verified assertions are dropped this often, at most SWEEP_MAX per visit so that one
+ * write transaction stays short. */
+#define SWEEP_INTERVAL_MS 60000
+#define SWEEP_MAX 10000
 
 /* The master opens the environment per task and closes it before returning, so no MDB_env ever
  * crosses a fork(). An open costs a few system calls; tasks run about once a second. */
@@ -89,11 +94,19 @@ void master_store_maintain(struct master *m)
     int64_t now = clock_mono_ms();
     bool sync_due = m->cfg.sync_interval_ms > 0 && now - m->last_sync_ms >= m->cfg.sync_interval_ms;
     bool check_due = now - m->last_reader_check_ms >= READER_CHECK_INTERVAL_MS;
-    if (!sync_due && !check_due)
+    bool sweep_due = now - m->last_sweep_ms >= SWEEP_INTERVAL_MS;
+    if (!sync_due && !check_due && !sweep_due)
         return;
     struct shm_store *store = master_store_visit(m);
     if (store == NULL)
         return;
+    if (sweep_due) {
+        size_t removed = 0;
+        if (shm_assertion_expire(store, clock_wall_ms(), SWEEP_MAX, &removed) == SHM_OK &&
+            shm_batch_commit(store) == SHM_OK && removed > 0)
+            log_debug("store: %zu expired assertion(s) dropped from the cache", removed);
+        m->last_sweep_ms = now;
+    }
     if (sync_due) {
         shm_store_sync(store);
         m->last_sync_ms = now;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* Stored as a flat array of big-endian fields so the layout does not depend on the compiler. */
-#define INFO_FIELDS 13
+#define INFO_FIELDS 17
 
 static void info_encode(const struct shm_worker_info *info, unsigned char *out)
 {
@@ -17,7 +17,9 @@ static void info_encode(const struct shm_worker_info *info, unsigned char *out)
         info->connections,          info->websockets,
         info->accepted_total,       info->http_requests_total,
         info->ws_messages_total,    info->accept_pauses_total,
-        info->store_failures_total,
+        info->store_failures_total, info->assertion_cache_hits_total,
+        info->assertions_verified_total, info->assertions_refused_total,
+        info->verifier_unavailable_total,
     };
     for (int i = 0; i < INFO_FIELDS; i++)
         store_put_be64(out + 8 * i, fields[i]);
@@ -44,6 +46,10 @@ static int info_decode(const MDB_val *value, struct shm_worker_info *out)
         .ws_messages_total = f[10],
         .accept_pauses_total = f[11],
         .store_failures_total = f[12],
+        .assertion_cache_hits_total = f[13],
+        .assertions_verified_total = f[14],
+        .assertions_refused_total = f[15],
+        .verifier_unavailable_total = f[16],
     };
     return SHM_OK;
 }

@@ -20,6 +20,10 @@ struct shm_worker_info {
     uint64_t ws_messages_total;
     uint64_t accept_pauses_total; /* times accepting paused at the file limit */
     uint64_t store_failures_total;
+    uint64_t assertion_cache_hits_total; /* assertions accepted from the shared cache */
+    uint64_t assertions_verified_total;  /* checked locally or remotely and accepted */
+    uint64_t assertions_refused_total;   /* errno 32, 33, 34 */
+    uint64_t verifier_unavailable_total; /* errno 35 */
 };
 
 int shm_worker_info_put(struct shm_store *store, const struct shm_worker_info *info);

@@ -27,6 +27,13 @@ struct worker *worker_of(struct lws *wsi)
 
 static void stats_publish(struct worker *w)
 {
+    if (w->identity != NULL) {
+        const struct identity_stats *id = identity_stats(w->identity);
+        w->info.assertion_cache_hits_total = id->cache_hits;
+        w->info.assertions_verified_total = id->verified;
+        w->info.assertions_refused_total = id->refused;
+        w->info.verifier_unavailable_total = id->unavailable;
+    }
     w->info.updated_ms = clock_wall_ms();
     w->info.draining = w->draining;
     if (shm_worker_info_put(w->store, &w->info) != SHM_OK)
