@@ -150,8 +150,13 @@ build/tools/%: tests/tools/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
+build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
+
 bench: deps-test
-	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%)
+	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%) \
+	  $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 	$(PYTHON) bench/run.py
 
 install: build/presenced

@@ -4,6 +4,7 @@
 - idle WebSocket cost: worker RSS growth per open /presence connection
 - connection rate: WebSocket handshakes per second from one client process
 - cross-process wake-up: round trip of mail + doorbell through a real worker
+- identity: assertion verifications per second on one core (DS128 and RS256) and cache hits
 """
 import asyncio
 import json
@@ -21,6 +22,7 @@ import websockets
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "build", "presenced")
 PROBE = os.path.join(ROOT, "build", "tools", "wake_probe")
+ID_BENCH = os.path.join(ROOT, "build", "bench", "id_bench")
 IDLE_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4000"))
 
 
@@ -68,7 +70,17 @@ async def open_idle(url, count):
     return clients, time.monotonic() - started
 
 
+def identity_rates():
+    with tempfile.TemporaryDirectory(prefix="presenced-bench-id-") as workdir:
+        run = subprocess.run([ID_BENCH, workdir, "3000"], capture_output=True, text=True,
+                             timeout=300)
+        if run.returncode != 0:
+            raise SystemExit(f"id_bench failed: {run.stderr}")
+        return json.loads(run.stdout)
+
+
 def main():
+    rates = identity_rates()
     with tempfile.TemporaryDirectory(prefix="presenced-bench-") as workdir:
         proc, port, admin = start(workdir)
         try:
@@ -94,6 +106,9 @@ def main():
     print(f"handshakes: {IDLE_CONNECTIONS / seconds:.0f}/s from one Python client process")
     print(f"wake-up round trip through a worker: p50 {wake['p50_us']} us, p99 {wake['p99_us']} us, "
           f"max {wake['max_us']} us ({wake['answered']} rounds)")
+    print(f"assertion verification, one core: {rates['ds128_per_s']}/s RS256 certificate over "
+          f"DS128 assertion, {rates['rs256_per_s']}/s RS256 over RS256, "
+          f"{rates['cache_hit_per_s']}/s cache hits ({rates['count']} distinct assertions each)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ struct fetch_request {
 
 struct fetch_result {
     bool transport_ok; /* false: no HTTP answer (refused, timeout, TLS, too large) */
+    bool too_large;    /* the answer went past max_bytes */
     long status;
     const char *body; /* NUL-terminated, len bytes; valid during the callback */
     size_t len;

@@ -189,6 +189,10 @@ static void document_received(void *arg, const struct fetch_result *result)
 {
     struct issuer_entry *e = arg;
     e->fetch = NULL;
+    if (result->too_large) {
+        entry_settle(e->keys, e, 34, "untrusted issuer: support document too large");
+        return;
+    }
     if (!result->transport_ok || result->status >= 500) {
         log_info("identity: https://%s/.well-known/browserid: %s", e->current,
                  result->transport_ok ? "server error" : result->error);

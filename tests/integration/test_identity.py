@@ -12,7 +12,7 @@ import idp
 
 AUDIENCE = "https://presence.test"
 DOMAINS = ["idp.test", "deleg.test", "loop-a.test", "loop-b.test", "nodoc.test", "broken.test",
-           "disabled.test", "fxa.test"]
+           "disabled.test", "big.test", "fxa.test"]
 
 
 def run(coro, timeout=30):
@@ -48,6 +48,7 @@ def domains(ca, keys):
         ("loop-b.test", well_known): (200, json.dumps({"authority": "loop-a.test"})),
         ("broken.test", well_known): (200, "{not json"),
         ("disabled.test", well_known): (200, json.dumps({"disabled": True})),
+        ("big.test", well_known): (200, json.dumps({"authority": "idp.test", "pad": "x" * 70000})),
     }
     server = idp.HTTPSServer(ca, DOMAINS, routes)
     yield server
@@ -245,7 +246,7 @@ def test_delegation_loop_stops(idserver, keys, domains):
     assert domains.count() - before == 7  # the domain itself, then 6 delegations
 
 
-@pytest.mark.parametrize("domain", ["nodoc.test", "broken.test", "disabled.test"])
+@pytest.mark.parametrize("domain", ["nodoc.test", "broken.test", "disabled.test", "big.test"])
 def test_domains_without_a_usable_document(idserver, keys, domain):
     a = idp.backed(f"x@{domain}", keys["issuer"], keys["user_ds"], AUDIENCE)
     assert verify(idserver, f"x@{domain}", a)["errno"] == 34
@@ -445,6 +446,21 @@ def test_slow_verifier_blocks_nobody(make_server, ca, keys, verifier):
     assert first == {"result": "OK"} and second == {}
     assert elapsed >= 1.9
     assert max(pings) < 1.0, pings
+
+
+def test_closing_while_verifying(make_server, ca, keys, verifier):
+    server = remote(make_server, ca, verifier, workers=1).start()
+    a = idp.backed("hang@idp.test", keys["issuer"], keys["user_ds"], AUDIENCE)
+
+    async def leave_early():
+        for _ in range(3):
+            async with websockets.connect(server.ws_url) as ws:
+                await ws.send(update("hang@idp.test", a))
+                await asyncio.sleep(0.1)
+    run(leave_early())
+    time.sleep(2)  # past verify_timeout: the abandoned requests would have answered by now
+    assert run(exchange(server.ws_url, "{}")) == [{}]
+    assert server.proc.poll() is None
 
 
 def test_silent_verifier_times_out_35(make_server, ca, keys, verifier):

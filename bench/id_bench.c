@@ -1,0 +1,136 @@
+/* id_bench: assertion verifications per second on one core, through the worker's real path
+ * (identity_verify: shared cache, parse, claims, issuer key, signatures, cache write), for the
+ * Firefox shape (RS256 certificate over a DS128 assertion), RS256 over RS256, and cache hits.
+ * Prints one JSON object. Usage: id_bench DIR [COUNT] */
+#include "../tests/tools/id_forge.h"
+
+#include "../common/clock.h"
+#include "../common/config.h"
+#include "../shm/store.h"
+#include "../worker/identity.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#define AUDIENCE "https://bench.example"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* count assertions for bench@example.com, each different, under one certificate. */
+static char **assertions_make(EVP_PKEY *issuer, EVP_PKEY *user, const char *alg, int count)
+{
+    char json[8000], payload[9000], body[200];
+    int64_t exp = clock_wall_ms() + 3600 * 1000;
+    snprintf(payload, sizeof payload,
+             "{\"iss\":\"issuer.example\",\"exp\":%lld,\"public-key\":%s,"
+             "\"principal\":{\"email\":\"bench@example.com\"}}",
+             (long long)exp, key_json(user, json, sizeof json));
+    char *cert = strdup(jws_make(issuer, "RS256", payload));
+    char **out = calloc((size_t)count, sizeof *out);
+    for (int i = 0; i < count; i++) {
+        snprintf(body, sizeof body, "{\"aud\":\"%s\",\"exp\":%lld,\"n\":%d}", AUDIENCE,
+                 (long long)exp, i);
+        const char *signed_part = jws_make(user, alg, body);
+        size_t len = strlen(cert) + 1 + strlen(signed_part) + 1;
+        out[i] = malloc(len);
+        snprintf(out[i], len, "%s~%s", cert, signed_part);
+    }
+    free(cert);
+    return out;
+}
+
+/* Verifies every assertion once; returns verifications per second, or -1 on a refusal. */
+static double verify_all(struct identity *id, struct shm_store *store, char **list, int count,
+                         bool want_cached)
+{
+    struct identity_result result;
+    struct identity_req *pending;
+    double start = now_s();
+    for (int i = 0; i < count; i++) {
+        int rc = identity_verify(id, list[i], strlen(list[i]), &result, NULL, NULL, &pending);
+        if (rc != 0 || result.error != 0 || result.cached != want_cached) {
+            fprintf(stderr, "assertion %d: rc %d errno %d (%s)\n", i, rc, result.error,
+                    result.why ? result.why : "");
+            return -1;
+        }
+        if (i % 64 == 63) /* a worker commits once per loop turn */
+            shm_batch_commit(store);
+    }
+    shm_batch_commit(store);
+    return count / (now_s() - start);
+}
+
+static int setup(const char *dir, EVP_PKEY *issuer, struct config *cfg, struct shm_store **store)
+{
+    char key_path[512], text[2048], json[8000], err[512];
+    snprintf(key_path, sizeof key_path, "%s/issuer.json", dir);
+    FILE *f = fopen(key_path, "w");
+    if (f == NULL)
+        return -1;
+    fputs(key_json(issuer, json, sizeof json), f);
+    fclose(f);
+    snprintf(text, sizeof text, "audience %s\ntrusted_issuer issuer.example %s\n", AUDIENCE,
+             key_path);
+    config_defaults(cfg);
+    if (config_parse(cfg, "bench", text, strlen(text), err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    struct shm_store_options opt = { dir, 256LL << 20, 1LL << 30, false };
+    if (shm_store_open(store, &opt, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: id_bench DIR [COUNT]\n");
+        return 2;
+    }
+    int count = argc > 2 ? atoi(argv[2]) : 2000;
+    EVP_PKEY *issuer = key_generate("RSA", 2048), *user_ds = key_generate("DSA", 1024),
+             *user_rs = key_generate("RSA", 2048);
+    struct config cfg;
+    struct shm_store *store;
+    if (setup(argv[1], issuer, &cfg, &store) != 0)
+        return 1;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct identity *id;
+    char err[512];
+    if (identity_init(&id, &loop, store, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    char **ds = assertions_make(issuer, user_ds, "DS128", count);
+    char **rs = assertions_make(issuer, user_rs, "RS256", count);
+    double ds_rate = verify_all(id, store, ds, count, false);
+    double rs_rate = verify_all(id, store, rs, count, false);
+    double hit_rate = verify_all(id, store, ds, count, true);
+    printf("{\"count\":%d,\"ds128_per_s\":%.0f,\"rs256_per_s\":%.0f,\"cache_hit_per_s\":%.0f}\n",
+           count, ds_rate, rs_rate, hit_rate);
+    identity_stop(id);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    identity_free(id);
+    shm_store_close(store);
+    for (int i = 0; i < count; i++) {
+        free(ds[i]);
+        free(rs[i]);
+    }
+    free(ds);
+    free(rs);
+    config_free(&cfg);
+    EVP_PKEY_free(issuer);
+    EVP_PKEY_free(user_ds);
+    EVP_PKEY_free(user_rs);
+    return ds_rate > 0 && rs_rate > 0 && hit_rate > 0 ? 0 : 1;
+}

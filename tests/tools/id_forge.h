@@ -1,0 +1,109 @@
+/* id_forge: what the identity tests and benchmarks make with OpenSSL — RSA and DSA keys, their
+ * BrowserID JSON form, and JWS parts signed with them (test code: no error paths). */
+#ifndef PRESENCED_ID_FORGE_H
+#define PRESENCED_ID_FORGE_H
+
+#include "../../common/b64url.h"
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/dsa.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static EVP_PKEY *key_generate(const char *type, int bits)
+{
+    EVP_PKEY *params = NULL, *key = NULL;
+    if (strcmp(type, "RSA") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "DSA", NULL);
+    if (pctx == NULL || EVP_PKEY_paramgen_init(pctx) <= 0 ||
+        EVP_PKEY_CTX_set_dsa_paramgen_bits(pctx, bits) <= 0 ||
+        EVP_PKEY_CTX_set_dsa_paramgen_q_bits(pctx, bits == 1024 ? 160 : 256) <= 0 ||
+        EVP_PKEY_paramgen(pctx, &params) <= 0) {
+        EVP_PKEY_CTX_free(pctx);
+        return NULL;
+    }
+    EVP_PKEY_CTX_free(pctx);
+    EVP_PKEY_CTX *kctx = EVP_PKEY_CTX_new(params, NULL);
+    if (kctx == NULL || EVP_PKEY_keygen_init(kctx) <= 0 || EVP_PKEY_keygen(kctx, &key) <= 0)
+        key = NULL;
+    EVP_PKEY_CTX_free(kctx);
+    EVP_PKEY_free(params);
+    return key;
+}
+
+static void bn_text(EVP_PKEY *key, const char *name, bool hex, char *out, size_t len)
+{
+    BIGNUM *bn = NULL;
+    EVP_PKEY_get_bn_param(key, name, &bn);
+    char *text = hex ? BN_bn2hex(bn) : BN_bn2dec(bn);
+    snprintf(out, len, "%s", text ? text : "");
+    OPENSSL_free(text);
+    BN_free(bn);
+}
+
+static char *key_json(EVP_PKEY *key, char *out, size_t len)
+{
+    char a[1100], b[1100], c[1100], d[1100];
+    if (EVP_PKEY_is_a(key, "RSA")) {
+        bn_text(key, OSSL_PKEY_PARAM_RSA_N, false, a, sizeof a);
+        bn_text(key, OSSL_PKEY_PARAM_RSA_E, false, b, sizeof b);
+        snprintf(out, len, "{\"algorithm\":\"RS\",\"n\":\"%s\",\"e\":\"%s\"}", a, b);
+    } else {
+        bn_text(key, OSSL_PKEY_PARAM_FFC_P, true, a, sizeof a);
+        bn_text(key, OSSL_PKEY_PARAM_FFC_Q, true, b, sizeof b);
+        bn_text(key, OSSL_PKEY_PARAM_FFC_G, true, c, sizeof c);
+        bn_text(key, OSSL_PKEY_PARAM_PUB_KEY, true, d, sizeof d);
+        snprintf(out, len, "{\"algorithm\":\"DS\",\"p\":\"%s\",\"q\":\"%s\",\"g\":\"%s\",\"y\":\"%s\"}",
+                 a, b, c, d);
+    }
+    return out;
+}
+
+/* Signs data as the JWS alg wants: RSA PKCS#1 v1.5, or DSA r || s of q bytes each. */
+static size_t jws_sign(EVP_PKEY *key, const char *alg, const char *data, unsigned char *sig)
+{
+    const EVP_MD *md = strcmp(alg, "DS128") == 0 ? EVP_sha1() : EVP_sha256();
+    unsigned char der[1024];
+    size_t len = sizeof der;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestSignInit(ctx, NULL, md, NULL, key);
+    EVP_DigestSign(ctx, der, &len, (const unsigned char *)data, strlen(data));
+    EVP_MD_CTX_free(ctx);
+    if (alg[0] == 'R') {
+        memcpy(sig, der, len);
+        return len;
+    }
+    size_t half = strcmp(alg, "DS128") == 0 ? 20 : 32;
+    const unsigned char *p = der;
+    DSA_SIG *dsig = d2i_DSA_SIG(NULL, &p, (long)len);
+    const BIGNUM *r, *s;
+    DSA_SIG_get0(dsig, &r, &s);
+    BN_bn2binpad(r, sig, (int)half);
+    BN_bn2binpad(s, sig + half, (int)half);
+    DSA_SIG_free(dsig);
+    return 2 * half;
+}
+
+static char *jws_make(EVP_PKEY *key, const char *alg, const char *payload)
+{
+    static char out[4][8192];
+    static int next;
+    char *buf = out[next++ % 4];
+    char header[64], h[128], p[6000], s[700];
+    snprintf(header, sizeof header, "{\"alg\":\"%s\"}", alg);
+    b64url_encode((const unsigned char *)header, strlen(header), h);
+    b64url_encode((const unsigned char *)payload, strlen(payload), p);
+    snprintf(buf, 8192, "%s.%s", h, p);
+    unsigned char sig[600];
+    size_t sig_len = jws_sign(key, alg, buf, sig);
+    b64url_encode(sig, sig_len, s);
+    strcat(buf, ".");
+    strcat(buf, s);
+    return buf;
+}
+
+#endif
