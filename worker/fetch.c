@@ -63,6 +63,7 @@ static void finished(struct fetcher *f, CURL *easy, CURLcode code)
     struct fetch *x;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     struct fetch_result result = { .transport_ok = code == CURLE_OK,
+                                   .too_large = x->too_big,
                                    .body = x->body ? x->body : "",
                                    .len = x->len };
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &result.status);
