@@ -32,7 +32,7 @@ struct config {
     int64_t verify_timeout_ms;
     int64_t issuer_cache_ttl_ms;
     int64_t issuer_failure_ttl_ms;
-    char *ca_file; /* NULL: the system's CA bundle */
+    char *ca_file;                     /* NULL: the system's CA bundle */
     char *connect_to[CONFIG_MAX_LIST]; /* "HOST:PORT:ADDRESS:PORT" for the identity fetches */
     size_t connect_to_count;
     int64_t clock_skew_ms;

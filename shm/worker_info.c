@@ -11,14 +11,22 @@
 static void info_encode(const struct shm_worker_info *info, unsigned char *out)
 {
     uint64_t fields[INFO_FIELDS] = {
-        (uint32_t)info->pid,        (uint32_t)info->slot,
-        info->generation,           info->draining,
-        (uint64_t)info->started_ms, (uint64_t)info->updated_ms,
-        info->connections,          info->websockets,
-        info->accepted_total,       info->http_requests_total,
-        info->ws_messages_total,    info->accept_pauses_total,
-        info->store_failures_total, info->assertion_cache_hits_total,
-        info->assertions_verified_total, info->assertions_refused_total,
+        (uint32_t)info->pid,
+        (uint32_t)info->slot,
+        info->generation,
+        info->draining,
+        (uint64_t)info->started_ms,
+        (uint64_t)info->updated_ms,
+        info->connections,
+        info->websockets,
+        info->accepted_total,
+        info->http_requests_total,
+        info->ws_messages_total,
+        info->accept_pauses_total,
+        info->store_failures_total,
+        info->assertion_cache_hits_total,
+        info->assertions_verified_total,
+        info->assertions_refused_total,
         info->verifier_unavailable_total,
     };
     for (int i = 0; i < INFO_FIELDS; i++)

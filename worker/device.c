@@ -20,12 +20,13 @@ struct out_msg {
 
 #define ASSERTION_TAG_LEN 16 /* of SHA-256: recognises the assertion a session was bound with */
 
-/* The status update waiting for its assertion's verification. */
+/* The status update waiting for its assertion's verification; allocated only meanwhile. */
 struct pending_update {
-    char *email;
-    char *device;
+    struct identity_req *req; /* NULL once answered, or when answered at once */
     uint8_t status;
     unsigned char tag[ASSERTION_TAG_LEN];
+    char device[SHM_DEVICE_MAX + 1];
+    char email[SHM_EMAIL_MAX + 1];
 };
 
 struct ws_session {
@@ -35,8 +36,7 @@ struct ws_session {
     char *email;  /* the verified identity this connection is bound to; NULL before */
     char *device; /* bound with it */
     unsigned char tag[ASSERTION_TAG_LEN];
-    struct identity_req *verifying; /* reading is paused meanwhile, so replies keep their order */
-    struct pending_update pending;
+    struct pending_update *pending; /* reading is paused meanwhile, so replies keep their order */
     struct out_msg *out_head, *out_tail;
     char *rx; /* a message arriving in fragments; NULL between messages */
     size_t rx_len;
@@ -91,11 +91,12 @@ static void session_error(struct worker *w, struct ws_session *s, int number, co
         session_close_after_send(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
-static void pending_clear(struct pending_update *p)
+static void pending_end(struct ws_session *s)
 {
-    free(p->email);
-    free(p->device);
-    memset(p, 0, sizeof *p);
+    if (s->pending != NULL && s->pending->req != NULL)
+        identity_cancel(s->pending->req);
+    free(s->pending);
+    s->pending = NULL;
 }
 
 static void assertion_tag(const char *assertion, unsigned char *tag)
@@ -129,55 +130,65 @@ static void identity_error(struct worker *w, struct ws_session *s, const struct 
     session_error(w, s, r->error, text, 0);
 }
 
+static bool session_bind(struct ws_session *s, const struct pending_update *p)
+{
+    s->email = strdup(p->email);
+    s->device = strdup(p->device);
+    if (s->email != NULL && s->device != NULL)
+        return true;
+    free(s->email);
+    free(s->device);
+    s->email = s->device = NULL;
+    return false;
+}
+
 static void verification_done(struct worker *w, struct ws_session *s,
                               const struct identity_result *r)
 {
-    struct pending_update *p = &s->pending;
-    if (r->error != 0)
+    const struct pending_update *p = s->pending;
+    if (r->error != 0) {
         identity_error(w, s, r);
-    else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0))
+    } else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0)) {
         session_error(w, s, 31, "email does not match the identity of the assertion",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
-    else if (s->email != NULL)
+    } else if (s->email != NULL) {
+        memcpy(s->tag, p->tag, sizeof s->tag);
         status_apply(w, s, p->email, p->device);
-    else {
+    } else if (session_bind(s, p)) {
         /* The first verified update binds the connection to (e-mail, device). */
-        s->email = p->email;
-        s->device = p->device;
-        p->email = p->device = NULL;
         memcpy(s->tag, p->tag, sizeof s->tag);
         session_send(s, "{\"result\":\"OK\"}", 15);
+    } else {
+        session_error(w, s, 60, "internal error", 0);
     }
-    if (s->email != NULL && r->error == 0)
-        memcpy(s->tag, p->tag, sizeof s->tag);
-    pending_clear(p);
+    pending_end(s);
 }
 
 static void verification_answered(void *arg, const struct identity_result *r)
 {
     struct ws_session *s = arg;
-    struct worker *w = worker_of(s->wsi);
-    s->verifying = NULL;
-    verification_done(w, s, r);
+    s->pending->req = NULL;
+    verification_done(worker_of(s->wsi), s, r);
     lws_rx_flow_control(s->wsi, 1);
 }
 
 static void verification_start(struct worker *w, struct ws_session *s, const struct dev_msg *msg,
                                const unsigned char *tag)
 {
-    struct pending_update *p = &s->pending;
-    p->email = strdup(msg->email);
-    p->device = strdup(msg->device);
-    p->status = msg->status;
-    memcpy(p->tag, tag, sizeof p->tag);
-    if (p->email == NULL || p->device == NULL) {
-        pending_clear(p);
+    struct pending_update *p = calloc(1, sizeof *p);
+    if (p == NULL) {
         session_error(w, s, 60, "internal error", 0);
         return;
     }
+    /* dev_msg_parse bounded both lengths. */
+    snprintf(p->email, sizeof p->email, "%s", msg->email);
+    snprintf(p->device, sizeof p->device, "%s", msg->device);
+    p->status = msg->status;
+    memcpy(p->tag, tag, sizeof p->tag);
+    s->pending = p;
     struct identity_result result;
     int rc = identity_verify(w->identity, msg->assertion, strlen(msg->assertion), &result,
-                             verification_answered, s, &s->verifying);
+                             verification_answered, s, &p->req);
     if (rc == 0)
         verification_done(w, s, &result);
     else
@@ -240,10 +251,7 @@ static void session_list_remove(struct worker *w, struct ws_session *s)
 
 static void session_free(struct ws_session *s)
 {
-    if (s->verifying != NULL)
-        identity_cancel(s->verifying);
-    s->verifying = NULL;
-    pending_clear(&s->pending);
+    pending_end(s);
     free(s->email);
     free(s->device);
     s->email = s->device = NULL;
@@ -380,10 +388,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 void device_verifications_cancel(struct worker *w)
 {
     for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
-        if (s->verifying != NULL) {
-            identity_cancel(s->verifying);
-            s->verifying = NULL;
-        }
+        pending_end(s);
 }
 
 void device_drain_all(struct worker *w)

@@ -57,8 +57,9 @@ static char *key_json(EVP_PKEY *key, char *out, size_t len)
         bn_text(key, OSSL_PKEY_PARAM_FFC_Q, true, b, sizeof b);
         bn_text(key, OSSL_PKEY_PARAM_FFC_G, true, c, sizeof c);
         bn_text(key, OSSL_PKEY_PARAM_PUB_KEY, true, d, sizeof d);
-        snprintf(out, len, "{\"algorithm\":\"DS\",\"p\":\"%s\",\"q\":\"%s\",\"g\":\"%s\",\"y\":\"%s\"}",
-                 a, b, c, d);
+        snprintf(out, len,
+                 "{\"algorithm\":\"DS\",\"p\":\"%s\",\"q\":\"%s\",\"g\":\"%s\",\"y\":\"%s\"}", a, b,
+                 c, d);
     }
     return out;
 }

@@ -96,7 +96,7 @@ static int parse_text(const char *text, struct id_assertion *a, const char **why
 
 #define RS_HEADER "{\"alg\":\"RS256\"}"
 #define CERT_PAYLOAD                                                                               \
-    "{\"iss\":\"example.com\",\"exp\":2000,\"public-key\":{\"algorithm\":\"RS\",\"n\":\"1\","     \
+    "{\"iss\":\"example.com\",\"exp\":2000,\"public-key\":{\"algorithm\":\"RS\",\"n\":\"1\","      \
     "\"e\":\"3\"},\"principal\":{\"email\":\"alice@example.com\"}}"
 
 static void test_assertion_parse(void)
@@ -116,12 +116,7 @@ static void test_assertion_parse(void)
     id_assertion_free(&a);
 
     const char *bad[] = {
-        "",
-        "abc",
-        "a.b.c",
-        "a.b.c~",
-        "~a.b.c",
-        "a.b~c.d.e",
+        "", "abc", "a.b.c", "a.b.c~", "~a.b.c", "a.b~c.d.e",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         is_int(parse_text(bad[i], &a, &why), -1, "'%s' refused (%s)", bad[i], why);
@@ -134,12 +129,15 @@ static void test_assertion_parse(void)
         { "{}", CERT_PAYLOAD, "no alg" },
         { RS_HEADER, "{\"iss\":\"example.com\",\"public-key\":{},\"principal\":{}}", "no exp" },
         { RS_HEADER, "{\"iss\":\"example.com\",\"exp\":\"soon\"}", "a string exp" },
-        { RS_HEADER, "{\"exp\":1,\"public-key\":{},\"principal\":{\"email\":\"a@b.c\"}}", "no iss" },
-        { RS_HEADER, "{\"iss\":\"a/b\",\"exp\":1,\"public-key\":{},\"principal\":{\"email\":\"a@b.c\"}}",
+        { RS_HEADER, "{\"exp\":1,\"public-key\":{},\"principal\":{\"email\":\"a@b.c\"}}",
+          "no iss" },
+        { RS_HEADER,
+          "{\"iss\":\"a/b\",\"exp\":1,\"public-key\":{},\"principal\":{\"email\":\"a@b.c\"}}",
           "an iss that is no host" },
         { RS_HEADER, "{\"iss\":\"b.c\",\"exp\":1,\"principal\":{\"email\":\"a@b.c\"}}", "no key" },
         { RS_HEADER, "{\"iss\":\"b.c\",\"exp\":1,\"public-key\":{}}", "no principal" },
-        { RS_HEADER, "{\"iss\":\"b.c\",\"exp\":1,\"public-key\":{},\"principal\":{\"email\":\"ab.c\"}}",
+        { RS_HEADER,
+          "{\"iss\":\"b.c\",\"exp\":1,\"public-key\":{},\"principal\":{\"email\":\"ab.c\"}}",
           "an invalid e-mail" },
         { RS_HEADER, "[1]", "a payload not an object" },
     };
@@ -193,8 +191,8 @@ static void test_keys_and_signatures(EVP_PKEY *rsa, EVP_PKEY *dsa)
     len = jws_sign(dsa, "DS128", data, sig);
     ok(id_key_verify(&dk, ID_ALG_DS128, (const unsigned char *)data, strlen(data), sig, len),
        "DS128 signature verifies");
-    ok(!id_key_verify(&dk, ID_ALG_DS128, (const unsigned char *)"header.payloae", strlen(data),
-                      sig, len),
+    ok(!id_key_verify(&dk, ID_ALG_DS128, (const unsigned char *)"header.payloae", strlen(data), sig,
+                      len),
        "over other data it fails");
     ok(!id_key_verify(&dk, ID_ALG_DS256, (const unsigned char *)data, strlen(data), sig, len),
        "DS256 on a 1024/160 key fails");
@@ -309,7 +307,8 @@ static void test_remote(void)
         { "{\"status\":\"okay\",\"email\":\"a@b.example\",\"audience\":\"https://p.example\","
           "\"expires\":5000}",
           0 },
-        { "{\"status\":\"okay\",\"email\":\"a@b.example\",\"audience\":\"https://q.example\"}", 32 },
+        { "{\"status\":\"okay\",\"email\":\"a@b.example\",\"audience\":\"https://q.example\"}",
+          32 },
         { "{\"status\":\"okay\",\"audience\":\"https://p.example\"}", 35 },
         { "{\"status\":\"failure\",\"reason\":\"assertion has expired\"}", 33 },
         { "{\"status\":\"failure\",\"reason\":\"audience mismatch\"}", 32 },
