@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import pytest
+import websockets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("PRESENCED_BIN", os.path.join(ROOT, "build", "presenced"))
@@ -166,3 +167,16 @@ def server(make_server):
 
 def log_lines(server, pattern):
     return [line for line in server.log_text().splitlines() if re.search(pattern, line)]
+
+
+async def replies_then_close(url, *messages):
+    """Sends each message and reads its one reply, then expects the server to close the
+    WebSocket. Returns (replies, close code)."""
+    async with websockets.connect(url, max_size=None) as ws:
+        replies = []
+        for message in messages:
+            await ws.send(message)
+            replies.append(json.loads(await ws.recv()))
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        return replies, ws.close_code

@@ -5,7 +5,7 @@ import json
 import pytest
 import websockets
 
-from conftest import http_get
+from conftest import http_get, replies_then_close
 
 
 def run(coro):
@@ -43,15 +43,7 @@ def test_binary_frames_are_refused(server):
 
 def test_a_message_too_large_closes_1009(make_server):
     server = make_server(max_message_size=256).start()
-
-    async def scenario():
-        async with websockets.connect(server.ws_url) as ws:
-            await ws.send('{"pad":"' + "x" * 300 + '"}')
-            reply = json.loads(await ws.recv())
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.recv()
-            return reply, ws.close_code
-    reply, code = run(scenario())
+    (reply,), code = run(replies_then_close(server.ws_url, '{"pad":"' + "x" * 300 + '"}'))
     assert reply["errno"] == 14
     assert code == 1009
 
@@ -66,17 +58,7 @@ def test_fragmented_messages_are_reassembled(server):
 
 def test_abuse_limit_closes_1008(make_server):
     server = make_server(abuse_limit=3).start()
-
-    async def scenario():
-        async with websockets.connect(server.ws_url) as ws:
-            replies = []
-            for _ in range(4):
-                await ws.send("nope")
-                replies.append(json.loads(await ws.recv()))
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.recv()
-            return replies, ws.close_code
-    replies, code = run(scenario())
+    replies, code = run(replies_then_close(server.ws_url, *["nope"] * 4))
     assert all(r["errno"] == 10 for r in replies)
     assert code == 1008
 

@@ -9,6 +9,7 @@ import pytest
 import websockets
 
 import idp
+from conftest import replies_then_close
 
 AUDIENCE = "https://presence.test"
 DOMAINS = ["idp.test", "deleg.test", "loop-a.test", "loop-b.test", "nodoc.test", "broken.test",
@@ -184,15 +185,7 @@ def test_issuer_key_mismatch(idserver, keys):
 
 def test_email_mismatch_closes_1008(idserver, keys):
     a = idp.backed("alice@idp.test", keys["issuer"], keys["user_ds"], AUDIENCE)
-
-    async def scenario():
-        async with websockets.connect(idserver.ws_url) as ws:
-            await ws.send(update("mallory@idp.test", a))
-            reply = json.loads(await ws.recv())
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.recv()
-            return reply, ws.close_code
-    reply, code = run(scenario())
+    (reply,), code = run(replies_then_close(idserver.ws_url, update("mallory@idp.test", a)))
     assert reply["errno"] == 31
     assert code == 1008
 
@@ -215,15 +208,7 @@ def test_malformed_base64_and_json(idserver, bad):
 def test_a_one_megabyte_assertion(make_server, ca, domains):
     big = "A" * 1_000_000
     server = make_server(**identity_config(ca, domains)).start()
-
-    async def too_large():
-        async with websockets.connect(server.ws_url, max_size=None) as ws:
-            await ws.send(update("alice@idp.test", big))
-            reply = json.loads(await ws.recv())
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.recv()
-            return reply, ws.close_code
-    reply, code = run(too_large())
+    (reply,), code = run(replies_then_close(server.ws_url, update("alice@idp.test", big)))
     assert reply["errno"] == 14 and code == 1009
 
     roomy = make_server(max_message_size="1M", **identity_config(ca, domains)).start()
@@ -317,21 +302,14 @@ def test_session_binding(idserver, keys):
     a = idp.backed("gina@idp.test", keys["issuer"], keys["user_ds"], AUDIENCE)
     other = idp.backed("gina@idp.test", keys["issuer"], keys["user_rs"], AUDIENCE)
 
-    async def scenario():
-        async with websockets.connect(idserver.ws_url) as ws:
-            replies = []
-            for message in (update("gina@idp.test"),            # 30: nothing verified yet
-                            update("gina@idp.test", a),          # binds
-                            update("gina@idp.test", status="unavailable"),  # assertion omitted
-                            update("gina@idp.test", a, status="offline"),   # repeated
-                            update("gina@idp.test", other),      # a new one: verified
-                            update("hank@idp.test")):            # another e-mail: 31, 1008
-                await ws.send(message)
-                replies.append(json.loads(await ws.recv()))
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.recv()
-            return replies, ws.close_code
-    replies, code = run(scenario())
+    replies, code = run(replies_then_close(
+        idserver.ws_url,
+        update("gina@idp.test"),                          # 30: nothing verified yet
+        update("gina@idp.test", a),                       # binds
+        update("gina@idp.test", status="unavailable"),    # assertion omitted
+        update("gina@idp.test", a, status="offline"),     # repeated
+        update("gina@idp.test", other),                   # a new one: verified
+        update("hank@idp.test")))                         # another e-mail: 31, 1008
     assert replies[0]["errno"] == 30
     assert replies[1:5] == [{"result": "OK"}] * 4
     assert replies[5]["errno"] == 31 and code == 1008
