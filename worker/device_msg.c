@@ -55,8 +55,12 @@ int dev_msg_parse(const char *text, size_t len, struct dev_msg *out, const char 
         return fail(out, error, 11, "invalid field: device (a string of 1 to 64 bytes)");
     if (has == 0)
         out->device = "default";
-    if (json_strict_string(out->root, "assertion", &out->assertion, NULL) < 0)
+    size_t assertion_len;
+    has = json_strict_string(out->root, "assertion", &out->assertion, &assertion_len);
+    if (has < 0 || (has == 1 && strlen(out->assertion) != assertion_len))
         return fail(out, error, 11, "invalid field: assertion");
+    if (has == 0)
+        out->assertion = NULL;
     if (status_parse(status_text, &out->status) != 0)
         return fail(out, error, 12, "unknown status value");
     return 0;

@@ -71,6 +71,8 @@ int main(void)
            11, "a 65-byte device");
     expect("{\"email\":\"a@b\",\"status\":\"online\",\"assertion\":{}}", 11,
            "assertion not a string");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"assertion\":\"x~y\\u0000z\"}", 11,
+           "an assertion with a NUL byte");
     expect("{\"email\":\"a@b\",\"status\":\"busy\"}", 12, "an unknown status");
     expect("{\"email\":\"a@b\",\"status\":\"Online\"}", 12, "status values are case-sensitive");
     char deep[200];
