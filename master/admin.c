@@ -1,6 +1,8 @@
 /* admin: the master's HTTP endpoint on admin_listen — /status (JSON) and /metrics (Prometheus). */
 #include "admin.h"
 
+#include "admin_users.h"
+
 #include "master.h"
 #include "metrics.h"
 
@@ -46,6 +48,10 @@ static void route(struct evhttp_request *req, void *arg)
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path == NULL) {
         reply_text(req, 400, "bad request");
+        return;
+    }
+    if (strncmp(path, "/users/", 7) == 0) {
+        admin_users_route(admin->m, req, path);
         return;
     }
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {

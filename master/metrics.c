@@ -5,6 +5,7 @@
 
 #include "../common/clock.h"
 #include "../common/version.h"
+#include "../shm/notif.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -18,6 +19,7 @@ struct snapshot {
     size_t count;
     struct shm_worker_info *infos; /* one per process of the table; zeroed when unpublished */
     struct shm_store_stats store;
+    uint64_t notifications_dropped, notifications_expired;
 };
 
 static const char *const proc_state_names[] = { "starting", "ready", "draining" };
@@ -37,6 +39,9 @@ static int snapshot_take(struct master *m, struct snapshot *snap)
     for (size_t i = 0; i < snap->count; i++)
         shm_worker_info_get(store, m->procs[i].pid, &snap->infos[i]);
     int rc = shm_store_stats(store, &snap->store);
+    if (rc == SHM_OK)
+        rc = shm_notif_counters(store, &snap->notifications_dropped,
+                                &snap->notifications_expired);
     shm_store_close(store);
     if (rc != SHM_OK) {
         free(snap->infos);
@@ -154,6 +159,14 @@ int metrics_prometheus(struct master *m, struct evbuffer *out)
                "Verifications that could not complete: verifier or identity provider "
                "unreachable (errno 35).",
                INFO_FIELD(verifier_unavailable_total));
+    family(out, "presenced_notifications_dropped_total", "counter",
+           "Pending notifications dropped because a user's queue was full.");
+    evbuffer_add_printf(out, "presenced_notifications_dropped_total %" PRIu64 "\n",
+                        snap.notifications_dropped);
+    family(out, "presenced_notifications_expired_total", "counter",
+           "Pending notifications that expired before a device took them.");
+    evbuffer_add_printf(out, "presenced_notifications_expired_total %" PRIu64 "\n",
+                        snap.notifications_expired);
     family(out, "presenced_store_map_size_bytes", "gauge", "Size of the LMDB map.");
     evbuffer_add_printf(out, "presenced_store_map_size_bytes %" PRIu64 "\n", snap.store.map_size);
     family(out, "presenced_store_used_bytes", "gauge", "Bytes of the map in use.");

@@ -6,6 +6,8 @@
 #include "../shm/assertion_cache.h"
 #include "../shm/conn.h"
 #include "../shm/mail.h"
+#include "../shm/notif.h"
+#include "../shm/presence.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -17,7 +19,7 @@
 #include <unistd.h>
 
 #define READER_CHECK_INTERVAL_MS 5000
-/* Expired verified assertions are dropped this often, at most SWEEP_MAX per visit so that one
+/* Expired verified assertions and notifications are dropped this often, at most SWEEP_MAX per visit so that one
  * write transaction stays short. */
 #define SWEEP_INTERVAL_MS 60000
 #define SWEEP_MAX 10000
@@ -80,7 +82,7 @@ void master_store_release_worker(struct master *m, pid_t pid)
     if (store == NULL)
         return;
     size_t released = 0;
-    shm_conn_release_worker(store, pid, &released);
+    shm_presence_release_worker(store, pid, clock_wall_ms(), &released, NULL, NULL);
     shm_worker_info_delete(store, pid);
     shm_mail_drop(store, pid);
     if (shm_batch_commit(store) == SHM_OK && released > 0)
@@ -101,10 +103,13 @@ void master_store_maintain(struct master *m)
     if (store == NULL)
         return;
     if (sweep_due) {
-        size_t removed = 0;
-        if (shm_assertion_expire(store, clock_wall_ms(), SWEEP_MAX, &removed) == SHM_OK &&
-            shm_batch_commit(store) == SHM_OK && removed > 0)
-            log_debug("store: %zu expired assertion(s) dropped from the cache", removed);
+        size_t assertions = 0, notifications = 0;
+        int64_t wall = clock_wall_ms();
+        if (shm_assertion_expire(store, wall, SWEEP_MAX, &assertions) == SHM_OK &&
+            shm_notif_expire(store, wall, SWEEP_MAX, &notifications) == SHM_OK &&
+            shm_batch_commit(store) == SHM_OK && assertions + notifications > 0)
+            log_debug("store: dropped %zu expired assertion(s), %zu expired notification(s)",
+                      assertions, notifications);
         m->last_sweep_ms = now;
     }
     if (sync_due) {

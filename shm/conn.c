@@ -165,7 +165,8 @@ static int owned_record_drop(struct shm_store *store, MDB_txn *txn, MDB_val *con
     return SHM_OK;
 }
 
-int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *released)
+int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *released,
+                            shm_conn_released_cb cb, void *arg)
 {
     *released = 0;
     MDB_txn *txn = store_batch_txn(store);
@@ -186,6 +187,8 @@ int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *releas
         uint64_t conn_id = store_get_be64((unsigned char *)key.mv_data + 4);
         if ((result = owned_record_drop(store, txn, &value, pid, conn_id)) != SHM_OK)
             break;
+        if (cb != NULL && memchr(value.mv_data, '\0', value.mv_size) != NULL)
+            cb(arg, value.mv_data); /* "email\0device": the e-mail is a C string */
         if ((rc = mdb_cursor_del(cursor, 0)) != 0)
             break;
         (*released)++;

@@ -34,8 +34,11 @@ int shm_conn_set_status(struct shm_store *store, const char *email, const char *
 int shm_conn_release(struct shm_store *store, const char *email, const char *device, int32_t pid,
                      uint64_t conn_id);
 
-/* Removes every record a (dead) worker owned; *released counts them. */
-int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *released);
+/* Removes every record a (dead) worker owned; *released counts them, and cb (when not NULL)
+ * hears the e-mail of each. shm_presence_release_worker also refreshes their presence. */
+typedef void (*shm_conn_released_cb)(void *arg, const char *email);
+int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *released,
+                            shm_conn_released_cb cb, void *arg);
 
 int shm_conn_get(struct shm_store *store, const char *email, const char *device,
                  struct shm_conn_owner *out);

@@ -7,11 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHM_MAIL_PAYLOAD_MAX 512
+#define SHM_MAIL_PAYLOAD_MAX 8192
 
 enum shm_mail_type {
     SHM_MAIL_CLOSE_CONN = 1, /* payload: be64 conn id — superseded, close with errno 52 */
-    SHM_MAIL_DELIVER = 2,    /* payload: e-mail — look at that user's notification queue */
+    SHM_MAIL_DELIVER = 2,    /* payload: be64 conn id, be16 key length, notification key, JSON */
     SHM_MAIL_PING = 3,       /* payload: anything — answered with SHM_MAIL_PONG (tests, probes) */
     SHM_MAIL_PONG = 4,
 };

@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#define STORE_MAX_DBS 8
+#define STORE_MAX_DBS 16
 #define STORE_MAX_READERS 1022
 /* Grow the map before a batch when it is fuller than this share: a batch then never meets
  * MDB_MAP_FULL unless max_map_size is reached. */
@@ -58,10 +59,11 @@ int store_result(int rc)
 
 static int dbis_open(struct shm_store *store, MDB_txn *txn)
 {
-    static const char *const names[] = { "meta",    "conns", "conns_by_worker",
-                                         "workers", "mail",  "assertions" };
+    static const char *const names[] = { "meta", "conns",      "conns_by_worker", "workers",
+                                         "mail", "assertions", "presence",        "notifs" };
     MDB_dbi *slots[] = { &store->meta,    &store->conns, &store->conns_by_worker,
-                         &store->workers, &store->mail,  &store->assertions };
+                         &store->workers, &store->mail, &store->assertions, &store->presence,
+                         &store->notifs };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int rc = mdb_dbi_open(txn, names[i], MDB_CREATE, slots[i]);
         if (rc != 0)
@@ -154,6 +156,11 @@ int shm_store_open(struct shm_store **out, const struct shm_store_options *opt, 
         return -1;
     }
     store->max_map_size = (uint64_t)opt->max_map_size;
+    /* The master posts mail from short visits: a sequence that starts at the wall clock keeps
+     * its keys from colliding with mail of an earlier visit not yet taken. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    store->mail_seq = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     if (store_init(store, opt, err, errlen) != 0) {
         if (store->env != NULL)
             mdb_env_close(store->env);
@@ -322,7 +329,8 @@ int shm_store_reset_volatile(struct shm_store *store)
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
         return SHM_ERROR;
-    MDB_dbi volatile_dbis[] = { store->conns, store->conns_by_worker, store->workers, store->mail };
+    MDB_dbi volatile_dbis[] = { store->conns, store->conns_by_worker, store->workers, store->mail,
+                                store->presence };
     for (size_t i = 0; i < sizeof volatile_dbis / sizeof volatile_dbis[0]; i++) {
         int rc = mdb_drop(txn, volatile_dbis[i], 0);
         if (rc != 0)

@@ -19,12 +19,15 @@ struct shm_store {
     MDB_dbi workers;         /* be32 pid -> struct shm_worker_info */
     MDB_dbi mail;            /* be32 target pid, be32 sender pid, be64 seq -> type, payload */
     MDB_dbi assertions;      /* sha256 of an assertion -> expiry, trust id, e-mail, audience */
+    MDB_dbi presence;        /* e-mail -> u8 aggregate status, be64 since */
+    MDB_dbi notifs;          /* e-mail \0 be64 ms be32 pid be32 seq -> be64 expiry, JSON */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     int batch_error;         /* first error of the batch: it will roll back */
     struct shm_commit_waiter *waiters;
     size_t waiter_count, waiter_cap;
     uint64_t max_map_size;
-    uint64_t mail_seq;
+    uint64_t mail_seq; /* starts at the open's wall clock in ns: unique across visits */
+    uint32_t notif_seq;
     struct shm_store_stats counters;
 };
 

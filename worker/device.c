@@ -1,65 +1,33 @@
 /* device: the Device Presence Channel (/presence) — one WebSocket per device (SPEC.md §2). */
-#include "worker_internal.h"
+#include "device_session.h"
 
-#include "device_msg.h"
-#include "identity.h"
-
+#include "../common/clock.h"
 #include "../common/log.h"
-#include "../shm/conn.h"
+#include "../common/u64map.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct out_msg {
-    struct out_msg *next;
-    size_t len;
-    unsigned char buf[]; /* LWS_PRE bytes, then the text */
-};
-
-#define ASSERTION_TAG_LEN 16 /* of SHA-256: recognises the assertion a session was bound with */
-
-/* The status update waiting for its assertion's verification; allocated only meanwhile. */
-struct pending_update {
-    struct identity_req *req; /* NULL once answered, or when answered at once */
-    uint8_t status;
-    unsigned char tag[ASSERTION_TAG_LEN];
-    char device[SHM_DEVICE_MAX + 1];
-    char email[SHM_EMAIL_MAX + 1];
-};
-
-struct ws_session {
-    struct ws_session *next, *prev;
-    struct lws *wsi;
-    uint64_t conn_id;
-    char *email;  /* the verified identity this connection is bound to; NULL before */
-    char *device; /* bound with it */
-    unsigned char tag[ASSERTION_TAG_LEN];
-    struct pending_update *pending; /* reading is paused meanwhile, so replies keep their order */
-    struct out_msg *out_head, *out_tail;
-    char *rx; /* a message arriving in fragments; NULL between messages */
-    size_t rx_len;
-    bool rx_too_big;
-    uint16_t close_code; /* close with this once the queue is written */
-    uint32_t errors;
-};
 
 size_t device_session_size(void)
 {
     return sizeof(struct ws_session);
 }
 
-static void session_send(struct ws_session *s, const char *text, size_t len)
+void session_send_acked(struct ws_session *s, const char *text, size_t len,
+                        struct shm_notif_key *acks, size_t ack_count)
 {
     struct out_msg *m = malloc(sizeof *m + LWS_PRE + len);
     if (m == NULL) {
         /* Without memory for a reply the connection cannot keep its one-reply promise. */
+        free(acks);
         s->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
         lws_callback_on_writable(s->wsi);
         return;
     }
     m->next = NULL;
+    m->acks = acks;
+    m->ack_count = ack_count;
     m->len = len;
     memcpy(m->buf + LWS_PRE, text, len);
     if (s->out_tail != NULL)
@@ -70,6 +38,11 @@ static void session_send(struct ws_session *s, const char *text, size_t len)
     lws_callback_on_writable(s->wsi);
 }
 
+void session_send(struct ws_session *s, const char *text, size_t len)
+{
+    session_send_acked(s, text, len, NULL, 0);
+}
+
 static void session_close_after_send(struct ws_session *s, uint16_t code)
 {
     if (s->close_code == 0)
@@ -77,139 +50,33 @@ static void session_close_after_send(struct ws_session *s, uint16_t code)
     lws_callback_on_writable(s->wsi);
 }
 
-/* Sends {"result":"KO","errno":N,"error":"..."}; closes with close_code when non-zero. */
-static void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
-                          uint16_t close_code)
+static void error_counted(struct worker *w, struct ws_session *s, uint16_t close_code)
 {
-    char reply[256];
-    int n = snprintf(reply, sizeof reply, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}",
-                     number, text);
-    session_send(s, reply, (size_t)n);
     if (close_code != 0)
         session_close_after_send(s, close_code);
     else if (++s->errors > (uint64_t)w->cfg->abuse_limit)
         session_close_after_send(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
-static void pending_end(struct ws_session *s)
+void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
+                   uint16_t close_code)
 {
-    if (s->pending != NULL && s->pending->req != NULL)
-        identity_cancel(s->pending->req);
-    free(s->pending);
-    s->pending = NULL;
+    char reply[256];
+    int n = snprintf(reply, sizeof reply, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}",
+                     number, text);
+    session_send(s, reply, (size_t)n);
+    error_counted(w, s, close_code);
 }
 
-static void assertion_tag(const char *assertion, unsigned char *tag)
+void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s)
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)assertion, strlen(assertion), digest);
-    memcpy(tag, digest, ASSERTION_TAG_LEN);
-}
-
-/* A status update of a bound connection: same e-mail, same device. */
-static void status_apply(struct worker *w, struct ws_session *s, const char *email,
-                         const char *device)
-{
-    if (strcmp(email, s->email) != 0)
-        session_error(w, s, 31, "email does not match the identity of the connection",
-                      LWS_CLOSE_STATUS_POLICY_VIOLATION);
-    else if (strcmp(device, s->device) != 0)
-        session_error(w, s, 11, "invalid field: device (a connection keeps its device)", 0);
-    else
-        session_send(s, "{\"result\":\"OK\"}", 15);
-}
-
-static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r)
-{
-    char text[160];
-    if (r->error == 34 && strncmp(r->why, "invalid assertion", 17) != 0 &&
-        strncmp(r->why, "untrusted issuer", 16) != 0)
-        snprintf(text, sizeof text, "invalid assertion: %s", r->why);
-    else
-        snprintf(text, sizeof text, "%s", r->why);
-    session_error(w, s, r->error, text, 0);
-}
-
-static bool session_bind(struct ws_session *s, const struct pending_update *p)
-{
-    s->email = strdup(p->email);
-    s->device = strdup(p->device);
-    if (s->email != NULL && s->device != NULL)
-        return true;
-    free(s->email);
-    free(s->device);
-    s->email = s->device = NULL;
-    return false;
-}
-
-static void verification_done(struct worker *w, struct ws_session *s,
-                              const struct identity_result *r)
-{
-    const struct pending_update *p = s->pending;
-    if (r->error != 0) {
-        identity_error(w, s, r);
-    } else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0)) {
-        session_error(w, s, 31, "email does not match the identity of the assertion",
-                      LWS_CLOSE_STATUS_POLICY_VIOLATION);
-    } else if (s->email != NULL) {
-        memcpy(s->tag, p->tag, sizeof s->tag);
-        status_apply(w, s, p->email, p->device);
-    } else if (session_bind(s, p)) {
-        /* The first verified update binds the connection to (e-mail, device). */
-        memcpy(s->tag, p->tag, sizeof s->tag);
-        session_send(s, "{\"result\":\"OK\"}", 15);
-    } else {
-        session_error(w, s, 60, "internal error", 0);
-    }
-    pending_end(s);
-}
-
-static void verification_answered(void *arg, const struct identity_result *r)
-{
-    struct ws_session *s = arg;
-    s->pending->req = NULL;
-    verification_done(worker_of(s->wsi), s, r);
-    lws_rx_flow_control(s->wsi, 1);
-}
-
-static void verification_start(struct worker *w, struct ws_session *s, const struct dev_msg *msg,
-                               const unsigned char *tag)
-{
-    struct pending_update *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        session_error(w, s, 60, "internal error", 0);
-        return;
-    }
-    /* dev_msg_parse bounded both lengths. */
-    snprintf(p->email, sizeof p->email, "%s", msg->email);
-    snprintf(p->device, sizeof p->device, "%s", msg->device);
-    p->status = msg->status;
-    memcpy(p->tag, tag, sizeof p->tag);
-    s->pending = p;
-    struct identity_result result;
-    int rc = identity_verify(w->identity, msg->assertion, strlen(msg->assertion), &result,
-                             verification_answered, s, &p->req);
-    if (rc == 0)
-        verification_done(w, s, &result);
-    else
-        lws_rx_flow_control(s->wsi, 0);
-}
-
-static void status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
-{
-    unsigned char tag[ASSERTION_TAG_LEN];
-    if (msg->assertion == NULL) {
-        if (s->email == NULL)
-            session_error(w, s, 30, "authentication required", 0);
-        else
-            status_apply(w, s, msg->email, msg->device);
-        return;
-    }
-    assertion_tag(msg->assertion, tag);
-    if (s->email != NULL && memcmp(tag, s->tag, sizeof tag) == 0)
-        status_apply(w, s, msg->email, msg->device); /* the same assertion: not verified again */
-    else
-        verification_start(w, s, msg, tag);
+    char reply[128];
+    int n = snprintf(reply, sizeof reply,
+                     "{\"result\":\"KO\",\"errno\":50,\"error\":\"slow down\","
+                     "\"retry_after\":%d}",
+                     retry_after_s);
+    session_send(s, reply, (size_t)n);
+    error_counted(w, s, 0);
 }
 
 static void message_handle(struct worker *w, struct ws_session *s, const char *text, size_t len)
@@ -225,7 +92,7 @@ static void message_handle(struct worker *w, struct ws_session *s, const char *t
     if (msg.kind == DEV_MSG_PING)
         session_send(s, "{}", 2);
     else
-        status_handle(w, s, &msg);
+        device_status_handle(w, s, &msg);
     dev_msg_free(&msg);
 }
 
@@ -249,15 +116,21 @@ static void session_list_remove(struct worker *w, struct ws_session *s)
     s->next = s->prev = NULL;
 }
 
+static void out_msg_free(struct out_msg *m)
+{
+    free(m->acks);
+    free(m);
+}
+
 static void session_free(struct ws_session *s)
 {
-    pending_end(s);
+    device_auth_abandon(s);
     free(s->email);
     free(s->device);
     s->email = s->device = NULL;
     for (struct out_msg *m = s->out_head, *next; m != NULL; m = next) {
         next = m->next;
-        free(m);
+        out_msg_free(m);
     }
     s->out_head = s->out_tail = NULL;
     free(s->rx);
@@ -340,7 +213,10 @@ static int writeable(struct ws_session *s)
         if (s->out_head == NULL)
             s->out_tail = NULL;
         int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        free(m);
+        /* Written: these notifications reached a device and leave the queue. */
+        for (size_t i = 0; n >= 0 && i < m->ack_count; i++)
+            shm_notif_delete(worker_of(s->wsi)->store, &m->acks[i]);
+        out_msg_free(m);
         if (n < 0)
             return -1;
         if (s->out_head != NULL || s->close_code != 0)
@@ -362,7 +238,13 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         memset(s, 0, sizeof *s);
         s->wsi = wsi;
         s->conn_id = ++w->next_conn_id;
+        s->tokens = (float)w->cfg->status_burst;
+        s->refill_ms = clock_mono_ms();
         session_list_add(w, s);
+        if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0) {
+            session_error(w, s, 61, "overloaded, reconnect later", LWS_CLOSE_STATUS_GOINGAWAY);
+            return 0;
+        }
         w->info.websockets++;
         if (w->draining)
             session_error(w, s, 61, "service shutting down, reconnect later",
@@ -374,6 +256,8 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return writeable(s);
     case LWS_CALLBACK_CLOSED:
+        device_auth_release(w, s);
+        u64map_del(&w->sessions_by_id, s->conn_id);
         session_list_remove(w, s);
         session_free(s);
         if (w->info.websockets > 0)
@@ -388,7 +272,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 void device_verifications_cancel(struct worker *w)
 {
     for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
-        pending_end(s);
+        device_auth_abandon(s);
 }
 
 void device_drain_all(struct worker *w)
@@ -400,9 +284,10 @@ void device_drain_all(struct worker *w)
 
 void device_supersede(struct worker *w, uint64_t conn_id)
 {
-    for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
-        if (s->conn_id == conn_id) {
-            session_error(w, s, 52, "superseded by a newer connection", 4001);
-            return;
-        }
+    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
+    if (s == NULL)
+        return;
+    /* The newer connection holds the record now: this one must not release it. */
+    s->owner = false;
+    session_error(w, s, 52, "superseded by a newer connection", 4001);
 }

@@ -20,6 +20,9 @@ static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payloa
             device_supersede(w, conn_id);
         }
         break;
+    case SHM_MAIL_DELIVER:
+        device_deliver(w, payload, len);
+        break;
     case SHM_MAIL_PING:
         mailbox_post(w, sender, SHM_MAIL_PONG, payload, len);
         break;

@@ -9,6 +9,7 @@
 #include "../common/log.h"
 #include "../shm/conn.h"
 #include "../shm/mail.h"
+#include "../shm/presence.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -256,7 +257,7 @@ static void store_detach(struct worker *w)
     if (w->store == NULL)
         return;
     size_t released;
-    shm_conn_release_worker(w->store, w->info.pid, &released);
+    shm_presence_release_worker(w->store, w->info.pid, clock_wall_ms(), &released, NULL, NULL);
     shm_worker_info_delete(w->store, w->info.pid);
     shm_mail_drop(w->store, w->info.pid);
     shm_batch_commit(w->store);
@@ -283,6 +284,7 @@ static void worker_teardown(struct worker *w)
     w->identity = NULL;
     store_detach(w);
     free(w->rings);
+    u64map_free(&w->sessions_by_id);
 }
 
 int worker_run(const struct worker_start *start)

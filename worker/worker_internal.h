@@ -3,6 +3,7 @@
 #define PRESENCED_WORKER_INTERNAL_H
 
 #include "../common/config.h"
+#include "../common/u64map.h"
 #include "../common/wake.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
@@ -40,6 +41,7 @@ struct worker {
     uv_signal_t signals[5];
     struct acceptor acceptor;
     struct ws_session *sessions; /* every open /presence WebSocket, for drain and wake-ups */
+    struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
     uint64_t next_conn_id;
     pid_t *rings; /* processes to ring once the batch is committed */
     size_t ring_count, ring_cap;
@@ -78,6 +80,8 @@ void device_drain_all(struct worker *w);
 void device_verifications_cancel(struct worker *w);
 /* Closes the session with conn_id after sending errno 52 (superseded). */
 void device_supersede(struct worker *w, uint64_t conn_id);
+/* A notification mailed for connection conn_id (a SHM_MAIL_DELIVER payload). */
+void device_deliver(struct worker *w, const void *payload, size_t len);
 
 int mailbox_start(struct worker *w);
 void mailbox_stop(struct worker *w);

@@ -77,7 +77,7 @@ static void test_release_worker(struct shm_store *store)
 {
     size_t released;
     uint8_t status;
-    is_int(shm_conn_release_worker(store, 100, &released), SHM_OK, "release a dead worker");
+    is_int(shm_conn_release_worker(store, 100, &released, NULL, NULL), SHM_OK, "release a dead worker");
     is_int(released, 1, "worker 100 held only the laptop (the phone moved to 200)");
     is_int(shm_batch_commit(store), SHM_OK, "commit");
     is_int(shm_conn_devices(store, "alice@example.com", NULL, NULL), 1, "one device left");

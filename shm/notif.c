@@ -1,0 +1,290 @@
+/* notif: each user's queue of pending live notifications — kept across restarts, bounded,
+ * expiring (SPEC.md §2). */
+#include "notif.h"
+
+#include "mail.h"
+#include "store_internal.h"
+
+#include "../common/grow.h"
+
+#include <stdlib.h>
+
+#include <string.h>
+#include <unistd.h>
+
+#define EXPIRES_LEN 8
+#define COUNTER_DROPPED "notifications_dropped"
+#define COUNTER_EXPIRED "notifications_expired"
+
+/* A counter in meta, added to in the batch. */
+static int counter_add(struct shm_store *store, MDB_txn *txn, const char *name, uint64_t n)
+{
+    MDB_val key = { strlen(name), (void *)name }, value;
+    uint64_t total = n;
+    int rc = mdb_get(txn, store->meta, &key, &value);
+    if (rc == 0 && value.mv_size == 8)
+        total += store_get_be64(value.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "notification counter");
+    unsigned char buf[8];
+    store_put_be64(buf, total);
+    value.mv_size = sizeof buf;
+    value.mv_data = buf;
+    rc = mdb_put(txn, store->meta, &key, &value, 0);
+    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification counter");
+}
+
+static size_t prefix_make(const char *email, unsigned char *buf)
+{
+    size_t len = strlen(email);
+    memcpy(buf, email, len + 1);
+    return len + 1;
+}
+
+static bool key_in_queue(const MDB_val *key, const unsigned char *prefix, size_t prefix_len)
+{
+    return key->mv_size == prefix_len + 16 && memcmp(key->mv_data, prefix, prefix_len) == 0;
+}
+
+static bool value_expired(const MDB_val *value, int64_t now_ms)
+{
+    return value->mv_size < EXPIRES_LEN || (int64_t)store_get_be64(value->mv_data) <= now_ms;
+}
+
+/* Walks email's queue oldest first: expired entries are deleted (counted in *expired); cb gets
+ * the live ones. Stops early once `live` reaches stop_after (0: never). */
+static int queue_walk(struct shm_store *store, MDB_txn *txn, const char *email, int64_t now_ms,
+                      shm_notif_cb cb, void *arg, size_t *live, size_t *expired)
+{
+    unsigned char prefix[SHM_NOTIF_KEY_MAX];
+    size_t prefix_len = prefix_make(email, prefix);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, store->notifs, &cursor);
+    if (rc != 0)
+        return store_batch_fail(store, rc, "notification queue");
+    MDB_val key = { prefix_len, prefix }, value;
+    *live = *expired = 0;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key_in_queue(&key, prefix, prefix_len);
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if (value_expired(&value, now_ms)) {
+            if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+                break;
+            (*expired)++;
+            continue;
+        }
+        (*live)++;
+        if (cb != NULL) {
+            struct shm_notif_key k = { .len = key.mv_size };
+            memcpy(k.bytes, key.mv_data, key.mv_size);
+            cb(arg, &k, (const char *)value.mv_data + EXPIRES_LEN, value.mv_size - EXPIRES_LEN);
+        }
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "notification queue");
+    if (*expired > 0)
+        return counter_add(store, txn, COUNTER_EXPIRED, *expired);
+    return SHM_OK;
+}
+
+/* Deletes the oldest `count` entries of email's queue (all live after queue_walk). */
+static int oldest_drop(struct shm_store *store, MDB_txn *txn, const char *email, size_t count)
+{
+    unsigned char prefix[SHM_NOTIF_KEY_MAX];
+    size_t prefix_len = prefix_make(email, prefix);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, store->notifs, &cursor);
+    if (rc != 0)
+        return store_batch_fail(store, rc, "notification queue");
+    MDB_val key = { prefix_len, prefix }, value;
+    size_t dropped = 0;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && dropped < count && key_in_queue(&key, prefix, prefix_len);
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+            break;
+        dropped++;
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "notification queue");
+    return counter_add(store, txn, COUNTER_DROPPED, dropped);
+}
+
+int shm_notif_add(struct shm_store *store, const char *email, const char *json, size_t len,
+                  int64_t now_ms, int64_t expires_ms, size_t max_pending,
+                  struct shm_notif_key *key, size_t *dropped)
+{
+    *dropped = 0;
+    size_t email_len = strlen(email);
+    if (email_len == 0 || email_len > SHM_EMAIL_MAX || len > SHM_NOTIF_JSON_MAX ||
+        max_pending == 0)
+        return SHM_ERROR;
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    size_t live, expired;
+    int rc = queue_walk(store, txn, email, now_ms, NULL, NULL, &live, &expired);
+    if (rc == SHM_OK && live >= max_pending) {
+        *dropped = live - max_pending + 1;
+        rc = oldest_drop(store, txn, email, *dropped);
+    }
+    if (rc != SHM_OK)
+        return rc;
+    key->len = prefix_make(email, key->bytes) + 16;
+    store_put_be64(key->bytes + email_len + 1, (uint64_t)now_ms);
+    store_put_be32(key->bytes + email_len + 9, (uint32_t)getpid());
+    store_put_be32(key->bytes + email_len + 13, (uint32_t)++store->notif_seq);
+    unsigned char buf[EXPIRES_LEN + SHM_NOTIF_JSON_MAX];
+    store_put_be64(buf, (uint64_t)expires_ms);
+    memcpy(buf + EXPIRES_LEN, json, len);
+    MDB_val k = { key->len, key->bytes }, v = { EXPIRES_LEN + len, buf };
+    rc = mdb_put(txn, store->notifs, &k, &v, 0);
+    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification add");
+}
+
+int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms, shm_notif_cb cb,
+                      void *arg)
+{
+    size_t email_len = strlen(email);
+    if (email_len == 0 || email_len > SHM_EMAIL_MAX)
+        return SHM_ERROR;
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    size_t live, expired;
+    int rc = queue_walk(store, txn, email, now_ms, cb, arg, &live, &expired);
+    return rc == SHM_OK ? (int)live : rc;
+}
+
+int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    MDB_val k = { key->len, (void *)key->bytes };
+    int rc = mdb_del(txn, store->notifs, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return SHM_NOT_FOUND;
+    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification delete");
+}
+
+int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed)
+{
+    *removed = 0;
+    MDB_txn *txn = store_batch_txn(store);
+    MDB_cursor *cursor;
+    if (txn == NULL)
+        return SHM_ERROR;
+    int rc = mdb_cursor_open(txn, store->notifs, &cursor);
+    if (rc != 0)
+        return store_batch_fail(store, rc, "notification expiry");
+    MDB_val key, value;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0 && *removed < max;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if (!value_expired(&value, now_ms))
+            continue;
+        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+            break;
+        (*removed)++;
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "notification expiry");
+    return *removed > 0 ? counter_add(store, txn, COUNTER_EXPIRED, *removed) : SHM_OK;
+}
+
+static uint64_t counter_read(struct shm_store *store, MDB_txn *txn, const char *name)
+{
+    MDB_val key = { strlen(name), (void *)name }, value;
+    if (mdb_get(txn, store->meta, &key, &value) != 0 || value.mv_size != 8)
+        return 0;
+    return store_get_be64(value.mv_data);
+}
+
+int shm_notif_counters(struct shm_store *store, uint64_t *dropped, uint64_t *expired)
+{
+    MDB_txn *txn;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    *dropped = counter_read(store, txn, COUNTER_DROPPED);
+    *expired = counter_read(store, txn, COUNTER_EXPIRED);
+    store_read_end(store, txn);
+    return SHM_OK;
+}
+
+struct owners {
+    struct shm_conn_owner *list;
+    size_t count, cap;
+    bool failed;
+};
+
+static void owner_collect(void *arg, const char *device, const struct shm_conn_owner *owner)
+{
+    struct owners *o = arg;
+    (void)device;
+    if (grow_for((void **)&o->list, &o->cap, o->count, sizeof *o->list, 4) != 0) {
+        o->failed = true;
+        return;
+    }
+    o->list[o->count++] = *owner;
+}
+
+static int delivery_post(struct shm_store *store, const struct shm_conn_owner *owner,
+                         const struct shm_notif_key *key, const char *json, size_t len)
+{
+    unsigned char payload[8 + 2 + SHM_NOTIF_KEY_MAX + SHM_NOTIF_JSON_MAX];
+    store_put_be64(payload, owner->conn_id);
+    payload[8] = (unsigned char)(key->len >> 8);
+    payload[9] = (unsigned char)(key->len & 0xff);
+    memcpy(payload + 10, key->bytes, key->len);
+    memcpy(payload + 10 + key->len, json, len);
+    return shm_mail_post(store, owner->worker_pid, SHM_MAIL_DELIVER, payload, 10 + key->len + len);
+}
+
+static void ring_add(int32_t pid, int32_t *rings, size_t cap, size_t *count)
+{
+    for (size_t i = 0; i < *count; i++)
+        if (rings[i] == pid)
+            return;
+    if (*count < cap)
+        rings[(*count)++] = pid;
+}
+
+int shm_notif_send(struct shm_store *store, const char *email, const char *json, size_t len,
+                   int64_t now_ms, int64_t expires_ms, size_t max_pending, int32_t *rings,
+                   size_t rings_cap, size_t *ring_count, size_t *dropped)
+{
+    struct shm_notif_key key;
+    *ring_count = 0;
+    int rc = shm_notif_add(store, email, json, len, now_ms, expires_ms, max_pending, &key, dropped);
+    if (rc != SHM_OK)
+        return rc;
+    struct owners owners = { 0 };
+    if (shm_conn_devices(store, email, owner_collect, &owners) < 0 || owners.failed)
+        rc = SHM_ERROR;
+    for (size_t i = 0; rc == SHM_OK && i < owners.count; i++) {
+        rc = delivery_post(store, &owners.list[i], &key, json, len);
+        ring_add(owners.list[i].worker_pid, rings, rings_cap, ring_count);
+    }
+    free(owners.list);
+    return rc;
+}
+
+int shm_notif_delivery_decode(const void *payload, size_t len, uint64_t *conn_id,
+                              struct shm_notif_key *key, const char **json, size_t *json_len)
+{
+    const unsigned char *p = payload;
+    if (len < 10)
+        return -1;
+    size_t key_len = (size_t)p[8] << 8 | p[9];
+    if (key_len > SHM_NOTIF_KEY_MAX || 10 + key_len > len || len - 10 - key_len > SHM_NOTIF_JSON_MAX)
+        return -1;
+    *conn_id = store_get_be64(p);
+    key->len = key_len;
+    memcpy(key->bytes, p + 10, key_len);
+    *json = (const char *)p + 10 + key_len;
+    *json_len = len - 10 - key_len;
+    return 0;
+}

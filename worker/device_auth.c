@@ -1,0 +1,260 @@
+/* device_auth: a device's status updates — binding the connection to a verified (e-mail,
+ * device), one owner per device across workers, the device limit, the rate limit, and the
+ * user's aggregate presence (SPEC.md §2). */
+#include "device_session.h"
+
+#include "identity.h"
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../shm/conn.h"
+#include "../shm/mail.h"
+#include "../shm/presence.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The status update waiting for its assertion's verification; allocated only meanwhile. */
+struct pending_update {
+    struct identity_req *req; /* NULL once answered, or when answered at once */
+    uint8_t status;
+    unsigned char tag[ASSERTION_TAG_LEN];
+    char device[SHM_DEVICE_MAX + 1];
+    char email[SHM_EMAIL_MAX + 1];
+};
+
+static const char OK_REPLY[] = "{\"result\":\"OK\"}";
+
+void device_auth_abandon(struct ws_session *s)
+{
+    if (s->pending != NULL && s->pending->req != NULL)
+        identity_cancel(s->pending->req);
+    free(s->pending);
+    s->pending = NULL;
+}
+
+static void assertion_tag(const char *assertion, unsigned char *tag)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)assertion, strlen(assertion), digest);
+    memcpy(tag, digest, ASSERTION_TAG_LEN);
+}
+
+static void presence_refresh(struct worker *w, const char *email)
+{
+    if (shm_presence_refresh(w->store, email, clock_wall_ms(), NULL, NULL) != SHM_OK)
+        w->info.store_failures_total++;
+}
+
+/* A status update of a bound connection: same e-mail, same device. */
+static void status_apply(struct worker *w, struct ws_session *s, const char *email,
+                         const char *device, uint8_t status)
+{
+    if (strcmp(email, s->email) != 0) {
+        session_error(w, s, 31, "email does not match the identity of the connection",
+                      LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
+    }
+    if (strcmp(device, s->device) != 0) {
+        session_error(w, s, 11, "invalid field: device (a connection keeps its device)", 0);
+        return;
+    }
+    int rc = s->owner ? shm_conn_set_status(w->store, s->email, s->device, w->info.pid,
+                                            s->conn_id, status)
+                      : SHM_NOT_FOUND;
+    if (rc == SHM_NOT_FOUND) {
+        /* A newer connection took the device; its mail may still be on the way. */
+        s->owner = false;
+        session_error(w, s, 52, "superseded by a newer connection", 4001);
+        return;
+    }
+    if (rc != SHM_OK) {
+        session_error(w, s, 60, "internal error", 0);
+        return;
+    }
+    presence_refresh(w, s->email);
+    session_send(s, OK_REPLY, sizeof OK_REPLY - 1);
+}
+
+struct device_count {
+    const char *except;
+    int count;
+};
+
+static void device_count_other(void *arg, const char *device, const struct shm_conn_owner *owner)
+{
+    struct device_count *c = arg;
+    (void)owner;
+    if (strcmp(device, c->except) != 0)
+        c->count++;
+}
+
+/* The previous holder of the device, on this worker or another, is told to close (52, 4001). */
+static void previous_supersede(struct worker *w, const struct shm_conn_owner *previous)
+{
+    if (previous->worker_pid == w->info.pid) {
+        device_supersede(w, previous->conn_id);
+        return;
+    }
+    unsigned char payload[8];
+    for (int i = 0; i < 8; i++)
+        payload[i] = (unsigned char)(previous->conn_id >> (56 - 8 * i));
+    if (mailbox_post(w, previous->worker_pid, SHM_MAIL_CLOSE_CONN, payload, sizeof payload) != 0)
+        w->info.store_failures_total++;
+}
+
+/* Takes the (e-mail, device) record for this connection. Returns 0, or the errno to reply. */
+static int ownership_claim(struct worker *w, struct ws_session *s, const char *email,
+                           const char *device, uint8_t status)
+{
+    struct device_count others = { device, 0 };
+    if (shm_conn_devices(w->store, email, device_count_other, &others) < 0)
+        return 60;
+    if (others.count >= w->cfg->max_devices_per_user)
+        return 51;
+    struct shm_conn_owner me = { w->info.pid, s->conn_id, status, clock_wall_ms() }, previous;
+    int had_previous;
+    if (shm_conn_claim(w->store, email, device, &me, &previous, &had_previous) != SHM_OK)
+        return 60;
+    if (had_previous)
+        previous_supersede(w, &previous);
+    return 0;
+}
+
+/* The first verified update binds the connection to (e-mail, device) and claims it. */
+static void session_bind(struct worker *w, struct ws_session *s, const struct pending_update *p)
+{
+    int number = ownership_claim(w, s, p->email, p->device, p->status);
+    if (number == 51) {
+        session_error(w, s, 51, "too many devices connected for this user", 0);
+        return;
+    }
+    s->email = strdup(p->email);
+    s->device = strdup(p->device);
+    if (number != 0 || s->email == NULL || s->device == NULL) {
+        free(s->email);
+        free(s->device);
+        s->email = s->device = NULL;
+        session_error(w, s, 60, "internal error", 0);
+        return;
+    }
+    s->owner = true;
+    memcpy(s->tag, p->tag, sizeof s->tag);
+    presence_refresh(w, s->email);
+    session_send(s, OK_REPLY, sizeof OK_REPLY - 1);
+    device_notify_pending(w, s);
+}
+
+static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r)
+{
+    char text[160];
+    if (r->error == 34 && strncmp(r->why, "invalid assertion", 17) != 0 &&
+        strncmp(r->why, "untrusted issuer", 16) != 0)
+        snprintf(text, sizeof text, "invalid assertion: %s", r->why);
+    else
+        snprintf(text, sizeof text, "%s", r->why);
+    session_error(w, s, r->error, text, 0);
+}
+
+static void verification_done(struct worker *w, struct ws_session *s,
+                              const struct identity_result *r)
+{
+    const struct pending_update *p = s->pending;
+    if (r->error != 0) {
+        identity_error(w, s, r);
+    } else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0)) {
+        session_error(w, s, 31, "email does not match the identity of the assertion",
+                      LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    } else if (s->email != NULL) {
+        memcpy(s->tag, p->tag, sizeof s->tag);
+        status_apply(w, s, p->email, p->device, p->status);
+    } else {
+        session_bind(w, s, p);
+    }
+    device_auth_abandon(s);
+}
+
+static void verification_answered(void *arg, const struct identity_result *r)
+{
+    struct ws_session *s = arg;
+    s->pending->req = NULL;
+    verification_done(worker_of(s->wsi), s, r);
+    lws_rx_flow_control(s->wsi, 1);
+}
+
+static void verification_start(struct worker *w, struct ws_session *s, const struct dev_msg *msg,
+                               const unsigned char *tag)
+{
+    struct pending_update *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        session_error(w, s, 60, "internal error", 0);
+        return;
+    }
+    /* dev_msg_parse bounded both lengths. */
+    snprintf(p->email, sizeof p->email, "%s", msg->email);
+    snprintf(p->device, sizeof p->device, "%s", msg->device);
+    p->status = msg->status;
+    memcpy(p->tag, tag, sizeof p->tag);
+    s->pending = p;
+    struct identity_result result;
+    int rc = identity_verify(w->identity, msg->assertion, strlen(msg->assertion), &result,
+                             verification_answered, s, &p->req);
+    if (rc == 0)
+        verification_done(w, s, &result);
+    else
+        lws_rx_flow_control(s->wsi, 0);
+}
+
+/* Token bucket: status_rate per second up to status_burst. Returns 0, or the seconds to wait. */
+static int rate_take(struct worker *w, struct ws_session *s)
+{
+    int64_t now = clock_mono_ms();
+    float rate = (float)w->cfg->status_rate, burst = (float)w->cfg->status_burst;
+    s->tokens += (float)(now - s->refill_ms) * rate / 1000.0f;
+    if (s->tokens > burst)
+        s->tokens = burst;
+    s->refill_ms = now;
+    if (s->tokens >= 1.0f) {
+        s->tokens -= 1.0f;
+        return 0;
+    }
+    float seconds = (1.0f - s->tokens) / rate;
+    int wait = (int)seconds;
+    return (float)wait < seconds ? wait + 1 : (wait < 1 ? 1 : wait);
+}
+
+void device_status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
+{
+    int retry_after = rate_take(w, s);
+    if (retry_after > 0) {
+        session_slow_down(w, s, retry_after);
+        return;
+    }
+    if (msg->assertion == NULL) {
+        if (s->email == NULL)
+            session_error(w, s, 30, "authentication required", 0);
+        else
+            status_apply(w, s, msg->email, msg->device, msg->status);
+        return;
+    }
+    unsigned char tag[ASSERTION_TAG_LEN];
+    assertion_tag(msg->assertion, tag);
+    if (s->email != NULL && memcmp(tag, s->tag, sizeof tag) == 0)
+        /* The same assertion: not verified again, even once expired. */
+        status_apply(w, s, msg->email, msg->device, msg->status);
+    else
+        verification_start(w, s, msg, tag);
+}
+
+void device_auth_release(struct worker *w, struct ws_session *s)
+{
+    if (!s->owner || s->email == NULL)
+        return;
+    s->owner = false;
+    int rc = shm_conn_release(w->store, s->email, s->device, w->info.pid, s->conn_id);
+    if (rc != SHM_OK && rc != SHM_NOT_FOUND)
+        w->info.store_failures_total++;
+    presence_refresh(w, s->email);
+}

@@ -1,0 +1,69 @@
+/* device_session: one /presence WebSocket's state, shared by the files of the device channel
+ * (device.c framing and lifecycle, device_auth.c identity and status, device_notify.c
+ * notifications). */
+#ifndef PRESENCED_DEVICE_SESSION_H
+#define PRESENCED_DEVICE_SESSION_H
+
+#include "worker_internal.h"
+
+#include "device_msg.h"
+
+#include "../shm/notif.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ASSERTION_TAG_LEN 16 /* of SHA-256: recognises the assertion a session was bound with */
+
+struct out_msg {
+    struct out_msg *next;
+    struct shm_notif_key *acks; /* notifications to delete from the queue once written */
+    size_t ack_count;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes, then the text */
+};
+
+struct pending_update;
+
+struct ws_session {
+    struct ws_session *next, *prev;
+    struct lws *wsi;
+    uint64_t conn_id;
+    char *email;  /* the verified identity this connection is bound to; NULL before */
+    char *device; /* bound with it */
+    unsigned char tag[ASSERTION_TAG_LEN];
+    bool owner; /* holds the (e-mail, device) record in the store */
+    struct pending_update *pending; /* reading is paused meanwhile, so replies keep their order */
+    struct out_msg *out_head, *out_tail;
+    char *rx; /* a message arriving in fragments; NULL between messages */
+    size_t rx_len;
+    bool rx_too_big;
+    uint16_t close_code; /* close with this once the queue is written */
+    uint32_t errors;
+    float tokens;       /* status_rate token bucket */
+    int64_t refill_ms;  /* when tokens were last topped up (monotonic) */
+};
+
+/* Queues text for the device. acks (moved into the message, may be NULL) are deleted from the
+ * notification queue once it is written. */
+void session_send_acked(struct ws_session *s, const char *text, size_t len,
+                        struct shm_notif_key *acks, size_t ack_count);
+void session_send(struct ws_session *s, const char *text, size_t len);
+/* Sends {"result":"KO","errno":N,"error":"..."}; closes with close_code when non-zero; counts
+ * towards abuse_limit otherwise. */
+void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
+                   uint16_t close_code);
+/* errno 50 with "retry_after". */
+void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s);
+
+/* device_auth.c: a status update (dev_msg kind STATUS). */
+void device_status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg);
+/* The session is closing: its record and the user's presence are updated. */
+void device_auth_release(struct worker *w, struct ws_session *s);
+/* Drops a verification under way. */
+void device_auth_abandon(struct ws_session *s);
+
+/* device_notify.c: everything pending for the user, in one message, after binding. */
+void device_notify_pending(struct worker *w, struct ws_session *s);
+
+#endif
