@@ -125,8 +125,8 @@ static int notification_queue(struct master *m, const char *email, const char *j
     size_t ring_count = 0, dropped = 0;
     int64_t now = clock_wall_ms();
     int rc = shm_notif_send(store, email, json, len, now, now + ttl_ms,
-                            (size_t)m->cfg.max_pending_notifications, rings, RINGS_MAX,
-                            &ring_count, &dropped);
+                            (size_t)m->cfg.max_pending_notifications, rings, RINGS_MAX, &ring_count,
+                            &dropped);
     if (rc == SHM_OK)
         rc = shm_batch_commit(store);
     shm_store_close(store);

@@ -40,8 +40,7 @@ static int snapshot_take(struct master *m, struct snapshot *snap)
         shm_worker_info_get(store, m->procs[i].pid, &snap->infos[i]);
     int rc = shm_store_stats(store, &snap->store);
     if (rc == SHM_OK)
-        rc = shm_notif_counters(store, &snap->notifications_dropped,
-                                &snap->notifications_expired);
+        rc = shm_notif_counters(store, &snap->notifications_dropped, &snap->notifications_expired);
     shm_store_close(store);
     if (rc != SHM_OK) {
         free(snap->infos);

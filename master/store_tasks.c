@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #define READER_CHECK_INTERVAL_MS 5000
-/* Expired verified assertions and notifications are dropped this often, at most SWEEP_MAX per visit so that one
- * write transaction stays short. */
+/* Expired verified assertions and notifications are dropped this often, at most SWEEP_MAX per visit
+ * so that one write transaction stays short. */
 #define SWEEP_INTERVAL_MS 60000
 #define SWEEP_MAX 10000
 

@@ -113,13 +113,12 @@ static int oldest_drop(struct shm_store *store, MDB_txn *txn, const char *email,
 }
 
 int shm_notif_add(struct shm_store *store, const char *email, const char *json, size_t len,
-                  int64_t now_ms, int64_t expires_ms, size_t max_pending,
-                  struct shm_notif_key *key, size_t *dropped)
+                  int64_t now_ms, int64_t expires_ms, size_t max_pending, struct shm_notif_key *key,
+                  size_t *dropped)
 {
     *dropped = 0;
     size_t email_len = strlen(email);
-    if (email_len == 0 || email_len > SHM_EMAIL_MAX || len > SHM_NOTIF_JSON_MAX ||
-        max_pending == 0)
+    if (email_len == 0 || email_len > SHM_EMAIL_MAX || len > SHM_NOTIF_JSON_MAX || max_pending == 0)
         return SHM_ERROR;
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
@@ -279,7 +278,8 @@ int shm_notif_delivery_decode(const void *payload, size_t len, uint64_t *conn_id
     if (len < 10)
         return -1;
     size_t key_len = (size_t)p[8] << 8 | p[9];
-    if (key_len > SHM_NOTIF_KEY_MAX || 10 + key_len > len || len - 10 - key_len > SHM_NOTIF_JSON_MAX)
+    if (key_len > SHM_NOTIF_KEY_MAX || 10 + key_len > len ||
+        len - 10 - key_len > SHM_NOTIF_JSON_MAX)
         return -1;
     *conn_id = store_get_be64(p);
     key->len = key_len;

@@ -22,8 +22,8 @@ struct shm_notif_key {
  * max_pending live ones, the oldest are dropped (*dropped counts them, and the store's counter).
  * *key names the new one. In the batch. */
 int shm_notif_add(struct shm_store *store, const char *email, const char *json, size_t len,
-                  int64_t now_ms, int64_t expires_ms, size_t max_pending,
-                  struct shm_notif_key *key, size_t *dropped);
+                  int64_t now_ms, int64_t expires_ms, size_t max_pending, struct shm_notif_key *key,
+                  size_t *dropped);
 
 /* Queues json for email (as shm_notif_add) and mails it (SHM_MAIL_DELIVER) to the worker of
  * each device connected now. The caller rings the pids written to rings (up to rings_cap,

@@ -61,9 +61,10 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
 {
     static const char *const names[] = { "meta", "conns",      "conns_by_worker", "workers",
                                          "mail", "assertions", "presence",        "notifs" };
-    MDB_dbi *slots[] = { &store->meta,    &store->conns, &store->conns_by_worker,
-                         &store->workers, &store->mail, &store->assertions, &store->presence,
-                         &store->notifs };
+    MDB_dbi *slots[] = {
+        &store->meta, &store->conns,      &store->conns_by_worker, &store->workers,
+        &store->mail, &store->assertions, &store->presence,        &store->notifs
+    };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int rc = mdb_dbi_open(txn, names[i], MDB_CREATE, slots[i]);
         if (rc != 0)

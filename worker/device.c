@@ -14,33 +14,87 @@ size_t device_session_size(void)
     return sizeof(struct ws_session);
 }
 
-void session_send_acked(struct ws_session *s, const char *text, size_t len,
-                        struct shm_notif_key *acks, size_t ack_count)
+static struct out_msg *out_append(struct ws_session *s, const char *text, size_t len, size_t cap,
+                                  struct shm_notif_key *acks, size_t ack_count)
 {
-    struct out_msg *m = malloc(sizeof *m + LWS_PRE + len);
+    struct out_msg *m = malloc(sizeof *m + LWS_PRE + cap);
     if (m == NULL) {
         /* Without memory for a reply the connection cannot keep its one-reply promise. */
         free(acks);
         s->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
         lws_callback_on_writable(s->wsi);
-        return;
+        return NULL;
     }
-    m->next = NULL;
-    m->acks = acks;
-    m->ack_count = ack_count;
-    m->len = len;
-    memcpy(m->buf + LWS_PRE, text, len);
+    *m = (struct out_msg){ .acks = acks, .ack_count = ack_count, .len = len, .cap = cap };
+    if (text != NULL)
+        memcpy(m->buf + LWS_PRE, text, len);
     if (s->out_tail != NULL)
         s->out_tail->next = m;
     else
         s->out_head = m;
     s->out_tail = m;
-    lws_callback_on_writable(s->wsi);
+    return m;
+}
+
+void session_send_acked(struct ws_session *s, const char *text, size_t len,
+                        struct shm_notif_key *acks, size_t ack_count)
+{
+    if (out_append(s, text, len, len, acks, ack_count) != NULL)
+        lws_callback_on_writable(s->wsi);
 }
 
 void session_send(struct ws_session *s, const char *text, size_t len)
 {
     session_send_acked(s, text, len, NULL, 0);
+}
+
+struct out_msg *session_hold(struct ws_session *s, size_t cap)
+{
+    struct out_msg *m = out_append(s, NULL, 0, cap, NULL, 0);
+    if (m != NULL)
+        m->held = true;
+    return m;
+}
+
+struct out_msg *session_send_held(struct ws_session *s, const char *text, size_t len,
+                                  struct shm_notif_key *acks, size_t ack_count)
+{
+    struct out_msg *m = out_append(s, text, len, len, acks, ack_count);
+    if (m != NULL)
+        m->held = true;
+    return m;
+}
+
+void session_release(struct ws_session *s, struct out_msg *m, const char *text, size_t len)
+{
+    if (text != NULL) {
+        m->len = len < m->cap ? len : m->cap;
+        memcpy(m->buf + LWS_PRE, text, m->len);
+    }
+    m->held = false;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void out_msg_free(struct out_msg *m)
+{
+    free(m->acks);
+    free(m);
+}
+
+void session_drop(struct ws_session *s, struct out_msg *m)
+{
+    struct out_msg **link = &s->out_head, *prev = NULL;
+    while (*link != NULL && *link != m) {
+        prev = *link;
+        link = &(*link)->next;
+    }
+    if (*link == NULL)
+        return;
+    *link = m->next;
+    if (s->out_tail == m)
+        s->out_tail = prev;
+    out_msg_free(m);
+    lws_callback_on_writable(s->wsi);
 }
 
 static void session_close_after_send(struct ws_session *s, uint16_t code)
@@ -114,12 +168,6 @@ static void session_list_remove(struct worker *w, struct ws_session *s)
     if (s->next != NULL)
         s->next->prev = s->prev;
     s->next = s->prev = NULL;
-}
-
-static void out_msg_free(struct out_msg *m)
-{
-    free(m->acks);
-    free(m);
 }
 
 static void session_free(struct ws_session *s)
@@ -208,6 +256,8 @@ static int close_frame_send(struct ws_session *s)
 static int writeable(struct ws_session *s)
 {
     struct out_msg *m = s->out_head;
+    if (m != NULL && m->held)
+        return 0; /* released after the commit, which comes before the loop sleeps */
     if (m != NULL) {
         s->out_head = m->next;
         if (s->out_head == NULL)

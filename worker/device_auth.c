@@ -27,6 +27,71 @@ struct pending_update {
 
 static const char OK_REPLY[] = "{\"result\":\"OK\"}";
 
+/* An update's reply waits for the commit of the batch that holds it: OK only once stored. Its
+ * place in the session's queue is held meanwhile, so replies keep the order of the messages. */
+struct commit_reply {
+    struct worker *w;
+    uint64_t conn_id;
+    bool binding;                  /* the first update: undone if the batch rolls back */
+    struct out_msg *reply;         /* held in the session's queue */
+    struct out_msg *notifications; /* binding: what was pending for the user, held after it */
+};
+
+#define REPLY_CAP 128
+
+static void session_unbind(struct ws_session *s)
+{
+    free(s->email);
+    free(s->device);
+    s->email = s->device = NULL;
+    s->owner = false;
+}
+
+static void reply_committed(void *arg, int result)
+{
+    struct commit_reply *r = arg;
+    /* The held messages live as long as their session. */
+    struct ws_session *s = u64map_get(&r->w->sessions_by_id, r->conn_id);
+    if (s != NULL && result == SHM_OK) {
+        session_release(s, r->reply, OK_REPLY, sizeof OK_REPLY - 1);
+        if (r->notifications != NULL)
+            session_release(s, r->notifications, NULL, 0);
+    } else if (s != NULL) {
+        static const char failed[] =
+            "{\"result\":\"KO\",\"errno\":60,\"error\":\"internal error: not stored\"}";
+        if (r->binding)
+            session_unbind(s);
+        if (r->notifications != NULL)
+            session_drop(s, r->notifications);
+        session_release(s, r->reply, failed, sizeof failed - 1);
+    }
+    free(r);
+}
+
+/* Holds the reply (and, when binding, the pending notifications after it) until the commit. */
+static void reply_after_commit(struct worker *w, struct ws_session *s, bool binding)
+{
+    struct commit_reply *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->reply = session_hold(s, REPLY_CAP)) == NULL ||
+        shm_batch_on_commit(w->store, reply_committed, r) != SHM_OK) {
+        if (r != NULL && r->reply != NULL)
+            session_drop(s, r->reply);
+        free(r);
+        if (binding)
+            session_unbind(s);
+        session_error(w, s, 60, "internal error", 0);
+        return;
+    }
+    r->w = w;
+    r->conn_id = s->conn_id;
+    r->binding = binding;
+    if (!binding)
+        return;
+    struct notify_batch pending;
+    device_notify_collect(w, s->email, &pending);
+    r->notifications = device_notify_hold(w, s, &pending);
+}
+
 void device_auth_abandon(struct ws_session *s)
 {
     if (s->pending != NULL && s->pending->req != NULL)
@@ -61,8 +126,8 @@ static void status_apply(struct worker *w, struct ws_session *s, const char *ema
         session_error(w, s, 11, "invalid field: device (a connection keeps its device)", 0);
         return;
     }
-    int rc = s->owner ? shm_conn_set_status(w->store, s->email, s->device, w->info.pid,
-                                            s->conn_id, status)
+    int rc = s->owner ? shm_conn_set_status(w->store, s->email, s->device, w->info.pid, s->conn_id,
+                                            status)
                       : SHM_NOT_FOUND;
     if (rc == SHM_NOT_FOUND) {
         /* A newer connection took the device; its mail may still be on the way. */
@@ -75,7 +140,7 @@ static void status_apply(struct worker *w, struct ws_session *s, const char *ema
         return;
     }
     presence_refresh(w, s->email);
-    session_send(s, OK_REPLY, sizeof OK_REPLY - 1);
+    reply_after_commit(w, s, false);
 }
 
 struct device_count {
@@ -143,8 +208,7 @@ static void session_bind(struct worker *w, struct ws_session *s, const struct pe
     s->owner = true;
     memcpy(s->tag, p->tag, sizeof s->tag);
     presence_refresh(w, s->email);
-    session_send(s, OK_REPLY, sizeof OK_REPLY - 1);
-    device_notify_pending(w, s);
+    reply_after_commit(w, s, true);
 }
 
 static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r)

@@ -11,16 +11,7 @@
 #define NOTIFICATIONS_HEAD "{\"notifications\":["
 #define NOTIFICATIONS_TAIL "]}"
 
-/* {"notifications":[a,b,…]} with the queue keys to delete once it is written. */
-struct batch {
-    char *text;
-    size_t len, cap;
-    struct shm_notif_key *keys;
-    size_t key_count, key_cap;
-    bool failed;
-};
-
-static bool text_add(struct batch *b, const char *text, size_t len)
+static bool text_add(struct notify_batch *b, const char *text, size_t len)
 {
     if (b->len + len + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 512;
@@ -37,7 +28,7 @@ static bool text_add(struct batch *b, const char *text, size_t len)
     return true;
 }
 
-static bool key_add(struct batch *b, const struct shm_notif_key *key)
+static bool key_add(struct notify_batch *b, const struct shm_notif_key *key)
 {
     if (b->key_count == b->key_cap) {
         size_t cap = b->key_cap ? b->key_cap * 2 : 4;
@@ -53,7 +44,7 @@ static bool key_add(struct batch *b, const struct shm_notif_key *key)
 
 static void batch_add(void *arg, const struct shm_notif_key *key, const char *json, size_t len)
 {
-    struct batch *b = arg;
+    struct notify_batch *b = arg;
     if (b->failed)
         return;
     bool ok = text_add(b, b->key_count ? "," : NOTIFICATIONS_HEAD,
@@ -62,11 +53,17 @@ static void batch_add(void *arg, const struct shm_notif_key *key, const char *js
     b->failed = !ok;
 }
 
-/* Sends the batch (giving the keys to the message) and frees the rest. */
-static void batch_send(struct worker *w, struct ws_session *s, struct batch *b)
+/* Closes the JSON and gives text and keys to a message of s; frees what is left. */
+static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struct notify_batch *b,
+                                   bool held)
 {
+    struct out_msg *m = NULL;
     if (!b->failed && b->key_count > 0 && text_add(b, NOTIFICATIONS_TAIL, 2)) {
-        session_send_acked(s, b->text, b->len, b->keys, b->key_count);
+        if (held) {
+            m = session_send_held(s, b->text, b->len, b->keys, b->key_count);
+        } else {
+            session_send_acked(s, b->text, b->len, b->keys, b->key_count);
+        }
         b->keys = NULL;
     } else if (b->failed) {
         log_warning("out of memory: pending notifications stay queued");
@@ -74,14 +71,25 @@ static void batch_send(struct worker *w, struct ws_session *s, struct batch *b)
     }
     free(b->text);
     free(b->keys);
+    memset(b, 0, sizeof *b);
+    return m;
 }
 
-void device_notify_pending(struct worker *w, struct ws_session *s)
+void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b)
 {
-    struct batch b = { 0 };
-    if (shm_notif_pending(w->store, s->email, clock_wall_ms(), batch_add, &b) < 0)
+    batch_queue(w, s, b, false);
+}
+
+struct out_msg *device_notify_hold(struct worker *w, struct ws_session *s, struct notify_batch *b)
+{
+    return batch_queue(w, s, b, true);
+}
+
+void device_notify_collect(struct worker *w, const char *email, struct notify_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    if (shm_notif_pending(w->store, email, clock_wall_ms(), batch_add, b) < 0)
         w->info.store_failures_total++;
-    batch_send(w, s, &b);
 }
 
 void device_deliver(struct worker *w, const void *payload, size_t len)
@@ -99,7 +107,7 @@ void device_deliver(struct worker *w, const void *payload, size_t len)
     size_t email_len = strlen(s->email);
     if (key.len <= email_len || memcmp(key.bytes, s->email, email_len + 1) != 0)
         return;
-    struct batch b = { 0 };
+    struct notify_batch b = { 0 };
     batch_add(&b, &key, json, json_len);
-    batch_send(w, s, &b);
+    device_notify_send(w, s, &b);
 }

@@ -19,7 +19,8 @@ struct out_msg {
     struct out_msg *next;
     struct shm_notif_key *acks; /* notifications to delete from the queue once written */
     size_t ack_count;
-    size_t len;
+    bool held; /* waits for a commit: nothing after it is written either */
+    size_t len, cap;
     unsigned char buf[]; /* LWS_PRE bytes, then the text */
 };
 
@@ -32,7 +33,7 @@ struct ws_session {
     char *email;  /* the verified identity this connection is bound to; NULL before */
     char *device; /* bound with it */
     unsigned char tag[ASSERTION_TAG_LEN];
-    bool owner; /* holds the (e-mail, device) record in the store */
+    bool owner;                     /* holds the (e-mail, device) record in the store */
     struct pending_update *pending; /* reading is paused meanwhile, so replies keep their order */
     struct out_msg *out_head, *out_tail;
     char *rx; /* a message arriving in fragments; NULL between messages */
@@ -40,8 +41,8 @@ struct ws_session {
     bool rx_too_big;
     uint16_t close_code; /* close with this once the queue is written */
     uint32_t errors;
-    float tokens;       /* status_rate token bucket */
-    int64_t refill_ms;  /* when tokens were last topped up (monotonic) */
+    float tokens;      /* status_rate token bucket */
+    int64_t refill_ms; /* when tokens were last topped up (monotonic) */
 };
 
 /* Queues text for the device. acks (moved into the message, may be NULL) are deleted from the
@@ -49,6 +50,16 @@ struct ws_session {
 void session_send_acked(struct ws_session *s, const char *text, size_t len,
                         struct shm_notif_key *acks, size_t ack_count);
 void session_send(struct ws_session *s, const char *text, size_t len);
+/* A reply whose text is known only once the batch commits: its place in the queue is kept (cap
+ * bytes) and the queue waits for it. NULL when out of memory. */
+struct out_msg *session_hold(struct ws_session *s, size_t cap);
+/* Like session_send_acked, but held until session_release. */
+struct out_msg *session_send_held(struct ws_session *s, const char *text, size_t len,
+                                  struct shm_notif_key *acks, size_t ack_count);
+/* Lets a held message go, with text (at most its cap) when not NULL. */
+void session_release(struct ws_session *s, struct out_msg *m, const char *text, size_t len);
+/* Removes a held message unsent. */
+void session_drop(struct ws_session *s, struct out_msg *m);
 /* Sends {"result":"KO","errno":N,"error":"..."}; closes with close_code when non-zero; counts
  * towards abuse_limit otherwise. */
 void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
@@ -63,7 +74,19 @@ void device_auth_release(struct worker *w, struct ws_session *s);
 /* Drops a verification under way. */
 void device_auth_abandon(struct ws_session *s);
 
-/* device_notify.c: everything pending for the user, in one message, after binding. */
-void device_notify_pending(struct worker *w, struct ws_session *s);
+/* device_notify.c: {"notifications":[…]} being gathered, with the queue keys of its entries. */
+struct notify_batch {
+    char *text;
+    size_t len, cap;
+    struct shm_notif_key *keys;
+    size_t key_count, key_cap;
+    bool failed;
+};
+/* Gathers everything pending for email (in the current store batch). */
+void device_notify_collect(struct worker *w, const char *email, struct notify_batch *b);
+/* Sends the batch when it holds anything (its entries leave the queue once written); frees it. */
+void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b);
+/* The same, held (session_hold) until released; NULL when there was nothing to send. */
+struct out_msg *device_notify_hold(struct worker *w, struct ws_session *s, struct notify_batch *b);
 
 #endif

@@ -40,7 +40,7 @@ struct worker {
     uv_timer_t drain_timer;
     uv_signal_t signals[5];
     struct acceptor acceptor;
-    struct ws_session *sessions; /* every open /presence WebSocket, for drain and wake-ups */
+    struct ws_session *sessions;  /* every open /presence WebSocket, for drain and wake-ups */
     struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
     uint64_t next_conn_id;
     pid_t *rings; /* processes to ring once the batch is committed */
