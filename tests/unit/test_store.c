@@ -4,6 +4,8 @@
 #include "../../shm/assertion_cache.h"
 #include "../../shm/conn.h"
 #include "../../shm/mail.h"
+#include "../../shm/notif.h"
+#include "../../shm/presence.h"
 #include "../../shm/store.h"
 #include "../../shm/worker_info.h"
 
@@ -77,7 +79,8 @@ static void test_release_worker(struct shm_store *store)
 {
     size_t released;
     uint8_t status;
-    is_int(shm_conn_release_worker(store, 100, &released, NULL, NULL), SHM_OK, "release a dead worker");
+    is_int(shm_conn_release_worker(store, 100, &released, NULL, NULL), SHM_OK,
+           "release a dead worker");
     is_int(released, 1, "worker 100 held only the laptop (the phone moved to 200)");
     is_int(shm_batch_commit(store), SHM_OK, "commit");
     is_int(shm_conn_devices(store, "alice@example.com", NULL, NULL), 1, "one device left");
@@ -235,6 +238,119 @@ static void test_assertion_cache(struct shm_store *store)
     shm_batch_commit(store);
 }
 
+static void presence_changed(void *arg, const char *email, const struct shm_presence *before,
+                             const struct shm_presence *after)
+{
+    int *count = arg;
+    (void)email;
+    if (before->status != after->status)
+        (*count)++;
+}
+
+static void test_presence_records(struct shm_store *store)
+{
+    struct shm_conn_owner phone = { 300, 1, SHM_STATUS_ONLINE, 1 }, tablet = { 301, 2, 0, 1 };
+    struct shm_conn_owner previous;
+    struct shm_presence before, after, got;
+    int had;
+    shm_conn_claim(store, "pat@example.com", "phone", &phone, &previous, &had);
+    shm_conn_claim(store, "pat@example.com", "tablet", &tablet, &previous, &had);
+    is_int(shm_presence_refresh(store, "pat@example.com", 5000, &before, &after), SHM_OK,
+           "presence refreshed");
+    ok(before.status == SHM_STATUS_OFFLINE && after.status == SHM_STATUS_ONLINE &&
+           after.devices == 2,
+       "offline to online over two devices");
+    is_int(shm_batch_commit(store), SHM_OK, "commit");
+    is_int(shm_presence_get(store, "pat@example.com", &got), SHM_OK, "stored");
+    ok(got.status == SHM_STATUS_ONLINE && got.since_ms == 5000, "online since 5000");
+    shm_presence_refresh(store, "pat@example.com", 6000, &before, &after);
+    is_int(after.since_ms, 5000, "no change keeps since");
+    int changes = 0;
+    size_t released;
+    is_int(shm_presence_release_worker(store, 300, 7000, &released, presence_changed, &changes),
+           SHM_OK, "a dead worker's devices released");
+    ok(released == 1 && changes == 1, "one released, one change told (online to offline)");
+    shm_presence_release_worker(store, 301, 8000, &released, presence_changed, &changes);
+    is_int(shm_batch_commit(store), SHM_OK, "commit");
+    is_int(shm_presence_get(store, "pat@example.com", &got), SHM_NOT_FOUND, "no device: no record");
+    is_int(got.status, SHM_STATUS_OFFLINE, "offline");
+}
+
+struct seen_notes {
+    int count;
+    char first[64];
+    struct shm_notif_key key;
+};
+
+static void note_seen(void *arg, const struct shm_notif_key *key, const char *json, size_t len)
+{
+    struct seen_notes *seen = arg;
+    if (seen->count++ == 0) {
+        snprintf(seen->first, sizeof seen->first, "%.*s", (int)len, json);
+        seen->key = *key;
+    }
+}
+
+static void mail_delivery(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
+{
+    struct seen_notes *seen = arg;
+    uint64_t conn_id;
+    struct shm_notif_key key;
+    const char *json;
+    size_t json_len;
+    (void)sender;
+    if (type == SHM_MAIL_DELIVER &&
+        shm_notif_delivery_decode(payload, len, &conn_id, &key, &json, &json_len) == 0 &&
+        conn_id == 9) {
+        seen->count++;
+        snprintf(seen->first, sizeof seen->first, "%.*s", (int)json_len, json);
+    }
+}
+
+static void test_notification_queue(struct shm_store *store)
+{
+    struct shm_notif_key key;
+    size_t dropped;
+    const char *email = "quinn@example.com";
+    is_int(shm_notif_add(store, email, "{\"n\":1}", 7, 1000, 100000, 2, &key, &dropped), SHM_OK,
+           "first queued");
+    shm_notif_add(store, email, "{\"n\":2}", 7, 1001, 100000, 2, &key, &dropped);
+    is_int(shm_notif_add(store, email, "{\"n\":3}", 7, 1002, 1500, 2, &key, &dropped), SHM_OK,
+           "third queued past the cap of 2");
+    is_int(dropped, 1, "the oldest dropped");
+    struct seen_notes seen = { 0 };
+    is_int(shm_notif_pending(store, email, 1200, note_seen, &seen), 2, "two pending");
+    is_str(seen.first, "{\"n\":2}", "oldest first");
+    is_int(shm_notif_delete(store, &seen.key), SHM_OK, "deleted once written");
+    is_int(shm_notif_delete(store, &seen.key), SHM_NOT_FOUND, "a second delete finds nothing");
+    is_int(shm_notif_pending(store, email, 2000, NULL, NULL), 0, "the last one expired at 1500");
+    is_int(shm_batch_commit(store), SHM_OK, "commit");
+    uint64_t drop_count, expire_count;
+    shm_notif_counters(store, &drop_count, &expire_count);
+    ok(drop_count == 1 && expire_count == 1, "counters: 1 dropped, 1 expired");
+    shm_notif_add(store, email, "{\"n\":4}", 7, 3000, 3500, 10, &key, &dropped);
+    size_t removed;
+    is_int(shm_notif_expire(store, 4000, 100, &removed), SHM_OK, "sweep");
+    is_int(removed, 1, "the sweep removes expired ones of any user");
+
+    struct shm_conn_owner device = { getpid(), 9, SHM_STATUS_ONLINE, 1 }, previous;
+    int had;
+    int32_t rings[4];
+    size_t ring_count;
+    shm_conn_claim(store, email, "phone", &device, &previous, &had);
+    is_int(shm_notif_send(store, email, "{\"n\":5}", 7, 5000, 99999, 10, rings, 4, &ring_count,
+                          &dropped),
+           SHM_OK, "sent");
+    ok(ring_count == 1 && rings[0] == getpid(), "the device's worker is to be rung");
+    is_int(shm_batch_commit(store), SHM_OK, "commit");
+    struct seen_notes mailed = { 0 };
+    shm_mail_take(store, getpid(), mail_delivery, &mailed);
+    ok(mailed.count == 1 && strcmp(mailed.first, "{\"n\":5}") == 0,
+       "the worker got the notification by mail");
+    shm_conn_release(store, email, "phone", getpid(), 9);
+    shm_batch_commit(store);
+}
+
 static void test_reset_volatile(struct shm_store *store)
 {
     struct shm_conn_owner previous;
@@ -255,7 +371,7 @@ static void test_map_full(const char *dir)
     if (store == NULL)
         return;
     struct commit_seen seen = { 0, 0 };
-    char payload[SHM_MAIL_PAYLOAD_MAX];
+    char payload[512];
     memset(payload, 'p', sizeof payload);
     int rc = SHM_OK, posted = 0;
     for (int batch = 0; batch < 200 && rc == SHM_OK; batch++) {
@@ -283,7 +399,7 @@ static void test_map_grows(const char *dir)
     ok(store != NULL, "a growable store opens");
     if (store == NULL)
         return;
-    char payload[SHM_MAIL_PAYLOAD_MAX];
+    char payload[512];
     memset(payload, 'g', sizeof payload);
     int rc = SHM_OK;
     for (int batch = 0; batch < 40 && rc == SHM_OK; batch++) {
@@ -375,6 +491,8 @@ int main(void)
     test_commit_waiters(store);
     test_batching(store);
     test_assertion_cache(store);
+    test_presence_records(store);
+    test_notification_queue(store);
     test_reset_volatile(store);
     unsigned char cached[SHM_ASSERTION_HASH_LEN] = { 1 };
     struct shm_assertion got;
