@@ -5,6 +5,7 @@
 - connection rate: WebSocket handshakes per second from one client process
 - cross-process wake-up: round trip of mail + doorbell through a real worker
 - identity: assertion verifications per second on one core (DS128 and RS256) and cache hits
+- device channel: status update round trip, and operator notification to device latency
 """
 import asyncio
 import json
@@ -18,6 +19,10 @@ import time
 import urllib.request
 
 import websockets
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "integration"))
+import idp  # noqa: E402  (the test identity provider makes the assertions)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "build", "presenced")
@@ -45,12 +50,12 @@ def status(admin_port):
         return json.loads(r.read())
 
 
-def start(workdir):
+def start(workdir, extra=""):
     port, admin = free_port(), free_port()
     conf = os.path.join(workdir, "presenced.conf")
     with open(conf, "w") as f:
         f.write(f"listen 127.0.0.1:{port}\nadmin_listen 127.0.0.1:{admin}\nworkers 2\n"
-                f"data_dir {workdir}/data\npid_file {workdir}/pid\nlog_level warning\n")
+                f"data_dir {workdir}/data\npid_file {workdir}/pid\nlog_level warning\n{extra}")
     proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -79,8 +84,55 @@ def identity_rates():
         return json.loads(run.stdout)
 
 
+def percentiles(samples):
+    samples = sorted(samples)
+    return (samples[len(samples) // 2] * 1e6, samples[int(len(samples) * 0.99)] * 1e6)
+
+
+async def device_latencies(port, admin, assertion, rounds):
+    email = "bench@example.com"
+    async with websockets.connect(f"ws://127.0.0.1:{port}/presence", compression=None) as ws:
+        await ws.send(json.dumps({"email": email, "status": "online", "assertion": assertion}))
+        assert json.loads(await ws.recv()) == {"result": "OK"}
+        statuses = []
+        for i in range(rounds):
+            started = time.perf_counter()
+            await ws.send(json.dumps({"email": email,
+                                      "status": ("online", "unavailable")[i % 2]}))
+            await ws.recv()
+            statuses.append(time.perf_counter() - started)
+        notes = []
+        url = f"http://127.0.0.1:{admin}/users/{email}/notifications"
+        body = json.dumps({"source": "bench", "message": "x" * 100}).encode()
+        for _ in range(rounds // 10):
+            started = time.perf_counter()
+            urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=5).read()
+            await ws.recv()
+            notes.append(time.perf_counter() - started)
+        return percentiles(statuses), percentiles(notes)
+
+
+def device_channel():
+    issuer, user = idp.RSKey(2048), idp.DSKey(1024)
+    assertion = idp.backed("bench@example.com", issuer, user, "https://bench.example",
+                           iss="issuer.example")
+    with tempfile.TemporaryDirectory(prefix="presenced-bench-dev-") as workdir:
+        key_file = os.path.join(workdir, "issuer.json")
+        with open(key_file, "w") as f:
+            json.dump(issuer.public_json(), f)
+        proc, port, admin = start(workdir, "audience https://bench.example\n"
+                                  f"trusted_issuer issuer.example {key_file}\n"
+                                  "status_rate 1000000\nstatus_burst 1000000\n")
+        try:
+            return asyncio.run(device_latencies(port, admin, assertion, 2000))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+
+
 def main():
     rates = identity_rates()
+    status_rtt, notify_latency = device_channel()
     with tempfile.TemporaryDirectory(prefix="presenced-bench-") as workdir:
         proc, port, admin = start(workdir)
         try:
@@ -109,6 +161,10 @@ def main():
     print(f"assertion verification, one core: {rates['ds128_per_s']}/s RS256 certificate over "
           f"DS128 assertion, {rates['rs256_per_s']}/s RS256 over RS256, "
           f"{rates['cache_hit_per_s']}/s cache hits ({rates['count']} distinct assertions each)")
+    print(f"status update round trip (one Python client, stored before the OK): "
+          f"p50 {status_rtt[0]:.0f} us, p99 {status_rtt[1]:.0f} us")
+    print(f"operator notification to device (admin POST to the master, store, mail, doorbell, "
+          f"worker, WebSocket): p50 {notify_latency[0]:.0f} us, p99 {notify_latency[1]:.0f} us")
 
 
 if __name__ == "__main__":
