@@ -66,25 +66,5 @@ int shm_assertion_put(struct shm_store *store, const unsigned char *hash,
 
 int shm_assertion_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed)
 {
-    *removed = 0;
-    MDB_txn *txn = store_batch_txn(store);
-    MDB_cursor *cursor;
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = mdb_cursor_open(txn, store->assertions, &cursor);
-    if (rc != 0)
-        return store_batch_fail(store, rc, "assertion cache");
-    MDB_val key, value;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0 && *removed < max;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if (value.mv_size >= 8 && (int64_t)store_get_be64(value.mv_data) > now_ms)
-            continue;
-        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
-            break;
-        (*removed)++;
-    }
-    mdb_cursor_close(cursor);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_batch_fail(store, rc, "assertion cache");
-    return SHM_OK;
+    return store_expired_sweep(store, store->assertions, now_ms, max, removed, "assertion cache");
 }

@@ -171,27 +171,11 @@ int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key)
 
 int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed)
 {
-    *removed = 0;
-    MDB_txn *txn = store_batch_txn(store);
-    MDB_cursor *cursor;
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = mdb_cursor_open(txn, store->notifs, &cursor);
-    if (rc != 0)
-        return store_batch_fail(store, rc, "notification expiry");
-    MDB_val key, value;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0 && *removed < max;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if (!value_expired(&value, now_ms))
-            continue;
-        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
-            break;
-        (*removed)++;
-    }
-    mdb_cursor_close(cursor);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_batch_fail(store, rc, "notification expiry");
-    return *removed > 0 ? counter_add(store, txn, COUNTER_EXPIRED, *removed) : SHM_OK;
+    int rc = store_expired_sweep(store, store->notifs, now_ms, max, removed,
+                                 "notification expiry");
+    if (rc == SHM_OK && *removed > 0)
+        rc = counter_add(store, store_batch_txn(store), COUNTER_EXPIRED, *removed);
+    return rc;
 }
 
 static uint64_t counter_read(struct shm_store *store, MDB_txn *txn, const char *name)

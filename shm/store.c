@@ -367,3 +367,29 @@ int shm_store_probe(struct shm_store *store)
     /* The write half: a batch must be able to begin (a stuck writer or a full map shows here). */
     return store_batch_txn(store) != NULL ? SHM_OK : SHM_ERROR;
 }
+
+int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
+                        size_t *removed, const char *what)
+{
+    *removed = 0;
+    MDB_txn *txn = store_batch_txn(store);
+    MDB_cursor *cursor;
+    if (txn == NULL)
+        return SHM_ERROR;
+    int rc = mdb_cursor_open(txn, dbi, &cursor);
+    if (rc != 0)
+        return store_batch_fail(store, rc, what);
+    MDB_val key, value;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0 && *removed < max;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if (value.mv_size >= 8 && (int64_t)store_get_be64(value.mv_data) > now_ms)
+            continue;
+        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+            break;
+        (*removed)++;
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, what);
+    return SHM_OK;
+}

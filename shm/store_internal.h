@@ -41,6 +41,11 @@ int store_batch_fail(struct shm_store *store, int rc, const char *what);
 int store_read_begin(struct shm_store *store, MDB_txn **txn);
 void store_read_end(struct shm_store *store, MDB_txn *txn);
 
+/* Deletes, in the batch, up to max records of dbi whose value starts with a be64 expiry (wall
+ * ms) not after now_ms; *removed counts them. what names the records in logs. */
+int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
+                        size_t *removed, const char *what);
+
 void store_put_be32(unsigned char *out, uint32_t value);
 void store_put_be64(unsigned char *out, uint64_t value);
 uint32_t store_get_be32(const unsigned char *in);

@@ -180,3 +180,15 @@ async def replies_then_close(url, *messages):
         with pytest.raises(websockets.ConnectionClosed):
             await ws.recv()
         return replies, ws.close_code
+
+
+def wait_for(predicate, timeout=5.0, step=0.02):
+    """Polls predicate until it returns something true or timeout passes; returns its last
+    value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()

@@ -17,7 +17,7 @@ import pytest
 import websockets
 
 import idp
-from conftest import TOOLS, replies_then_close
+from conftest import TOOLS, wait_for
 
 AUDIENCE = "https://presence.test"
 
@@ -87,15 +87,6 @@ def notify(server, email, **fields):
     fields.setdefault("message", "hello")
     return admin_json(server, "/users/" + urllib.parse.quote(email) + "/notifications", fields)
 
-
-def wait_for(predicate, timeout=5.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def test_status_updates_and_aggregate_presence(start, ident):

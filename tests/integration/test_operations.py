@@ -10,7 +10,7 @@ import urllib.request
 
 import websockets
 
-from conftest import BINARY, free_port
+from conftest import BINARY
 
 
 def wait_for(predicate, timeout, step=0.05):

@@ -10,7 +10,7 @@ import time
 
 import websockets
 
-from conftest import TOOLS, http_get, log_lines
+from conftest import TOOLS, http_get, log_lines, wait_for
 
 
 def run(coro, timeout=60):
@@ -23,15 +23,6 @@ async def open_many(url, count):
         sockets.append(await websockets.connect(url, ping_interval=None))
     return sockets
 
-
-def wait_for(predicate, timeout, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 class Dialer(threading.Thread):
