@@ -134,12 +134,16 @@ int shm_notif_add(struct shm_store *store, const char *email, const char *json, 
     key->len = prefix_make(email, key->bytes) + 16;
     store_put_be64(key->bytes + email_len + 1, (uint64_t)now_ms);
     store_put_be32(key->bytes + email_len + 9, (uint32_t)getpid());
-    store_put_be32(key->bytes + email_len + 13, (uint32_t)++store->notif_seq);
     unsigned char buf[EXPIRES_LEN + SHM_NOTIF_JSON_MAX];
     store_put_be64(buf, (uint64_t)expires_ms);
     memcpy(buf + EXPIRES_LEN, json, len);
     MDB_val k = { key->len, key->bytes }, v = { EXPIRES_LEN + len, buf };
-    rc = mdb_put(txn, store->notifs, &k, &v, 0);
+    /* The master opens the store per visit, so its sequence can repeat within a millisecond:
+     * a taken key moves on to the next number instead of overwriting. */
+    do {
+        store_put_be32(key->bytes + email_len + 13, ++store->notif_seq);
+        rc = mdb_put(txn, store->notifs, &k, &v, MDB_NOOVERWRITE);
+    } while (rc == MDB_KEYEXIST);
     return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification add");
 }
 
@@ -171,8 +175,7 @@ int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key)
 
 int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed)
 {
-    int rc = store_expired_sweep(store, store->notifs, now_ms, max, removed,
-                                 "notification expiry");
+    int rc = store_expired_sweep(store, store->notifs, now_ms, max, removed, "notification expiry");
     if (rc == SHM_OK && *removed > 0)
         rc = counter_add(store, store_batch_txn(store), COUNTER_EXPIRED, *removed);
     return rc;

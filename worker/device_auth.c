@@ -77,8 +77,11 @@ static void reply_after_commit(struct worker *w, struct ws_session *s, bool bind
         if (r != NULL && r->reply != NULL)
             session_drop(s, r->reply);
         free(r);
-        if (binding)
+        if (binding) {
+            /* Not bound after all: the claim in this batch goes too. */
+            shm_conn_release(w->store, s->email, s->device, w->info.pid, s->conn_id);
             session_unbind(s);
+        }
         session_error(w, s, 60, "internal error", 0);
         return;
     }
@@ -191,18 +194,15 @@ static int ownership_claim(struct worker *w, struct ws_session *s, const char *e
 /* The first verified update binds the connection to (e-mail, device) and claims it. */
 static void session_bind(struct worker *w, struct ws_session *s, const struct pending_update *p)
 {
-    int number = ownership_claim(w, s, p->email, p->device, p->status);
-    if (number == 51) {
-        session_error(w, s, 51, "too many devices connected for this user", 0);
-        return;
-    }
     s->email = strdup(p->email);
     s->device = strdup(p->device);
-    if (number != 0 || s->email == NULL || s->device == NULL) {
-        free(s->email);
-        free(s->device);
-        s->email = s->device = NULL;
-        session_error(w, s, 60, "internal error", 0);
+    int number = s->email && s->device ? ownership_claim(w, s, p->email, p->device, p->status) : 60;
+    if (number != 0) {
+        session_unbind(s);
+        if (number == 51)
+            session_error(w, s, 51, "too many devices connected for this user", 0);
+        else
+            session_error(w, s, 60, "internal error", 0);
         return;
     }
     s->owner = true;

@@ -7,6 +7,7 @@
 #include "../../shm/notif.h"
 #include "../../shm/presence.h"
 #include "../../shm/store.h"
+#include "../../shm/store_internal.h"
 #include "../../shm/worker_info.h"
 
 #include <lmdb.h>
@@ -332,6 +333,14 @@ static void test_notification_queue(struct shm_store *store)
     size_t removed;
     is_int(shm_notif_expire(store, 4000, 100, &removed), SHM_OK, "sweep");
     is_int(removed, 1, "the sweep removes expired ones of any user");
+
+    /* A second visit of the master restarts its sequence: same e-mail, same millisecond. */
+    shm_notif_add(store, "rita@example.com", "{}", 2, 9000, 99999, 10, &key, &dropped);
+    store->notif_seq = 0;
+    is_int(shm_notif_add(store, "rita@example.com", "{}", 2, 9000, 99999, 10, &key, &dropped),
+           SHM_OK, "a repeated sequence number");
+    is_int(shm_notif_pending(store, "rita@example.com", 9001, NULL, NULL), 2,
+           "does not overwrite the first notification");
 
     struct shm_conn_owner device = { getpid(), 9, SHM_STATUS_ONLINE, 1 }, previous;
     int had;
