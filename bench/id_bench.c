@@ -7,6 +7,7 @@
 #include "../common/clock.h"
 #include "../common/config.h"
 #include "../shm/store.h"
+#include "../worker/fetch.h"
 #include "../worker/identity.h"
 
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static double verify_all(struct identity *id, struct shm_store *store, char **li
     struct identity_req *pending;
     double start = now_s();
     for (int i = 0; i < count; i++) {
-        int rc = identity_verify(id, list[i], strlen(list[i]), &result, NULL, NULL, &pending);
+        int rc = identity_verify(id, list[i], strlen(list[i]), NULL, &result, NULL, NULL, &pending);
         if (rc != 0 || result.error != 0 || result.cached != want_cached) {
             fprintf(stderr, "assertion %d: rc %d errno %d (%s)\n", i, rc, result.error,
                     result.why ? result.why : "");
@@ -105,8 +106,10 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct identity *id;
+    struct fetcher *fetcher;
     char err[512];
-    if (identity_init(&id, &loop, store, &cfg, err, sizeof err) != 0) {
+    if (fetcher_init(&fetcher, &loop, &cfg) != 0 ||
+        identity_init(&id, fetcher, store, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -118,9 +121,11 @@ int main(int argc, char **argv)
     printf("{\"count\":%d,\"ds128_per_s\":%.0f,\"rs256_per_s\":%.0f,\"cache_hit_per_s\":%.0f}\n",
            count, ds_rate, rs_rate, hit_rate);
     identity_stop(id);
+    fetcher_stop(fetcher);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     identity_free(id);
+    fetcher_free(fetcher);
     shm_store_close(store);
     for (int i = 0; i < count; i++) {
         free(ds[i]);

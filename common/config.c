@@ -32,7 +32,8 @@ enum key_type {
     KEY_LISTEN,
     KEY_URL,
     KEY_VERIFIER,
-    KEY_CONNECT_TO
+    KEY_CONNECT_TO,
+    KEY_BOOL
 };
 
 struct key_spec {
@@ -62,6 +63,10 @@ static const struct key_spec key_specs[] = {
     { "issuer_cache_ttl", KEY_DURATION, FIELD(issuer_cache_ttl_ms), 1000, 7 * DAY_MS },
     { "issuer_failure_ttl", KEY_DURATION, FIELD(issuer_failure_ttl_ms), 1000, DAY_MS },
     { "ca_file", KEY_STRING, FIELD(ca_file), 0, 0 },
+    { "session_ttl", KEY_DURATION, FIELD(session_ttl_ms), 60 * 1000, 365 * DAY_MS },
+    { "app_rate", KEY_INT, FIELD(app_rate), 1, 1000000 },
+    { "app_burst", KEY_INT, FIELD(app_burst), 1, 1000000 },
+    { "validate_private_addresses", KEY_BOOL, FIELD(validate_private_addresses), 0, 1 },
     { "connect_to", KEY_CONNECT_TO, FIELD(connect_to), 0, 0 },
     { "clock_skew", KEY_DURATION, FIELD(clock_skew_ms), 0, DAY_MS },
     { "tls_cert", KEY_STRING, FIELD(tls_cert), 0, 0 },
@@ -98,6 +103,9 @@ int config_defaults(struct config *cfg)
     cfg->public_url = xstrdup("http://localhost:8282");
     cfg->clock_skew_ms = 60 * 1000;
     cfg->verifier_protocol = 1;
+    cfg->session_ttl_ms = DAY_MS;
+    cfg->app_rate = 100;
+    cfg->app_burst = 200;
     cfg->verify_timeout_ms = 5 * 1000;
     cfg->issuer_cache_ttl_ms = 3600 * 1000;
     cfg->issuer_failure_ttl_ms = 30 * 1000;
@@ -131,6 +139,7 @@ void config_free(struct config *cfg)
     free(cfg->log_file);
     free(cfg->admin_listen);
     free(cfg->public_url);
+    free(cfg->public_origin);
     for (size_t i = 0; i < cfg->audience_count; i++)
         free(cfg->audience[i]);
     for (size_t i = 0; i < cfg->trusted_issuer_count; i++) {
@@ -413,6 +422,11 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
         return add_audience(p, args[0]);
     case KEY_CONNECT_TO:
         return add_connect_to(p, args[0]);
+    case KEY_BOOL:
+        if (strcmp(args[0], "yes") != 0 && strcmp(args[0], "no") != 0)
+            return fail(p, "%s: '%s' must be yes or no", spec->name, args[0]);
+        *(int64_t *)((char *)p->cfg + spec->offset) = strcmp(args[0], "yes") == 0;
+        return 0;
     case KEY_WORKERS:
         return set_workers(p, args[0]);
     case KEY_LOG_LEVEL: {
@@ -451,8 +465,9 @@ static int line_of(const struct parser *p, const char *key)
     return p->seen_line[spec - key_specs];
 }
 
-/* Without audience lines, assertions made for public_url's origin are accepted. */
-static int audience_default(struct config *cfg)
+/* The canonical origin of public_url: the web login's audience, and the one audience when no
+ * audience line is given. */
+static int public_origin_set(struct config *cfg)
 {
     char origin[ORIGIN_MAX], canonical[ORIGIN_MAX];
     const char *sep = strstr(cfg->public_url, "://");
@@ -461,10 +476,16 @@ static int audience_default(struct config *cfg)
         return -1;
     memcpy(origin, cfg->public_url, len);
     origin[len] = '\0';
-    if (origin_normalize(origin, canonical, sizeof canonical) != 0 ||
-        (cfg->audience[0] = strdup(canonical)) == NULL)
+    if (origin_normalize(origin, canonical, sizeof canonical) != 0)
         return -1;
-    cfg->audience_count = 1;
+    free(cfg->public_origin);
+    if ((cfg->public_origin = strdup(canonical)) == NULL)
+        return -1;
+    if (cfg->audience_count == 0) {
+        if ((cfg->audience[0] = strdup(canonical)) == NULL)
+            return -1;
+        cfg->audience_count = 1;
+    }
     return 0;
 }
 
@@ -483,10 +504,9 @@ static int config_check(struct parser *p)
             p->line = line_of(p, files[i]);
             return fail(p, "%s: cannot read %s: %s", files[i], files[i + 1], strerror(errno));
         }
-    if (cfg->audience_count == 0 && audience_default(cfg) != 0) {
+    if (public_origin_set(cfg) != 0) {
         p->line = line_of(p, "public_url");
-        return fail(p, "public_url: '%s' has no origin to accept as the audience; set audience",
-                    cfg->public_url);
+        return fail(p, "public_url: '%s' has no origin (scheme://host[:port])", cfg->public_url);
     }
     if (cfg->max_map_size < cfg->map_size) {
         p->line = line_of(p, "max_map_size") ? line_of(p, "max_map_size") : line_of(p, "map_size");

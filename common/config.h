@@ -23,6 +23,7 @@ struct config {
     int log_level;      /* enum log_level */
     char *admin_listen; /* "" or "off" disables */
     char *public_url;
+    char *public_origin; /* canonical origin of public_url: the audience of the web login */
     char *audience[CONFIG_MAX_LIST]; /* canonical origins (origin_normalize) */
     size_t audience_count;
     struct config_issuer trusted_issuer[CONFIG_MAX_LIST];
@@ -36,6 +37,10 @@ struct config {
     char *connect_to[CONFIG_MAX_LIST]; /* "HOST:PORT:ADDRESS:PORT" for the identity fetches */
     size_t connect_to_count;
     int64_t clock_skew_ms;
+    int64_t session_ttl_ms; /* web sign-in */
+    int64_t app_rate;       /* notify requests per second per app */
+    int64_t app_burst;
+    int64_t validate_private_addresses; /* 1: an app's domain may resolve to private addresses */
     char *tls_cert;
     char *tls_key;
 

@@ -3,11 +3,11 @@
 #include "notification.h"
 
 #include "json_strict.h"
+#include "uuid.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 /* A string member of 1 to max bytes without NUL: 1; absent: 0; anything else: -1. */
 static int bounded_string(struct json_object *root, const char *key, size_t max, const char **out)
@@ -51,16 +51,7 @@ int notification_parse(const char *text, size_t len, int64_t max_ttl_ms, struct 
 
 int notification_id_make(char out[NOTIFICATION_ID_LEN + 1])
 {
-    unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        return -1;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, NOTIFICATION_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-    return 0;
+    return uuid_make(out);
 }
 
 int notification_render(const struct notification *n, const char *id, int64_t ts_s, char *out,

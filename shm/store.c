@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_MAX_DBS 16
+#define STORE_MAX_DBS 24
 #define STORE_MAX_READERS 1022
 /* Grow the map before a batch when it is fuller than this share: a batch then never meets
  * MDB_MAP_FULL unless max_map_size is reached. */
@@ -59,12 +59,15 @@ int store_result(int rc)
 
 static int dbis_open(struct shm_store *store, MDB_txn *txn)
 {
-    static const char *const names[] = { "meta", "conns",      "conns_by_worker", "workers",
-                                         "mail", "assertions", "presence",        "notifs" };
-    MDB_dbi *slots[] = {
-        &store->meta, &store->conns,      &store->conns_by_worker, &store->workers,
-        &store->mail, &store->assertions, &store->presence,        &store->notifs
-    };
+    static const char *const names[] = { "meta",         "conns",      "conns_by_worker", "workers",
+                                         "mail",         "assertions", "presence",        "notifs",
+                                         "web_sessions", "apps",       "apps_by_owner",   "grants",
+                                         "puids",        "app_grants" };
+    MDB_dbi *slots[] = { &store->meta,     &store->conns,         &store->conns_by_worker,
+                         &store->workers,  &store->mail,          &store->assertions,
+                         &store->presence, &store->notifs,        &store->web_sessions,
+                         &store->apps,     &store->apps_by_owner, &store->grants,
+                         &store->puids,    &store->app_grants };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int rc = mdb_dbi_open(txn, names[i], MDB_CREATE, slots[i]);
         if (rc != 0)

@@ -20,6 +20,12 @@ struct shm_store {
     MDB_dbi mail;            /* be32 target pid, be32 sender pid, be64 seq -> type, payload */
     MDB_dbi assertions;      /* sha256 of an assertion -> expiry, trust id, e-mail, audience */
     MDB_dbi presence;        /* e-mail -> u8 aggregate status, be64 since */
+    MDB_dbi web_sessions;    /* sha256 of a cookie token -> be64 expiry, CSRF token, e-mail */
+    MDB_dbi apps;            /* appid -> the app as JSON */
+    MDB_dbi apps_by_owner;   /* owner e-mail \0 appid -> "" */
+    MDB_dbi grants;          /* e-mail \0 appid -> PUID, be64 granted */
+    MDB_dbi puids;           /* PUID -> appid \0 e-mail */
+    MDB_dbi app_grants;      /* appid \0 PUID -> e-mail */
     MDB_dbi notifs;          /* e-mail \0 be64 ms be32 pid be32 seq -> be64 expiry, JSON */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     int batch_error;         /* first error of the batch: it will roll back */

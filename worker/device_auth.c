@@ -263,7 +263,7 @@ static void verification_start(struct worker *w, struct ws_session *s, const str
     memcpy(p->tag, tag, sizeof p->tag);
     s->pending = p;
     struct identity_result result;
-    int rc = identity_verify(w->identity, msg->assertion, strlen(msg->assertion), &result,
+    int rc = identity_verify(w->identity, msg->assertion, strlen(msg->assertion), NULL, &result,
                              verification_answered, s, &p->req);
     if (rc == 0)
         verification_done(w, s, &result);

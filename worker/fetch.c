@@ -5,7 +5,10 @@
 #include "../common/log.h"
 #include "../common/version.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +227,41 @@ static size_t body_write(char *data, size_t size, size_t count, void *userp)
     return n;
 }
 
+/* Whether addr is one a public service may be at: not loopback, private, link-local, CGNAT,
+ * multicast or unspecified. */
+static bool address_public(const struct sockaddr *addr)
+{
+    if (addr->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr);
+        return !((a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
+                 (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == (100u << 2 | 1) ||
+                 (a >> 28) == 0xe || a == 0xffffffffu);
+    }
+    if (addr->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            struct sockaddr_in v4 = { .sin_family = AF_INET };
+            memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
+            return address_public((struct sockaddr *)&v4);
+        }
+        return !(IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) ||
+                 IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) ||
+                 (a->s6_addr[0] & 0xfe) == 0xfc);
+    }
+    return false;
+}
+
+static curl_socket_t socket_open(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    struct fetch *x = arg;
+    (void)purpose;
+    if (!address_public(&address->addr)) {
+        snprintf(x->error, sizeof x->error, "the address is not public");
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
 static bool easy_setup(struct fetcher *f, struct fetch *x, const struct fetch_request *req)
 {
     CURL *e = x->easy;
@@ -238,6 +276,9 @@ static bool easy_setup(struct fetcher *f, struct fetch *x, const struct fetch_re
               curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
                                req->https_only ? "https" : "http,https") == CURLE_OK &&
               curl_easy_setopt(e, CURLOPT_USERAGENT, "presenced/" PRESENCED_VERSION) == CURLE_OK;
+    if (ok && req->public_only)
+        ok = curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, socket_open) == CURLE_OK &&
+             curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x) == CURLE_OK;
     if (ok && f->ca_file != NULL)
         ok = curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file) == CURLE_OK;
     if (ok && f->connect_to != NULL)

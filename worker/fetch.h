@@ -17,6 +17,7 @@ struct fetch_request {
     int64_t timeout_ms; /* the whole request, connection included */
     size_t max_bytes;   /* a longer answer fails the request */
     bool https_only;
+    bool public_only; /* refuse loopback, private and link-local addresses */
 };
 
 struct fetch_result {

@@ -1,89 +1,309 @@
-/* http: the plain HTTP requests of the public port — Dockerflow health and version. */
-#include "worker_internal.h"
+/* http: the plain HTTP requests of the public port — request state, bodies, the response
+ * writer with the security headers every answer carries, and the Dockerflow endpoints. */
+#include "http_req.h"
+
+#include "web_page.h"
 
 #include "../common/version.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define HTTP_HEADERS_MAX 1024
-#define NOT_FOUND_BODY "{\"error\":\"not found\"}"
+#define HTTP_HEADERS_MAX 4096
 
-/* Sends a complete response. Returns what the lws callback returns. */
-static int http_respond(struct lws *wsi, unsigned status, const char *content_type,
-                        const char *body)
+size_t http_req_size(void)
 {
-    size_t body_len = strlen(body);
-    unsigned char headers[LWS_PRE + HTTP_HEADERS_MAX];
-    unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof headers - 1;
-    if (lws_add_http_common_headers(wsi, status, content_type, body_len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)"nosniff", 7, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return 1;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0) /* HEAD: the headers only */
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    unsigned char out[LWS_PRE + 2048];
-    if (body_len > sizeof out - LWS_PRE)
-        return 1;
-    memcpy(out + LWS_PRE, body, body_len);
-    if (lws_write(wsi, out + LWS_PRE, body_len, LWS_WRITE_HTTP_FINAL) != (int)body_len)
-        return 1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return sizeof(struct http_req);
 }
 
-static int heartbeat(struct lws *wsi)
+void http_reply(struct http_req *req, unsigned status, const char *content_type, char *body,
+                size_t len)
 {
-    struct worker *w = worker_of(wsi);
-    bool store_ok = shm_store_probe(w->store) == SHM_OK;
-    if (store_ok)
-        return http_respond(wsi, HTTP_STATUS_OK, "application/json",
-                            "{\"status\":\"ok\",\"checks\":{\"store\":\"ok\"},\"details\":{}}");
-    return http_respond(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "application/json",
+    free(req->response.body);
+    req->response.status = status;
+    req->response.content_type = content_type;
+    req->response.body = body;
+    req->response.len = len;
+    req->responding = true;
+    lws_callback_on_writable(req->wsi);
+}
+
+void http_reply_json(struct http_req *req, unsigned status, const char *json)
+{
+    char *body = strdup(json);
+    http_reply(req, body ? status : HTTP_STATUS_INTERNAL_SERVER_ERROR, "application/json", body,
+               body ? strlen(body) : 0);
+}
+
+void http_reply_error(struct http_req *req, unsigned status, const char *text)
+{
+    char json[512];
+    snprintf(json, sizeof json, "{\"error\":\"%s\"}", text);
+    http_reply_json(req, status, json);
+}
+
+void http_reply_html(struct http_req *req, unsigned status, struct html *page)
+{
+    if (page->failed) {
+        html_free(page);
+        http_reply_error(req, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
+    http_reply(req, status, "text/html; charset=utf-8", page->text, page->len);
+    page->text = NULL;
+    html_free(page);
+}
+
+void http_redirect(struct http_req *req, const char *location)
+{
+    snprintf(req->response.location, sizeof req->response.location, "%s", location);
+    http_reply(req, HTTP_STATUS_SEE_OTHER, "text/plain", NULL, 0);
+}
+
+void http_set_cookie(struct http_req *req, const char *cookie)
+{
+    for (size_t i = 0; i < 2; i++)
+        if (req->response.set_cookie[i][0] == '\0') {
+            snprintf(req->response.set_cookie[i], sizeof req->response.set_cookie[i], "%s", cookie);
+            return;
+        }
+}
+
+void http_defer(struct http_req *req, struct http_async *async, void (*cancel)(struct http_async *))
+{
+    req->async = async;
+    req->async_cancel = cancel;
+}
+
+void http_undefer(struct http_req *req)
+{
+    req->async = NULL;
+    req->async_cancel = NULL;
+}
+
+bool http_cookie(struct http_req *req, const char *name, char *out, size_t cap)
+{
+    char header[2048];
+    if (lws_hdr_copy(req->wsi, header, sizeof header, WSI_TOKEN_HTTP_COOKIE) <= 0)
+        return false;
+    size_t name_len = strlen(name);
+    for (char *p = header; p != NULL && *p != '\0';) {
+        while (*p == ' ')
+            p++;
+        char *next = strchr(p, ';');
+        if (next != NULL)
+            *next++ = '\0';
+        if (strncmp(p, name, name_len) == 0 && p[name_len] == '=') {
+            snprintf(out, cap, "%s", p + name_len + 1);
+            return true;
+        }
+        p = next;
+    }
+    return false;
+}
+
+bool http_query(struct http_req *req, const char *name, char *out, size_t cap)
+{
+    char fragment[2048];
+    size_t name_len = strlen(name);
+    for (int i = 0;
+         lws_hdr_copy_fragment(req->wsi, fragment, sizeof fragment, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+         i++)
+        if (strncmp(fragment, name, name_len) == 0 && fragment[name_len] == '=') {
+            snprintf(out, cap, "%s", fragment + name_len + 1);
+            return true;
+        }
+    return false;
+}
+
+bool http_is_tls(struct http_req *req)
+{
+    return lws_is_ssl(req->wsi) != 0;
+}
+
+static int header_add(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+/* What every answer carries: no sniffing, no caching, no framing, no referrer, no scripts. */
+static int security_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    return header_add(wsi, "x-content-type-options:", "nosniff", p, end) ||
+           header_add(wsi, "cache-control:", "no-store", p, end) ||
+           header_add(wsi, "x-frame-options:", "DENY", p, end) ||
+           header_add(wsi, "referrer-policy:", "no-referrer", p, end) ||
+           header_add(wsi, "content-security-policy:", web_page_csp(), p, end);
+}
+
+/* Writes the prepared response: headers, then the body (lws keeps what the socket does not take
+ * at once). Returns what the lws callback returns. */
+static int response_write(struct http_req *req)
+{
+    struct http_response *r = &req->response;
+    unsigned char headers[LWS_PRE + HTTP_HEADERS_MAX];
+    unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof headers - 1;
+    req->responding = false;
+    if (lws_add_http_common_headers(req->wsi, r->status, r->content_type, r->len, &p, end) ||
+        security_headers(req->wsi, &p, end) ||
+        (r->location[0] && header_add(req->wsi, "location:", r->location, &p, end)))
+        return -1;
+    for (size_t i = 0; i < 2; i++)
+        if (r->set_cookie[i][0] && header_add(req->wsi, "set-cookie:", r->set_cookie[i], &p, end))
+            return -1;
+    if (lws_finalize_write_http_header(req->wsi, start, &p, end))
+        return -1;
+    if (req->method != HTTP_HEAD && r->len > 0) {
+        unsigned char *out = malloc(LWS_PRE + r->len);
+        if (out == NULL)
+            return -1;
+        memcpy(out + LWS_PRE, r->body, r->len);
+        int n = lws_write(req->wsi, out + LWS_PRE, r->len, LWS_WRITE_HTTP_FINAL);
+        free(out);
+        if (n < 0)
+            return -1;
+    }
+    free(r->body);
+    memset(r, 0, sizeof *r);
+    return lws_http_transaction_completed(req->wsi) ? -1 : 0;
+}
+
+static void heartbeat(struct worker *w, struct http_req *req)
+{
+    if (shm_store_probe(w->store) == SHM_OK)
+        http_reply_json(req, HTTP_STATUS_OK,
+                        "{\"status\":\"ok\",\"checks\":{\"store\":\"ok\"},\"details\":{}}");
+    else
+        http_reply_json(req, HTTP_STATUS_INTERNAL_SERVER_ERROR,
                         "{\"status\":\"error\",\"checks\":{\"store\":\"error\"},"
                         "\"details\":{\"store\":\"the store cannot be read or written\"}}");
 }
 
-static int version(struct lws *wsi)
+static void version(struct http_req *req)
 {
     char body[512];
     snprintf(body, sizeof body,
              "{\"source\":\"%s\",\"version\":\"%s\",\"commit\":\"%s\",\"build\":\"%s\"}",
              PRESENCED_SOURCE, PRESENCED_VERSION, PRESENCED_COMMIT, PRESENCED_BUILD);
-    return http_respond(wsi, HTTP_STATUS_OK, "application/json", body);
+    http_reply_json(req, HTTP_STATUS_OK, body);
 }
 
-int http_request(struct lws *wsi, const char *uri)
+/* Health checks answer any method that reads; the rest goes to the web handlers. */
+static void request_route(struct worker *w, struct http_req *req)
+{
+    bool reads = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    if (reads && strcmp(req->uri, "/__heartbeat__") == 0)
+        heartbeat(w, req);
+    else if (reads && strcmp(req->uri, "/__lbheartbeat__") == 0)
+        http_reply_json(req, HTTP_STATUS_OK, "{}");
+    else if (reads && strcmp(req->uri, "/__version__") == 0)
+        version(req);
+    else if (strcmp(req->uri, "/__heartbeat__") == 0 || strcmp(req->uri, "/__lbheartbeat__") == 0 ||
+             strcmp(req->uri, "/__version__") == 0)
+        http_reply_error(req, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
+    else if (strcmp(req->uri, "/presence") == 0)
+        http_reply_error(req, HTTP_STATUS_BAD_REQUEST, "this is a WebSocket endpoint");
+    else if (req->method == HTTP_OTHER)
+        http_reply_error(req, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
+    else
+        web_route(w, req);
+}
+
+static enum http_method method_of(struct lws *wsi)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+        return HTTP_GET;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0)
+        return HTTP_HEAD;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
+        return HTTP_POST;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0)
+        return HTTP_DELETE;
+    return HTTP_OTHER;
+}
+
+static void request_reset(struct http_req *req)
+{
+    if (req->async != NULL && req->async_cancel != NULL)
+        req->async_cancel(req->async);
+    free(req->body);
+    free(req->response.body);
+    memset(req, 0, sizeof *req);
+}
+
+static int request_start(struct worker *w, struct http_req *req, struct lws *wsi, const char *uri)
+{
+    request_reset(req);
+    req->wsi = wsi;
+    req->method = method_of(wsi);
+    w->info.http_requests_total++;
+    if (strlen(uri) >= sizeof req->uri) {
+        http_reply_error(req, HTTP_STATUS_REQ_URI_TOO_LONG, "URI too long");
+        return 0;
+    }
+    snprintf(req->uri, sizeof req->uri, "%s", uri);
+    if (req->method != HTTP_POST) /* a POST is routed once its body is in */
+        request_route(w, req);
+    return 0;
+}
+
+static void body_add(struct http_req *req, const char *in, size_t len)
+{
+    if (req->body_too_big || req->body_len + len > HTTP_BODY_MAX) {
+        req->body_too_big = true;
+        return;
+    }
+    char *grown = realloc(req->body, req->body_len + len + 1);
+    if (grown == NULL) {
+        req->body_too_big = true;
+        return;
+    }
+    req->body = grown;
+    memcpy(req->body + req->body_len, in, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
 {
     struct worker *w = worker_of(wsi);
-    w->info.http_requests_total++;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
-        lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0)
-        return http_respond(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "application/json",
-                            "{\"error\":\"method not allowed\"}");
-    if (strcmp(uri, "/__heartbeat__") == 0)
-        return heartbeat(wsi);
-    if (strcmp(uri, "/__lbheartbeat__") == 0)
-        return http_respond(wsi, HTTP_STATUS_OK, "application/json", "{}");
-    if (strcmp(uri, "/__version__") == 0)
-        return version(wsi);
-    if (strcmp(uri, "/presence") == 0)
-        return http_respond(wsi, HTTP_STATUS_BAD_REQUEST, "application/json",
-                            "{\"error\":\"this is a WebSocket endpoint\"}");
-    return http_respond(wsi, HTTP_STATUS_NOT_FOUND, "application/json", NOT_FOUND_BODY);
+    struct http_req *req = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return request_start(w, req, wsi, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        body_add(req, in, len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (req->body_too_big)
+            http_reply_error(req, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "request body too large");
+        else
+            request_route(w, req);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return req->responding ? response_write(req) : 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        request_reset(req);
+        return 0;
+    default:
+        return 0;
+    }
 }
 
 int http_upgrade_refuse(struct lws *wsi)
 {
     /* During the handshake lws would answer in HTTP/1.0 with an HTML page; this is the same
      * JSON 404 as any unknown path. */
+    static const char body[] = "{\"error\":\"not found\"}";
     unsigned char out[LWS_PRE + 256];
     int n = snprintf((char *)out + LWS_PRE, sizeof out - LWS_PRE,
                      "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n"
                      "content-length: %zu\r\nconnection: close\r\n\r\n%s",
-                     sizeof NOT_FOUND_BODY - 1, NOT_FOUND_BODY);
+                     sizeof body - 1, body);
     lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP);
     return 1;
 }

@@ -66,7 +66,7 @@ static uint64_t trust_id_compute(const struct config *cfg)
     return id;
 }
 
-int identity_init(struct identity **out, uv_loop_t *loop, struct shm_store *store,
+int identity_init(struct identity **out, struct fetcher *fetcher, struct shm_store *store,
                   const struct config *cfg, char *err, size_t errlen)
 {
     struct identity *id = calloc(1, sizeof *id);
@@ -79,10 +79,7 @@ int identity_init(struct identity **out, uv_loop_t *loop, struct shm_store *stor
     id->trust_id = trust_id_compute(cfg);
     for (size_t i = 0; i < cfg->trusted_issuer_count; i++)
         id->trusted[i] = cfg->trusted_issuer[i].host;
-    if (fetcher_init(&id->fetcher, loop, cfg) != 0) {
-        snprintf(err, errlen, "cannot set up libcurl");
-        return -1;
-    }
+    id->fetcher = fetcher;
     return issuer_keys_init(&id->keys, id->fetcher, cfg, err, errlen);
 }
 
@@ -117,7 +114,6 @@ void identity_stop(struct identity *id)
         req_free(id->pending);
     issuer_keys_free(id->keys);
     id->keys = NULL;
-    fetcher_stop(id->fetcher);
 }
 
 void identity_free(struct identity *id)
@@ -125,7 +121,6 @@ void identity_free(struct identity *id)
     if (id == NULL)
         return;
     issuer_keys_free(id->keys);
-    fetcher_free(id->fetcher);
     free(id);
 }
 
@@ -266,13 +261,12 @@ static int remote_verify(struct identity_req *req)
 
 /* A repeated assertion: accepted again while it lasts, if verified under the same trust
  * settings and its audience is still accepted. */
-static bool cache_lookup(struct identity *id, const unsigned char *hash,
-                         struct identity_result *out)
+static bool cache_lookup(struct identity *id, const unsigned char *hash, char *const *audiences,
+                         size_t audience_count, struct identity_result *out)
 {
     struct shm_assertion rec;
     if (shm_assertion_get(id->store, hash, clock_wall_ms(), &rec) != SHM_OK ||
-        rec.trust_id != id->trust_id ||
-        !id_audience_allowed(rec.aud, id->cfg->audience, id->cfg->audience_count))
+        rec.trust_id != id->trust_id || !id_audience_allowed(rec.aud, audiences, audience_count))
         return false;
     memset(out, 0, sizeof *out);
     snprintf(out->email, sizeof out->email, "%s", rec.email);
@@ -290,17 +284,20 @@ static int refuse_now(struct identity *id, struct identity_result *out, int erro
     return 0;
 }
 
-int identity_verify(struct identity *id, const char *assertion, size_t len,
+int identity_verify(struct identity *id, const char *assertion, size_t len, const char *audience,
                     struct identity_result *out, identity_cb cb, void *arg,
                     struct identity_req **pending)
 {
     *pending = NULL;
+    char *only[1] = { (char *)audience };
+    char *const *audiences = audience ? only : id->cfg->audience;
+    size_t audience_count = audience ? 1 : id->cfg->audience_count;
     if (len == 0 || len > ID_ASSERTION_MAX)
         return refuse_now(id, out, 34,
                           len == 0 ? "invalid assertion: empty" : "invalid assertion: too long");
     unsigned char hash[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)assertion, len, hash);
-    if (cache_lookup(id, hash, out))
+    if (cache_lookup(id, hash, audiences, audience_count, out))
         return 0;
     struct identity_req *req = calloc(1, sizeof *req);
     char *text = malloc(len + 1);
@@ -326,8 +323,8 @@ int identity_verify(struct identity *id, const char *assertion, size_t len,
     if (id_assertion_parse(text, len, &req->assertion, &why) != 0)
         error = 34;
     else
-        error = id_claims_check(&req->assertion, id->cfg->audience, id->cfg->audience_count,
-                                clock_wall_ms(), id->cfg->clock_skew_ms, &why);
+        error = id_claims_check(&req->assertion, audiences, audience_count, clock_wall_ms(),
+                                id->cfg->clock_skew_ms, &why);
     if (error != 0) {
         finish(req, error, why, 0);
         return 0;

@@ -9,7 +9,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <uv.h>
 
 struct identity_result {
     int error;       /* 0, or the errno of SPEC.md §1: 32, 33, 34, 35 */
@@ -30,16 +29,19 @@ struct identity_stats {
 struct identity;
 struct identity_req;
 
-int identity_init(struct identity **out, uv_loop_t *loop, struct shm_store *store,
+struct fetcher;
+
+/* fetcher (the worker's) carries support documents and verifier requests. */
+int identity_init(struct identity **out, struct fetcher *fetcher, struct shm_store *store,
                   const struct config *cfg, char *err, size_t errlen);
-/* Cancels every verification under way and closes the libuv handles (the loop must run once
- * more); identity_free releases the rest. */
+/* Cancels every verification under way; identity_free releases the rest. */
 void identity_stop(struct identity *id);
 void identity_free(struct identity *id);
 
-/* Verifies assertion (len bytes, copied). Returns 0 when *out holds the outcome already, or 1
- * when the outcome will reach cb on the loop; *pending can then cancel it. */
-int identity_verify(struct identity *id, const char *assertion, size_t len,
+/* Verifies assertion (len bytes, copied) for audience (a canonical origin), or for any of the
+ * configured audiences when audience is NULL. Returns 0 when *out holds the outcome already, or
+ * 1 when the outcome will reach cb on the loop; *pending can then cancel it. */
+int identity_verify(struct identity *id, const char *assertion, size_t len, const char *audience,
                     struct identity_result *out, identity_cb cb, void *arg,
                     struct identity_req **pending);
 void identity_cancel(struct identity_req *req);

@@ -83,7 +83,9 @@ static int vhost_create(struct worker *w)
 int lws_setup(struct worker *w)
 {
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
-    protocols[0].per_session_data_size = device_session_size();
+    /* One allocation per connection serves its HTTP requests or its WebSocket session. */
+    size_t ws = device_session_size(), http = http_req_size();
+    protocols[0].per_session_data_size = ws > http ? ws : http;
     ping_policy_set(w);
     struct lws_context_creation_info info;
     void *loops[1] = { &w->loop };

@@ -17,7 +17,11 @@ int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason
 {
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        return http_request(wsi, in);
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        return http_callback(wsi, reason, user, in, len);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (websocket_path_allowed(wsi))
             return 0;

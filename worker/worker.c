@@ -3,6 +3,7 @@
 
 #include "worker_internal.h"
 
+#include "fetch.h"
 #include "identity.h"
 
 #include "../common/clock.h"
@@ -207,7 +208,11 @@ static int store_attach(struct worker *w)
 static int identity_attach(struct worker *w)
 {
     char err[512];
-    if (identity_init(&w->identity, &w->loop, w->store, w->cfg, err, sizeof err) != 0) {
+    if (fetcher_init(&w->fetcher, &w->loop, w->cfg) != 0) {
+        log_error("cannot set up libcurl");
+        return -1;
+    }
+    if (identity_init(&w->identity, w->fetcher, w->store, w->cfg, err, sizeof err) != 0) {
         log_error("identity: %s", err);
         return -1;
     }
@@ -272,6 +277,7 @@ static void worker_teardown(struct worker *w)
     handles_close(w);
     device_verifications_cancel(w);
     identity_stop(w->identity);
+    fetcher_stop(w->fetcher);
     /* lws closes its own handles and finishes destroying its context from their callbacks,
      * so the loop runs until they are all gone. */
     lws_teardown(w);
@@ -282,6 +288,8 @@ static void worker_teardown(struct worker *w)
         log_warning("event loop closed with handles still open");
     identity_free(w->identity);
     w->identity = NULL;
+    fetcher_free(w->fetcher);
+    w->fetcher = NULL;
     store_detach(w);
     free(w->rings);
     u64map_free(&w->sessions_by_id);

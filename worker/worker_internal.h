@@ -14,6 +14,7 @@
 
 struct ws_session;
 struct identity;
+struct fetcher;
 
 struct acceptor {
     int fd;
@@ -32,6 +33,7 @@ struct worker {
     struct lws_vhost *vhost;
     lws_retry_bo_t ping_policy;
     struct shm_store *store;
+    struct fetcher *fetcher; /* HTTPS requests: support documents, verifier, app domains */
     struct identity *identity;
     struct wake_bells bells;
     uv_poll_t bell_poll;
@@ -67,7 +69,9 @@ void lws_teardown_finish(struct worker *w);
 int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                void *in, size_t len);
 
-int http_request(struct lws *wsi, const char *uri);
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len);
+size_t http_req_size(void);
 /* Answers a WebSocket handshake on a path that has no channel with a 404; returns 1 (close). */
 int http_upgrade_refuse(struct lws *wsi);
 

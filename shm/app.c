@@ -1,0 +1,182 @@
+/* app: registered applications — owner, domain and its proof, API key hash, state
+ * (SPEC.md §4). */
+#include "app.h"
+
+#include "grant.h"
+#include "store_internal.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An app is stored as JSON: a record operators can read with mdb_dump, and fields can be added
+ * without a new layout. The key hash is hex. */
+static char *app_encode(const struct shm_app *app)
+{
+    char hash_hex[2 * SHM_APP_KEY_HASH_LEN + 1] = "";
+    for (int i = 0; app->has_key && i < SHM_APP_KEY_HASH_LEN; i++)
+        snprintf(hash_hex + 2 * i, 3, "%02x", app->key_hash[i]);
+    struct json_object *o = json_object_new_object();
+    if (o == NULL)
+        return NULL;
+    json_object_object_add(o, "owner", json_object_new_string(app->owner));
+    json_object_object_add(o, "name", json_object_new_string(app->name));
+    json_object_object_add(o, "domain", json_object_new_string(app->domain));
+    json_object_object_add(o, "description", json_object_new_string(app->description));
+    json_object_object_add(o, "domain_key", json_object_new_string(app->domain_key));
+    json_object_object_add(o, "key_hash", json_object_new_string(hash_hex));
+    json_object_object_add(o, "validated", json_object_new_boolean(app->validated));
+    json_object_object_add(o, "active", json_object_new_boolean(app->active));
+    json_object_object_add(o, "created", json_object_new_int64(app->created_ms));
+    char *text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return text;
+}
+
+static void string_field(struct json_object *o, const char *key, char *out, size_t cap)
+{
+    struct json_object *v;
+    const char *text = json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+    snprintf(out, cap, "%s", text ? text : "");
+}
+
+static bool bool_field(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
+static int app_decode(const char *appid, const MDB_val *value, struct shm_app *out)
+{
+    memset(out, 0, sizeof *out);
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o =
+        tok ? json_tokener_parse_ex(tok, value->mv_data, (int)value->mv_size) : NULL;
+    json_tokener_free(tok);
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return SHM_ERROR;
+    }
+    snprintf(out->appid, sizeof out->appid, "%s", appid);
+    string_field(o, "owner", out->owner, sizeof out->owner);
+    string_field(o, "name", out->name, sizeof out->name);
+    string_field(o, "domain", out->domain, sizeof out->domain);
+    string_field(o, "description", out->description, sizeof out->description);
+    string_field(o, "domain_key", out->domain_key, sizeof out->domain_key);
+    char hash_hex[2 * SHM_APP_KEY_HASH_LEN + 1];
+    string_field(o, "key_hash", hash_hex, sizeof hash_hex);
+    out->has_key = strlen(hash_hex) == 2 * SHM_APP_KEY_HASH_LEN;
+    for (int i = 0; out->has_key && i < SHM_APP_KEY_HASH_LEN; i++) {
+        unsigned byte;
+        if (sscanf(hash_hex + 2 * i, "%2x", &byte) != 1)
+            out->has_key = false;
+        out->key_hash[i] = (unsigned char)byte;
+    }
+    out->validated = bool_field(o, "validated");
+    out->active = bool_field(o, "active");
+    struct json_object *created;
+    if (json_object_object_get_ex(o, "created", &created))
+        out->created_ms = json_object_get_int64(created);
+    json_object_put(o);
+    return SHM_OK;
+}
+
+static size_t owner_key(const char *owner, const char *appid, char *buf)
+{
+    size_t owner_len = strlen(owner);
+    memcpy(buf, owner, owner_len + 1);
+    memcpy(buf + owner_len + 1, appid, SHM_APPID_LEN);
+    return owner_len + 1 + SHM_APPID_LEN;
+}
+
+int shm_app_put(struct shm_store *store, const struct shm_app *app)
+{
+    if (strlen(app->appid) != SHM_APPID_LEN || app->owner[0] == '\0')
+        return SHM_ERROR;
+    char *text = app_encode(app);
+    MDB_txn *txn = store_batch_txn(store);
+    if (text == NULL || txn == NULL) {
+        free(text);
+        return SHM_ERROR;
+    }
+    char index[SHM_EMAIL_MAX + 1 + SHM_APPID_LEN];
+    MDB_val key = { SHM_APPID_LEN, (void *)app->appid }, value = { strlen(text), text };
+    MDB_val ikey = { owner_key(app->owner, app->appid, index), index }, empty = { 0, "" };
+    int rc = mdb_put(txn, store->apps, &key, &value, 0);
+    if (rc == 0)
+        rc = mdb_put(txn, store->apps_by_owner, &ikey, &empty, 0);
+    free(text);
+    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "app");
+}
+
+int shm_app_get(struct shm_store *store, const char *appid, struct shm_app *out)
+{
+    if (strlen(appid) != SHM_APPID_LEN)
+        return SHM_NOT_FOUND;
+    MDB_val key = { SHM_APPID_LEN, (void *)appid }, value;
+    MDB_txn *txn;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    int rc = mdb_get(txn, store->apps, &key, &value);
+    int result = rc == 0 ? app_decode(appid, &value, out) : store_result(rc);
+    store_read_end(store, txn);
+    return result;
+}
+
+int shm_app_delete(struct shm_store *store, const char *appid)
+{
+    struct shm_app app;
+    int rc = shm_app_get(store, appid, &app);
+    if (rc != SHM_OK)
+        return rc;
+    if ((rc = shm_grant_revoke_app(store, appid)) != SHM_OK)
+        return rc;
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    char index[SHM_EMAIL_MAX + 1 + SHM_APPID_LEN];
+    MDB_val key = { SHM_APPID_LEN, (void *)appid };
+    MDB_val ikey = { owner_key(app.owner, appid, index), index };
+    if ((rc = mdb_del(txn, store->apps, &key, NULL)) == 0)
+        rc = mdb_del(txn, store->apps_by_owner, &ikey, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? SHM_OK : store_batch_fail(store, rc, "app delete");
+}
+
+int shm_app_list_by_owner(struct shm_store *store, const char *owner, shm_app_cb cb, void *arg)
+{
+    char prefix[SHM_EMAIL_MAX + 1];
+    size_t prefix_len = strlen(owner) + 1;
+    if (prefix_len > sizeof prefix)
+        return SHM_ERROR;
+    memcpy(prefix, owner, prefix_len);
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    if (mdb_cursor_open(txn, store->apps_by_owner, &cursor) != 0) {
+        store_read_end(store, txn);
+        return SHM_ERROR;
+    }
+    MDB_val key = { prefix_len, prefix }, value;
+    int count = 0;
+    for (int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == prefix_len + SHM_APPID_LEN &&
+         memcmp(key.mv_data, prefix, prefix_len) == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        char appid[SHM_APPID_LEN + 1];
+        memcpy(appid, (char *)key.mv_data + prefix_len, SHM_APPID_LEN);
+        appid[SHM_APPID_LEN] = '\0';
+        MDB_val akey = { SHM_APPID_LEN, appid }, avalue;
+        struct shm_app app;
+        if (mdb_get(txn, store->apps, &akey, &avalue) == 0 &&
+            app_decode(appid, &avalue, &app) == SHM_OK) {
+            if (cb != NULL)
+                cb(arg, &app);
+            count++;
+        }
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    return count;
+}

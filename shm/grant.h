@@ -1,0 +1,34 @@
+/* grant: which apps a user allowed, under which PUID — random per (user, app), kept on
+ * re-grant, new after a revoke (SPEC.md §4). */
+#ifndef PRESENCED_SHM_GRANT_H
+#define PRESENCED_SHM_GRANT_H
+
+#include "conn.h"
+#include "store.h"
+
+#include <stdint.h>
+
+#define SHM_PUID_LEN 36 /* a UUID */
+
+/* The PUID under which email granted appid: SHM_OK, or SHM_NOT_FOUND. */
+int shm_grant_get(struct shm_store *store, const char *email, const char *appid, char *puid);
+/* Records the grant with puid (the caller makes it random) in the batch. */
+int shm_grant_put(struct shm_store *store, const char *email, const char *appid, const char *puid,
+                  int64_t now_ms);
+/* Removes the grant; *puid (may be NULL) gets the PUID it had. SHM_NOT_FOUND when none. */
+int shm_grant_revoke(struct shm_store *store, const char *email, const char *appid, char *puid);
+/* Removes every grant of an app (the app is being deleted). */
+int shm_grant_revoke_app(struct shm_store *store, const char *appid);
+/* Who a PUID stands for: the app it belongs to and the user. SHM_NOT_FOUND for an unknown or
+ * revoked one. */
+int shm_grant_by_puid(struct shm_store *store, const char *puid, char *appid, char *email);
+
+/* Calls cb for each app email granted. Returns the count, or < 0. */
+typedef void (*shm_grant_user_cb)(void *arg, const char *appid, const char *puid);
+int shm_grant_list_user(struct shm_store *store, const char *email, shm_grant_user_cb cb,
+                        void *arg);
+/* Calls cb for each user who granted appid (their PUID and e-mail). Returns the count, or < 0. */
+typedef void (*shm_grant_app_cb)(void *arg, const char *puid, const char *email);
+int shm_grant_list_app(struct shm_store *store, const char *appid, shm_grant_app_cb cb, void *arg);
+
+#endif
