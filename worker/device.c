@@ -286,6 +286,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
         memset(s, 0, sizeof *s);
+        s->kind = CONN_DEVICE;
         s->wsi = wsi;
         s->conn_id = ++w->next_conn_id;
         s->tokens = (float)w->cfg->status_burst;

@@ -27,6 +27,7 @@ struct out_msg {
 struct pending_update;
 
 struct ws_session {
+    enum conn_kind kind; /* CONN_DEVICE */
     struct ws_session *next, *prev;
     struct lws *wsi;
     uint64_t conn_id;

@@ -22,6 +22,7 @@ struct fetch {
     char *body;
     size_t len, max_bytes;
     bool too_big;
+    bool not_public; /* the only addresses were private, loopback or link-local */
     char error[CURL_ERROR_SIZE];
 };
 
@@ -71,9 +72,10 @@ static void finished(struct fetcher *f, CURL *easy, CURLcode code)
                                    .len = x->len };
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &result.status);
     if (code != CURLE_OK)
-        result.error = x->too_big    ? "answer too large"
-                       : x->error[0] ? x->error
-                                     : curl_easy_strerror(code);
+        result.error = x->too_big      ? "answer too large"
+                       : x->not_public ? "the address is not public"
+                       : x->error[0]   ? x->error
+                                       : curl_easy_strerror(code);
     list_remove(f, x);
     fetch_done_cb cb = x->cb;
     void *arg = x->arg;
@@ -256,7 +258,7 @@ static curl_socket_t socket_open(void *arg, curlsocktype purpose, struct curl_so
     struct fetch *x = arg;
     (void)purpose;
     if (!address_public(&address->addr)) {
-        snprintf(x->error, sizeof x->error, "the address is not public");
+        x->not_public = true;
         return CURL_SOCKET_BAD;
     }
     return socket(address->family, address->socktype, address->protocol);

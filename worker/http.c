@@ -237,6 +237,7 @@ static void request_reset(struct http_req *req)
 static int request_start(struct worker *w, struct http_req *req, struct lws *wsi, const char *uri)
 {
     request_reset(req);
+    req->kind = CONN_HTTP;
     req->wsi = wsi;
     req->method = method_of(wsi);
     w->info.http_requests_total++;
@@ -252,6 +253,8 @@ static int request_start(struct worker *w, struct http_req *req, struct lws *wsi
 
 static void body_add(struct http_req *req, const char *in, size_t len)
 {
+    if (len == 0)
+        return;
     if (req->body_too_big || req->body_len + len > HTTP_BODY_MAX) {
         req->body_too_big = true;
         return;
@@ -265,6 +268,13 @@ static void body_add(struct http_req *req, const char *in, size_t len)
     memcpy(req->body + req->body_len, in, len);
     req->body_len += len;
     req->body[req->body_len] = '\0';
+}
+
+void http_destroy(void *user)
+{
+    struct http_req *req = user;
+    if (req != NULL && req->kind == CONN_HTTP)
+        request_reset(req);
 }
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -283,6 +293,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             http_reply_error(req, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "request body too large");
         else
             request_route(w, req);
+        /* Handlers copy what they keep: the body can go now. */
+        free(req->body);
+        req->body = NULL;
+        req->body_len = 0;
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return req->responding ? response_write(req) : 0;

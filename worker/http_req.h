@@ -28,6 +28,7 @@ struct http_response {
 struct http_async; /* a handler's pending work; cancelled when the connection goes */
 
 struct http_req {
+    enum conn_kind kind; /* CONN_HTTP */
     enum http_method method;
     char uri[HTTP_URI_MAX];
     char *body;

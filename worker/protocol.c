@@ -31,6 +31,7 @@ int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason
         /* Every adopted connection ends here once, whatever became of it. */
         if (lws_get_network_wsi(wsi) == wsi && lws_get_parent(wsi) == NULL)
             acceptor_connection_closed(w);
+        http_destroy(user);
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED:

@@ -14,6 +14,9 @@
 
 struct ws_session;
 struct identity;
+
+/* What a connection's lws user data holds; the first member of each kind's struct. */
+enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_DEVICE, CONN_APPSERVICE };
 struct fetcher;
 
 struct acceptor {
@@ -72,6 +75,8 @@ int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
 size_t http_req_size(void);
+/* The connection is going: what an HTTP request still holds is released. */
+void http_destroy(void *user);
 /* Answers a WebSocket handshake on a path that has no channel with a 404; returns 1 (close). */
 int http_upgrade_refuse(struct lws *wsi);
 

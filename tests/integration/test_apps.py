@@ -1,0 +1,267 @@
+"""Apps and grants over HTTP (SPEC.md §4): sign-in with an assertion, sessions and CSRF, app
+registration with a domain proof fetched from a real local HTTPS server, grants and PUIDs,
+revocation, /getApps and polling."""
+import json
+import re
+import urllib.parse
+
+import pytest
+
+import idp
+from web_client import Browser
+
+APP_DOMAIN = "chat.test"
+
+
+@pytest.fixture(scope="module")
+def ident(tmp_path_factory):
+    issuer, user = idp.RSKey(2048), idp.DSKey(1024)
+    key_file = tmp_path_factory.mktemp("issuer") / "idp.json"
+    key_file.write_text(json.dumps(issuer.public_json()))
+
+    def assertion(email, audience):
+        return idp.backed(email, issuer, user, audience, iss="idp.test")
+    assertion.key_file = str(key_file)
+    return assertion
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return idp.TestCA(str(tmp_path_factory.mktemp("ca")))
+
+
+class AppDomain:
+    """The app's domain: a real HTTPS server whose /__presence the test sets."""
+
+    def __init__(self, ca):
+        self.proof = ""
+        self.server = idp.HTTPSServer(ca, [APP_DOMAIN, "other.test"], handler=self.answer)
+
+    def answer(self, handler, body):
+        if handler.path == "/__presence":
+            return 200, self.proof
+        return 404, "not found"
+
+
+@pytest.fixture(scope="module")
+def domain(ca):
+    d = AppDomain(ca)
+    yield d
+    d.server.stop()
+
+
+@pytest.fixture
+def site(make_server, ident, ca, domain):
+    def factory(private=True, **settings):
+        server = make_server(**settings)
+        server.write_config(public_url=f"http://127.0.0.1:{server.port}", extra="\n".join([
+            f"trusted_issuer idp.test {ident.key_file}", f"ca_file {ca.ca_file}",
+            domain.server.connect_to(),
+            f"validate_private_addresses {'yes' if private else 'no'}"]))
+        server.start()
+        server.origin = f"http://127.0.0.1:{server.port}"
+        return server
+    return factory
+
+
+def signed_in(server, ident, email):
+    browser = Browser(server.port)
+    status, headers, _ = browser.sign_in(ident(email, server.origin))
+    assert status == 303 and headers["location"] == "/account", (status, headers)
+    return browser
+
+
+def register(browser, name="Chat", app_domain=APP_DOMAIN):
+    status, headers, _ = browser.post("/myapps", {
+        "name": name, "domain": app_domain, "description": "A chat room",
+        "csrf": browser.csrf("/myapps")})
+    assert status == 303, (status, headers)
+    return headers["location"].rsplit("/", 1)[1]
+
+
+def app_page(browser, appid):
+    status, _, text = browser.get(f"/myapps/{appid}")
+    assert status == 200
+    return text
+
+
+def domain_key(browser, appid):
+    return re.search(r'id="domain-key">([^<]+)<', app_page(browser, appid)).group(1)
+
+
+def action(browser, appid, name):
+    return browser.post(f"/myapps/{appid}/{name}", {"csrf": browser.csrf(f"/myapps/{appid}")})
+
+
+def activated_app(browser, domain):
+    appid = register(browser)
+    domain.proof = domain_key(browser, appid)
+    status, headers, _ = action(browser, appid, "validate")
+    assert status == 303, (status, headers)
+    status, _, text = action(browser, appid, "activate")
+    assert status == 200
+    api_key = re.search(r'id="api-key">([^<]+)<', text).group(1)
+    return appid, api_key
+
+
+def test_sign_in_sets_a_session_cookie_and_security_headers(site, ident):
+    server = site()
+    browser = Browser(server.port)
+    status, headers, text = browser.get("/login")
+    assert status == 200
+    assert headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert "script-src" not in headers["content-security-policy"]
+    assert headers["referrer-policy"] == "no-referrer"
+    assert "<script" not in text and "http://" not in text.split("</style>")[1]
+    status, headers, _ = browser.sign_in(ident("alice@example.com", server.origin))
+    assert status == 303 and headers["location"] == "/account"
+    cookie = headers["set-cookie"]
+    assert cookie.startswith("presenced_session=") and "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie and "Secure" not in cookie  # plain HTTP here
+    status, _, text = browser.get("/account")
+    assert status == 200 and "alice@example.com" in text
+    # Sign-out needs the CSRF token, then the session is gone.
+    assert browser.post("/logout", {})[0] == 403
+    status, headers, _ = browser.post("/logout", {"csrf": browser.csrf()})
+    assert status == 303 and headers["location"] == "/login"
+    status, headers, _ = browser.get("/account")
+    assert status == 303 and headers["location"].startswith("/login?next=")
+
+
+def test_sign_in_refusals(site, ident):
+    server = site()
+    browser = Browser(server.port)
+    # An assertion made for another site.
+    status, _, text = browser.sign_in(ident("alice@example.com", "https://elsewhere.test"))
+    assert status == 403 and "audience" in text
+    # No login token (a cross-site form post).
+    other = Browser(server.port)
+    status, _, _ = other.post("/login", {"assertion": ident("a@example.com", server.origin),
+                                         "csrf": "forged"})
+    assert status == 403
+    # next may only be a path on this site.
+    status, headers, _ = Browser(server.port).sign_in(ident("alice@example.com", server.origin),
+                                                      next_path="//evil.test/x")
+    assert status == 303 and headers["location"] == "/account"
+
+
+def test_register_validate_activate_and_poll(site, ident, domain):
+    server = site()
+    dev = signed_in(server, ident, "dev@example.com")
+    appid = register(dev)
+    assert re.fullmatch(r"[0-9a-f-]{36}", appid)
+    key = domain_key(dev, appid)
+    # Activation needs a validated domain; a wrong proof does not validate.
+    assert action(dev, appid, "activate")[0] == 409
+    domain.proof = "not the key"
+    assert action(dev, appid, "validate")[0] == 422
+    domain.proof = key
+    assert action(dev, appid, "validate")[0] == 303
+    assert domain.server.requests[-1]["path"] == "/__presence"
+    status, _, text = action(dev, appid, "activate")
+    api_key = re.search(r'id="api-key">([^<]+)<', text).group(1)
+    # Shown once: the app's page never shows it again.
+    assert api_key not in app_page(dev, appid)
+    status, _, body = dev.get(f"/myapps/{appid}/status?uid=x",
+                              headers={"Authorization": f"Bearer {api_key}"})
+    assert status == 200 and json.loads(body) == {"statuses": []}
+    assert dev.get(f"/myapps/{appid}/status", headers={"Authorization": "Bearer nope"})[0] == 401
+    # A rotated key replaces the old one.
+    status, _, text = action(dev, appid, "rotate-key")
+    new_key = re.search(r'id="api-key">([^<]+)<', text).group(1)
+    assert dev.get(f"/myapps/{appid}/status",
+                   headers={"Authorization": f"Bearer {api_key}"})[0] == 401
+    assert dev.get(f"/myapps/{appid}/status",
+                   headers={"Authorization": f"Bearer {new_key}"})[0] == 200
+    assert action(dev, appid, "deactivate")[0] == 303
+    assert dev.get(f"/myapps/{appid}/status",
+                   headers={"Authorization": f"Bearer {new_key}"})[0] == 403
+
+
+def test_validation_refuses_private_addresses_unless_configured(site, ident, domain):
+    server = site(private=False)
+    dev = signed_in(server, ident, "dev@example.com")
+    appid = register(dev)
+    domain.proof = domain_key(dev, appid)
+    status, _, text = action(dev, appid, "validate")
+    assert status == 502 and "not public" in text
+
+
+def test_only_the_owner_manages_an_app(site, ident, domain):
+    server = site()
+    dev = signed_in(server, ident, "dev@example.com")
+    appid = register(dev)
+    other = signed_in(server, ident, "mallory@example.com")
+    assert other.get(f"/myapps/{appid}")[0] == 403
+    assert other.post(f"/myapps/{appid}/delete", {"csrf": other.csrf()})[0] == 403
+    # Missing CSRF token.
+    assert dev.post(f"/myapps/{appid}/delete", {})[0] == 403
+    assert dev.request("DELETE", f"/myapps/{appid}")[0] == 403
+    status, _, _ = dev.request("DELETE", f"/myapps/{appid}",
+                               headers={"X-CSRF-Token": dev.csrf()})
+    assert status == 303
+    assert dev.get(f"/myapps/{appid}")[0] == 404
+
+
+def consent(browser, appid, redirect, userstring="bob"):
+    query = urllib.parse.urlencode({"redirect": redirect, "id": userstring})
+    return browser.forms(f"/grant/{appid}?{query}")
+
+
+def test_grant_redirects_with_the_puid_and_revoke(site, ident, domain):
+    server = site()
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, api_key = activated_app(dev, domain)
+    user = signed_in(server, ident, "bob@example.com")
+    redirect = f"https://{APP_DOMAIN}/back?room=1#top"
+    status, forms, text = consent(user, appid, redirect)
+    assert status == 200
+    assert "Allow <strong>Chat</strong>" in text and "bob" in text
+    fields = next(f["fields"] for f in forms if f["action"] == f"/grant/{appid}")
+    assert fields["redirect"] == redirect
+    status, headers, _ = user.post(f"/grant/{appid}", {**fields, "decision": "allow"})
+    assert status == 303
+    location = headers["location"]
+    match = re.fullmatch(r"https://chat\.test/back\?room=1&Presence-UID=([0-9a-f-]{36})#top",
+                         location)
+    assert match, location
+    puid = match.group(1)
+    # The same PUID on a re-grant; deny leaves the redirect alone.
+    assert user.post(f"/grant/{appid}", {**fields, "decision": "allow"})[1]["location"] == location
+    assert user.post(f"/grant/{appid}", {**fields, "decision": "deny"})[1]["location"] == redirect
+    status, _, body = user.get("/getApps")
+    assert json.loads(body) == {"apps": [{"name": "Chat", "uid": puid}]}
+    status, _, body = dev.get(f"/myapps/{appid}/status?uid={puid}&uid=nope",
+                              headers={"Authorization": f"Bearer {api_key}"})
+    assert json.loads(body) == {"statuses": [{"uid": puid, "status": "offline"}]}
+    # Revoke from /account, then a new grant gets a new PUID.
+    status, forms, text = user.forms("/account")
+    assert "Chat" in text
+    revoke = next(f["fields"] for f in forms if f["action"] == f"/revoke/{appid}")
+    assert user.post(f"/revoke/{appid}", revoke)[0] == 303
+    assert json.loads(user.get("/getApps")[2]) == {"apps": []}
+    _, headers, _ = user.post(f"/grant/{appid}", {**fields, "decision": "allow"})
+    assert puid not in headers["location"] and "Presence-UID=" in headers["location"]
+
+
+def test_grant_refusals(site, ident, domain):
+    server = site()
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, _ = activated_app(dev, domain)
+    user = signed_in(server, ident, "bob@example.com")
+    for redirect in ("https://evil.test/x", "http://chat.test/x", "https://chat.test.evil.test/",
+                     "https://user@chat.test/", "javascript:alert(1)"):
+        assert consent(user, appid, redirect)[0] == 400, redirect
+        status, headers, _ = user.post(f"/grant/{appid}", {
+            "redirect": redirect, "decision": "allow", "csrf": user.csrf()})
+        assert status == 400 and "location" not in headers, redirect
+    good = f"https://{APP_DOMAIN}/back"
+    assert user.post(f"/grant/{appid}", {"redirect": good, "decision": "allow"})[0] == 403
+    assert consent(user, "00000000-0000-4000-8000-000000000000", good)[0] == 400
+    unvalidated = register(dev, "Draft")
+    assert consent(user, unvalidated, good)[0] == 400
+    # Not signed in: the consent page sends to /login and back.
+    query = urllib.parse.urlencode({"redirect": good, "id": "bob"})
+    status, headers, _ = Browser(server.port).get(f"/grant/{appid}?{query}")
+    assert status == 303 and headers["location"].startswith("/login?next=%2Fgrant%2F")
