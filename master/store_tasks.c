@@ -3,6 +3,8 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/wake.h"
+#include "../shm/app_channel.h"
 #include "../shm/assertion_cache.h"
 #include "../shm/conn.h"
 #include "../shm/mail.h"
@@ -76,17 +78,46 @@ int master_store_prepare(struct master *m)
     return rc;
 }
 
+/* The workers to ring once a dead worker's users' changes are mailed to their apps. */
+struct presence_rings {
+    int32_t pids[64];
+    size_t count;
+};
+
+static void presence_changed(void *arg, const char *email, const struct shm_presence *before,
+                             const struct shm_presence *after, struct shm_store *store)
+{
+    (void)before;
+    struct presence_rings *rings = arg;
+    int32_t found[64];
+    size_t count = 0;
+    shm_app_event_publish(store, email, after->status, NULL, clock_wall_ms(), found, 64, &count);
+    for (size_t i = 0; i < count; i++) {
+        size_t j = 0;
+        while (j < rings->count && rings->pids[j] != found[i])
+            j++;
+        if (j == rings->count && rings->count < 64)
+            rings->pids[rings->count++] = found[i];
+    }
+}
+
 void master_store_release_worker(struct master *m, pid_t pid)
 {
     struct shm_store *store = master_store_visit(m);
     if (store == NULL)
         return;
     size_t released = 0;
-    shm_presence_release_worker(store, pid, clock_wall_ms(), &released, NULL, NULL);
+    struct presence_rings rings = { .count = 0 };
+    shm_presence_release_worker(store, pid, clock_wall_ms(), &released, presence_changed, &rings);
+    shm_app_conn_release_worker(store, pid, clock_wall_ms());
     shm_worker_info_delete(store, pid);
     shm_mail_drop(store, pid);
     if (shm_batch_commit(store) == SHM_OK && released > 0)
         log_info("released %zu connection(s) held by pid %ld", released, (long)pid);
+    struct wake_bells bells;
+    if (rings.count > 0 && wake_init(&bells, m->cfg.data_dir) == 0)
+        for (size_t i = 0; i < rings.count; i++)
+            wake_ring(&bells, rings.pids[i]);
     shm_store_reader_check(store);
     shm_store_close(store);
 }

@@ -14,6 +14,7 @@ enum shm_mail_type {
     SHM_MAIL_DELIVER = 2,    /* payload: be64 conn id, be16 key length, notification key, JSON */
     SHM_MAIL_PING = 3,       /* payload: anything — answered with SHM_MAIL_PONG (tests, probes) */
     SHM_MAIL_PONG = 4,
+    SHM_MAIL_APP_EVENT = 5, /* payload: be64 conn id, PUID, u8 status — to an AppService */
 };
 
 /* Queues a message for the process target_pid in the current batch; ring its doorbell after the

@@ -131,7 +131,7 @@ int shm_presence_release_worker(struct shm_store *store, int32_t pid, int64_t no
         if (rc == SHM_OK &&
             (rc = shm_presence_refresh(store, set.emails[i], now_ms, &before, &after)) == SHM_OK &&
             cb != NULL && before.status != after.status)
-            cb(arg, set.emails[i], &before, &after);
+            cb(arg, set.emails[i], &before, &after, store);
         free(set.emails[i]);
     }
     free(set.emails);

@@ -26,7 +26,7 @@ int shm_presence_get(struct shm_store *store, const char *email, struct shm_pres
 /* Releases every connection a (dead or exiting) worker held and refreshes the presence of their
  * users; cb (when not NULL) hears each user whose aggregate changed. */
 typedef void (*shm_presence_cb)(void *arg, const char *email, const struct shm_presence *before,
-                                const struct shm_presence *after);
+                                const struct shm_presence *after, struct shm_store *store);
 int shm_presence_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms,
                                 size_t *released, shm_presence_cb cb, void *arg);
 

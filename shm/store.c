@@ -59,15 +59,19 @@ int store_result(int rc)
 
 static int dbis_open(struct shm_store *store, MDB_txn *txn)
 {
-    static const char *const names[] = { "meta",         "conns",      "conns_by_worker", "workers",
-                                         "mail",         "assertions", "presence",        "notifs",
-                                         "web_sessions", "apps",       "apps_by_owner",   "grants",
-                                         "puids",        "app_grants" };
-    MDB_dbi *slots[] = { &store->meta,     &store->conns,         &store->conns_by_worker,
-                         &store->workers,  &store->mail,          &store->assertions,
-                         &store->presence, &store->notifs,        &store->web_sessions,
-                         &store->apps,     &store->apps_by_owner, &store->grants,
-                         &store->puids,    &store->app_grants };
+    static const char *const names[] = {
+        "meta",     "conns",      "conns_by_worker", "workers",     "mail",          "assertions",
+        "presence", "notifs",     "web_sessions",    "apps",        "apps_by_owner", "grants",
+        "puids",    "app_grants", "app_conns",       "app_changes", "app_away"
+    };
+    MDB_dbi *slots[] = { &store->meta,        &store->conns,         &store->conns_by_worker,
+                         &store->workers,     &store->mail,          &store->assertions,
+                         &store->presence,    &store->notifs,        &store->web_sessions,
+                         &store->apps,        &store->apps_by_owner, &store->grants,
+                         &store->puids,       &store->app_grants,    &store->app_conns,
+                         &store->app_changes, &store->app_away };
+    _Static_assert(sizeof names / sizeof names[0] == sizeof slots / sizeof slots[0],
+                   "one slot per database name");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int rc = mdb_dbi_open(txn, names[i], MDB_CREATE, slots[i]);
         if (rc != 0)
@@ -333,8 +337,8 @@ int shm_store_reset_volatile(struct shm_store *store)
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
         return SHM_ERROR;
-    MDB_dbi volatile_dbis[] = { store->conns, store->conns_by_worker, store->workers, store->mail,
-                                store->presence };
+    MDB_dbi volatile_dbis[] = { store->conns, store->conns_by_worker, store->workers,
+                                store->mail,  store->presence,        store->app_conns };
     for (size_t i = 0; i < sizeof volatile_dbis / sizeof volatile_dbis[0]; i++) {
         int rc = mdb_drop(txn, volatile_dbis[i], 0);
         if (rc != 0)

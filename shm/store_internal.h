@@ -26,6 +26,9 @@ struct shm_store {
     MDB_dbi grants;          /* e-mail \0 appid -> PUID, be64 granted */
     MDB_dbi puids;           /* PUID -> appid \0 e-mail */
     MDB_dbi app_grants;      /* appid \0 PUID -> e-mail */
+    MDB_dbi app_conns;       /* appid, be32 pid, be64 conn id -> "" (AppService connections) */
+    MDB_dbi app_changes;     /* appid, PUID -> u8 status, be64 ms (the latest change) */
+    MDB_dbi app_away;        /* appid -> be64 ms since the app has no connection open */
     MDB_dbi notifs;          /* e-mail \0 be64 ms be32 pid be32 seq -> be64 expiry, JSON */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     int batch_error;         /* first error of the batch: it will roll back */

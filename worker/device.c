@@ -104,7 +104,7 @@ static void session_close_after_send(struct ws_session *s, uint16_t code)
     lws_callback_on_writable(s->wsi);
 }
 
-static void error_counted(struct worker *w, struct ws_session *s, uint16_t close_code)
+void session_error_counted(struct worker *w, struct ws_session *s, uint16_t close_code)
 {
     if (close_code != 0)
         session_close_after_send(s, close_code);
@@ -119,7 +119,7 @@ void session_error(struct worker *w, struct ws_session *s, int number, const cha
     int n = snprintf(reply, sizeof reply, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}",
                      number, text);
     session_send(s, reply, (size_t)n);
-    error_counted(w, s, close_code);
+    session_error_counted(w, s, close_code);
 }
 
 void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s)
@@ -130,7 +130,7 @@ void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s
                      "\"retry_after\":%d}",
                      retry_after_s);
     session_send(s, reply, (size_t)n);
-    error_counted(w, s, 0);
+    session_error_counted(w, s, 0);
 }
 
 static void message_handle(struct worker *w, struct ws_session *s, const char *text, size_t len)
@@ -214,6 +214,8 @@ static void message_complete(struct worker *w, struct ws_session *s, const char 
         session_error(w, s, 14, "message too large", LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
     else if (lws_frame_is_binary(s->wsi))
         session_error(w, s, 10, "binary frames are not accepted", 0);
+    else if (s->app != NULL)
+        appservice_message(w, s, text, len);
     else
         message_handle(w, s, text, len);
 }
@@ -292,7 +294,8 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->tokens = (float)w->cfg->status_burst;
         s->refill_ms = clock_mono_ms();
         session_list_add(w, s);
-        if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0) {
+        if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0 ||
+            (websocket_is_appservice(wsi) && appservice_open(w, s) != 0)) {
             session_error(w, s, 61, "overloaded, reconnect later", LWS_CLOSE_STATUS_GOINGAWAY);
             return 0;
         }
@@ -308,6 +311,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return writeable(s);
     case LWS_CALLBACK_CLOSED:
         device_auth_release(w, s);
+        appservice_close(w, s);
         u64map_del(&w->sessions_by_id, s->conn_id);
         session_list_remove(w, s);
         session_free(s);

@@ -22,6 +22,7 @@ struct pending_update {
     uint8_t status;
     unsigned char tag[ASSERTION_TAG_LEN];
     char device[SHM_DEVICE_MAX + 1];
+    bool device_given;
     char email[SHM_EMAIL_MAX + 1];
 };
 
@@ -110,16 +111,22 @@ static void assertion_tag(const char *assertion, unsigned char *tag)
     memcpy(tag, digest, ASSERTION_TAG_LEN);
 }
 
+/* Recomputes the user's presence; the apps they granted hear of a change. */
 static void presence_refresh(struct worker *w, const char *email)
 {
-    if (shm_presence_refresh(w->store, email, clock_wall_ms(), NULL, NULL) != SHM_OK)
+    struct shm_presence before, after;
+    if (shm_presence_refresh(w->store, email, clock_wall_ms(), &before, &after) != SHM_OK)
         w->info.store_failures_total++;
+    else if (before.status != after.status)
+        appservice_publish(w, email, after.status, NULL);
 }
 
-/* A status update of a bound connection: same e-mail, same device. */
+/* A status update of a bound connection: same e-mail, same device (NULL: not named). */
 static void status_apply(struct worker *w, struct ws_session *s, const char *email,
                          const char *device, uint8_t status)
 {
+    if (device == NULL)
+        device = s->device;
     if (strcmp(email, s->email) != 0) {
         session_error(w, s, 31, "email does not match the identity of the connection",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
@@ -233,7 +240,7 @@ static void verification_done(struct worker *w, struct ws_session *s,
                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
     } else if (s->email != NULL) {
         memcpy(s->tag, p->tag, sizeof s->tag);
-        status_apply(w, s, p->email, p->device, p->status);
+        status_apply(w, s, p->email, p->device_given ? p->device : NULL, p->status);
     } else {
         session_bind(w, s, p);
     }
@@ -259,6 +266,7 @@ static void verification_start(struct worker *w, struct ws_session *s, const str
     /* dev_msg_parse bounded both lengths. */
     snprintf(p->email, sizeof p->email, "%s", msg->email);
     snprintf(p->device, sizeof p->device, "%s", msg->device);
+    p->device_given = msg->device_given;
     p->status = msg->status;
     memcpy(p->tag, tag, sizeof p->tag);
     s->pending = p;
@@ -300,14 +308,14 @@ void device_status_handle(struct worker *w, struct ws_session *s, const struct d
         if (s->email == NULL)
             session_error(w, s, 30, "authentication required", 0);
         else
-            status_apply(w, s, msg->email, msg->device, msg->status);
+            status_apply(w, s, msg->email, msg->device_given ? msg->device : NULL, msg->status);
         return;
     }
     unsigned char tag[ASSERTION_TAG_LEN];
     assertion_tag(msg->assertion, tag);
     if (s->email != NULL && memcmp(tag, s->tag, sizeof tag) == 0)
         /* The same assertion: not verified again, even once expired. */
-        status_apply(w, s, msg->email, msg->device, msg->status);
+        status_apply(w, s, msg->email, msg->device_given ? msg->device : NULL, msg->status);
     else
         verification_start(w, s, msg, tag);
 }

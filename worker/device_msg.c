@@ -53,6 +53,7 @@ int dev_msg_parse(const char *text, size_t len, struct dev_msg *out, const char 
     if (has < 0 || (has == 1 && (device_len == 0 || device_len > SHM_DEVICE_MAX ||
                                  strlen(out->device) != device_len)))
         return fail(out, error, 11, "invalid field: device (a string of 1 to 64 bytes)");
+    out->device_given = has == 1;
     if (has == 0)
         out->device = "default";
     size_t assertion_len;

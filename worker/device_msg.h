@@ -2,6 +2,7 @@
 #ifndef PRESENCED_DEVICE_MSG_H
 #define PRESENCED_DEVICE_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,7 +13,8 @@ struct dev_msg {
     const char *email;     /* points into root; valid until dev_msg_free */
     const char *assertion; /* NULL when absent */
     const char *device;    /* "default" when absent */
-    uint8_t status;        /* enum shm_status */
+    bool device_given;
+    uint8_t status; /* enum shm_status */
     struct json_object *root;
 };
 

@@ -36,6 +36,7 @@ struct ws_session {
     unsigned char tag[ASSERTION_TAG_LEN];
     bool owner;                     /* holds the (e-mail, device) record in the store */
     struct pending_update *pending; /* reading is paused meanwhile, so replies keep their order */
+    struct app_state *app;          /* an AppService connection (/myapps/<appid>); NULL: a device */
     struct out_msg *out_head, *out_tail;
     char *rx; /* a message arriving in fragments; NULL between messages */
     size_t rx_len;
@@ -65,6 +66,8 @@ void session_drop(struct ws_session *s, struct out_msg *m);
  * towards abuse_limit otherwise. */
 void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
                    uint16_t close_code);
+/* Counts an error towards abuse_limit, or closes with close_code when non-zero. */
+void session_error_counted(struct worker *w, struct ws_session *s, uint16_t close_code);
 /* errno 50 with "retry_after". */
 void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s);
 
@@ -74,6 +77,11 @@ void device_status_handle(struct worker *w, struct ws_session *s, const struct d
 void device_auth_release(struct worker *w, struct ws_session *s);
 /* Drops a verification under way. */
 void device_auth_abandon(struct ws_session *s);
+
+/* appservice.c: the AppService channel on the same session machinery. */
+int appservice_open(struct worker *w, struct ws_session *s);
+void appservice_message(struct worker *w, struct ws_session *s, const char *text, size_t len);
+void appservice_close(struct worker *w, struct ws_session *s);
 
 /* device_notify.c: {"notifications":[…]} being gathered, with the queue keys of its entries. */
 struct notify_batch {

@@ -23,6 +23,9 @@ static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payloa
     case SHM_MAIL_DELIVER:
         device_deliver(w, payload, len);
         break;
+    case SHM_MAIL_APP_EVENT:
+        appservice_event(w, payload, len);
+        break;
     case SHM_MAIL_PING:
         mailbox_post(w, sender, SHM_MAIL_PONG, payload, len);
         break;
@@ -66,7 +69,7 @@ void mailbox_stop(struct worker *w)
     wake_close(&w->bells);
 }
 
-static int ring_add(struct worker *w, pid_t target)
+int mailbox_ring_later(struct worker *w, pid_t target)
 {
     for (size_t i = 0; i < w->ring_count; i++)
         if (w->rings[i] == target)
@@ -81,7 +84,7 @@ int mailbox_post(struct worker *w, pid_t target, uint8_t type, const void *paylo
 {
     if (shm_mail_post(w->store, target, type, payload, len) != SHM_OK)
         return -1;
-    return ring_add(w, target);
+    return mailbox_ring_later(w, target);
 }
 
 void mailbox_after_commit(struct worker *w)

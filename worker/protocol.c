@@ -3,13 +3,26 @@
 
 #include <string.h>
 
+#define APPSERVICE_PREFIX "/myapps/"
+#define APPID_LEN 36
+
+bool websocket_is_appservice(struct lws *wsi)
+{
+    char uri[128];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        return false;
+    return strncmp(uri, APPSERVICE_PREFIX, strlen(APPSERVICE_PREFIX)) == 0 &&
+           strlen(uri) == strlen(APPSERVICE_PREFIX) + APPID_LEN &&
+           strspn(uri + strlen(APPSERVICE_PREFIX), "0123456789abcdef-") == APPID_LEN;
+}
+
 /* Only these paths upgrade to WebSocket; anything else is refused during the handshake. */
 static bool websocket_path_allowed(struct lws *wsi)
 {
     char uri[128];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
         return false;
-    return strcmp(uri, "/presence") == 0;
+    return strcmp(uri, "/presence") == 0 || websocket_is_appservice(wsi);
 }
 
 int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,

@@ -8,6 +8,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../shm/app_channel.h"
 #include "../shm/conn.h"
 #include "../shm/mail.h"
 #include "../shm/presence.h"
@@ -40,6 +41,11 @@ static void stats_publish(struct worker *w)
     w->info.draining = w->draining;
     if (shm_worker_info_put(w->store, &w->info) != SHM_OK)
         w->info.store_failures_total++;
+}
+
+static void auth_deadlines(uv_timer_t *timer)
+{
+    appservice_deadlines(timer->data);
 }
 
 static void stats_tick(uv_timer_t *timer)
@@ -154,9 +160,10 @@ static int handles_init(struct worker *w)
     }
     if (uv_prepare_init(&w->loop, &w->commit_prepare) != 0 ||
         uv_timer_init(&w->loop, &w->stats_timer) != 0 ||
-        uv_timer_init(&w->loop, &w->drain_timer) != 0)
+        uv_timer_init(&w->loop, &w->drain_timer) != 0 ||
+        uv_timer_init(&w->loop, &w->auth_timer) != 0)
         return -1;
-    w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w;
+    w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w->auth_timer.data = w;
     w->handles_ready = true;
     return 0;
 }
@@ -174,6 +181,7 @@ static void handles_close(struct worker *w)
     uv_close((uv_handle_t *)&w->commit_prepare, NULL);
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->auth_timer, NULL);
     w->handles_ready = false;
 }
 
@@ -184,7 +192,8 @@ static int handles_start(struct worker *w)
             return -1;
     if (uv_prepare_start(&w->commit_prepare, commit_before_sleep) != 0 ||
         uv_timer_start(&w->stats_timer, stats_tick, WORKER_STATS_INTERVAL_MS,
-                       WORKER_STATS_INTERVAL_MS) != 0)
+                       WORKER_STATS_INTERVAL_MS) != 0 ||
+        uv_timer_start(&w->auth_timer, auth_deadlines, 1000, 1000) != 0)
         return -1;
     return 0;
 }
@@ -263,6 +272,7 @@ static void store_detach(struct worker *w)
         return;
     size_t released;
     shm_presence_release_worker(w->store, w->info.pid, clock_wall_ms(), &released, NULL, NULL);
+    shm_app_conn_release_worker(w->store, w->info.pid, clock_wall_ms());
     shm_worker_info_delete(w->store, w->info.pid);
     shm_mail_drop(w->store, w->info.pid);
     shm_batch_commit(w->store);
@@ -293,6 +303,7 @@ static void worker_teardown(struct worker *w)
     store_detach(w);
     free(w->rings);
     u64map_free(&w->sessions_by_id);
+    appservice_free_buckets(w);
 }
 
 int worker_run(const struct worker_start *start)

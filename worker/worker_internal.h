@@ -14,6 +14,8 @@
 
 struct ws_session;
 struct identity;
+struct app_state;
+struct app_bucket;
 
 /* What a connection's lws user data holds; the first member of each kind's struct. */
 enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_DEVICE, CONN_APPSERVICE };
@@ -47,6 +49,9 @@ struct worker {
     struct acceptor acceptor;
     struct ws_session *sessions;  /* every open /presence WebSocket, for drain and wake-ups */
     struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
+    struct app_state *apps;       /* AppService connections, for the auth deadline */
+    uv_timer_t auth_timer;
+    struct app_bucket *app_buckets; /* per-app notify rate, on this worker */
     uint64_t next_conn_id;
     pid_t *rings; /* processes to ring once the batch is committed */
     size_t ring_count, ring_cap;
@@ -89,6 +94,16 @@ void device_drain_all(struct worker *w);
 void device_verifications_cancel(struct worker *w);
 /* Closes the session with conn_id after sending errno 52 (superseded). */
 void device_supersede(struct worker *w, uint64_t conn_id);
+/* Whether a WebSocket's path is an AppService channel (/myapps/<appid>). */
+bool websocket_is_appservice(struct lws *wsi);
+/* Closes AppService connections that did not authenticate in time (run every second). */
+void appservice_deadlines(struct worker *w);
+void appservice_free_buckets(struct worker *w);
+/* An AppService event mailed for one of this worker's AppService connections. */
+void appservice_event(struct worker *w, const void *payload, size_t len);
+/* Tells the apps a user granted that the user's presence changed (mail + rings). */
+void appservice_publish(struct worker *w, const char *email, uint8_t status,
+                        const char *only_appid);
 /* A notification mailed for connection conn_id (a SHM_MAIL_DELIVER payload). */
 void device_deliver(struct worker *w, const void *payload, size_t len);
 
@@ -96,6 +111,8 @@ int mailbox_start(struct worker *w);
 void mailbox_stop(struct worker *w);
 /* Posts mail in the batch and rings target once the batch is committed. */
 int mailbox_post(struct worker *w, pid_t target, uint8_t type, const void *payload, size_t len);
+/* Rings target once the batch is committed (mail already posted in it by shm_ functions). */
+int mailbox_ring_later(struct worker *w, pid_t target);
 void mailbox_after_commit(struct worker *w);
 
 #endif

@@ -240,10 +240,11 @@ static void test_assertion_cache(struct shm_store *store)
 }
 
 static void presence_changed(void *arg, const char *email, const struct shm_presence *before,
-                             const struct shm_presence *after)
+                             const struct shm_presence *after, struct shm_store *store)
 {
     int *count = arg;
     (void)email;
+    (void)store;
     if (before->status != after->status)
         (*count)++;
 }

@@ -1,0 +1,254 @@
+/* app_channel: what the AppService channel keeps in the store — which worker connections each
+ * app has open, the latest change of each PUID (replayed after an absence), and the events
+ * mailed to those connections (SPEC.md §5). */
+#include "app_channel.h"
+
+#include "mail.h"
+#include "store_internal.h"
+
+#include "../common/grow.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CONN_KEY_LEN (SHM_APPID_LEN + 4 + 8)
+#define CHANGE_KEY_LEN (SHM_APPID_LEN + SHM_PUID_LEN)
+#define EVENT_LEN (8 + SHM_PUID_LEN + 1)
+
+static void conn_key(const char *appid, int32_t pid, uint64_t conn_id, unsigned char *buf)
+{
+    memcpy(buf, appid, SHM_APPID_LEN);
+    store_put_be32(buf + SHM_APPID_LEN, (uint32_t)pid);
+    store_put_be64(buf + SHM_APPID_LEN + 4, conn_id);
+}
+
+/* Calls cb with each connection key of appid (or of every app when appid is NULL). */
+typedef int (*conn_cb)(void *arg, MDB_cursor *cursor, const MDB_val *key);
+
+static int conns_walk(struct shm_store *store, MDB_txn *txn, const char *appid, conn_cb cb,
+                      void *arg)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, store->app_conns, &cursor);
+    if (rc != 0)
+        return store_batch_fail(store, rc, "app connections");
+    MDB_val key = { appid ? SHM_APPID_LEN : 0, (void *)appid }, value;
+    int result = SHM_OK;
+    for (rc = mdb_cursor_get(cursor, &key, &value, appid ? MDB_SET_RANGE : MDB_FIRST);
+         rc == 0 && key.mv_size == CONN_KEY_LEN &&
+         (appid == NULL || memcmp(key.mv_data, appid, SHM_APPID_LEN) == 0);
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT))
+        if ((result = cb(arg, cursor, &key)) != SHM_OK)
+            break;
+    mdb_cursor_close(cursor);
+    return result;
+}
+
+static int conn_count(void *arg, MDB_cursor *cursor, const MDB_val *key)
+{
+    (void)cursor;
+    (void)key;
+    (*(size_t *)arg)++;
+    return SHM_OK;
+}
+
+int shm_app_conn_add(struct shm_store *store, const char *appid, int32_t pid, uint64_t conn_id,
+                     size_t *others)
+{
+    unsigned char buf[CONN_KEY_LEN];
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL || strlen(appid) != SHM_APPID_LEN)
+        return SHM_ERROR;
+    *others = 0;
+    int rc = conns_walk(store, txn, appid, conn_count, others);
+    if (rc != SHM_OK)
+        return rc;
+    conn_key(appid, pid, conn_id, buf);
+    MDB_val key = { sizeof buf, buf }, empty = { 0, "" };
+    int mrc = mdb_put(txn, store->app_conns, &key, &empty, 0);
+    return mrc == 0 ? SHM_OK : store_batch_fail(store, mrc, "app connection");
+}
+
+static int away_mark(struct shm_store *store, MDB_txn *txn, const char *appid, int64_t now_ms)
+{
+    size_t left = 0;
+    int rc = conns_walk(store, txn, appid, conn_count, &left);
+    if (rc != SHM_OK || left > 0)
+        return rc;
+    unsigned char when[8];
+    store_put_be64(when, (uint64_t)now_ms);
+    MDB_val key = { SHM_APPID_LEN, (void *)appid }, value = { sizeof when, when };
+    int mrc = mdb_put(txn, store->app_away, &key, &value, 0);
+    return mrc == 0 ? SHM_OK : store_batch_fail(store, mrc, "app away");
+}
+
+int shm_app_conn_remove(struct shm_store *store, const char *appid, int32_t pid, uint64_t conn_id,
+                        int64_t now_ms)
+{
+    unsigned char buf[CONN_KEY_LEN];
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL || strlen(appid) != SHM_APPID_LEN)
+        return SHM_ERROR;
+    conn_key(appid, pid, conn_id, buf);
+    MDB_val key = { sizeof buf, buf };
+    int rc = mdb_del(txn, store->app_conns, &key, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "app connection");
+    return away_mark(store, txn, appid, now_ms);
+}
+
+struct dead_conns {
+    int32_t pid;
+    char (*appids)[SHM_APPID_LEN + 1];
+    size_t count, cap;
+};
+
+static int dead_collect(void *arg, MDB_cursor *cursor, const MDB_val *key)
+{
+    struct dead_conns *dead = arg;
+    const unsigned char *k = key->mv_data;
+    if (store_get_be32(k + SHM_APPID_LEN) != (uint32_t)dead->pid)
+        return SHM_OK;
+    if (grow_for((void **)&dead->appids, &dead->cap, dead->count, sizeof *dead->appids, 4) != 0)
+        return SHM_ERROR;
+    memcpy(dead->appids[dead->count], k, SHM_APPID_LEN);
+    dead->appids[dead->count++][SHM_APPID_LEN] = '\0';
+    return mdb_cursor_del(cursor, 0) == 0 ? SHM_OK : SHM_ERROR;
+}
+
+int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    struct dead_conns dead = { .pid = pid };
+    int rc = conns_walk(store, txn, NULL, dead_collect, &dead);
+    for (size_t i = 0; rc == SHM_OK && i < dead.count; i++)
+        rc = away_mark(store, txn, dead.appids[i], now_ms);
+    free(dead.appids);
+    return rc;
+}
+
+/* One app's share of an event: the change recorded, the mail to each of its connections. */
+struct event_post {
+    struct shm_store *store;
+    const char *puid;
+    uint8_t status;
+    int32_t *rings;
+    size_t cap, *ring_count;
+};
+
+static int event_mail(void *arg, MDB_cursor *cursor, const MDB_val *key)
+{
+    struct event_post *post = arg;
+    const unsigned char *k = key->mv_data;
+    (void)cursor;
+    int32_t pid = (int32_t)store_get_be32(k + SHM_APPID_LEN);
+    unsigned char payload[EVENT_LEN];
+    memcpy(payload, k + SHM_APPID_LEN + 4, 8);
+    memcpy(payload + 8, post->puid, SHM_PUID_LEN);
+    payload[8 + SHM_PUID_LEN] = post->status;
+    int rc = shm_mail_post(post->store, pid, SHM_MAIL_APP_EVENT, payload, sizeof payload);
+    size_t i;
+    for (i = 0; i < *post->ring_count && post->rings[i] != pid; i++) {
+    }
+    if (i == *post->ring_count && i < post->cap)
+        post->rings[(*post->ring_count)++] = pid;
+    return rc;
+}
+
+struct grant_event {
+    struct shm_store *store;
+    uint8_t status;
+    const char *only_appid;
+    int64_t now_ms;
+    int32_t *rings;
+    size_t cap, *ring_count;
+    int result;
+};
+
+static void grant_event(void *arg, const char *appid, const char *puid)
+{
+    struct grant_event *ev = arg;
+    if (ev->result != SHM_OK || (ev->only_appid && strcmp(appid, ev->only_appid) != 0))
+        return;
+    MDB_txn *txn = store_batch_txn(ev->store);
+    if (txn == NULL) {
+        ev->result = SHM_ERROR;
+        return;
+    }
+    unsigned char key_buf[CHANGE_KEY_LEN], value_buf[9];
+    memcpy(key_buf, appid, SHM_APPID_LEN);
+    memcpy(key_buf + SHM_APPID_LEN, puid, SHM_PUID_LEN);
+    value_buf[0] = ev->status;
+    store_put_be64(value_buf + 1, (uint64_t)ev->now_ms);
+    MDB_val key = { sizeof key_buf, key_buf }, value = { sizeof value_buf, value_buf };
+    int rc = mdb_put(txn, ev->store->app_changes, &key, &value, 0);
+    if (rc != 0) {
+        ev->result = store_batch_fail(ev->store, rc, "app change");
+        return;
+    }
+    struct event_post post = { ev->store, puid, ev->status, ev->rings, ev->cap, ev->ring_count };
+    ev->result = conns_walk(ev->store, txn, appid, event_mail, &post);
+}
+
+int shm_app_event_publish(struct shm_store *store, const char *email, uint8_t status,
+                          const char *only_appid, int64_t now_ms, int32_t *rings, size_t cap,
+                          size_t *ring_count)
+{
+    struct grant_event ev = { store, status, only_appid, now_ms, rings, cap, ring_count, SHM_OK };
+    *ring_count = 0;
+    if (shm_grant_list_user(store, email, grant_event, &ev) < 0)
+        return SHM_ERROR;
+    return ev.result;
+}
+
+int shm_app_event_decode(const void *payload, size_t len, uint64_t *conn_id, char *puid,
+                         uint8_t *status)
+{
+    const unsigned char *p = payload;
+    if (len != EVENT_LEN)
+        return -1;
+    *conn_id = store_get_be64(p);
+    memcpy(puid, p + 8, SHM_PUID_LEN);
+    puid[SHM_PUID_LEN] = '\0';
+    *status = p[8 + SHM_PUID_LEN];
+    return 0;
+}
+
+int shm_app_changes_since_away(struct shm_store *store, const char *appid, int64_t now_ms,
+                               shm_app_change_cb cb, void *arg)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL || strlen(appid) != SHM_APPID_LEN)
+        return SHM_ERROR;
+    MDB_val akey = { SHM_APPID_LEN, (void *)appid }, avalue;
+    int rc = mdb_get(txn, store->app_away, &akey, &avalue);
+    if (rc == MDB_NOTFOUND || (rc == 0 && avalue.mv_size != 8))
+        return 0;
+    if (rc != 0)
+        return store_batch_fail(store, rc, "app away");
+    int64_t since = (int64_t)store_get_be64(avalue.mv_data);
+    if (since < now_ms - SHM_APP_CHANGES_KEEP_MS)
+        since = now_ms - SHM_APP_CHANGES_KEEP_MS;
+    MDB_cursor *cursor;
+    if ((rc = mdb_cursor_open(txn, store->app_changes, &cursor)) != 0)
+        return store_batch_fail(store, rc, "app changes");
+    MDB_val key = { SHM_APPID_LEN, (void *)appid }, value;
+    int count = 0;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == CHANGE_KEY_LEN && memcmp(key.mv_data, appid, SHM_APPID_LEN) == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if (value.mv_size != 9 ||
+            (int64_t)store_get_be64((unsigned char *)value.mv_data + 1) < since)
+            continue;
+        char puid[SHM_PUID_LEN + 1];
+        memcpy(puid, (char *)key.mv_data + SHM_APPID_LEN, SHM_PUID_LEN);
+        puid[SHM_PUID_LEN] = '\0';
+        cb(arg, puid, ((unsigned char *)value.mv_data)[0]);
+        count++;
+    }
+    mdb_cursor_close(cursor);
+    mdb_del(txn, store->app_away, &akey, NULL);
+    return count;
+}

@@ -1,0 +1,213 @@
+"""The AppService channel (SPEC.md §5) and the chat-room story end to end, across two workers:
+an app registered and validated against a real local HTTPS server for its domain, two users who
+grant it through the HTTP flow, the app seeing them by PUID, a notify reaching a device, and a
+revoke stopping both directions."""
+import asyncio
+import json
+import re
+import time
+import urllib.parse
+
+import pytest
+import websockets
+
+import idp
+from test_apps import (APP_DOMAIN, activated_app, ca, domain, ident, register,  # noqa: F401
+                       signed_in, site)
+from web_client import Browser
+
+DEVICE_AUDIENCE = "https://presence.test"
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture
+def story(site, ident, domain):
+    server = site(workers=2)
+    server.write_config(extra=server.settings["extra"] + f"\naudience {DEVICE_AUDIENCE}")
+    server.stop()
+    server.start()
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, api_key = activated_app(dev, domain)
+    return server, dev, appid, api_key
+
+
+def grant(server, ident, email, appid, userstring):
+    browser = signed_in(server, ident, email)
+    query = urllib.parse.urlencode({"redirect": f"https://{APP_DOMAIN}/welcome",
+                                    "id": userstring})
+    _, forms, _ = browser.forms(f"/grant/{appid}?{query}")
+    fields = next(f["fields"] for f in forms if f["action"] == f"/grant/{appid}")
+    status, headers, _ = browser.post(f"/grant/{appid}", {**fields, "decision": "allow"})
+    assert status == 303
+    return browser, re.search(r"Presence-UID=([0-9a-f-]{36})", headers["location"]).group(1)
+
+
+class AppService:
+    """An app's server on the channel; keeps every message it receives."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.received = []
+
+    @classmethod
+    async def connect(cls, server, appid, token=None):
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/myapps/{appid}")
+        app = cls(ws)
+        if token is not None:
+            await ws.send(json.dumps({"action": "auth", "token": token}))
+            assert await app.recv() == {"action": "auth", "result": "OK"}
+        return app
+
+    async def recv(self, timeout=5):
+        message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.received.append(message)
+        return message
+
+    async def event(self, timeout=5):
+        """The next presence event, skipping nothing: events are all this connection gets."""
+        return await self.recv(timeout)
+
+    async def request(self, message):
+        await self.ws.send(json.dumps(message))
+        return await self.recv()
+
+
+async def device(server, ident_fn, email, status="online", device_name="phone"):
+    ws = await websockets.connect(server.ws_url)
+    await ws.send(json.dumps({"email": email, "status": status, "device": device_name,
+                              "assertion": ident_fn(email, DEVICE_AUDIENCE)}))
+    assert json.loads(await ws.recv()) == {"result": "OK"}
+    return ws
+
+
+def test_the_chat_room_story(story, ident):
+    server, dev, appid, api_key = story
+    alice_web, alice_puid = grant(server, ident, "alice@example.com", appid, "alice")
+    bob_web, bob_puid = grant(server, ident, "bob@example.com", appid, "bob")
+    assert alice_puid != bob_puid
+
+    async def scenario():
+        # Two connections of the app: each gets every event.
+        first = await AppService.connect(server, appid, api_key)
+        second = await AppService.connect(server, appid, api_key)
+        apps = (first, second)
+        alice = await device(server, ident, "alice@example.com")
+        for app in apps:
+            assert await app.event() == {"uid": alice_puid, "status": "online"}
+        bob = await device(server, ident, "bob@example.com", status="unavailable")
+        for app in apps:
+            assert await app.event() == {"uid": bob_puid, "status": "unavailable"}
+        await alice.send(json.dumps({"email": "alice@example.com", "status": "unavailable"}))
+        assert json.loads(await alice.recv()) == {"result": "OK"}
+        for app in apps:
+            assert await app.event() == {"uid": alice_puid, "status": "unavailable"}
+
+        # Alice rings Bob: the notification reaches Bob's phone.
+        reply = await first.request({"action": "notify", "target": bob_puid, "source": "Alice",
+                                     "message": "Alice is ringing",
+                                     "url": "https://chat.test/r/1", "ttl": 60, "id": "c1"})
+        assert reply == {"action": "notify", "result": "OK", "id": "c1"}
+        ring = json.loads(await asyncio.wait_for(bob.recv(), 5))["notifications"][0]
+        assert (ring["source"], ring["message"], ring["action"], ring["app"]) == (
+            "Alice", "Alice is ringing", "https://chat.test/r/1", "Chat")
+
+        snapshot = await first.request({"action": "snapshot"})
+        assert snapshot["action"] == "snapshot" and snapshot["last"] is True
+        assert sorted((p["uid"], p["status"]) for p in snapshot["presence"]) == sorted(
+            [(alice_puid, "unavailable"), (bob_puid, "unavailable")])
+
+        # Alice revokes: the app hears "offline" once, then nothing more of her.
+        _, forms, _ = alice_web.forms("/account")
+        revoke = next(f["fields"] for f in forms if f["action"] == f"/revoke/{appid}")
+        assert alice_web.post(f"/revoke/{appid}", revoke)[0] == 303
+        for app in apps:
+            assert await app.event() == {"uid": alice_puid, "status": "offline"}
+        await alice.send(json.dumps({"email": "alice@example.com", "status": "online"}))
+        assert json.loads(await alice.recv()) == {"result": "OK"}
+        reply = await first.request({"action": "notify", "target": alice_puid, "source": "Bob",
+                                     "message": "hi", "id": "c2"})
+        assert reply["errno"] == 43 and reply["action"] == "notify" and reply["id"] == "c2"
+        # Bob's next change is the next event: nothing about Alice came in between.
+        await bob.send(json.dumps({"email": "bob@example.com", "status": "online"}))
+        assert json.loads(await bob.recv()) == {"result": "OK"}
+        for app in apps:
+            assert await app.event() == {"uid": bob_puid, "status": "online"}
+
+        # Away and back: the changes missed meanwhile, coalesced per PUID.
+        for app in apps:
+            await app.ws.close()
+        await asyncio.sleep(0.2)
+        await bob.send(json.dumps({"email": "bob@example.com", "status": "unavailable"}))
+        assert json.loads(await bob.recv()) == {"result": "OK"}
+        await bob.send(json.dumps({"email": "bob@example.com", "status": "offline"}))
+        assert json.loads(await bob.recv()) == {"result": "OK"}
+        back = await AppService.connect(server, appid, api_key)
+        assert await back.event() == {"uid": bob_puid, "status": "offline"}
+        for ws in (alice, bob, back.ws):
+            await ws.close()
+        return [m for app in apps + (back,) for m in app.received]
+    received = run(scenario())
+    # No e-mail in anything the AppService received.
+    for message in received:
+        assert "@" not in json.dumps(message), message
+
+
+def test_appservice_refusals(story, ident, site, domain):
+    server, dev, appid, api_key = story
+    other_appid, _ = activated_app(dev, domain)
+    _, other_puid = grant(server, ident, "carol@example.com", other_appid, "carol")
+    draft = register(dev, "Draft")
+
+    async def refused(target_appid, token):
+        app = await AppService.connect(server, target_appid)
+        reply = await app.request({"action": "auth", "token": token})
+        with pytest.raises(websockets.ConnectionClosed):
+            await app.recv()
+        return reply["errno"], app.ws.close_code, reply["action"]
+
+    async def scenario():
+        assert await refused("00000000-0000-4000-8000-000000000000", api_key) == (40, 1008,
+                                                                                  "auth")
+        assert await refused(draft, api_key) == (41, 1008, "auth")
+        assert await refused(appid, "wrong") == (42, 1008, "auth")
+        app = await AppService.connect(server, appid)
+        reply = await app.request({"action": "notify", "target": other_puid, "source": "x",
+                                   "message": "y", "id": "n1"})
+        assert (reply["errno"], reply["action"], reply["id"]) == (30, "notify", "n1")
+        reply = await app.request({"action": "dance"})
+        assert reply["errno"] == 13
+        assert (await app.request({"action": "auth", "key": api_key}))["result"] == "OK"
+        # A PUID of another app is unknown to this one.
+        reply = await app.request({"action": "notify", "target": other_puid, "source": "x",
+                                   "message": "y"})
+        assert reply["errno"] == 43
+        await app.ws.close()
+        # Silent past the deadline: closed with 1008.
+        silent = await AppService.connect(server, appid)
+        started = time.monotonic()
+        reply = await silent.recv(timeout=15)
+        with pytest.raises(websockets.ConnectionClosed):
+            await silent.recv()
+        return reply, silent.ws.close_code, time.monotonic() - started
+    reply, code, waited = run(scenario())
+    assert reply["errno"] == 30 and code == 1008 and 9 <= waited <= 13
+
+
+def test_notify_rate_limit(site, ident, domain):
+    server = site(app_rate=1, app_burst=2, workers=1)
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, api_key = activated_app(dev, domain)
+    _, puid = grant(server, ident, "dora@example.com", appid, "dora")
+
+    async def scenario():
+        app = await AppService.connect(server, appid, api_key)
+        replies = [await app.request({"action": "notify", "target": puid, "source": "s",
+                                      "message": f"m{i}"}) for i in range(3)]
+        await app.ws.close()
+        return replies
+    replies = run(scenario())
+    assert replies[0]["result"] == replies[1]["result"] == "OK"
+    assert replies[2]["errno"] == 50 and replies[2]["retry_after"] >= 1

@@ -1,0 +1,446 @@
+/* appservice: the AppService Presence Channel (/myapps/<appid>) — API-key authentication within
+ * 10 s, presence events by PUID, missed changes after an absence, snapshots, notify (SPEC.md
+ * §5). It runs on the device channel's session machinery (device_session.h). */
+#include "device_session.h"
+
+#include "../common/clock.h"
+#include "../common/json_strict.h"
+#include "../common/log.h"
+#include "../common/notification.h"
+#include "../shm/app.h"
+#include "../shm/app_channel.h"
+#include "../shm/grant.h"
+#include "../shm/presence.h"
+
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUTH_DEADLINE_MS 10000
+#define SNAPSHOT_CHUNK 100
+#define REQUEST_ID_MAX 64
+#define RINGS_MAX 64
+
+struct app_state {
+    struct app_state *next, *prev; /* the worker's AppService connections */
+    struct ws_session *s;
+    char appid[SHM_APPID_LEN + 1];
+    char name[SHM_APP_NAME_MAX + 1];
+    bool authed;
+    int64_t opened_ms;
+};
+
+/* Notify requests per second of one app, counted on this worker. */
+struct app_bucket {
+    struct app_bucket *next;
+    char appid[SHM_APPID_LEN + 1];
+    double tokens;
+    int64_t refill_ms;
+};
+
+static const char *const status_names[] = { "offline", "unavailable", "online" };
+
+static const char *status_name(uint8_t status)
+{
+    return status < 3 ? status_names[status] : "offline";
+}
+
+/* {"action":A,"id":I,"result":"KO","errno":N,"error":T} (action and id when known). */
+static void app_error(struct worker *w, struct ws_session *s, const char *action, const char *id,
+                      int number, const char *text, uint16_t close_code, int retry_after)
+{
+    struct json_object *o = json_object_new_object();
+    if (o == NULL)
+        return;
+    if (action != NULL)
+        json_object_object_add(o, "action", json_object_new_string(action));
+    if (id != NULL)
+        json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "result", json_object_new_string("KO"));
+    json_object_object_add(o, "errno", json_object_new_int(number));
+    json_object_object_add(o, "error", json_object_new_string(text));
+    if (retry_after > 0)
+        json_object_object_add(o, "retry_after", json_object_new_int(retry_after));
+    size_t len;
+    const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    session_send(s, json, len);
+    json_object_put(o);
+    session_error_counted(w, s, close_code);
+}
+
+static void list_remove(struct worker *w, struct app_state *a)
+{
+    if (a->prev != NULL)
+        a->prev->next = a->next;
+    else if (w->apps == a)
+        w->apps = a->next;
+    if (a->next != NULL)
+        a->next->prev = a->prev;
+    a->next = a->prev = NULL;
+}
+
+int appservice_open(struct worker *w, struct ws_session *s)
+{
+    char uri[128];
+    struct app_state *a = calloc(1, sizeof *a);
+    if (a == NULL || lws_hdr_copy(s->wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+        strlen(uri) != 8 + SHM_APPID_LEN) {
+        free(a);
+        return -1;
+    }
+    memcpy(a->appid, uri + 8, SHM_APPID_LEN + 1);
+    a->s = s;
+    a->opened_ms = clock_mono_ms();
+    a->next = w->apps;
+    if (w->apps != NULL)
+        w->apps->prev = a;
+    w->apps = a;
+    s->app = a;
+    return 0;
+}
+
+void appservice_close(struct worker *w, struct ws_session *s)
+{
+    struct app_state *a = s->app;
+    if (a == NULL)
+        return;
+    if (a->authed &&
+        shm_app_conn_remove(w->store, a->appid, w->info.pid, s->conn_id, clock_wall_ms()) != SHM_OK)
+        w->info.store_failures_total++;
+    list_remove(w, a);
+    free(a);
+    s->app = NULL;
+}
+
+static void event_send(struct ws_session *s, const char *puid, uint8_t status)
+{
+    char json[128];
+    int n = snprintf(json, sizeof json, "{\"uid\":\"%s\",\"status\":\"%s\"}", puid,
+                     status_name(status));
+    session_send(s, json, (size_t)n);
+}
+
+static void missed_change(void *arg, const char *puid, uint8_t status)
+{
+    event_send(arg, puid, status);
+}
+
+static void auth(struct worker *w, struct ws_session *s, struct json_object *msg, const char *id)
+{
+    struct app_state *a = s->app;
+    const char *token = NULL;
+    struct shm_app app;
+    unsigned char hash[SHM_APP_KEY_HASH_LEN];
+    if (json_strict_string(msg, "token", &token, NULL) != 1 &&
+        json_strict_string(msg, "key", &token, NULL) != 1) {
+        app_error(w, s, "auth", id, 11, "missing or invalid field: token", 0, 0);
+        return;
+    }
+    if (shm_app_get(w->store, a->appid, &app) != SHM_OK) {
+        app_error(w, s, "auth", id, 40, "unknown appid", LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
+        return;
+    }
+    if (!app.validated || !app.active) {
+        app_error(w, s, "auth", id, 41, "app not validated or not active",
+                  LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
+        return;
+    }
+    SHA256((const unsigned char *)token, strlen(token), hash);
+    if (!app.has_key || CRYPTO_memcmp(hash, app.key_hash, sizeof hash) != 0) {
+        app_error(w, s, "auth", id, 42, "bad API key", LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
+        return;
+    }
+    size_t others = 0;
+    if (shm_app_conn_add(w->store, a->appid, w->info.pid, s->conn_id, &others) != SHM_OK) {
+        app_error(w, s, "auth", id, 60, "internal error", 0, 0);
+        return;
+    }
+    a->authed = true;
+    snprintf(a->name, sizeof a->name, "%s", app.name);
+    static const char ok[] = "{\"action\":\"auth\",\"result\":\"OK\"}";
+    session_send(s, ok, sizeof ok - 1);
+    /* Back from an absence: the latest change of each user since, before live events. */
+    if (others == 0 &&
+        shm_app_changes_since_away(w->store, a->appid, clock_wall_ms(), missed_change, s) < 0)
+        w->info.store_failures_total++;
+}
+
+struct snapshot {
+    struct worker *w;
+    struct ws_session *s;
+    struct json_object *chunk;
+};
+
+static void snapshot_flush(struct snapshot *snap, bool last)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "action", json_object_new_string("snapshot"));
+    json_object_object_add(o, "presence", snap->chunk);
+    json_object_object_add(o, "last", json_object_new_boolean(last));
+    size_t len;
+    const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    session_send(snap->s, json, len);
+    json_object_put(o);
+    snap->chunk = json_object_new_array();
+}
+
+static void snapshot_add(void *arg, const char *puid, const char *email)
+{
+    struct snapshot *snap = arg;
+    struct shm_presence presence;
+    shm_presence_get(snap->w->store, email, &presence);
+    struct json_object *entry = json_object_new_object();
+    json_object_object_add(entry, "uid", json_object_new_string(puid));
+    json_object_object_add(entry, "status", json_object_new_string(status_name(presence.status)));
+    json_object_array_add(snap->chunk, entry);
+    if (json_object_array_length(snap->chunk) == SNAPSHOT_CHUNK)
+        snapshot_flush(snap, false);
+}
+
+static void snapshot(struct worker *w, struct ws_session *s)
+{
+    struct snapshot snap = { w, s, json_object_new_array() };
+    if (shm_grant_list_app(w->store, s->app->appid, snapshot_add, &snap) < 0)
+        w->info.store_failures_total++;
+    snapshot_flush(&snap, true);
+    json_object_put(snap.chunk);
+}
+
+/* Token bucket of notify per app (app_rate per second, app_burst). 0, or seconds to wait. */
+static int app_rate_take(struct worker *w, const char *appid)
+{
+    struct app_bucket *b = w->app_buckets;
+    while (b != NULL && strcmp(b->appid, appid) != 0)
+        b = b->next;
+    int64_t now = clock_mono_ms();
+    if (b == NULL) {
+        if ((b = calloc(1, sizeof *b)) == NULL)
+            return 1;
+        snprintf(b->appid, sizeof b->appid, "%s", appid);
+        b->tokens = (double)w->cfg->app_burst;
+        b->refill_ms = now;
+        b->next = w->app_buckets;
+        w->app_buckets = b;
+    }
+    b->tokens += (double)(now - b->refill_ms) * (double)w->cfg->app_rate / 1000.0;
+    if (b->tokens > (double)w->cfg->app_burst)
+        b->tokens = (double)w->cfg->app_burst;
+    b->refill_ms = now;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return 0;
+    }
+    int wait = (int)((1.0 - b->tokens) / (double)w->cfg->app_rate) + 1;
+    return wait;
+}
+
+/* A notify reply waits for the commit of the batch holding the notification. */
+struct notify_reply {
+    struct worker *w;
+    uint64_t conn_id;
+    struct out_msg *held;
+    char ok[160], failed[200];
+};
+
+static void notify_committed(void *arg, int result)
+{
+    struct notify_reply *r = arg;
+    struct ws_session *s = u64map_get(&r->w->sessions_by_id, r->conn_id);
+    if (s != NULL) {
+        const char *text = result == SHM_OK ? r->ok : r->failed;
+        session_release(s, r->held, text, strlen(text));
+    }
+    free(r);
+}
+
+static void notify_reply_hold(struct worker *w, struct ws_session *s, const char *id)
+{
+    struct notify_reply *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->held = session_hold(s, sizeof r->failed)) == NULL ||
+        shm_batch_on_commit(w->store, notify_committed, r) != SHM_OK) {
+        if (r != NULL && r->held != NULL)
+            session_drop(s, r->held);
+        free(r);
+        app_error(w, s, "notify", id, 60, "internal error", 0, 0);
+        return;
+    }
+    r->w = w;
+    r->conn_id = s->conn_id;
+    char id_field[REQUEST_ID_MAX + 16] = "";
+    if (id != NULL)
+        snprintf(id_field, sizeof id_field, ",\"id\":\"%s\"", id);
+    snprintf(r->ok, sizeof r->ok, "{\"action\":\"notify\",\"result\":\"OK\"%s}", id_field);
+    snprintf(r->failed, sizeof r->failed,
+             "{\"action\":\"notify\",\"result\":\"KO\",\"errno\":60,"
+             "\"error\":\"internal error: not stored\"%s}",
+             id_field);
+}
+
+static int notify_fields(struct json_object *msg, int64_t max_ttl_ms, struct notification *n,
+                         const char **target, const char **why)
+{
+    struct json_object *ttl;
+    size_t len;
+    memset(n, 0, sizeof *n);
+    if (json_strict_string(msg, "target", target, &len) != 1 || len == 0) {
+        *why = "missing or invalid field: target";
+        return 11;
+    }
+    if (json_strict_string(msg, "source", &n->source, &len) != 1 || len == 0 ||
+        len > NOTIFICATION_SOURCE_MAX || strlen(n->source) != len) {
+        *why = "missing or invalid field: source";
+        return 11;
+    }
+    if (json_strict_string(msg, "message", &n->message, &len) != 1 || len == 0 ||
+        len > NOTIFICATION_MESSAGE_MAX || strlen(n->message) != len) {
+        *why = "missing or invalid field: message";
+        return 11;
+    }
+    int has = json_strict_string(msg, "url", &n->action, &len);
+    if (has < 0 ||
+        (has == 1 && (len == 0 || len > NOTIFICATION_ACTION_MAX || strlen(n->action) != len))) {
+        *why = "invalid field: url";
+        return 11;
+    }
+    if (json_object_object_get_ex(msg, "ttl", &ttl)) {
+        if (!json_object_is_type(ttl, json_type_int) || json_object_get_int64(ttl) < 1 ||
+            json_object_get_int64(ttl) > max_ttl_ms / 1000) {
+            *why = "invalid field: ttl (whole seconds up to the configured maximum)";
+            return 11;
+        }
+        n->ttl_ms = json_object_get_int64(ttl) * 1000;
+    }
+    return 0;
+}
+
+static void notify(struct worker *w, struct ws_session *s, struct json_object *msg, const char *id)
+{
+    struct app_state *a = s->app;
+    struct notification n;
+    const char *target, *why;
+    char appid[SHM_APPID_LEN + 1], email[SHM_EMAIL_MAX + 1];
+    int number = notify_fields(msg, w->cfg->notification_ttl_ms, &n, &target, &why);
+    if (number != 0) {
+        app_error(w, s, "notify", id, number, why, 0, 0);
+        return;
+    }
+    if (shm_grant_by_puid(w->store, target, appid, email) != SHM_OK ||
+        strcmp(appid, a->appid) != 0) {
+        app_error(w, s, "notify", id, 43, "target PUID unknown, revoked, or not granted", 0, 0);
+        return;
+    }
+    int retry_after = app_rate_take(w, a->appid);
+    if (retry_after > 0) {
+        app_error(w, s, "notify", id, 50, "slow down", 0, retry_after);
+        return;
+    }
+    n.app = a->name;
+    char note_id[NOTIFICATION_ID_LEN + 1], json[SHM_NOTIF_JSON_MAX];
+    int len = notification_id_make(note_id) == 0
+                  ? notification_render(&n, note_id, clock_wall_ms() / 1000, json, sizeof json)
+                  : -1;
+    if (len < 0) {
+        app_error(w, s, "notify", id, 14, "notification too large", 0, 0);
+        return;
+    }
+    int64_t now = clock_wall_ms(), ttl = n.ttl_ms ? n.ttl_ms : w->cfg->notification_ttl_ms;
+    int32_t rings[RINGS_MAX];
+    size_t ring_count = 0, dropped;
+    if (shm_notif_send(w->store, email, json, (size_t)len, now, now + ttl,
+                       (size_t)w->cfg->max_pending_notifications, rings, RINGS_MAX, &ring_count,
+                       &dropped) != SHM_OK) {
+        app_error(w, s, "notify", id, 60, "internal error", 0, 0);
+        return;
+    }
+    for (size_t i = 0; i < ring_count; i++)
+        mailbox_ring_later(w, rings[i]);
+    notify_reply_hold(w, s, id);
+}
+
+/* The request's id, when it has one (a string, or a number kept as text). */
+static const char *request_id(struct json_object *msg, char *buf, size_t cap)
+{
+    struct json_object *id;
+    if (!json_object_object_get_ex(msg, "id", &id))
+        return NULL;
+    if (json_object_is_type(id, json_type_string) &&
+        (size_t)json_object_get_string_len(id) <= REQUEST_ID_MAX &&
+        strspn(json_object_get_string(id),
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") ==
+            (size_t)json_object_get_string_len(id)) {
+        snprintf(buf, cap, "%s", json_object_get_string(id));
+        return buf;
+    }
+    return NULL;
+}
+
+void appservice_message(struct worker *w, struct ws_session *s, const char *text, size_t len)
+{
+    w->info.ws_messages_total++;
+    struct json_object *msg = json_strict_object(text, len);
+    if (msg == NULL) {
+        app_error(w, s, NULL, NULL, 10, "malformed JSON, or not an object", 0, 0);
+        return;
+    }
+    char id_buf[REQUEST_ID_MAX + 1];
+    const char *action = NULL, *id = request_id(msg, id_buf, sizeof id_buf);
+    if (json_strict_string(msg, "action", &action, NULL) != 1)
+        app_error(w, s, NULL, id, 11, "missing or invalid field: action", 0, 0);
+    else if (strcmp(action, "auth") == 0)
+        s->app->authed ? app_error(w, s, "auth", id, 13, "already authenticated", 0, 0)
+                       : auth(w, s, msg, id);
+    else if (strcmp(action, "snapshot") != 0 && strcmp(action, "notify") != 0)
+        app_error(w, s, NULL, id, 13, "unknown action", 0, 0);
+    else if (!s->app->authed)
+        app_error(w, s, action, id, 30, "authentication required", 0, 0);
+    else if (strcmp(action, "snapshot") == 0)
+        snapshot(w, s);
+    else
+        notify(w, s, msg, id);
+    json_object_put(msg);
+}
+
+void appservice_event(struct worker *w, const void *payload, size_t len)
+{
+    uint64_t conn_id;
+    char puid[SHM_PUID_LEN + 1];
+    uint8_t status;
+    if (shm_app_event_decode(payload, len, &conn_id, puid, &status) != 0)
+        return;
+    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
+    if (s != NULL && s->app != NULL && s->app->authed && s->close_code == 0)
+        event_send(s, puid, status);
+}
+
+void appservice_publish(struct worker *w, const char *email, uint8_t status, const char *only_appid)
+{
+    int32_t rings[RINGS_MAX];
+    size_t ring_count = 0;
+    if (shm_app_event_publish(w->store, email, status, only_appid, clock_wall_ms(), rings,
+                              RINGS_MAX, &ring_count) != SHM_OK)
+        w->info.store_failures_total++;
+    for (size_t i = 0; i < ring_count; i++)
+        mailbox_ring_later(w, rings[i]);
+}
+
+/* Connections that have not authenticated within 10 s are closed. */
+void appservice_deadlines(struct worker *w)
+{
+    int64_t now = clock_mono_ms();
+    for (struct app_state *a = w->apps; a != NULL; a = a->next)
+        if (!a->authed && a->s->close_code == 0 && now - a->opened_ms >= AUTH_DEADLINE_MS)
+            app_error(w, a->s, "auth", NULL, 30, "authentication required within 10 seconds",
+                      LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
+}
+
+void appservice_free_buckets(struct worker *w)
+{
+    for (struct app_bucket *b = w->app_buckets, *next; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
+    w->app_buckets = NULL;
+}
