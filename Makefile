@@ -16,7 +16,8 @@ FUZZ_SECONDS ?= 10
 DEB_BUILD := gcc make pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
              libevent-dev libjson-c-dev libcurl4-openssl-dev liblmdb-dev libssl-dev
 DEB_TEST := clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
-            python3-prometheus-client python3-cryptography lmdb-utils perl curl openssl man-db
+            python3-prometheus-client python3-cryptography python3-selenium chromium \
+            chromium-driver lmdb-utils perl curl openssl man-db
 
 PKGS := libwebsockets libuv libevent json-c libcurl lmdb openssl
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)

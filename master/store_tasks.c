@@ -9,6 +9,7 @@
 #include "../shm/conn.h"
 #include "../shm/mail.h"
 #include "../shm/notif.h"
+#include "../shm/web_session.h"
 #include "../shm/presence.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
@@ -21,8 +22,8 @@
 #include <unistd.h>
 
 #define READER_CHECK_INTERVAL_MS 5000
-/* Expired verified assertions and notifications are dropped this often, at most SWEEP_MAX per visit
- * so that one write transaction stays short. */
+/* Expired verified assertions, notifications and web sessions are dropped this often, at most
+ * SWEEP_MAX per visit so that one write transaction stays short. */
 #define SWEEP_INTERVAL_MS 60000
 #define SWEEP_MAX 10000
 
@@ -136,8 +137,10 @@ void master_store_maintain(struct master *m)
     if (sweep_due) {
         size_t assertions = 0, notifications = 0;
         int64_t wall = clock_wall_ms();
+        size_t sessions = 0;
         if (shm_assertion_expire(store, wall, SWEEP_MAX, &assertions) == SHM_OK &&
             shm_notif_expire(store, wall, SWEEP_MAX, &notifications) == SHM_OK &&
+            shm_web_session_expire(store, wall, SWEEP_MAX, &sessions) == SHM_OK &&
             shm_batch_commit(store) == SHM_OK && assertions + notifications > 0)
             log_debug("store: dropped %zu expired assertion(s), %zu expired notification(s)",
                       assertions, notifications);

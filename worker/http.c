@@ -282,6 +282,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
     struct worker *w = worker_of(wsi);
     struct http_req *req = user;
+    /* A connection closed before its first request (browsers open spare ones) has no user
+     * data yet. */
+    if (req == NULL)
+        return reason == LWS_CALLBACK_HTTP ? -1 : 0;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         return request_start(w, req, wsi, in);

@@ -1,0 +1,84 @@
+"""The pages in a real browser (Debian's headless Chromium driven by Selenium): sign in, open the
+consent page as an app would send a user there, click Allow, land back on the app's URL with
+Presence-UID, then revoke from /account. The consent page's screenshot is written to
+build/screenshots/consent.png."""
+import json
+import os
+import re
+import tempfile
+import urllib.parse
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import ROOT
+from test_apps import (APP_DOMAIN, activated_app, ca, domain, ident,  # noqa: F401
+                       signed_in, site)
+
+SCREENSHOTS = os.path.join(ROOT, "build", "screenshots")
+
+
+@pytest.fixture
+def chromium(domain):
+    profile = tempfile.mkdtemp(prefix="presenced-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+                 "--window-size=1000,800",
+                 # The app's domain is the test's HTTPS server; its CA is the test's own.
+                 f"--host-resolver-rules=MAP {APP_DOMAIN}:443 127.0.0.1:{domain.server.port}",
+                 "--ignore-certificate-errors"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_sign_in_allow_and_revoke_in_chromium(site, ident, domain, chromium):
+    server = site()
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, _ = activated_app(dev, domain)
+    base = f"http://127.0.0.1:{server.port}"
+    redirect = f"https://{APP_DOMAIN}/welcome?room=7"
+    consent = f"/grant/{appid}?" + urllib.parse.urlencode({"redirect": redirect, "id": "erin"})
+    wait = WebDriverWait(chromium, 20)
+
+    # The app sends the user to the consent page; not signed in, they sign in first.
+    chromium.get(base + consent)
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "assertion")))
+    assert "/login?next=" in chromium.current_url
+    field = chromium.find_element(By.ID, "assertion")
+    field.send_keys(ident("erin@example.com", server.origin))
+    chromium.find_element(By.ID, "signin").click()
+
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "allow")))
+    question = chromium.find_element(By.ID, "question").text
+    assert question == "Allow Chat (chat.test), where you are erin, to see when you are present?"
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    chromium.save_screenshot(os.path.join(SCREENSHOTS, "consent.png"))
+    assert os.path.getsize(os.path.join(SCREENSHOTS, "consent.png")) > 1000
+
+    chromium.find_element(By.ID, "allow").click()
+    wait.until(lambda d: d.current_url.startswith(f"https://{APP_DOMAIN}/"))
+    match = re.fullmatch(r"https://chat\.test/welcome\?room=7&Presence-UID=([0-9a-f-]{36})",
+                         chromium.current_url)
+    assert match, chromium.current_url
+    puid = match.group(1)
+
+    chromium.get(base + "/getApps")
+    assert json.loads(chromium.find_element(By.TAG_NAME, "body").text) == {
+        "apps": [{"name": "Chat", "uid": puid}]}
+
+    chromium.get(base + "/account")
+    chromium.find_element(By.CSS_SELECTOR, "button.revoke").click()
+    wait.until(lambda d: d.current_url == base + "/account" and
+               "None." in d.find_element(By.TAG_NAME, "main").text)
+    chromium.get(base + "/getApps")
+    assert json.loads(chromium.find_element(By.TAG_NAME, "body").text) == {"apps": []}
