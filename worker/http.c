@@ -12,9 +12,17 @@
 
 #define HTTP_HEADERS_MAX 4096
 
+/* The lws user data of an HTTP connection. The request in progress lives on the heap, so an
+ * idle keep-alive connection costs only this, and so does the allocation every WebSocket gets
+ * (lws sizes the user data of all connections alike). */
+struct http_conn {
+    enum conn_kind kind; /* CONN_HTTP */
+    struct http_req *req;
+};
+
 size_t http_req_size(void)
 {
-    return sizeof(struct http_req);
+    return sizeof(struct http_conn);
 }
 
 void http_reply(struct http_req *req, unsigned status, const char *content_type, char *body,
@@ -166,9 +174,7 @@ static int response_write(struct http_req *req)
         if (n < 0)
             return -1;
     }
-    free(r->body);
-    memset(r, 0, sizeof *r);
-    return lws_http_transaction_completed(req->wsi) ? -1 : 0;
+    return 0;
 }
 
 static void heartbeat(struct worker *w, struct http_req *req)
@@ -225,19 +231,26 @@ static enum http_method method_of(struct lws *wsi)
     return HTTP_OTHER;
 }
 
-static void request_reset(struct http_req *req)
+static void request_reset(struct http_conn *conn)
 {
+    struct http_req *req = conn->req;
+    if (req == NULL)
+        return;
     if (req->async != NULL && req->async_cancel != NULL)
         req->async_cancel(req->async);
     free(req->body);
     free(req->response.body);
-    memset(req, 0, sizeof *req);
+    free(req);
+    conn->req = NULL;
 }
 
-static int request_start(struct worker *w, struct http_req *req, struct lws *wsi, const char *uri)
+static int request_start(struct worker *w, struct http_conn *conn, struct lws *wsi, const char *uri)
 {
-    request_reset(req);
-    req->kind = CONN_HTTP;
+    request_reset(conn);
+    conn->kind = CONN_HTTP;
+    struct http_req *req = conn->req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return -1;
     req->wsi = wsi;
     req->method = method_of(wsi);
     w->info.http_requests_total++;
@@ -272,23 +285,41 @@ static void body_add(struct http_req *req, const char *in, size_t len)
 
 void http_destroy(void *user)
 {
-    struct http_req *req = user;
-    if (req != NULL && req->kind == CONN_HTTP)
-        request_reset(req);
+    struct http_conn *conn = user;
+    if (conn != NULL && conn->kind == CONN_HTTP)
+        request_reset(conn);
+}
+
+/* Writes the response and ends the request; the connection may carry the next one. */
+static int request_finish(struct http_conn *conn)
+{
+    struct lws *wsi = conn->req->wsi;
+    int rc = response_write(conn->req);
+    request_reset(conn);
+    if (rc != 0)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len)
 {
     struct worker *w = worker_of(wsi);
-    struct http_req *req = user;
+    struct http_conn *conn = user;
     /* A connection closed before its first request (browsers open spare ones) has no user
      * data yet. */
-    if (req == NULL)
+    if (conn == NULL)
         return reason == LWS_CALLBACK_HTTP ? -1 : 0;
+    if (reason == LWS_CALLBACK_HTTP)
+        return request_start(w, conn, wsi, in);
+    if (reason == LWS_CALLBACK_CLOSED_HTTP) {
+        request_reset(conn);
+        return 0;
+    }
+    struct http_req *req = conn->req;
+    if (req == NULL)
+        return 0;
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return request_start(w, req, wsi, in);
     case LWS_CALLBACK_HTTP_BODY:
         body_add(req, in, len);
         return 0;
@@ -303,10 +334,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         req->body_len = 0;
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return req->responding ? response_write(req) : 0;
-    case LWS_CALLBACK_CLOSED_HTTP:
-        request_reset(req);
-        return 0;
+        return req->responding ? request_finish(conn) : 0;
     default:
         return 0;
     }

@@ -28,7 +28,6 @@ struct http_response {
 struct http_async; /* a handler's pending work; cancelled when the connection goes */
 
 struct http_req {
-    enum conn_kind kind; /* CONN_HTTP */
     enum http_method method;
     char uri[HTTP_URI_MAX];
     char *body;
@@ -43,8 +42,6 @@ struct http_req {
     struct http_response response;
     struct lws *wsi;
 };
-
-size_t http_req_size(void);
 
 /* Prepares the response (taking body), then asks lws for a chance to write it. */
 void http_reply(struct http_req *req, unsigned status, const char *content_type, char *body,
