@@ -143,40 +143,33 @@ int shm_app_delete(struct shm_store *store, const char *appid)
     return rc == 0 || rc == MDB_NOTFOUND ? SHM_OK : store_batch_fail(store, rc, "app delete");
 }
 
+struct owner_walk {
+    struct shm_store *store;
+    shm_app_cb cb;
+    void *arg;
+    int count;
+};
+
+static void owner_app(void *arg, const MDB_val *rest, const MDB_val *value)
+{
+    struct owner_walk *walk = arg;
+    char appid[SHM_APPID_LEN + 1];
+    struct shm_app app;
+    (void)value;
+    if (rest->mv_size != SHM_APPID_LEN)
+        return;
+    memcpy(appid, rest->mv_data, SHM_APPID_LEN);
+    appid[SHM_APPID_LEN] = '\0';
+    if (shm_app_get(walk->store, appid, &app) != SHM_OK)
+        return;
+    if (walk->cb != NULL)
+        walk->cb(walk->arg, &app);
+    walk->count++;
+}
+
 int shm_app_list_by_owner(struct shm_store *store, const char *owner, shm_app_cb cb, void *arg)
 {
-    char prefix[SHM_EMAIL_MAX + 1];
-    size_t prefix_len = strlen(owner) + 1;
-    if (prefix_len > sizeof prefix)
-        return SHM_ERROR;
-    memcpy(prefix, owner, prefix_len);
-    MDB_txn *txn;
-    MDB_cursor *cursor;
-    if (store_read_begin(store, &txn) != SHM_OK)
-        return SHM_ERROR;
-    if (mdb_cursor_open(txn, store->apps_by_owner, &cursor) != 0) {
-        store_read_end(store, txn);
-        return SHM_ERROR;
-    }
-    MDB_val key = { prefix_len, prefix }, value;
-    int count = 0;
-    for (int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-         rc == 0 && key.mv_size == prefix_len + SHM_APPID_LEN &&
-         memcmp(key.mv_data, prefix, prefix_len) == 0;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        char appid[SHM_APPID_LEN + 1];
-        memcpy(appid, (char *)key.mv_data + prefix_len, SHM_APPID_LEN);
-        appid[SHM_APPID_LEN] = '\0';
-        MDB_val akey = { SHM_APPID_LEN, appid }, avalue;
-        struct shm_app app;
-        if (mdb_get(txn, store->apps, &akey, &avalue) == 0 &&
-            app_decode(appid, &avalue, &app) == SHM_OK) {
-            if (cb != NULL)
-                cb(arg, &app);
-            count++;
-        }
-    }
-    mdb_cursor_close(cursor);
-    store_read_end(store, txn);
-    return count;
+    struct owner_walk walk = { store, cb, arg, 0 };
+    int rc = store_prefix_walk(store, store->apps_by_owner, owner, owner_app, &walk);
+    return rc < 0 ? rc : walk.count;
 }

@@ -129,40 +129,6 @@ int shm_grant_by_puid(struct shm_store *store, const char *puid, char *appid, ch
     return result;
 }
 
-/* Walks the keys of dbi that start with prefix \0, giving cb the rest of the key and the
- * value. */
-typedef void (*prefix_cb)(void *arg, const MDB_val *rest, const MDB_val *value);
-
-static int prefix_walk(struct shm_store *store, MDB_dbi dbi, const char *prefix, prefix_cb cb,
-                       void *arg)
-{
-    char buf[SHM_EMAIL_MAX + 2];
-    size_t prefix_len = strlen(prefix) + 1;
-    if (prefix_len > sizeof buf)
-        return SHM_ERROR;
-    memcpy(buf, prefix, prefix_len);
-    MDB_txn *txn;
-    MDB_cursor *cursor;
-    if (store_read_begin(store, &txn) != SHM_OK)
-        return SHM_ERROR;
-    if (mdb_cursor_open(txn, dbi, &cursor) != 0) {
-        store_read_end(store, txn);
-        return SHM_ERROR;
-    }
-    MDB_val key = { prefix_len, buf }, value;
-    int count = 0;
-    for (int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-         rc == 0 && key.mv_size > prefix_len && memcmp(key.mv_data, buf, prefix_len) == 0;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        MDB_val rest = { key.mv_size - prefix_len, (char *)key.mv_data + prefix_len };
-        cb(arg, &rest, &value);
-        count++;
-    }
-    mdb_cursor_close(cursor);
-    store_read_end(store, txn);
-    return count;
-}
-
 struct user_walk {
     shm_grant_user_cb cb;
     void *arg;
@@ -185,7 +151,7 @@ static void user_grant(void *arg, const MDB_val *rest, const MDB_val *value)
 int shm_grant_list_user(struct shm_store *store, const char *email, shm_grant_user_cb cb, void *arg)
 {
     struct user_walk walk = { cb, arg };
-    return prefix_walk(store, store->grants, email, user_grant, &walk);
+    return store_prefix_walk(store, store->grants, email, user_grant, &walk);
 }
 
 struct app_walk {
@@ -210,7 +176,7 @@ static void app_grant(void *arg, const MDB_val *rest, const MDB_val *value)
 int shm_grant_list_app(struct shm_store *store, const char *appid, shm_grant_app_cb cb, void *arg)
 {
     struct app_walk walk = { cb, arg };
-    return prefix_walk(store, store->app_grants, appid, app_grant, &walk);
+    return store_prefix_walk(store, store->app_grants, appid, app_grant, &walk);
 }
 
 /* The grants of one app, gathered before they are deleted. */

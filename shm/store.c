@@ -400,3 +400,33 @@ int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, si
         return store_batch_fail(store, rc, what);
     return SHM_OK;
 }
+
+int store_prefix_walk(struct shm_store *store, MDB_dbi dbi, const char *prefix, store_prefix_cb cb,
+                      void *arg)
+{
+    char buf[256]; /* an e-mail or an appid, and the NUL */
+    size_t prefix_len = strlen(prefix) + 1;
+    if (prefix_len > sizeof buf)
+        return SHM_ERROR;
+    memcpy(buf, prefix, prefix_len);
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    if (mdb_cursor_open(txn, dbi, &cursor) != 0) {
+        store_read_end(store, txn);
+        return SHM_ERROR;
+    }
+    MDB_val key = { prefix_len, buf }, value;
+    int count = 0;
+    for (int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key.mv_size > prefix_len && memcmp(key.mv_data, buf, prefix_len) == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        MDB_val rest = { key.mv_size - prefix_len, (char *)key.mv_data + prefix_len };
+        cb(arg, &rest, &value);
+        count++;
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    return count;
+}

@@ -55,6 +55,12 @@ void store_read_end(struct shm_store *store, MDB_txn *txn);
 int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
                         size_t *removed, const char *what);
 
+/* Calls cb with each record of dbi whose key starts with prefix and a NUL: the rest of the key
+ * and the value. Returns the count, or < 0. */
+typedef void (*store_prefix_cb)(void *arg, const MDB_val *rest, const MDB_val *value);
+int store_prefix_walk(struct shm_store *store, MDB_dbi dbi, const char *prefix, store_prefix_cb cb,
+                      void *arg);
+
 void store_put_be32(unsigned char *out, uint32_t value);
 void store_put_be64(unsigned char *out, uint64_t value);
 uint32_t store_get_be32(const unsigned char *in);
