@@ -12,6 +12,9 @@ import urllib.request
 import pytest
 import websockets
 
+# The web and AppService tests' fixtures (sites, identity provider, an app's domain).
+pytest_plugins = ("web_fixtures",)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("PRESENCED_BIN", os.path.join(ROOT, "build", "presenced"))
 # Helper programs of tests/tools, built with the sanitizers by `make integration`.

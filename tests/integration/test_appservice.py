@@ -11,10 +11,7 @@ import urllib.parse
 import pytest
 import websockets
 
-import idp
-from test_apps import (APP_DOMAIN, activated_app, ca, domain, ident, register,  # noqa: F401
-                       signed_in, site)
-from web_client import Browser
+from web_fixtures import APP_DOMAIN, action, activated_app, register, signed_in
 
 DEVICE_AUDIENCE = "https://presence.test"
 
@@ -160,6 +157,8 @@ def test_appservice_refusals(story, ident, site, domain):
     other_appid, _ = activated_app(dev, domain)
     _, other_puid = grant(server, ident, "carol@example.com", other_appid, "carol")
     draft = register(dev, "Draft")
+    retired, retired_key = activated_app(dev, domain)
+    assert action(dev, retired, "deactivate")[0] == 303
 
     async def refused(target_appid, token):
         app = await AppService.connect(server, target_appid)
@@ -172,6 +171,7 @@ def test_appservice_refusals(story, ident, site, domain):
         assert await refused("00000000-0000-4000-8000-000000000000", api_key) == (40, 1008,
                                                                                   "auth")
         assert await refused(draft, api_key) == (41, 1008, "auth")
+        assert await refused(retired, retired_key) == (41, 1008, "auth")
         assert await refused(appid, "wrong") == (42, 1008, "auth")
         app = await AppService.connect(server, appid)
         reply = await app.request({"action": "notify", "target": other_puid, "source": "x",

@@ -16,8 +16,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import ROOT
-from test_apps import (APP_DOMAIN, activated_app, ca, domain, ident,  # noqa: F401
-                       signed_in, site)
+from web_fixtures import APP_DOMAIN, activated_app, signed_in
 
 SCREENSHOTS = os.path.join(ROOT, "build", "screenshots")
 
