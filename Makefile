@@ -151,13 +151,18 @@ build/tools/%: tests/tools/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
-build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
+build/bench/id_bench build/bench/app_seed: build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
+# The load generator is a client: it links nothing of the server.
+build/bench/loadgen: bench/loadgen.c bench/ws_client.c bench/ws_client.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/loadgen.c bench/ws_client.c
+
 bench: deps-test
 	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%) \
-	  $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
+	  build/bench/id_bench build/bench/app_seed build/bench/loadgen
 	$(PYTHON) bench/run.py
 
 install: build/presenced

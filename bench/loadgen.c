@@ -1,0 +1,453 @@
+/* loadgen: the load generator of `make bench` — one process holding many device connections
+ * (or one AppService) to a presenced, driven by commands on stdin, answering in JSON lines.
+ *
+ *   loadgen devices PORT SRC_ADDR COUNT FIRST PER_USER ASSERTIONS_FILE
+ *     Opens COUNT /presence connections from SRC_ADDR, device i (from FIRST) of user
+ *     i / PER_USER, whose "email assertion" is that line of ASSERTIONS_FILE, and authenticates
+ *     them. Prints {"ready":n,"seconds":s}. Then reads commands:
+ *       status RATE SECONDS  updates at RATE per second; prints round trips and throughput
+ *       reconnect            closes and reopens every connection; prints the time to all OK
+ *       notes                prints the latency of the notifications received so far
+ *       cpu                  prints this process's CPU time (to tell its share from the server's)
+ *       quit
+ *   loadgen app PORT APPID API_KEY PUIDS_FILE RATE SECONDS
+ *     One AppService: authenticates, sends RATE notifications per second for SECONDS to the
+ *     PUIDs of the file, each carrying its send time; prints the replies' count and latency.
+ *
+ * Notification latency is measured on the devices: a message "t=<ns>" holds CLOCK_MONOTONIC at
+ * sending, the same clock on this machine. */
+#include "ws_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PENDING_HANDSHAKES 512
+#define EMAIL_MAX 254
+
+struct gen;
+
+struct device {
+    struct ws_conn ws;
+    struct gen *gen;
+    int index;
+    int user;
+    bool authed;
+    bool auth_sent;
+    int64_t sent_ns; /* an update in flight, or 0 */
+};
+
+struct samples {
+    int64_t *ns;
+    size_t count, cap;
+};
+
+struct gen {
+    int epoll;
+    int port;
+    const char *src;
+    struct device *devices;
+    int count, first, per_user;
+    char **emails, **assertions;
+    int users;
+    int authed, opening, next_to_open;
+    struct samples rtt, notes;
+    uint64_t answered;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sample_add(struct samples *s, int64_t ns)
+{
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        int64_t *grown = realloc(s->ns, cap * sizeof *grown);
+        if (grown == NULL)
+            return;
+        s->ns = grown;
+        s->cap = cap;
+    }
+    s->ns[s->count++] = ns;
+}
+
+static int compare(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* {"count":n,"p50_us":..,"p99_us":..,"max_us":..} of the samples, which it then forgets. */
+static void samples_print(const char *name, struct samples *s, const char *extra)
+{
+    if (s->count > 0)
+        qsort(s->ns, s->count, sizeof *s->ns, compare);
+    double p50 = s->count ? (double)s->ns[s->count / 2] / 1000 : 0;
+    double p99 = s->count ? (double)s->ns[(size_t)((double)s->count * 0.99)] / 1000 : 0;
+    double max = s->count ? (double)s->ns[s->count - 1] / 1000 : 0;
+    printf("{\"%s\":{\"count\":%zu,\"p50_us\":%.0f,\"p99_us\":%.0f,\"max_us\":%.0f}%s}\n", name,
+           s->count, p50, p99, max, extra ? extra : "");
+    fflush(stdout);
+    s->count = 0;
+}
+
+static void watch(struct gen *g, struct ws_conn *c, bool add)
+{
+    struct epoll_event ev = { .events = EPOLLIN | (ws_wants_write(c) ? EPOLLOUT : 0),
+                              .data.ptr = c };
+    epoll_ctl(g->epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static int assertions_load(struct gen *g, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        char *space = strchr(line, ' ');
+        if (space == NULL)
+            continue;
+        *space = '\0';
+        line[strcspn(space + 1, "\n") + (size_t)(space + 1 - line)] = '\0';
+        g->emails = realloc(g->emails, (size_t)(g->users + 1) * sizeof *g->emails);
+        g->assertions = realloc(g->assertions, (size_t)(g->users + 1) * sizeof *g->assertions);
+        g->emails[g->users] = strdup(line);
+        g->assertions[g->users++] = strdup(space + 1);
+    }
+    free(line);
+    fclose(f);
+    return g->users > 0 ? 0 : -1;
+}
+
+static void auth_send(struct gen *g, struct device *d)
+{
+    char msg[16384];
+    int user = d->user % g->users;
+    int n = snprintf(msg, sizeof msg,
+                     "{\"email\":\"%s\",\"status\":\"online\",\"device\":\"d%d\","
+                     "\"assertion\":\"%s\"}",
+                     g->emails[user], d->index, g->assertions[user]);
+    ws_send_text(&d->ws, msg, (size_t)n);
+}
+
+static void device_on_text(struct ws_conn *c, const char *text, size_t len)
+{
+    struct device *d = c->user;
+    struct gen *g = d->gen;
+    if (len >= 17 && memcmp(text, "{\"notifications\":", 17) == 0) {
+        /* Each notification's message is "t=<ns>": its send time. */
+        for (const char *p = text; (p = strstr(p, "\"message\":\"t=")) != NULL; p += 13)
+            sample_add(&g->notes, now_ns() - strtoll(p + 13, NULL, 10));
+        return;
+    }
+    if (len == 15 && memcmp(text, "{\"result\":\"OK\"}", 15) == 0) {
+        if (!d->authed) {
+            d->authed = true;
+            g->authed++;
+            g->opening--;
+        } else if (d->sent_ns != 0) {
+            sample_add(&g->rtt, now_ns() - d->sent_ns);
+            g->answered++;
+        }
+        d->sent_ns = 0;
+        return;
+    }
+    fprintf(stderr, "loadgen: device %d: %.*s\n", d->index, (int)(len > 200 ? 200 : len), text);
+    if (!d->authed)
+        g->opening--;
+    d->sent_ns = 0;
+}
+
+static void device_open(struct gen *g, struct device *d)
+{
+    d->gen = g;
+    d->authed = false;
+    d->sent_ns = 0;
+    if (ws_connect(&d->ws, g->src, "127.0.0.1", g->port, "/presence") != 0) {
+        fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
+        return;
+    }
+    d->ws.user = d;
+    d->auth_sent = false;
+    g->opening++;
+    watch(g, &d->ws, true);
+}
+
+/* Opens the next connections while fewer than MAX_PENDING_HANDSHAKES are unanswered. */
+static void open_more(struct gen *g)
+{
+    while (g->next_to_open < g->count && g->opening < MAX_PENDING_HANDSHAKES)
+        device_open(g, &g->devices[g->next_to_open++]);
+}
+
+static void device_drop(struct gen *g, struct device *d)
+{
+    if (d->ws.fd >= 0)
+        epoll_ctl(g->epoll, EPOLL_CTL_DEL, d->ws.fd, NULL);
+    if (d->authed)
+        g->authed--;
+    else if (d->ws.fd >= 0)
+        g->opening--;
+    d->authed = false;
+    ws_close(&d->ws);
+}
+
+/* One turn of the loop: up to timeout_ms of waiting. */
+static void events_run(struct gen *g, int timeout_ms)
+{
+    struct epoll_event events[512];
+    int n = epoll_wait(g->epoll, events, 512, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        struct ws_conn *c = events[i].data.ptr;
+        if (c == NULL)
+            continue; /* stdin: read by the caller */
+        struct device *d = c->user;
+        bool failed = ((events[i].events & EPOLLOUT) && ws_flush(c) != 0) ||
+                      ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+                       ws_read(c, device_on_text) != 0);
+        if (failed) {
+            device_drop(g, d);
+            continue;
+        }
+        /* The first message goes once the handshake is answered. */
+        if (c->state == WS_OPEN && !d->auth_sent) {
+            auth_send(g, d);
+            d->auth_sent = true;
+        }
+        watch(g, c, false);
+    }
+    open_more(g);
+}
+
+static double seconds_since(int64_t start)
+{
+    return (double)(now_ns() - start) / 1e9;
+}
+
+static void connect_all(struct gen *g)
+{
+    int64_t start = now_ns();
+    g->next_to_open = 0;
+    open_more(g);
+    while ((g->authed < g->count && g->opening > 0) || g->next_to_open < g->count)
+        events_run(g, 100);
+    printf("{\"ready\":%d,\"seconds\":%.3f}\n", g->authed, seconds_since(start));
+    fflush(stdout);
+}
+
+/* Status updates at rate per second for seconds, one in flight per device at most. */
+static void status_run(struct gen *g, double rate, double seconds)
+{
+    int64_t start = now_ns(), interval = (int64_t)(1e9 / rate), next = start;
+    uint64_t sent = 0;
+    int cursor = 0;
+    g->answered = 0;
+    while (seconds_since(start) < seconds) {
+        while (now_ns() >= next) {
+            struct device *d = &g->devices[cursor];
+            cursor = (cursor + 1) % g->count;
+            next += interval;
+            if (!d->authed || d->sent_ns != 0)
+                continue;
+            char msg[128];
+            int len = snprintf(msg, sizeof msg, "{\"email\":\"%s\",\"status\":\"%s\"}",
+                               g->emails[d->user % g->users], sent % 2 ? "online" : "unavailable");
+            d->sent_ns = now_ns();
+            ws_send_text(&d->ws, msg, (size_t)len);
+            watch(g, &d->ws, false);
+            sent++;
+        }
+        events_run(g, 1);
+    }
+    int64_t drain = now_ns();
+    while (seconds_since(drain) < 2 && g->answered < sent)
+        events_run(g, 10);
+    char extra[160];
+    snprintf(extra, sizeof extra, ",\"sent\":%llu,\"answered\":%llu,\"per_second\":%.0f",
+             (unsigned long long)sent, (unsigned long long)g->answered,
+             (double)g->answered / seconds);
+    samples_print("status_rtt", &g->rtt, extra);
+}
+
+static void reconnect_all(struct gen *g)
+{
+    for (int i = 0; i < g->count; i++)
+        device_drop(g, &g->devices[i]);
+    g->opening = 0;
+    connect_all(g);
+}
+
+static void cpu_print(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"cpu_seconds\":%.3f}\n", (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                                           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+    fflush(stdout);
+}
+
+/* Serves the commands of stdin until quit or end of file, keeping the connections going. */
+static void commands_run(struct gen *g)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    epoll_ctl(g->epoll, EPOLL_CTL_ADD, 0, &ev);
+    char line[256];
+    for (;;) {
+        struct epoll_event ready;
+        events_run(g, 0);
+        if (epoll_wait(g->epoll, &ready, 1, 50) <= 0 || ready.data.ptr != NULL)
+            continue;
+        if (fgets(line, sizeof line, stdin) == NULL || strncmp(line, "quit", 4) == 0)
+            return;
+        double rate, seconds;
+        if (sscanf(line, "status %lf %lf", &rate, &seconds) == 2 && rate > 0)
+            status_run(g, rate, seconds);
+        else if (strncmp(line, "reconnect", 9) == 0)
+            reconnect_all(g);
+        else if (strncmp(line, "notes", 5) == 0)
+            samples_print("notify_latency", &g->notes, NULL);
+        else if (strncmp(line, "cpu", 3) == 0)
+            cpu_print();
+    }
+}
+
+static int devices_main(char **argv)
+{
+    struct gen g = { .port = atoi(argv[0]),
+                     .src = argv[1],
+                     .count = atoi(argv[2]),
+                     .first = atoi(argv[3]),
+                     .per_user = atoi(argv[4]) };
+    if (g.count <= 0 || g.per_user <= 0 || assertions_load(&g, argv[5]) != 0) {
+        fprintf(stderr, "loadgen: bad arguments or assertions file\n");
+        return 2;
+    }
+    g.epoll = epoll_create1(EPOLL_CLOEXEC);
+    g.devices = calloc((size_t)g.count, sizeof *g.devices);
+    for (int i = 0; i < g.count; i++) {
+        g.devices[i].index = g.first + i;
+        g.devices[i].user = (g.first + i) / g.per_user;
+        g.devices[i].ws.fd = -1;
+    }
+    setvbuf(stdin, NULL, _IONBF, 0);
+    connect_all(&g);
+    commands_run(&g);
+    for (int i = 0; i < g.count; i++)
+        ws_close(&g.devices[i].ws);
+    return 0;
+}
+
+/* The AppService side: one connection, notify at a rate, replies counted. */
+struct app {
+    struct ws_conn ws;
+    bool authed;
+    uint64_t ok, refused;
+};
+
+static void app_on_text(struct ws_conn *c, const char *text, size_t len)
+{
+    struct app *a = c->user;
+    if (strstr(text, "\"action\":\"auth\"") && strstr(text, "\"result\":\"OK\""))
+        a->authed = true;
+    else if (len > 0 && strstr(text, "\"action\":\"notify\"") && strstr(text, "\"result\":\"OK\""))
+        a->ok++;
+    else if (strstr(text, "\"action\":\"notify\""))
+        a->refused++;
+}
+
+static bool app_turn(int epoll, struct app *a, int timeout_ms)
+{
+    struct epoll_event ev;
+    if (epoll_wait(epoll, &ev, 1, timeout_ms) > 0) {
+        if (((ev.events & EPOLLOUT) && ws_flush(&a->ws) != 0) ||
+            ((ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && ws_read(&a->ws, app_on_text) != 0))
+            return false;
+    }
+    struct epoll_event want = { .events = EPOLLIN | (ws_wants_write(&a->ws) ? EPOLLOUT : 0),
+                                .data.ptr = a };
+    epoll_ctl(epoll, EPOLL_CTL_MOD, a->ws.fd, &want);
+    return true;
+}
+
+static int app_main(char **argv)
+{
+    int port = atoi(argv[0]);
+    const char *appid = argv[1], *key = argv[2];
+    double rate = atof(argv[4]), seconds = atof(argv[5]);
+    char path[128], *puids[4096], line[128];
+    int count = 0;
+    FILE *f = fopen(argv[3], "r");
+    while (f != NULL && count < 4096 && fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        puids[count++] = strdup(line);
+    }
+    if (f != NULL)
+        fclose(f);
+    snprintf(path, sizeof path, "/myapps/%s", appid);
+    struct app a = { 0 };
+    int epoll = epoll_create1(EPOLL_CLOEXEC);
+    if (count == 0 || rate <= 0 || ws_connect(&a.ws, NULL, "127.0.0.1", port, path) != 0)
+        return 2;
+    a.ws.user = &a;
+    char msg[512];
+    int n;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = &a };
+    epoll_ctl(epoll, EPOLL_CTL_ADD, a.ws.fd, &ev);
+    int64_t start = now_ns();
+    bool auth_sent = false;
+    while (!a.authed && seconds_since(start) < 10) {
+        if (!app_turn(epoll, &a, 10))
+            return 1;
+        if (a.ws.state == WS_OPEN && !auth_sent) {
+            n = snprintf(msg, sizeof msg, "{\"action\":\"auth\",\"token\":\"%s\"}", key);
+            ws_send_text(&a.ws, msg, (size_t)n);
+            auth_sent = true;
+        }
+    }
+    start = now_ns();
+    int64_t interval = (int64_t)(1e9 / rate), next = start;
+    uint64_t sent = 0;
+    while (seconds_since(start) < seconds) {
+        while (now_ns() >= next) {
+            n = snprintf(msg, sizeof msg,
+                         "{\"action\":\"notify\",\"target\":\"%s\",\"source\":\"bench\","
+                         "\"message\":\"t=%lld\",\"ttl\":60}",
+                         puids[sent % (uint64_t)count], (long long)now_ns());
+            ws_send_text(&a.ws, msg, (size_t)n);
+            sent++;
+            next += interval;
+        }
+        if (!app_turn(epoll, &a, 1))
+            return 1;
+    }
+    int64_t drain = now_ns();
+    while (seconds_since(drain) < 2 && a.ok + a.refused < sent)
+        app_turn(epoll, &a, 10);
+    printf("{\"notify\":{\"sent\":%llu,\"ok\":%llu,\"refused\":%llu,\"per_second\":%.0f}}\n",
+           (unsigned long long)sent, (unsigned long long)a.ok, (unsigned long long)a.refused,
+           (double)a.ok / seconds);
+    ws_close(&a.ws);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 8 && strcmp(argv[1], "devices") == 0)
+        return devices_main(argv + 2);
+    if (argc == 8 && strcmp(argv[1], "app") == 0)
+        return app_main(argv + 2);
+    fprintf(stderr, "usage: loadgen devices PORT SRC_ADDR COUNT FIRST PER_USER ASSERTIONS\n"
+                    "       loadgen app PORT APPID API_KEY PUIDS_FILE RATE SECONDS\n");
+    return 2;
+}

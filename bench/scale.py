@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""make bench, at scale: many authenticated devices on one machine, driven by bench/loadgen.
+
+Prints one JSON object. Sizes come from the environment: BENCH_DEVICES (default 60000),
+BENCH_WORKERS (4: a process holds at most 20,000 files here), BENCH_CLIENTS (4 loadgen
+processes, each from its own 127.0.0.x), BENCH_DEVICES_PER_USER (10, as max_devices_per_user
+allows by default), BENCH_STATUS_RATE (updates per second over all clients), BENCH_NOTIFY_RATE."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import idp  # noqa: E402
+
+BINARY = os.path.join(ROOT, "build", "presenced")
+LOADGEN = os.path.join(ROOT, "build", "bench", "loadgen")
+APP_SEED = os.path.join(ROOT, "build", "bench", "app_seed")
+AUDIENCE = "https://bench.example"
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def proc_stat(pid):
+    """(RSS bytes, CPU seconds) of a process."""
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def admin(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def identities(workdir, users):
+    """One backed assertion per user, all certified by one issuer key file; one device key."""
+    issuer, user_key = idp.RSKey(2048), idp.DSKey(1024)
+    with open(os.path.join(workdir, "issuer.json"), "w") as f:
+        json.dump(issuer.public_json(), f)
+    path = os.path.join(workdir, "assertions.txt")
+    with open(path, "w") as f:
+        for i in range(users):
+            email = f"user{i}@bench.example"
+            assertion = idp.backed(email, issuer, user_key, AUDIENCE, iss="issuer.example",
+                                   exp_ms=idp.now_ms() + 3600 * 1000)
+            f.write(f"{email} {assertion}\n")
+    return path
+
+
+def start(workdir, workers, devices):
+    port, admin_port = 18400, 18401
+    conf = os.path.join(workdir, "presenced.conf")
+    with open(conf, "w") as f:
+        f.write(f"listen 127.0.0.1:{port}\nadmin_listen 127.0.0.1:{admin_port}\n"
+                f"workers {workers}\ndata_dir {workdir}/data\npid_file {workdir}/pid\n"
+                f"log_level warning\naudience {AUDIENCE}\n"
+                f"trusted_issuer issuer.example {workdir}/issuer.json\n"
+                f"max_devices_per_user 10\nstatus_rate 1000\nstatus_burst 1000\n"
+                f"app_rate 100000\napp_burst 100000\nmap_size 1G\n")
+    proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            if len([w for w in admin(admin_port, "/status")["workers"]
+                    if w["state"] == "ready"]) == workers:
+                return proc, port, admin_port
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("presenced did not start")
+
+
+class Client:
+    def __init__(self, args):
+        self.proc = subprocess.Popen([LOADGEN] + [str(a) for a in args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def read(self):
+        return json.loads(self.proc.stdout.readline())
+
+    def send(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def quit(self):
+        self.send("quit")
+        self.proc.wait(timeout=30)
+
+
+def workers_stat(admin_port):
+    pids = [w["pid"] for w in admin(admin_port, "/status")["workers"]]
+    stats = [proc_stat(p) for p in pids]
+    return sum(s[0] for s in stats), sum(s[1] for s in stats)
+
+
+def main():
+    devices, workers = env_int("BENCH_DEVICES", 60000), env_int("BENCH_WORKERS", 4)
+    clients, per_user = env_int("BENCH_CLIENTS", 4), env_int("BENCH_DEVICES_PER_USER", 10)
+    users = (devices + per_user - 1) // per_user
+    status_rate = env_int("BENCH_STATUS_RATE", 20000)
+    notify_rate = env_int("BENCH_NOTIFY_RATE", 5000)
+    result = {"devices": devices, "users": users, "workers": workers, "clients": clients}
+    with tempfile.TemporaryDirectory(prefix="presenced-scale-") as workdir:
+        assertions = identities(workdir, users)
+        os.makedirs(f"{workdir}/data")
+        seed = json.loads(subprocess.run([APP_SEED, f"{workdir}/data", str(users)],
+                                         capture_output=True, text=True, check=True).stdout)
+        with open(f"{workdir}/puids.txt", "w") as f:
+            f.write("\n".join(seed["puids"]) + "\n")
+        proc, port, admin_port = start(workdir, workers, devices)
+        loadgens = []
+        try:
+            rss_before, _ = workers_stat(admin_port)
+            per_client = devices // clients
+            started = time.monotonic()
+            loadgens = [Client(["devices", port, f"127.0.0.{10 + i}", per_client,
+                                i * per_client, per_user, assertions]) for i in range(clients)]
+            ready = [c.read() for c in loadgens]
+            result["connected"] = sum(r["ready"] for r in ready)
+            result["connect_seconds"] = round(time.monotonic() - started, 2)
+            result["connections_per_second"] = round(result["connected"] /
+                                                      result["connect_seconds"])
+            time.sleep(2)
+            rss_after, cpu_before = workers_stat(admin_port)
+            result["server_bytes_per_connection"] = round((rss_after - rss_before) /
+                                                          result["connected"])
+            time.sleep(5)  # idle: no traffic, no pings due yet
+            _, cpu_after = workers_stat(admin_port)
+            result["idle_server_cpu_ms_per_5s"] = round((cpu_after - cpu_before) * 1000)
+
+            for c in loadgens:
+                c.send(f"status {status_rate / clients} 5")
+            runs = [c.read() for c in loadgens]
+            result["status_per_second"] = sum(r["per_second"] for r in runs)
+            result["status_rtt_p50_us"] = max(r["status_rtt"]["p50_us"] for r in runs)
+            result["status_rtt_p99_us"] = max(r["status_rtt"]["p99_us"] for r in runs)
+            result["status_answered"] = sum(r["answered"] for r in runs)
+            result["status_sent"] = sum(r["sent"] for r in runs)
+
+            app = subprocess.run([LOADGEN, "app", str(port), seed["appid"], seed["key"],
+                                  f"{workdir}/puids.txt", str(notify_rate), "5"],
+                                 capture_output=True, text=True, timeout=60)
+            result["notify"] = json.loads(app.stdout)["notify"]
+            for c in loadgens:
+                c.send("notes")
+            notes = [c.read()["notify_latency"] for c in loadgens]
+            result["notify_received"] = sum(n["count"] for n in notes)
+            result["notify_to_device_p50_us"] = max(n["p50_us"] for n in notes)
+            result["notify_to_device_p99_us"] = max(n["p99_us"] for n in notes)
+
+            for c in loadgens:
+                c.send("reconnect")
+            again = [c.read() for c in loadgens]
+            result["reconnected"] = sum(r["ready"] for r in again)
+            result["reconnect_seconds"] = max(r["seconds"] for r in again)
+        finally:
+            for c in loadgens:
+                try:
+                    c.quit()
+                except Exception:
+                    c.proc.kill()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+/* ws_client: a minimal non-blocking WebSocket client for the load generator — connect from a
+ * chosen source address, handshake, masked text frames out, frames in, pongs. */
+#ifndef PRESENCED_WS_CLIENT_H
+#define PRESENCED_WS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ws_state { WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_CLOSED };
+
+struct ws_conn {
+    int fd;
+    enum ws_state state;
+    char *in;
+    size_t in_len, in_cap;
+    char *out;
+    size_t out_len, out_off, out_cap;
+    uint16_t close_code;
+    void *user;
+};
+
+/* Starts a non-blocking connection from src (an IPv4 address, or NULL) to dst:port and queues
+ * the handshake for path. Returns 0 or -1 (errno set). */
+int ws_connect(struct ws_conn *c, const char *src, const char *dst, int port, const char *path);
+/* Queues a masked text frame. Returns 0 or -1. */
+int ws_send_text(struct ws_conn *c, const char *text, size_t len);
+/* Writes what is queued; returns 0, or -1 when the connection failed. */
+int ws_flush(struct ws_conn *c);
+bool ws_wants_write(const struct ws_conn *c);
+/* Reads what the socket has; calls on_text for each complete text message (pings are answered,
+ * a close frame ends the connection). Returns 0, or -1 when the connection ended. */
+typedef void (*ws_text_cb)(struct ws_conn *c, const char *text, size_t len);
+int ws_read(struct ws_conn *c, ws_text_cb on_text);
+void ws_close(struct ws_conn *c);
+
+#endif
