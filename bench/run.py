@@ -130,6 +130,20 @@ def device_channel():
             proc.wait(timeout=15)
 
 
+def scale():
+    """bench/scale.py at the size this machine serves well today (see bench/README.md)."""
+    env = dict(os.environ)
+    for key, value in (("BENCH_DEVICES", "20000"), ("BENCH_WORKERS", "2"),
+                       ("BENCH_CLIENTS", "2"), ("BENCH_STATUS_RATE", "8000"),
+                       ("BENCH_NOTIFY_RATE", "2000")):
+        env.setdefault(key, value)
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "scale.py")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    if run.returncode != 0:
+        raise SystemExit(f"scale.py failed: {run.stderr[-2000:]}")
+    return json.loads(run.stdout)
+
+
 def main():
     rates = identity_rates()
     status_rtt, notify_latency = device_channel()
@@ -161,6 +175,20 @@ def main():
     print(f"assertion verification, one core: {rates['ds128_per_s']}/s RS256 certificate over "
           f"DS128 assertion, {rates['rs256_per_s']}/s RS256 over RS256, "
           f"{rates['cache_hit_per_s']}/s cache hits ({rates['count']} distinct assertions each)")
+    at = scale()
+    print(f"at scale ({at['devices']} devices of {at['users']} users, {at['workers']} workers, "
+          f"{at['clients']} loadgen processes): {at['connected']} authenticated in "
+          f"{at['connect_seconds']} s ({at['connections_per_second']}/s), "
+          f"{at['server_bytes_per_connection']} bytes of worker RSS each, "
+          f"{at['idle_server_cpu_ms_per_5s']} ms of worker CPU in 5 idle seconds")
+    print(f"  status updates: {at['status_per_second']}/s, round trip p50 "
+          f"{at['status_rtt_p50_us']:.0f} us, p99 {at['status_rtt_p99_us']:.0f} us "
+          f"({at['status_answered']}/{at['status_sent']} answered)")
+    print(f"  AppService notify: {at['notify']['per_second']}/s accepted, to each device "
+          f"p50 {at['notify_to_device_p50_us']:.0f} us, p99 {at['notify_to_device_p99_us']:.0f} us "
+          f"({at['notify_received']} deliveries)")
+    print(f"  reconnect storm: {at['reconnected']} re-authenticated (cached assertions) in "
+          f"{at['reconnect_seconds']} s")
     print(f"status update round trip (one Python client, stored before the OK): "
           f"p50 {status_rtt[0]:.0f} us, p99 {status_rtt[1]:.0f} us")
     print(f"operator notification to device (admin POST to the master, store, mail, doorbell, "
