@@ -51,13 +51,13 @@ static bool value_expired(const MDB_val *value, int64_t now_ms)
     return value->mv_size < EXPIRES_LEN || (int64_t)store_get_be64(value->mv_data) <= now_ms;
 }
 
-/* Walks email's queue oldest first: expired entries are deleted (counted in *expired); cb gets
- * the live ones. Stops early once `live` reaches stop_after (0: never). */
+/* Walks email's queue oldest first: expired entries are deleted (counted in *expired), then the
+ * first `drop` live ones (counted as dropped); cb gets the rest, *live counts all live ones. */
 static int queue_walk(struct shm_store *store, MDB_txn *txn, const char *email, int64_t now_ms,
-                      shm_notif_cb cb, void *arg, size_t *live, size_t *expired)
+                      size_t drop, shm_notif_cb cb, void *arg, size_t *live, size_t *expired)
 {
     unsigned char prefix[SHM_NOTIF_KEY_MAX];
-    size_t prefix_len = prefix_make(email, prefix);
+    size_t prefix_len = prefix_make(email, prefix), dropped = 0;
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(txn, store->notifs, &cursor);
     if (rc != 0)
@@ -67,10 +67,14 @@ static int queue_walk(struct shm_store *store, MDB_txn *txn, const char *email, 
     for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
          rc == 0 && key_in_queue(&key, prefix, prefix_len);
          rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if (value_expired(&value, now_ms)) {
+        bool expired_now = value_expired(&value, now_ms);
+        if (expired_now || dropped < drop) {
             if ((rc = mdb_cursor_del(cursor, 0)) != 0)
                 break;
-            (*expired)++;
+            if (expired_now)
+                (*expired)++;
+            else
+                dropped++;
             continue;
         }
         (*live)++;
@@ -83,33 +87,11 @@ static int queue_walk(struct shm_store *store, MDB_txn *txn, const char *email, 
     mdb_cursor_close(cursor);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_batch_fail(store, rc, "notification queue");
-    if (*expired > 0)
-        return counter_add(store, txn, COUNTER_EXPIRED, *expired);
+    if (*expired > 0 && (rc = counter_add(store, txn, COUNTER_EXPIRED, *expired)) != SHM_OK)
+        return rc;
+    if (dropped > 0)
+        return counter_add(store, txn, COUNTER_DROPPED, dropped);
     return SHM_OK;
-}
-
-/* Deletes the oldest `count` entries of email's queue (all live after queue_walk). */
-static int oldest_drop(struct shm_store *store, MDB_txn *txn, const char *email, size_t count)
-{
-    unsigned char prefix[SHM_NOTIF_KEY_MAX];
-    size_t prefix_len = prefix_make(email, prefix);
-    MDB_cursor *cursor;
-    int rc = mdb_cursor_open(txn, store->notifs, &cursor);
-    if (rc != 0)
-        return store_batch_fail(store, rc, "notification queue");
-    MDB_val key = { prefix_len, prefix }, value;
-    size_t dropped = 0;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-         rc == 0 && dropped < count && key_in_queue(&key, prefix, prefix_len);
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
-            break;
-        dropped++;
-    }
-    mdb_cursor_close(cursor);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_batch_fail(store, rc, "notification queue");
-    return counter_add(store, txn, COUNTER_DROPPED, dropped);
 }
 
 int shm_notif_add(struct shm_store *store, const char *email, const char *json, size_t len,
@@ -124,10 +106,11 @@ int shm_notif_add(struct shm_store *store, const char *email, const char *json, 
     if (txn == NULL)
         return SHM_ERROR;
     size_t live, expired;
-    int rc = queue_walk(store, txn, email, now_ms, NULL, NULL, &live, &expired);
+    int rc = queue_walk(store, txn, email, now_ms, 0, NULL, NULL, &live, &expired);
     if (rc == SHM_OK && live >= max_pending) {
+        /* Room for the new one: the oldest go. */
         *dropped = live - max_pending + 1;
-        rc = oldest_drop(store, txn, email, *dropped);
+        rc = queue_walk(store, txn, email, now_ms, *dropped, NULL, NULL, &live, &expired);
     }
     if (rc != SHM_OK)
         return rc;
@@ -157,7 +140,7 @@ int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms
     if (txn == NULL)
         return SHM_ERROR;
     size_t live, expired;
-    int rc = queue_walk(store, txn, email, now_ms, cb, arg, &live, &expired);
+    int rc = queue_walk(store, txn, email, now_ms, 0, cb, arg, &live, &expired);
     return rc == SHM_OK ? (int)live : rc;
 }
 
