@@ -160,7 +160,11 @@ build/bench/loadgen: bench/loadgen.c bench/ws_client.c bench/ws_client.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/loadgen.c bench/ws_client.c
 
+# What `make bench` adds: the broker it is compared with.
+DEB_BENCH := mosquitto
+
 bench: deps-test
+	@$(call deb_install,$(DEB_BENCH))
 	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%) \
 	  build/bench/id_bench build/bench/app_seed build/bench/loadgen
 	$(PYTHON) bench/run.py

@@ -10,6 +10,10 @@
  *       notes                prints the latency of the notifications received so far
  *       cpu                  prints this process's CPU time (to tell its share from the server's)
  *       quit
+ *   loadgen mqtt PORT SRC_ADDR COUNT FIRST
+ *     The same commands against an MQTT broker over WebSocket (Mosquitto): each connection sends
+ *     CONNECT (clean session, no keep-alive) and is ready at CONNACK; "status" publishes, at QoS
+ *     1, a payload of a device update's size and times the PUBACK.
  *   loadgen app PORT APPID API_KEY PUIDS_FILE RATE SECONDS
  *     One AppService: authenticates, sends RATE notifications per second for SECONDS to the
  *     PUIDs of the file, each carrying its send time; prints the replies' count and latency.
@@ -48,6 +52,7 @@ struct samples {
 };
 
 struct gen {
+    bool mqtt; /* the devices speak MQTT 3.1.1 over WebSocket to a broker */
     int epoll;
     int port;
     const char *src;
@@ -130,8 +135,63 @@ static int assertions_load(struct gen *g, const char *path)
     return g->users > 0 ? 0 : -1;
 }
 
+/* MQTT's remaining length: 7 bits a byte, high bit for "more". */
+static size_t mqtt_length(unsigned char *out, size_t len)
+{
+    size_t n = 0;
+    do {
+        unsigned char byte = (unsigned char)(len % 128);
+        len /= 128;
+        out[n++] = (unsigned char)(byte | (len > 0 ? 0x80 : 0));
+    } while (len > 0);
+    return n;
+}
+
+/* CONNECT: protocol "MQTT" level 4, clean session, no keep-alive, client id "d<index>". */
+static void mqtt_connect_send(struct device *d)
+{
+    unsigned char body[64], packet[80];
+    char id[24];
+    int id_len = snprintf(id, sizeof id, "d%d", d->index);
+    size_t b = 0;
+    memcpy(body, "\x00\x04MQTT\x04\x02\x00\x00", 10);
+    b = 10;
+    body[b++] = (unsigned char)(id_len >> 8);
+    body[b++] = (unsigned char)id_len;
+    memcpy(body + b, id, (size_t)id_len);
+    b += (size_t)id_len;
+    size_t p = 0;
+    packet[p++] = 0x10;
+    p += mqtt_length(packet + p, b);
+    memcpy(packet + p, body, b);
+    ws_send_binary(&d->ws, packet, p + b);
+}
+
+/* PUBLISH at QoS 1 (packet id 1) of payload to topic "s/<index>". */
+static void mqtt_publish_send(struct device *d, const char *payload, size_t len)
+{
+    unsigned char packet[512];
+    char topic[24];
+    int topic_len = snprintf(topic, sizeof topic, "s/%d", d->index);
+    size_t rest = 2 + (size_t)topic_len + 2 + len, p = 0;
+    packet[p++] = 0x32;
+    p += mqtt_length(packet + p, rest);
+    packet[p++] = (unsigned char)(topic_len >> 8);
+    packet[p++] = (unsigned char)topic_len;
+    memcpy(packet + p, topic, (size_t)topic_len);
+    p += (size_t)topic_len;
+    packet[p++] = 0;
+    packet[p++] = 1;
+    memcpy(packet + p, payload, len);
+    ws_send_binary(&d->ws, packet, p + len);
+}
+
 static void auth_send(struct gen *g, struct device *d)
 {
+    if (g->mqtt) {
+        mqtt_connect_send(d);
+        return;
+    }
     char msg[16384];
     int user = d->user % g->users;
     int n = snprintf(msg, sizeof msg,
@@ -141,10 +201,29 @@ static void auth_send(struct gen *g, struct device *d)
     ws_send_text(&d->ws, msg, (size_t)n);
 }
 
+/* CONNACK (accepted) counts as the device's OK; PUBACK as an update's. */
+static void mqtt_on_packet(struct device *d, const unsigned char *p, size_t len)
+{
+    struct gen *g = d->gen;
+    if (len >= 4 && p[0] == 0x20 && p[3] == 0 && !d->authed) {
+        d->authed = true;
+        g->authed++;
+        g->opening--;
+    } else if (len >= 4 && p[0] == 0x40 && d->sent_ns != 0) {
+        sample_add(&g->rtt, now_ns() - d->sent_ns);
+        g->answered++;
+        d->sent_ns = 0;
+    }
+}
+
 static void device_on_text(struct ws_conn *c, const char *text, size_t len)
 {
     struct device *d = c->user;
     struct gen *g = d->gen;
+    if (g->mqtt) {
+        mqtt_on_packet(d, (const unsigned char *)text, len);
+        return;
+    }
     if (len >= 17 && memcmp(text, "{\"notifications\":", 17) == 0) {
         /* Each notification's message is "t=<ns>": its send time. */
         for (const char *p = text; (p = strstr(p, "\"message\":\"t=")) != NULL; p += 13)
@@ -174,7 +253,8 @@ static void device_open(struct gen *g, struct device *d)
     d->gen = g;
     d->authed = false;
     d->sent_ns = 0;
-    if (ws_connect(&d->ws, g->src, "127.0.0.1", g->port, "/presence") != 0) {
+    if (ws_connect_protocol(&d->ws, g->src, "127.0.0.1", g->port, g->mqtt ? "/mqtt" : "/presence",
+                            g->mqtt ? "mqtt" : NULL) != 0) {
         fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
         return;
     }
@@ -262,9 +342,13 @@ static void status_run(struct gen *g, double rate, double seconds)
                 continue;
             char msg[128];
             int len = snprintf(msg, sizeof msg, "{\"email\":\"%s\",\"status\":\"%s\"}",
-                               g->emails[d->user % g->users], sent % 2 ? "online" : "unavailable");
+                               g->users ? g->emails[d->user % g->users] : "user0@bench.example",
+                               sent % 2 ? "online" : "unavailable");
             d->sent_ns = now_ns();
-            ws_send_text(&d->ws, msg, (size_t)len);
+            if (g->mqtt)
+                mqtt_publish_send(d, msg, (size_t)len);
+            else
+                ws_send_text(&d->ws, msg, (size_t)len);
             watch(g, &d->ws, false);
             sent++;
         }
@@ -320,6 +404,32 @@ static void commands_run(struct gen *g)
         else if (strncmp(line, "cpu", 3) == 0)
             cpu_print();
     }
+}
+
+static int mqtt_main(char **argv)
+{
+    struct gen g = { .mqtt = true,
+                     .port = atoi(argv[0]),
+                     .src = argv[1],
+                     .count = atoi(argv[2]),
+                     .first = atoi(argv[3]),
+                     .per_user = 1 };
+    if (g.count <= 0) {
+        fprintf(stderr, "loadgen: bad arguments\n");
+        return 2;
+    }
+    g.epoll = epoll_create1(EPOLL_CLOEXEC);
+    g.devices = calloc((size_t)g.count, sizeof *g.devices);
+    for (int i = 0; i < g.count; i++) {
+        g.devices[i].index = g.first + i;
+        g.devices[i].ws.fd = -1;
+    }
+    setvbuf(stdin, NULL, _IONBF, 0);
+    connect_all(&g);
+    commands_run(&g);
+    for (int i = 0; i < g.count; i++)
+        ws_close(&g.devices[i].ws);
+    return 0;
 }
 
 static int devices_main(char **argv)
@@ -447,7 +557,10 @@ int main(int argc, char **argv)
         return devices_main(argv + 2);
     if (argc == 8 && strcmp(argv[1], "app") == 0)
         return app_main(argv + 2);
+    if (argc == 6 && strcmp(argv[1], "mqtt") == 0)
+        return mqtt_main(argv + 2);
     fprintf(stderr, "usage: loadgen devices PORT SRC_ADDR COUNT FIRST PER_USER ASSERTIONS\n"
+                    "       loadgen mqtt PORT SRC_ADDR COUNT FIRST\n"
                     "       loadgen app PORT APPID API_KEY PUIDS_FILE RATE SECONDS\n");
     return 2;
 }

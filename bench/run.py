@@ -144,6 +144,14 @@ def scale():
     return json.loads(run.stdout)
 
 
+def versus_mosquitto():
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "versus_mosquitto.py")],
+                         capture_output=True, text=True, timeout=600)
+    if run.returncode != 0:
+        raise SystemExit(f"versus_mosquitto.py failed: {run.stderr[-2000:]}")
+    return json.loads(run.stdout)
+
+
 def main():
     rates = identity_rates()
     status_rtt, notify_latency = device_channel()
@@ -189,6 +197,15 @@ def main():
           f"({at['notify_received']} deliveries)")
     print(f"  reconnect storm: {at['reconnected']} re-authenticated (cached assertions) in "
           f"{at['reconnect_seconds']} s")
+    vs = versus_mosquitto()
+    ours, theirs = vs["presenced"], vs["mosquitto"]
+    print(f"versus Mosquitto 2.0 over WebSocket, {vs['connections']} connections each, "
+          f"{vs['offered_per_second']}/s offered:")
+    print(f"  memory per connection: {ours['bytes_per_connection']} B (authenticated device) vs "
+          f"{theirs['bytes_per_connection']} B (MQTT client): ratio {vs['memory_ratio']}")
+    print(f"  throughput: {ours['per_second']} status updates/s vs {theirs['per_second']} QoS 1 "
+          f"publishes/s of the same payload: ratio {vs['throughput_ratio']}")
+    print(f"  round trip at saturation: p50 {ours['rtt_p50_us']:.0f} vs {theirs['rtt_p50_us']:.0f} us")
     print(f"status update round trip (one Python client, stored before the OK): "
           f"p50 {status_rtt[0]:.0f} us, p99 {status_rtt[1]:.0f} us")
     print(f"operator notification to device (admin POST to the master, store, mail, doorbell, "

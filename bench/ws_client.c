@@ -37,6 +37,12 @@ static int out_add(struct ws_conn *c, const void *data, size_t n)
 
 int ws_connect(struct ws_conn *c, const char *src, const char *dst, int port, const char *path)
 {
+    return ws_connect_protocol(c, src, dst, port, path, NULL);
+}
+
+int ws_connect_protocol(struct ws_conn *c, const char *src, const char *dst, int port,
+                        const char *path, const char *protocol)
+{
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
@@ -60,8 +66,9 @@ int ws_connect(struct ws_conn *c, const char *src, const char *dst, int port, co
     int n = snprintf(request, sizeof request,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     path, dst, port);
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     path, dst, port, protocol ? "Sec-WebSocket-Protocol: " : "",
+                     protocol ? protocol : "", protocol ? "\r\n" : "");
     if (out_add(c, request, (size_t)n) != 0)
         goto fail;
     c->state = WS_CONNECTING;
@@ -97,6 +104,11 @@ static int frame_queue(struct ws_conn *c, unsigned opcode, const char *data, siz
 int ws_send_text(struct ws_conn *c, const char *text, size_t len)
 {
     return frame_queue(c, 1, text, len);
+}
+
+int ws_send_binary(struct ws_conn *c, const void *data, size_t len)
+{
+    return frame_queue(c, 2, data, len);
 }
 
 bool ws_wants_write(const struct ws_conn *c)
@@ -158,7 +170,7 @@ static int frame_take(struct ws_conn *c, ws_text_cb on_text)
     if (c->in_len < h + len)
         return 0;
     const char *payload = c->in + h;
-    if (opcode == 1 && on_text != NULL)
+    if ((opcode == 1 || opcode == 2) && on_text != NULL)
         on_text(c, payload, (size_t)len);
     else if (opcode == 9)
         frame_queue(c, 10, payload, (size_t)len);

@@ -23,13 +23,17 @@ struct ws_conn {
 /* Starts a non-blocking connection from src (an IPv4 address, or NULL) to dst:port and queues
  * the handshake for path. Returns 0 or -1 (errno set). */
 int ws_connect(struct ws_conn *c, const char *src, const char *dst, int port, const char *path);
-/* Queues a masked text frame. Returns 0 or -1. */
+/* The same, asking for a subprotocol (Sec-WebSocket-Protocol), such as "mqtt". */
+int ws_connect_protocol(struct ws_conn *c, const char *src, const char *dst, int port,
+                        const char *path, const char *protocol);
+/* Queues a masked text (or binary) frame. Returns 0 or -1. */
 int ws_send_text(struct ws_conn *c, const char *text, size_t len);
+int ws_send_binary(struct ws_conn *c, const void *data, size_t len);
 /* Writes what is queued; returns 0, or -1 when the connection failed. */
 int ws_flush(struct ws_conn *c);
 bool ws_wants_write(const struct ws_conn *c);
-/* Reads what the socket has; calls on_text for each complete text message (pings are answered,
- * a close frame ends the connection). Returns 0, or -1 when the connection ended. */
+/* Reads what the socket has; calls on_text for each complete text or binary message (pings are
+ * answered, a close frame ends the connection). Returns 0, or -1 when the connection ended. */
 typedef void (*ws_text_cb)(struct ws_conn *c, const char *text, size_t len);
 int ws_read(struct ws_conn *c, ws_text_cb on_text);
 void ws_close(struct ws_conn *c);

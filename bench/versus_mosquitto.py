@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""make bench, side by side with Mosquitto 2.0 (Debian's, MQTT over WebSocket): the same number
+of idle connections for memory per connection, and the same offered rate of status updates
+(presenced) and QoS 1 publishes of the same payload size (Mosquitto) for throughput and round
+trips. Prints one JSON object; BENCH_VS_CONNECTIONS (10000) and BENCH_VS_RATE (100000/s offered)
+set the sizes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from scale import LOADGEN, identities, proc_stat, start, workers_stat  # noqa: E402
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def loadgen_run(args, rate):
+    """Connect, wait, measure a 3 s run at rate per second, quit. Returns (ready, run)."""
+    client = subprocess.Popen([LOADGEN] + [str(a) for a in args], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, bufsize=1)
+    ready = json.loads(client.stdout.readline())
+    return client, ready, rate
+
+
+def measure(client, rate):
+    client.stdin.write(f"status {rate} 3\n")
+    client.stdin.flush()
+    run = json.loads(client.stdout.readline())
+    client.stdin.write("quit\n")
+    client.stdin.flush()
+    client.wait(timeout=30)
+    return run
+
+
+def mosquitto(workdir, connections, rate):
+    conf = os.path.join(workdir, "mosquitto.conf")
+    with open(conf, "w") as f:
+        # Debian's 2.0.11 starts its websockets listener only after a plain MQTT one.
+        f.write("listener 18502 127.0.0.1\nlistener 18503\nprotocol websockets\n"
+                "allow_anonymous true\nmax_connections -1\npersistence false\n"
+                "log_dest none\nuser root\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", conf], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        rss_before, _ = proc_stat(proc.pid)
+        client, ready, _ = loadgen_run(["mqtt", 18503, "127.0.0.21", connections, 0], rate)
+        time.sleep(2)
+        rss_after, _ = proc_stat(proc.pid)
+        run = measure(client, rate)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    return {"connected": ready["ready"],
+            "bytes_per_connection": round((rss_after - rss_before) / ready["ready"]),
+            "per_second": run["per_second"], "rtt_p50_us": run["status_rtt"]["p50_us"],
+            "rtt_p99_us": run["status_rtt"]["p99_us"]}
+
+
+def presenced(workdir, connections, rate):
+    assertions = identities(workdir, (connections + 9) // 10)
+    os.makedirs(f"{workdir}/data")
+    proc, port, admin_port = start(workdir, 2, connections)
+    try:
+        rss_before, _ = workers_stat(admin_port)
+        client, ready, _ = loadgen_run(["devices", port, "127.0.0.22", connections, 0, 10,
+                                        assertions], rate)
+        time.sleep(2)
+        rss_after, _ = workers_stat(admin_port)
+        run = measure(client, rate)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return {"connected": ready["ready"],
+            "bytes_per_connection": round((rss_after - rss_before) / ready["ready"]),
+            "per_second": run["per_second"], "rtt_p50_us": run["status_rtt"]["p50_us"],
+            "rtt_p99_us": run["status_rtt"]["p99_us"]}
+
+
+def main():
+    connections = int(os.environ.get("BENCH_VS_CONNECTIONS", "10000"))
+    rate = int(os.environ.get("BENCH_VS_RATE", "100000"))
+    with tempfile.TemporaryDirectory(prefix="presenced-vs-") as workdir:
+        ours = presenced(workdir, connections, rate)
+        theirs = mosquitto(workdir, connections, rate)
+    print(json.dumps({
+        "connections": connections, "offered_per_second": rate,
+        "presenced": ours, "mosquitto": theirs,
+        "memory_ratio": round(ours["bytes_per_connection"] / theirs["bytes_per_connection"], 2),
+        "throughput_ratio": round(ours["per_second"] / max(theirs["per_second"], 1), 2)}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
