@@ -406,6 +406,26 @@ static void commands_run(struct gen *g)
     }
 }
 
+/* Opens g->count connections, serves the commands, closes them. */
+static int gen_run(struct gen *g)
+{
+    g->epoll = epoll_create1(EPOLL_CLOEXEC);
+    g->devices = calloc((size_t)g->count, sizeof *g->devices);
+    if (g->epoll < 0 || g->devices == NULL)
+        return 1;
+    for (int i = 0; i < g->count; i++) {
+        g->devices[i].index = g->first + i;
+        g->devices[i].user = (g->first + i) / g->per_user;
+        g->devices[i].ws.fd = -1;
+    }
+    setvbuf(stdin, NULL, _IONBF, 0);
+    connect_all(g);
+    commands_run(g);
+    for (int i = 0; i < g->count; i++)
+        ws_close(&g->devices[i].ws);
+    return 0;
+}
+
 static int mqtt_main(char **argv)
 {
     struct gen g = { .mqtt = true,
@@ -418,18 +438,7 @@ static int mqtt_main(char **argv)
         fprintf(stderr, "loadgen: bad arguments\n");
         return 2;
     }
-    g.epoll = epoll_create1(EPOLL_CLOEXEC);
-    g.devices = calloc((size_t)g.count, sizeof *g.devices);
-    for (int i = 0; i < g.count; i++) {
-        g.devices[i].index = g.first + i;
-        g.devices[i].ws.fd = -1;
-    }
-    setvbuf(stdin, NULL, _IONBF, 0);
-    connect_all(&g);
-    commands_run(&g);
-    for (int i = 0; i < g.count; i++)
-        ws_close(&g.devices[i].ws);
-    return 0;
+    return gen_run(&g);
 }
 
 static int devices_main(char **argv)
@@ -443,19 +452,7 @@ static int devices_main(char **argv)
         fprintf(stderr, "loadgen: bad arguments or assertions file\n");
         return 2;
     }
-    g.epoll = epoll_create1(EPOLL_CLOEXEC);
-    g.devices = calloc((size_t)g.count, sizeof *g.devices);
-    for (int i = 0; i < g.count; i++) {
-        g.devices[i].index = g.first + i;
-        g.devices[i].user = (g.first + i) / g.per_user;
-        g.devices[i].ws.fd = -1;
-    }
-    setvbuf(stdin, NULL, _IONBF, 0);
-    connect_all(&g);
-    commands_run(&g);
-    for (int i = 0; i < g.count; i++)
-        ws_close(&g.devices[i].ws);
-    return 0;
+    return gen_run(&g);
 }
 
 /* The AppService side: one connection, notify at a rate, replies counted. */
