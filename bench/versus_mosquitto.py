@@ -12,27 +12,26 @@ import sys
 import tempfile
 import time
 
-from scale import LOADGEN, identities, proc_stat, start, workers_stat  # noqa: E402
+from scale import Client, identities, proc_stat, start, workers_stat
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
-def loadgen_run(args, rate):
-    """Connect, wait, measure a 3 s run at rate per second, quit. Returns (ready, run)."""
-    client = subprocess.Popen([LOADGEN] + [str(a) for a in args], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, bufsize=1)
-    ready = json.loads(client.stdout.readline())
-    return client, ready, rate
-
-
-def measure(client, rate):
-    client.stdin.write(f"status {rate} 3\n")
-    client.stdin.flush()
-    run = json.loads(client.stdout.readline())
-    client.stdin.write("quit\n")
-    client.stdin.flush()
-    client.wait(timeout=30)
-    return run
+def load_and_measure(args, rate, server_rss):
+    """Opens the connections of one loadgen, measures the server's RSS growth over them, then a
+    3 s run at rate per second. server_rss() gives the server's resident bytes."""
+    rss_before = server_rss()
+    client = Client(args)
+    ready = client.read()
+    time.sleep(2)
+    rss_after = server_rss()
+    client.send(f"status {rate} 3")
+    run = client.read()
+    client.quit()
+    return {"connected": ready["ready"],
+            "bytes_per_connection": round((rss_after - rss_before) / ready["ready"]),
+            "per_second": run["per_second"], "rtt_p50_us": run["status_rtt"]["p50_us"],
+            "rtt_p99_us": run["status_rtt"]["p99_us"]}
 
 
 def mosquitto(workdir, connections, rate):
@@ -45,18 +44,11 @@ def mosquitto(workdir, connections, rate):
     proc = subprocess.Popen([MOSQUITTO, "-c", conf], stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)
-        rss_before, _ = proc_stat(proc.pid)
-        client, ready, _ = loadgen_run(["mqtt", 18503, "127.0.0.21", connections, 0], rate)
-        time.sleep(2)
-        rss_after, _ = proc_stat(proc.pid)
-        run = measure(client, rate)
+        return load_and_measure(["mqtt", 18503, "127.0.0.21", connections, 0], rate,
+                                lambda: proc_stat(proc.pid)[0])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    return {"connected": ready["ready"],
-            "bytes_per_connection": round((rss_after - rss_before) / ready["ready"]),
-            "per_second": run["per_second"], "rtt_p50_us": run["status_rtt"]["p50_us"],
-            "rtt_p99_us": run["status_rtt"]["p99_us"]}
 
 
 def presenced(workdir, connections, rate):
@@ -64,19 +56,11 @@ def presenced(workdir, connections, rate):
     os.makedirs(f"{workdir}/data")
     proc, port, admin_port = start(workdir, 2, connections)
     try:
-        rss_before, _ = workers_stat(admin_port)
-        client, ready, _ = loadgen_run(["devices", port, "127.0.0.22", connections, 0, 10,
-                                        assertions], rate)
-        time.sleep(2)
-        rss_after, _ = workers_stat(admin_port)
-        run = measure(client, rate)
+        return load_and_measure(["devices", port, "127.0.0.22", connections, 0, 10, assertions],
+                                rate, lambda: workers_stat(admin_port)[0])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    return {"connected": ready["ready"],
-            "bytes_per_connection": round((rss_after - rss_before) / ready["ready"]),
-            "per_second": run["per_second"], "rtt_p50_us": run["status_rtt"]["p50_us"],
-            "rtt_p99_us": run["status_rtt"]["p99_us"]}
 
 
 def main():
