@@ -5,6 +5,7 @@
 #include "../common/log.h"
 #include "../common/u64map.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,9 +255,53 @@ static int close_frame_send(struct ws_session *s)
     return -1;
 }
 
-/* Writes one queued message per writable event, then the close when one is due. */
+/* lws reports a pong only when its ping carried a payload. */
+static int ping_send(struct ws_session *s)
+{
+    unsigned char frame[LWS_PRE + 1];
+    frame[LWS_PRE] = 'p';
+    s->ping_due = false;
+    if (lws_write(s->wsi, frame + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+        return -1;
+    if (s->out_head != NULL || s->close_code != 0)
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+static struct ws_session *session_of_link(struct keepalive_link *link)
+{
+    return (struct ws_session *)((char *)link - offsetof(struct ws_session, alive));
+}
+
+static void keepalive_ping(struct keepalive_link *link, void *arg)
+{
+    (void)arg;
+    struct ws_session *s = session_of_link(link);
+    s->ping_due = true;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* A dead peer: no close handshake, it would not be answered either. lws runs its timers after
+ * I/O, so the cancel wakes it in case nothing else is happening. */
+static void keepalive_drop(struct keepalive_link *link, void *arg)
+{
+    struct worker *w = arg;
+    lws_set_timeout(session_of_link(link)->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    lws_cancel_service(w->lws);
+}
+
+int device_keepalive_init(struct worker *w)
+{
+    return keepalive_init(&w->keepalive, &w->loop, w->cfg->ping_interval_ms,
+                          w->cfg->ping_timeout_ms, keepalive_ping, keepalive_drop, w);
+}
+
+/* Writes a due ping, or one queued message per writable event, then the close when one is
+ * due. */
 static int writeable(struct ws_session *s)
 {
+    if (s->ping_due && s->close_code == 0)
+        return ping_send(s);
     struct out_msg *m = s->out_head;
     if (m != NULL && m->held)
         return 0; /* released after the commit, which comes before the loop sleeps */
@@ -294,6 +339,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->tokens = (float)w->cfg->status_burst;
         s->refill_ms = clock_mono_ms();
         session_list_add(w, s);
+        keepalive_heard(&w->keepalive, &s->alive);
         if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0 ||
             (websocket_is_appservice(wsi) && appservice_open(w, s) != 0)) {
             session_error(w, s, 61, "overloaded, reconnect later", LWS_CLOSE_STATUS_GOINGAWAY);
@@ -305,7 +351,11 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                           LWS_CLOSE_STATUS_GOINGAWAY);
         return 0;
     case LWS_CALLBACK_RECEIVE:
+        keepalive_heard(&w->keepalive, &s->alive);
         receive(w, s, in, len);
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        keepalive_heard(&w->keepalive, &s->alive);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return writeable(s);
@@ -313,6 +363,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         device_auth_release(w, s);
         appservice_close(w, s);
         u64map_del(&w->sessions_by_id, s->conn_id);
+        keepalive_forget(&s->alive);
         session_list_remove(w, s);
         session_free(s);
         if (w->info.websockets > 0)

@@ -30,6 +30,8 @@ struct ws_session {
     enum conn_kind kind; /* CONN_DEVICE */
     struct ws_session *next, *prev;
     struct lws *wsi;
+    struct keepalive_link alive;
+    bool ping_due; /* a ping is to be written */
     uint64_t conn_id;
     char *email;  /* the verified identity this connection is bound to; NULL before */
     char *device; /* bound with it */

@@ -43,17 +43,10 @@ static void lws_log_to_ours(int level, const char *line)
     log_msg(level == LLL_ERR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING, "lws: %.*s", (int)len, line);
 }
 
-static void ping_policy_set(struct worker *w)
-{
-    /* lws pings after secs_since_valid_ping of silence and hangs up when nothing valid (a pong)
-     * came secs_since_valid_hangup after the last valid traffic. */
-    int64_t ping_s = (w->cfg->ping_interval_ms + 999) / 1000;
-    int64_t hangup_s = (w->cfg->ping_interval_ms + w->cfg->ping_timeout_ms + 999) / 1000;
-    w->ping_policy = (lws_retry_bo_t){
-        .secs_since_valid_ping = (uint16_t)(ping_s > 65535 ? 65535 : ping_s),
-        .secs_since_valid_hangup = (uint16_t)(hangup_s > 65535 ? 65535 : hangup_s),
-    };
-}
+/* lws's own keep-alive ("validity") timers sit in one sorted list per thread: each insertion
+ * walks it, so 30,000 WebSockets cost 30,000 steps per connection and per pong. They are off
+ * (a zero hang-up time) and worker/keepalive.c pings instead. */
+static const lws_retry_bo_t no_validity_timers = { .secs_since_valid_hangup = 0 };
 
 static int vhost_create(struct worker *w)
 {
@@ -62,7 +55,7 @@ static int vhost_create(struct worker *w)
     info.vhost_name = "presenced";
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
-    info.retry_and_idle_policy = &w->ping_policy;
+    info.retry_and_idle_policy = &no_validity_timers;
     info.keepalive_timeout = 5;
     info.timeout_secs = 10;
     info.server_string = "presenced";
@@ -86,7 +79,6 @@ int lws_setup(struct worker *w)
     /* One allocation per connection serves its HTTP requests or its WebSocket session. */
     size_t ws = device_session_size(), http = http_req_size();
     protocols[0].per_session_data_size = ws > http ? ws : http;
-    ping_policy_set(w);
     struct lws_context_creation_info info;
     void *loops[1] = { &w->loop };
     memset(&info, 0, sizeof info);

@@ -161,7 +161,7 @@ static int handles_init(struct worker *w)
     if (uv_prepare_init(&w->loop, &w->commit_prepare) != 0 ||
         uv_timer_init(&w->loop, &w->stats_timer) != 0 ||
         uv_timer_init(&w->loop, &w->drain_timer) != 0 ||
-        uv_timer_init(&w->loop, &w->auth_timer) != 0)
+        uv_timer_init(&w->loop, &w->auth_timer) != 0 || device_keepalive_init(w) != 0)
         return -1;
     w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w->auth_timer.data = w;
     w->handles_ready = true;
@@ -182,6 +182,7 @@ static void handles_close(struct worker *w)
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->auth_timer, NULL);
+    keepalive_close(&w->keepalive);
     w->handles_ready = false;
 }
 

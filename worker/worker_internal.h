@@ -5,6 +5,7 @@
 #include "../common/config.h"
 #include "../common/u64map.h"
 #include "../common/wake.h"
+#include "keepalive.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -36,7 +37,6 @@ struct worker {
     uv_loop_t loop;
     struct lws_context *lws;
     struct lws_vhost *vhost;
-    lws_retry_bo_t ping_policy;
     struct shm_store *store;
     struct fetcher *fetcher; /* HTTPS requests: support documents, verifier, app domains */
     struct identity *identity;
@@ -51,6 +51,7 @@ struct worker {
     struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
     struct app_state *apps;       /* AppService connections, for the auth deadline */
     uv_timer_t auth_timer;
+    struct keepalive keepalive; /* pings of the WebSockets (lws's own are off) */
     struct app_bucket *app_buckets; /* per-app notify rate, on this worker */
     uint64_t next_conn_id;
     pid_t *rings; /* processes to ring once the batch is committed */
@@ -92,6 +93,8 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 void device_drain_all(struct worker *w);
 /* Abandons the assertion verifications under way (the worker is exiting). */
 void device_verifications_cancel(struct worker *w);
+/* Starts pinging this worker's WebSockets after ping_interval of silence. */
+int device_keepalive_init(struct worker *w);
 /* Closes the session with conn_id after sending errno 52 (superseded). */
 void device_supersede(struct worker *w, uint64_t conn_id);
 /* Whether a WebSocket's path is an AppService channel (/myapps/<appid>). */

@@ -1,0 +1,109 @@
+/* keepalive: two FIFO lists and one timer armed at the earliest due time. */
+#include "keepalive.h"
+
+#include <stddef.h>
+
+/* Pings due this soon go out with the ones due now: at most a few wake-ups per second. */
+#define KEEPALIVE_PING_EARLY_MS 250
+
+static void ring_init(struct keepalive_link *head)
+{
+    head->next = head->prev = head;
+}
+
+static bool ring_empty(const struct keepalive_link *head)
+{
+    return head->next == head;
+}
+
+static void ring_append(struct keepalive_link *head, struct keepalive_link *link)
+{
+    link->prev = head->prev;
+    link->next = head;
+    head->prev->next = link;
+    head->prev = link;
+}
+
+void keepalive_forget(struct keepalive_link *link)
+{
+    if (link->next == NULL)
+        return;
+    link->prev->next = link->next;
+    link->next->prev = link->prev;
+    link->next = link->prev = NULL;
+}
+
+static void timer_fired(uv_timer_t *timer);
+
+static void timer_arm(struct keepalive *ka, int64_t due_ms)
+{
+    int64_t now = (int64_t)uv_now(ka->timer.loop);
+    uint64_t delay = due_ms > now ? (uint64_t)(due_ms - now) : 0;
+    uv_timer_start(&ka->timer, timer_fired, delay, 0);
+}
+
+static void timer_fired(uv_timer_t *timer)
+{
+    struct keepalive *ka = timer->data;
+    int64_t next = keepalive_run(ka, (int64_t)uv_now(timer->loop));
+    if (next >= 0)
+        timer_arm(ka, next);
+}
+
+int keepalive_init(struct keepalive *ka, uv_loop_t *loop, int64_t interval_ms, int64_t timeout_ms,
+                   void (*ping)(struct keepalive_link *, void *),
+                   void (*drop)(struct keepalive_link *, void *), void *arg)
+{
+    ring_init(&ka->quiet);
+    ring_init(&ka->pinged);
+    ka->interval_ms = interval_ms;
+    ka->timeout_ms = timeout_ms;
+    ka->ping = ping;
+    ka->drop = drop;
+    ka->arg = arg;
+    if (uv_timer_init(loop, &ka->timer) != 0)
+        return -1;
+    ka->timer.data = ka;
+    ka->timer_ready = true;
+    return 0;
+}
+
+void keepalive_close(struct keepalive *ka)
+{
+    if (!ka->timer_ready)
+        return;
+    uv_close((uv_handle_t *)&ka->timer, NULL);
+    ka->timer_ready = false;
+}
+
+void keepalive_heard(struct keepalive *ka, struct keepalive_link *link)
+{
+    keepalive_forget(link);
+    link->due_ms = (int64_t)uv_now(ka->timer.loop) + ka->interval_ms;
+    ring_append(&ka->quiet, link);
+    if (!uv_is_active((uv_handle_t *)&ka->timer))
+        timer_arm(ka, link->due_ms);
+}
+
+int64_t keepalive_run(struct keepalive *ka, int64_t now_ms)
+{
+    while (!ring_empty(&ka->pinged) && ka->pinged.next->due_ms <= now_ms) {
+        struct keepalive_link *link = ka->pinged.next;
+        keepalive_forget(link);
+        ka->drop(link, ka->arg);
+    }
+    while (!ring_empty(&ka->quiet) &&
+           ka->quiet.next->due_ms <= now_ms + KEEPALIVE_PING_EARLY_MS) {
+        struct keepalive_link *link = ka->quiet.next;
+        keepalive_forget(link);
+        link->due_ms = now_ms + ka->timeout_ms;
+        ring_append(&ka->pinged, link);
+        ka->ping(link, ka->arg);
+    }
+    int64_t next = -1;
+    if (!ring_empty(&ka->pinged))
+        next = ka->pinged.next->due_ms;
+    if (!ring_empty(&ka->quiet) && (next < 0 || ka->quiet.next->due_ms < next))
+        next = ka->quiet.next->due_ms;
+    return next;
+}
