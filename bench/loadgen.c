@@ -55,7 +55,7 @@ struct gen {
     bool mqtt; /* the devices speak MQTT 3.1.1 over WebSocket to a broker */
     int epoll;
     int port;
-    const char *src;
+    struct ws_source src;
     struct device *devices;
     int count, first, per_user;
     char **emails, **assertions;
@@ -253,7 +253,7 @@ static void device_open(struct gen *g, struct device *d)
     d->gen = g;
     d->authed = false;
     d->sent_ns = 0;
-    if (ws_connect_protocol(&d->ws, g->src, "127.0.0.1", g->port, g->mqtt ? "/mqtt" : "/presence",
+    if (ws_connect_protocol(&d->ws, &g->src, "127.0.0.1", g->port, g->mqtt ? "/mqtt" : "/presence",
                             g->mqtt ? "mqtt" : NULL) != 0) {
         fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
         return;
@@ -430,7 +430,7 @@ static int mqtt_main(char **argv)
 {
     struct gen g = { .mqtt = true,
                      .port = atoi(argv[0]),
-                     .src = argv[1],
+                     .src = { .addr = argv[1] },
                      .count = atoi(argv[2]),
                      .first = atoi(argv[3]),
                      .per_user = 1 };
@@ -444,7 +444,7 @@ static int mqtt_main(char **argv)
 static int devices_main(char **argv)
 {
     struct gen g = { .port = atoi(argv[0]),
-                     .src = argv[1],
+                     .src = { .addr = argv[1] },
                      .count = atoi(argv[2]),
                      .first = atoi(argv[3]),
                      .per_user = atoi(argv[4]) };

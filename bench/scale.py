@@ -28,13 +28,24 @@ def env_int(name, default):
     return int(os.environ.get(name, default))
 
 
+def proc_memory(pid):
+    """Memory of a process from smaps_rollup, in bytes: Rss, Pss (shared pages, such as the
+    store's map, divided among the processes using them), Pss_Anon, Pss_File, Pss_Shmem."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0]) * 1024
+    return fields
+
+
 def proc_stat(pid):
-    """(RSS bytes, CPU seconds) of a process."""
-    with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    """(Pss bytes, CPU seconds) of a process."""
+    pss = proc_memory(pid)["Pss"]
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return pss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def admin(port, path):
@@ -96,10 +107,14 @@ class Client:
         self.proc.wait(timeout=30)
 
 
-def workers_stat(admin_port):
+def server_stat(admin_port, master_pid):
+    """Memory fields summed over the master and the workers, and the workers' CPU seconds."""
     pids = [w["pid"] for w in admin(admin_port, "/status")["workers"]]
-    stats = [proc_stat(p) for p in pids]
-    return sum(s[0] for s in stats), sum(s[1] for s in stats)
+    memory = {}
+    for pid in pids + [master_pid]:
+        for name, value in proc_memory(pid).items():
+            memory[name] = memory.get(name, 0) + value
+    return memory, sum(proc_stat(p)[1] for p in pids)
 
 
 def main():
@@ -119,7 +134,7 @@ def main():
         proc, port, admin_port = start(workdir, workers, devices)
         loadgens = []
         try:
-            rss_before, _ = workers_stat(admin_port)
+            memory_before, _ = server_stat(admin_port, proc.pid)
             per_client = devices // clients
             started = time.monotonic()
             loadgens = [Client(["devices", port, f"127.0.0.{10 + i}", per_client,
@@ -130,11 +145,15 @@ def main():
             result["connections_per_second"] = round(result["connected"] /
                                                       result["connect_seconds"])
             time.sleep(2)
-            rss_after, cpu_before = workers_stat(admin_port)
-            result["server_bytes_per_connection"] = round((rss_after - rss_before) /
-                                                          result["connected"])
+            memory_after, cpu_before = server_stat(admin_port, proc.pid)
+            growth = {k: (memory_after[k] - memory_before.get(k, 0)) / result["connected"]
+                      for k in ("Pss", "Pss_Anon", "Pss_File", "Pss_Shmem", "Rss")}
+            # Pss counts a page shared by several processes (the store's map) once in all.
+            result["server_bytes_per_connection"] = round(growth["Pss"])
+            result["server_bytes_per_connection_detail"] = {k: round(v) for k, v in
+                                                            growth.items()}
             time.sleep(5)  # idle: no traffic, no pings due yet
-            _, cpu_after = workers_stat(admin_port)
+            _, cpu_after = server_stat(admin_port, proc.pid)
             result["idle_server_cpu_ms_per_5s"] = round((cpu_after - cpu_before) * 1000)
 
             for c in loadgens:

@@ -12,14 +12,15 @@ import sys
 import tempfile
 import time
 
-from scale import Client, identities, proc_stat, start, workers_stat
+from scale import Client, identities, proc_memory, server_stat, start
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 def load_and_measure(args, rate, server_rss):
-    """Opens the connections of one loadgen, measures the server's RSS growth over them, then a
-    3 s run at rate per second. server_rss() gives the server's resident bytes."""
+    """Opens the connections of one loadgen, measures the server's memory growth over them, then
+    a 3 s run at rate per second. server_rss() gives the server's Pss (resident bytes, shared
+    pages divided among the processes sharing them)."""
     rss_before = server_rss()
     client = Client(args)
     ready = client.read()
@@ -45,7 +46,7 @@ def mosquitto(workdir, connections, rate):
     try:
         time.sleep(1)
         return load_and_measure(["mqtt", 18503, "127.0.0.21", connections, 0], rate,
-                                lambda: proc_stat(proc.pid)[0])
+                                lambda: proc_memory(proc.pid)["Pss"])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -57,7 +58,7 @@ def presenced(workdir, connections, rate):
     proc, port, admin_port = start(workdir, 2, connections)
     try:
         return load_and_measure(["devices", port, "127.0.0.22", connections, 0, 10, assertions],
-                                rate, lambda: workers_stat(admin_port)[0])
+                                rate, lambda: server_stat(admin_port, proc.pid)[0]["Pss"])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -35,12 +35,37 @@ static int out_add(struct ws_conn *c, const void *data, size_t n)
     return buf_add(&c->out, &c->out_len, &c->out_cap, data, n);
 }
 
-int ws_connect(struct ws_conn *c, const char *src, const char *dst, int port, const char *path)
+int ws_connect(struct ws_conn *c, struct ws_source *src, const char *dst, int port,
+               const char *path)
 {
     return ws_connect_protocol(c, src, dst, port, path, NULL);
 }
 
-int ws_connect_protocol(struct ws_conn *c, const char *src, const char *dst, int port,
+#define SOURCE_PORT_FIRST 10000
+#define SOURCE_PORT_LAST 60999
+
+/* Binds to the source's next free port (connections close with a reset, so ports come free at
+ * once and the cursor can wrap). */
+static int source_bind(int fd, struct ws_source *src)
+{
+    struct sockaddr_in from = { .sin_family = AF_INET };
+    if (inet_pton(AF_INET, src->addr, &from.sin_addr) != 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (int tries = 0; tries <= SOURCE_PORT_LAST - SOURCE_PORT_FIRST; tries++) {
+        if (src->next_port < SOURCE_PORT_FIRST || src->next_port > SOURCE_PORT_LAST)
+            src->next_port = SOURCE_PORT_FIRST;
+        from.sin_port = htons(src->next_port++);
+        if (bind(fd, (struct sockaddr *)&from, sizeof from) == 0)
+            return 0;
+        if (errno != EADDRINUSE)
+            return -1;
+    }
+    return -1;
+}
+
+int ws_connect_protocol(struct ws_conn *c, struct ws_source *src, const char *dst, int port,
                         const char *path, const char *protocol)
 {
     memset(c, 0, sizeof *c);
@@ -50,15 +75,8 @@ int ws_connect_protocol(struct ws_conn *c, const char *src, const char *dst, int
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    if (src != NULL) {
-        /* The port is chosen at connect(), for this source and destination: many clients per
-         * source address without running out of ports. */
-        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-        struct sockaddr_in from = { .sin_family = AF_INET };
-        inet_pton(AF_INET, src, &from.sin_addr);
-        if (bind(c->fd, (struct sockaddr *)&from, sizeof from) != 0)
-            goto fail;
-    }
+    if (src != NULL && source_bind(c->fd, src) != 0)
+        goto fail;
     inet_pton(AF_INET, dst, &addr.sin_addr);
     if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0 && errno != EINPROGRESS)
         goto fail;

@@ -20,11 +20,20 @@ struct ws_conn {
     void *user;
 };
 
-/* Starts a non-blocking connection from src (an IPv4 address, or NULL) to dst:port and queues
+/* Where connections come from: an IPv4 address, and the next source port to try. Ports are
+ * handed out in turn because letting connect() pick one costs a search through every
+ * connection already made from that address. */
+struct ws_source {
+    const char *addr;
+    uint16_t next_port;
+};
+
+/* Starts a non-blocking connection from src (NULL: any address and port) to dst:port and queues
  * the handshake for path. Returns 0 or -1 (errno set). */
-int ws_connect(struct ws_conn *c, const char *src, const char *dst, int port, const char *path);
+int ws_connect(struct ws_conn *c, struct ws_source *src, const char *dst, int port,
+               const char *path);
 /* The same, asking for a subprotocol (Sec-WebSocket-Protocol), such as "mqtt". */
-int ws_connect_protocol(struct ws_conn *c, const char *src, const char *dst, int port,
+int ws_connect_protocol(struct ws_conn *c, struct ws_source *src, const char *dst, int port,
                         const char *path, const char *protocol);
 /* Queues a masked text (or binary) frame. Returns 0 or -1. */
 int ws_send_text(struct ws_conn *c, const char *text, size_t len);
