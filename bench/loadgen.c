@@ -9,14 +9,22 @@
  *       reconnect            closes and reopens every connection; prints the time to all OK
  *       notes                prints the latency of the notifications received so far
  *       cpu                  prints this process's CPU time (to tell its share from the server's)
+ *       count_only FILE      from now on, only the devices listed (an index a line) count in notes
  *       quit
  *   loadgen mqtt PORT SRC_ADDR COUNT FIRST
  *     The same commands against an MQTT broker over WebSocket (Mosquitto): each connection sends
  *     CONNECT (clean session, no keep-alive) and is ready at CONNACK; "status" publishes, at QoS
  *     1, a payload of a device update's size and times the PUBACK.
- *   loadgen app PORT APPID API_KEY PUIDS_FILE RATE SECONDS
- *     One AppService: authenticates, sends RATE notifications per second for SECONDS to the
- *     PUIDs of the file, each carrying its send time; prints the replies' count and latency.
+ *   loadgen app PORT APPID API_KEY PUIDS_FILE TARGETS ASSERTIONS PROBES
+ *     One AppService: authenticates and prints {"authed":true}. Commands:
+ *       probes               opens PROBES device connections for the users TARGETS to
+ *                            TARGETS + PROBES - 1 (one device each; PUIDS_FILE line i is user i's
+ *                            PUID); prints {"ready":n,...}
+ *       notify RATE SECONDS  notifications to the first TARGETS PUIDs, each carrying its send
+ *                            time; prints the replies' count
+ *       events RATE SECONDS  the probes flip their status; prints the time from each update's
+ *                            sending to the AppService's event (app_event_latency)
+ *       quit
  *
  * Notification latency is measured on the devices: a message "t=<ns>" holds CLOCK_MONOTONIC at
  * sending, the same clock on this machine. */
@@ -43,7 +51,10 @@ struct device {
     int user;
     bool authed;
     bool auth_sent;
+    bool online;     /* the status last sent: each update flips it */
+    bool counted;    /* its notifications count in "notes" (see count_only) */
     int64_t sent_ns; /* an update in flight, or 0 */
+    int64_t flipped_ns; /* when the last update was sent (for the AppService's event) */
 };
 
 struct samples {
@@ -61,6 +72,7 @@ struct gen {
     char **emails, **assertions;
     int users;
     int authed, opening, next_to_open;
+    bool counting_some; /* count_only was given: only counted devices' notifications count */
     struct samples rtt, notes;
     uint64_t answered;
 };
@@ -194,6 +206,7 @@ static void auth_send(struct gen *g, struct device *d)
     }
     char msg[16384];
     int user = d->user % g->users;
+    d->online = true;
     int n = snprintf(msg, sizeof msg,
                      "{\"email\":\"%s\",\"status\":\"online\",\"device\":\"d%d\","
                      "\"assertion\":\"%s\"}",
@@ -226,6 +239,8 @@ static void device_on_text(struct ws_conn *c, const char *text, size_t len)
     }
     if (len >= 17 && memcmp(text, "{\"notifications\":", 17) == 0) {
         /* Each notification's message is "t=<ns>": its send time. */
+        if (g->counting_some && !d->counted)
+            return;
         for (const char *p = text; (p = strstr(p, "\"message\":\"t=")) != NULL; p += 13)
             sample_add(&g->notes, now_ns() - strtoll(p + 13, NULL, 10));
         return;
@@ -341,10 +356,11 @@ static void status_run(struct gen *g, double rate, double seconds)
             if (!d->authed || d->sent_ns != 0)
                 continue;
             char msg[128];
+            d->online = !d->online;
             int len = snprintf(msg, sizeof msg, "{\"email\":\"%s\",\"status\":\"%s\"}",
                                g->users ? g->emails[d->user % g->users] : "user0@bench.example",
-                               sent % 2 ? "online" : "unavailable");
-            d->sent_ns = now_ns();
+                               d->online ? "online" : "unavailable");
+            d->sent_ns = d->flipped_ns = now_ns();
             if (g->mqtt)
                 mqtt_publish_send(d, msg, (size_t)len);
             else
@@ -370,6 +386,25 @@ static void reconnect_all(struct gen *g)
         device_drop(g, &g->devices[i]);
     g->opening = 0;
     connect_all(g);
+}
+
+/* Only the devices listed in path (one index a line) count in "notes" from now on. */
+static void count_only(struct gen *g, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int index, marked = 0;
+    for (int i = 0; i < g->count; i++)
+        g->devices[i].counted = false;
+    while (f != NULL && fscanf(f, "%d", &index) == 1)
+        if (index >= g->first && index < g->first + g->count) {
+            g->devices[index - g->first].counted = true;
+            marked++;
+        }
+    if (f != NULL)
+        fclose(f);
+    g->counting_some = true;
+    printf("{\"counted\":%d}\n", marked);
+    fflush(stdout);
 }
 
 static void cpu_print(void)
@@ -403,11 +438,15 @@ static void commands_run(struct gen *g)
             samples_print("notify_latency", &g->notes, NULL);
         else if (strncmp(line, "cpu", 3) == 0)
             cpu_print();
+        else if (strncmp(line, "count_only ", 11) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            count_only(g, line + 11);
+        }
     }
 }
 
-/* Opens g->count connections, serves the commands, closes them. */
-static int gen_run(struct gen *g)
+/* Opens g->count connections. */
+static int gen_open(struct gen *g)
 {
     g->epoll = epoll_create1(EPOLL_CLOEXEC);
     g->devices = calloc((size_t)g->count, sizeof *g->devices);
@@ -418,11 +457,25 @@ static int gen_run(struct gen *g)
         g->devices[i].user = (g->first + i) / g->per_user;
         g->devices[i].ws.fd = -1;
     }
-    setvbuf(stdin, NULL, _IONBF, 0);
     connect_all(g);
-    commands_run(g);
+    return 0;
+}
+
+static void gen_close(struct gen *g)
+{
     for (int i = 0; i < g->count; i++)
         ws_close(&g->devices[i].ws);
+    close(g->epoll);
+}
+
+/* Opens g->count connections, serves the commands, closes them. */
+static int gen_run(struct gen *g)
+{
+    setvbuf(stdin, NULL, _IONBF, 0);
+    if (gen_open(g) != 0)
+        return 1;
+    commands_run(g);
+    gen_close(g);
     return 0;
 }
 
@@ -455,95 +508,215 @@ static int devices_main(char **argv)
     return gen_run(&g);
 }
 
-/* The AppService side: one connection, notify at a rate, replies counted. */
+/* The AppService side: one connection that notifies at a rate and counts the replies, and the
+ * probe devices whose status flips it times until the AppService hears of them. */
 struct app {
     struct ws_conn ws;
+    int epoll;
     bool authed;
     uint64_t ok, refused;
+    char **puids;
+    int puid_count, targets; /* notifications go to the first targets PUIDs */
+    struct gen probes;       /* users targets.. have one device each, here */
+    struct samples events;
 };
+
+static struct app *app_of(struct ws_conn *c)
+{
+    return c->user;
+}
+
+/* {"uid":"<PUID>","status":"..."}: the flip of a probe user, timed from its sending. */
+static void app_event(struct app *a, const char *text)
+{
+    const char *uid = strstr(text, "\"uid\":\""), *status = strstr(text, "\"status\":\"");
+    if (uid == NULL || status == NULL)
+        return;
+    uid += 7;
+    size_t uid_len = strcspn(uid, "\"");
+    for (int i = 0; i < a->probes.count; i++) {
+        const char *puid = a->puids[a->targets + i];
+        if (strlen(puid) != uid_len || memcmp(puid, uid, uid_len) != 0)
+            continue;
+        struct device *d = &a->probes.devices[i];
+        bool online = strncmp(status + 10, "online", 6) == 0;
+        if (d->flipped_ns != 0 && online == d->online) {
+            sample_add(&a->events, now_ns() - d->flipped_ns);
+            d->flipped_ns = 0;
+        }
+        return;
+    }
+}
 
 static void app_on_text(struct ws_conn *c, const char *text, size_t len)
 {
-    struct app *a = c->user;
+    struct app *a = app_of(c);
     if (strstr(text, "\"action\":\"auth\"") && strstr(text, "\"result\":\"OK\""))
         a->authed = true;
     else if (len > 0 && strstr(text, "\"action\":\"notify\"") && strstr(text, "\"result\":\"OK\""))
         a->ok++;
     else if (strstr(text, "\"action\":\"notify\""))
         a->refused++;
+    else if (strstr(text, "\"uid\":"))
+        app_event(a, text);
 }
 
-static bool app_turn(int epoll, struct app *a, int timeout_ms)
+/* One turn for the AppService connection (up to timeout_ms) and one for the probes. */
+static bool app_turn(struct app *a, int timeout_ms)
 {
     struct epoll_event ev;
-    if (epoll_wait(epoll, &ev, 1, timeout_ms) > 0) {
+    if (epoll_wait(a->epoll, &ev, 1, timeout_ms) > 0) {
         if (((ev.events & EPOLLOUT) && ws_flush(&a->ws) != 0) ||
             ((ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && ws_read(&a->ws, app_on_text) != 0))
             return false;
     }
     struct epoll_event want = { .events = EPOLLIN | (ws_wants_write(&a->ws) ? EPOLLOUT : 0),
                                 .data.ptr = a };
-    epoll_ctl(epoll, EPOLL_CTL_MOD, a->ws.fd, &want);
+    epoll_ctl(a->epoll, EPOLL_CTL_MOD, a->ws.fd, &want);
+    if (a->probes.devices != NULL) /* the probes are open */
+        events_run(&a->probes, 0);
     return true;
+}
+
+static int puids_load(struct app *a, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[128];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        char **grown = realloc(a->puids, (size_t)(a->puid_count + 1) * sizeof *grown);
+        if (grown == NULL)
+            break;
+        a->puids = grown;
+        a->puids[a->puid_count++] = strdup(line);
+    }
+    if (f != NULL)
+        fclose(f);
+    return a->puid_count > 0 ? 0 : -1;
+}
+
+static int app_auth(struct app *a, int port, const char *appid, const char *key)
+{
+    char path[128], msg[512];
+    snprintf(path, sizeof path, "/myapps/%s", appid);
+    a->epoll = epoll_create1(EPOLL_CLOEXEC);
+    if (a->epoll < 0 || ws_connect(&a->ws, NULL, "127.0.0.1", port, path) != 0)
+        return -1;
+    a->ws.user = a;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = a };
+    epoll_ctl(a->epoll, EPOLL_CTL_ADD, a->ws.fd, &ev);
+    int64_t start = now_ns();
+    bool auth_sent = false;
+    while (!a->authed && seconds_since(start) < 10) {
+        if (!app_turn(a, 10))
+            return -1;
+        if (a->ws.state == WS_OPEN && !auth_sent) {
+            int n = snprintf(msg, sizeof msg, "{\"action\":\"auth\",\"token\":\"%s\"}", key);
+            ws_send_text(&a->ws, msg, (size_t)n);
+            auth_sent = true;
+        }
+    }
+    return a->authed ? 0 : -1;
+}
+
+static void app_notify(struct app *a, double rate, double seconds)
+{
+    char msg[512];
+    int64_t start = now_ns(), interval = (int64_t)(1e9 / rate), next = start;
+    uint64_t sent = 0;
+    a->ok = a->refused = 0;
+    while (seconds_since(start) < seconds) {
+        while (now_ns() >= next) {
+            int n = snprintf(msg, sizeof msg,
+                             "{\"action\":\"notify\",\"target\":\"%s\",\"source\":\"bench\","
+                             "\"message\":\"t=%lld\",\"ttl\":60}",
+                             a->puids[sent % (uint64_t)a->targets], (long long)now_ns());
+            ws_send_text(&a->ws, msg, (size_t)n);
+            sent++;
+            next += interval;
+        }
+        if (!app_turn(a, 1))
+            break;
+    }
+    int64_t drain = now_ns();
+    while (seconds_since(drain) < 2 && a->ok + a->refused < sent && app_turn(a, 10))
+        ;
+    printf("{\"notify\":{\"sent\":%llu,\"ok\":%llu,\"refused\":%llu,\"per_second\":%.0f}}\n",
+           (unsigned long long)sent, (unsigned long long)a->ok, (unsigned long long)a->refused,
+           (double)a->ok / seconds);
+    fflush(stdout);
+}
+
+/* The probes flip their status at rate; each flip is timed until the AppService's event. */
+static void app_events(struct app *a, double rate, double seconds)
+{
+    struct gen *g = &a->probes;
+    int64_t start = now_ns(), interval = (int64_t)(1e9 / rate), next = start;
+    uint64_t flips = 0;
+    int cursor = 0;
+    while (g->devices != NULL && seconds_since(start) < seconds) {
+        while (now_ns() >= next) {
+            struct device *d = &g->devices[cursor];
+            cursor = (cursor + 1) % g->count;
+            next += interval;
+            if (!d->authed || d->sent_ns != 0 || d->flipped_ns != 0)
+                continue;
+            char msg[128];
+            d->online = !d->online;
+            int len = snprintf(msg, sizeof msg, "{\"email\":\"%s\",\"status\":\"%s\"}",
+                               g->emails[d->user], d->online ? "online" : "unavailable");
+            d->sent_ns = d->flipped_ns = now_ns();
+            ws_send_text(&d->ws, msg, (size_t)len);
+            watch(g, &d->ws, false);
+            flips++;
+        }
+        if (!app_turn(a, 1))
+            break;
+    }
+    int64_t drain = now_ns();
+    while (seconds_since(drain) < 2 && a->events.count < flips && app_turn(a, 10))
+        ;
+    char extra[64];
+    snprintf(extra, sizeof extra, ",\"flips\":%llu", (unsigned long long)flips);
+    samples_print("app_event_latency", &a->events, extra);
 }
 
 static int app_main(char **argv)
 {
-    int port = atoi(argv[0]);
-    const char *appid = argv[1], *key = argv[2];
-    double rate = atof(argv[4]), seconds = atof(argv[5]);
-    char path[128], *puids[4096], line[128];
-    int count = 0;
-    FILE *f = fopen(argv[3], "r");
-    while (f != NULL && count < 4096 && fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\n")] = '\0';
-        puids[count++] = strdup(line);
-    }
-    if (f != NULL)
-        fclose(f);
-    snprintf(path, sizeof path, "/myapps/%s", appid);
     struct app a = { 0 };
-    int epoll = epoll_create1(EPOLL_CLOEXEC);
-    if (count == 0 || rate <= 0 || ws_connect(&a.ws, NULL, "127.0.0.1", port, path) != 0)
+    int port = atoi(argv[0]);
+    a.targets = atoi(argv[4]);
+    int probes = atoi(argv[6]);
+    if (puids_load(&a, argv[3]) != 0 || a.targets <= 0 || probes < 0 ||
+        a.targets + probes > a.puid_count) {
+        fprintf(stderr, "loadgen: bad arguments or PUIDs file\n");
         return 2;
-    a.ws.user = &a;
-    char msg[512];
-    int n;
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = &a };
-    epoll_ctl(epoll, EPOLL_CTL_ADD, a.ws.fd, &ev);
-    int64_t start = now_ns();
-    bool auth_sent = false;
-    while (!a.authed && seconds_since(start) < 10) {
-        if (!app_turn(epoll, &a, 10))
-            return 1;
-        if (a.ws.state == WS_OPEN && !auth_sent) {
-            n = snprintf(msg, sizeof msg, "{\"action\":\"auth\",\"token\":\"%s\"}", key);
-            ws_send_text(&a.ws, msg, (size_t)n);
-            auth_sent = true;
+    }
+    if (app_auth(&a, port, argv[1], argv[2]) != 0) {
+        fprintf(stderr, "loadgen: the AppService did not authenticate\n");
+        return 1;
+    }
+    printf("{\"authed\":true}\n");
+    fflush(stdout);
+    a.probes = (struct gen){ .port = port, .src = { .addr = "127.0.0.9" }, .count = probes,
+                             .first = a.targets, .per_user = 1 };
+    bool probes_open = false;
+    setvbuf(stdin, NULL, _IONBF, 0);
+    char line[256];
+    double rate, seconds;
+    while (fgets(line, sizeof line, stdin) != NULL && strncmp(line, "quit", 4) != 0) {
+        if (sscanf(line, "notify %lf %lf", &rate, &seconds) == 2 && rate > 0)
+            app_notify(&a, rate, seconds);
+        else if (sscanf(line, "events %lf %lf", &rate, &seconds) == 2 && rate > 0)
+            app_events(&a, rate, seconds);
+        else if (strncmp(line, "probes", 6) == 0 && !probes_open && probes > 0) {
+            if (assertions_load(&a.probes, argv[5]) != 0 || gen_open(&a.probes) != 0)
+                return 1;
+            probes_open = true;
         }
     }
-    start = now_ns();
-    int64_t interval = (int64_t)(1e9 / rate), next = start;
-    uint64_t sent = 0;
-    while (seconds_since(start) < seconds) {
-        while (now_ns() >= next) {
-            n = snprintf(msg, sizeof msg,
-                         "{\"action\":\"notify\",\"target\":\"%s\",\"source\":\"bench\","
-                         "\"message\":\"t=%lld\",\"ttl\":60}",
-                         puids[sent % (uint64_t)count], (long long)now_ns());
-            ws_send_text(&a.ws, msg, (size_t)n);
-            sent++;
-            next += interval;
-        }
-        if (!app_turn(epoll, &a, 1))
-            return 1;
-    }
-    int64_t drain = now_ns();
-    while (seconds_since(drain) < 2 && a.ok + a.refused < sent)
-        app_turn(epoll, &a, 10);
-    printf("{\"notify\":{\"sent\":%llu,\"ok\":%llu,\"refused\":%llu,\"per_second\":%.0f}}\n",
-           (unsigned long long)sent, (unsigned long long)a.ok, (unsigned long long)a.refused,
-           (double)a.ok / seconds);
+    if (probes_open)
+        gen_close(&a.probes);
     ws_close(&a.ws);
     return 0;
 }
@@ -552,12 +725,12 @@ int main(int argc, char **argv)
 {
     if (argc == 8 && strcmp(argv[1], "devices") == 0)
         return devices_main(argv + 2);
-    if (argc == 8 && strcmp(argv[1], "app") == 0)
+    if (argc == 9 && strcmp(argv[1], "app") == 0)
         return app_main(argv + 2);
     if (argc == 6 && strcmp(argv[1], "mqtt") == 0)
         return mqtt_main(argv + 2);
     fprintf(stderr, "usage: loadgen devices PORT SRC_ADDR COUNT FIRST PER_USER ASSERTIONS\n"
                     "       loadgen mqtt PORT SRC_ADDR COUNT FIRST\n"
-                    "       loadgen app PORT APPID API_KEY PUIDS_FILE RATE SECONDS\n");
+                    "       loadgen app PORT APPID API_KEY PUIDS_FILE TARGETS ASSERTIONS PROBES\n");
     return 2;
 }

@@ -4,7 +4,9 @@
 Prints one JSON object. Sizes come from the environment: BENCH_DEVICES (default 60000),
 BENCH_WORKERS (4: a process holds at most 20,000 files here), BENCH_CLIENTS (4 loadgen
 processes, each from its own 127.0.0.x), BENCH_DEVICES_PER_USER (10, as max_devices_per_user
-allows by default), BENCH_STATUS_RATE (updates per second over all clients), BENCH_NOTIFY_RATE."""
+allows by default), BENCH_STATUS_RATE (updates per second over all clients), BENCH_NOTIFY_RATE,
+BENCH_PROBES (users with one device whose status flips are timed to the AppService's event) and
+BENCH_EVENT_RATE (flips per second)."""
 import json
 import os
 import signal
@@ -12,7 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -117,17 +121,56 @@ def server_stat(admin_port, master_pid):
     return memory, sum(proc_stat(p)[1] for p in pids)
 
 
+def worker_websockets(admin_port):
+    """Open WebSockets per worker pid, as the workers last published them (every second)."""
+    time.sleep(1.2)
+    return {w["pid"]: w["websockets"] for w in admin(admin_port, "/status")["workers"]}
+
+
+def devices_away_from(admin_port, users, worker_pid):
+    """Indices of the devices held by workers other than worker_pid (device "d<i>")."""
+    def away(i):
+        email = urllib.parse.quote(f"user{i}@bench.example")
+        return [int(d["device"][1:]) for d in admin(admin_port, f"/users/{email}")["devices"]
+                if d["worker"] != worker_pid]
+    with ThreadPoolExecutor(8) as pool:
+        return [index for found in pool.map(away, range(users)) for index in found]
+
+
+def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, before):
+    """Notifications from the AppService to devices on the other workers: the AppService's
+    worker is the one whose WebSocket count grew by it (before: the counts without it)."""
+    after = worker_websockets(admin_port)
+    app_worker = max(after, key=lambda pid: after[pid] - before.get(pid, 0))
+    away = devices_away_from(admin_port, users, app_worker)
+    with open(f"{workdir}/away.txt", "w") as f:
+        f.write("\n".join(map(str, away)) + "\n")
+    for c in loadgens:
+        c.send(f"count_only {workdir}/away.txt")
+    counted = sum(c.read()["counted"] for c in loadgens)
+    app.send(f"notify {rate} 5")
+    result = {"notify": app.read()["notify"], "devices_counted": counted}
+    for c in loadgens:
+        c.send("notes")
+    notes = [c.read()["notify_latency"] for c in loadgens]
+    result["received"] = sum(n["count"] for n in notes)
+    result["p50_us"] = max(n["p50_us"] for n in notes)
+    result["p99_us"] = max(n["p99_us"] for n in notes)
+    return result
+
+
 def main():
     devices, workers = env_int("BENCH_DEVICES", 60000), env_int("BENCH_WORKERS", 4)
     clients, per_user = env_int("BENCH_CLIENTS", 4), env_int("BENCH_DEVICES_PER_USER", 10)
     users = (devices + per_user - 1) // per_user
     status_rate = env_int("BENCH_STATUS_RATE", 20000)
     notify_rate = env_int("BENCH_NOTIFY_RATE", 5000)
+    probes, event_rate = env_int("BENCH_PROBES", 200), env_int("BENCH_EVENT_RATE", 1000)
     result = {"devices": devices, "users": users, "workers": workers, "clients": clients}
     with tempfile.TemporaryDirectory(prefix="presenced-scale-") as workdir:
-        assertions = identities(workdir, users)
+        assertions = identities(workdir, users + probes)
         os.makedirs(f"{workdir}/data")
-        seed = json.loads(subprocess.run([APP_SEED, f"{workdir}/data", str(users)],
+        seed = json.loads(subprocess.run([APP_SEED, f"{workdir}/data", str(users + probes)],
                                          capture_output=True, text=True, check=True).stdout)
         with open(f"{workdir}/puids.txt", "w") as f:
             f.write("\n".join(seed["puids"]) + "\n")
@@ -165,16 +208,23 @@ def main():
             result["status_answered"] = sum(r["answered"] for r in runs)
             result["status_sent"] = sum(r["sent"] for r in runs)
 
-            app = subprocess.run([LOADGEN, "app", str(port), seed["appid"], seed["key"],
-                                  f"{workdir}/puids.txt", str(notify_rate), "5"],
-                                 capture_output=True, text=True, timeout=60)
-            result["notify"] = json.loads(app.stdout)["notify"]
-            for c in loadgens:
-                c.send("notes")
-            notes = [c.read()["notify_latency"] for c in loadgens]
-            result["notify_received"] = sum(n["count"] for n in notes)
-            result["notify_to_device_p50_us"] = max(n["p50_us"] for n in notes)
-            result["notify_to_device_p99_us"] = max(n["p99_us"] for n in notes)
+            before = worker_websockets(admin_port)
+            app = Client(["app", port, seed["appid"], seed["key"], f"{workdir}/puids.txt",
+                          users, assertions, probes])
+            loadgens.append(app)
+            app.read()  # authenticated
+            result["notify_across_workers"] = notify_across_workers(
+                workdir, admin_port, app, loadgens[:-1], users, notify_rate, before)
+            app.send("probes")
+            result["probes"] = app.read()["ready"]
+            app.send(f"events {event_rate} 5")
+            events = app.read()
+            result["status_to_appservice"] = {"flips": events["flips"],
+                                              "events": events["app_event_latency"]["count"],
+                                              "p50_us": events["app_event_latency"]["p50_us"],
+                                              "p99_us": events["app_event_latency"]["p99_us"]}
+            loadgens.remove(app)
+            app.quit()
 
             for c in loadgens:
                 c.send("reconnect")
