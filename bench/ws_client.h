@@ -35,7 +35,8 @@ int ws_connect(struct ws_conn *c, struct ws_source *src, const char *dst, int po
 /* The same, asking for a subprotocol (Sec-WebSocket-Protocol), such as "mqtt". */
 int ws_connect_protocol(struct ws_conn *c, struct ws_source *src, const char *dst, int port,
                         const char *path, const char *protocol);
-/* Queues a masked text (or binary) frame. Returns 0 or -1. */
+/* Sends a masked text (or binary) frame: what the socket does not take now stays queued.
+ * Returns 0 or -1. */
 int ws_send_text(struct ws_conn *c, const char *text, size_t len);
 int ws_send_binary(struct ws_conn *c, const void *data, size_t len);
 /* Writes what is queued; returns 0, or -1 when the connection failed. */
