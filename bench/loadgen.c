@@ -6,7 +6,8 @@
  *     i / PER_USER, whose "email assertion" is that line of ASSERTIONS_FILE, and authenticates
  *     them. Prints {"ready":n,"seconds":s}. Then reads commands:
  *       status RATE SECONDS  updates at RATE per second; prints round trips and throughput
- *       reconnect            closes and reopens every connection; prints the time to all OK
+ *       reconnect [N]        closes the first N connections (all without N) at once and reopens
+ *                            them; prints the time until all are answered OK
  *       notes                prints the latency of the notifications received so far
  *       cpu                  prints this process's CPU time (to tell its share from the server's)
  *       count_only FILE      from now on, only the devices listed (an index a line) count in notes
@@ -71,7 +72,7 @@ struct gen {
     int count, first, per_user;
     char **emails, **assertions;
     int users;
-    int authed, opening, next_to_open;
+    int authed, opening, next_to_open, open_limit; /* devices below open_limit get (re)opened */
     bool counting_some; /* count_only was given: only counted devices' notifications count */
     struct samples rtt, notes;
     uint64_t answered;
@@ -282,7 +283,7 @@ static void device_open(struct gen *g, struct device *d)
 /* Opens the next connections while fewer than MAX_PENDING_HANDSHAKES are unanswered. */
 static void open_more(struct gen *g)
 {
-    while (g->next_to_open < g->count && g->opening < MAX_PENDING_HANDSHAKES)
+    while (g->next_to_open < g->open_limit && g->opening < MAX_PENDING_HANDSHAKES)
         device_open(g, &g->devices[g->next_to_open++]);
 }
 
@@ -334,6 +335,7 @@ static void connect_all(struct gen *g)
 {
     int64_t start = now_ns();
     g->next_to_open = 0;
+    g->open_limit = g->count;
     open_more(g);
     while ((g->authed < g->count && g->opening > 0) || g->next_to_open < g->count)
         events_run(g, 100);
@@ -380,12 +382,23 @@ static void status_run(struct gen *g, double rate, double seconds)
     samples_print("status_rtt", &g->rtt, extra);
 }
 
-static void reconnect_all(struct gen *g)
+/* Closes the first count connections (all when count <= 0) at once and opens them again;
+ * prints the time until every one is answered OK. */
+static void reconnect_some(struct gen *g, int count)
 {
-    for (int i = 0; i < g->count; i++)
+    if (count <= 0 || count > g->count)
+        count = g->count;
+    int64_t start = now_ns();
+    for (int i = 0; i < count; i++)
         device_drop(g, &g->devices[i]);
-    g->opening = 0;
-    connect_all(g);
+    g->next_to_open = 0;
+    g->open_limit = count;
+    open_more(g);
+    while ((g->authed < g->count && g->opening > 0) || g->next_to_open < count)
+        events_run(g, 100);
+    printf("{\"ready\":%d,\"reconnected\":%d,\"seconds\":%.3f}\n", g->authed, count,
+           seconds_since(start));
+    fflush(stdout);
 }
 
 /* Only the devices listed in path (one index a line) count in "notes" from now on. */
@@ -433,7 +446,7 @@ static void commands_run(struct gen *g)
         if (sscanf(line, "status %lf %lf", &rate, &seconds) == 2 && rate > 0)
             status_run(g, rate, seconds);
         else if (strncmp(line, "reconnect", 9) == 0)
-            reconnect_all(g);
+            reconnect_some(g, atoi(line + 9));
         else if (strncmp(line, "notes", 5) == 0)
             samples_print("notify_latency", &g->notes, NULL);
         else if (strncmp(line, "cpu", 3) == 0)

@@ -130,12 +130,17 @@ def device_channel():
             proc.wait(timeout=15)
 
 
+# The standard run: the targets of the issue that introduced make bench (bench/RESULTS.md).
+SCALE_DEFAULTS = (("BENCH_DEVICES", "60000"), ("BENCH_WORKERS", "4"), ("BENCH_CLIENTS", "4"),
+                  ("BENCH_DEVICES_PER_USER", "2"), ("BENCH_STATUS_RATE", "10000"),
+                  ("BENCH_NOTIFY_RATE", "5000"), ("BENCH_EVENT_RATE", "1000"),
+                  ("BENCH_RECONNECT", "50000"))
+
+
 def scale():
-    """bench/scale.py at the size this machine serves well today (see bench/README.md)."""
+    """bench/scale.py at the standard size (each BENCH_* variable already set wins)."""
     env = dict(os.environ)
-    for key, value in (("BENCH_DEVICES", "20000"), ("BENCH_WORKERS", "2"),
-                       ("BENCH_CLIENTS", "2"), ("BENCH_STATUS_RATE", "8000"),
-                       ("BENCH_NOTIFY_RATE", "2000")):
+    for key, value in SCALE_DEFAULTS:
         env.setdefault(key, value)
     run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "scale.py")], env=env,
                          capture_output=True, text=True, timeout=600)
@@ -175,41 +180,69 @@ def main():
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
-    print(f"idle /presence WebSocket: {per_conn:.0f} bytes of worker RSS each "
-          f"({IDLE_CONNECTIONS} connections, 2 workers)")
-    print(f"handshakes: {IDLE_CONNECTIONS / seconds:.0f}/s from one Python client process")
-    print(f"wake-up round trip through a worker: p50 {wake['p50_us']} us, p99 {wake['p99_us']} us, "
-          f"max {wake['max_us']} us ({wake['answered']} rounds)")
-    print(f"assertion verification, one core: {rates['ds128_per_s']}/s RS256 certificate over "
-          f"DS128 assertion, {rates['rs256_per_s']}/s RS256 over RS256, "
-          f"{rates['cache_hit_per_s']}/s cache hits ({rates['count']} distinct assertions each)")
+    micro = [
+        (f"unauthenticated idle WebSocket ({IDLE_CONNECTIONS}, 2 workers, RSS)",
+         f"{per_conn:.0f} B", "", ""),
+        ("handshakes from one Python client", f"{IDLE_CONNECTIONS / seconds:.0f}/s", "", ""),
+        ("wake-up round trip through a worker",
+         f"p50 {wake['p50_us']} us, p99 {wake['p99_us']} us", "", ""),
+        ("assertion verifications, one core",
+         f"{rates['ds128_per_s']}/s RS256 over DS128, {rates['rs256_per_s']}/s RS256 over "
+         f"RS256, {rates['cache_hit_per_s']}/s cached", "", ""),
+        ("status round trip, one Python client",
+         f"p50 {status_rtt[0]:.0f} us, p99 {status_rtt[1]:.0f} us", "", ""),
+        ("operator notification (admin POST) to device",
+         f"p50 {notify_latency[0]:.0f} us, p99 {notify_latency[1]:.0f} us", "", ""),
+    ]
     at = scale()
-    print(f"at scale ({at['devices']} devices of {at['users']} users, {at['workers']} workers, "
-          f"{at['clients']} loadgen processes): {at['connected']} authenticated in "
-          f"{at['connect_seconds']} s ({at['connections_per_second']}/s), "
-          f"{at['server_bytes_per_connection']} bytes of worker RSS each, "
-          f"{at['idle_server_cpu_ms_per_5s']} ms of worker CPU in 5 idle seconds")
-    print(f"  status updates: {at['status_per_second']}/s, round trip p50 "
-          f"{at['status_rtt_p50_us']:.0f} us, p99 {at['status_rtt_p99_us']:.0f} us "
-          f"({at['status_answered']}/{at['status_sent']} answered)")
-    print(f"  AppService notify: {at['notify']['per_second']}/s accepted, to each device "
-          f"p50 {at['notify_to_device_p50_us']:.0f} us, p99 {at['notify_to_device_p99_us']:.0f} us "
-          f"({at['notify_received']} deliveries)")
-    print(f"  reconnect storm: {at['reconnected']} re-authenticated (cached assertions) in "
-          f"{at['reconnect_seconds']} s")
     vs = versus_mosquitto()
+    table(at, vs, micro)
+
+
+def verdict(met):
+    return "met" if met else "NOT met"
+
+
+def table(at, vs, micro):
+    """The figures of the scale run and of the Mosquitto comparison, then micro, one row each."""
     ours, theirs = vs["presenced"], vs["mosquitto"]
-    print(f"versus Mosquitto 2.0 over WebSocket, {vs['connections']} connections each, "
-          f"{vs['offered_per_second']}/s offered:")
-    print(f"  memory per connection: {ours['bytes_per_connection']} B (authenticated device) vs "
-          f"{theirs['bytes_per_connection']} B (MQTT client): ratio {vs['memory_ratio']}")
-    print(f"  throughput: {ours['per_second']} status updates/s vs {theirs['per_second']} QoS 1 "
-          f"publishes/s of the same payload: ratio {vs['throughput_ratio']}")
-    print(f"  round trip at saturation: p50 {ours['rtt_p50_us']:.0f} vs {theirs['rtt_p50_us']:.0f} us")
-    print(f"status update round trip (one Python client, stored before the OK): "
-          f"p50 {status_rtt[0]:.0f} us, p99 {status_rtt[1]:.0f} us")
-    print(f"operator notification to device (admin POST to the master, store, mail, doorbell, "
-          f"worker, WebSocket): p50 {notify_latency[0]:.0f} us, p99 {notify_latency[1]:.0f} us")
+    notify, events = at["notify_across_workers"], at["status_to_appservice"]
+    rows = [
+        ("devices authenticated and held", f"{at['connected']} of {at['devices']} "
+         f"({at['users']} users, {at['workers']} workers)", "60000",
+         verdict(at["connected"] >= 60000)),
+        ("connections per second (first connect)", f"{at['connections_per_second']}", "", ""),
+        ("server memory per idle connection (Pss)", f"{at['server_bytes_per_connection']} B",
+         "<= 3072 B", verdict(at["server_bytes_per_connection"] <= 3072)),
+        (f"memory per connection vs Mosquitto ({vs['connections']} each)",
+         f"{ours['bytes_per_connection']} B / {theirs['bytes_per_connection']} B = "
+         f"{vs['memory_ratio']}", "< 1", verdict(vs["memory_ratio"] < 1)),
+        ("server CPU in 5 idle seconds", f"{at['idle_server_cpu_ms_per_5s']} ms", "0",
+         verdict(at["idle_server_cpu_ms_per_5s"] == 0)),
+        (f"status round trip at {at['status_per_second']}/s",
+         f"p50 {at['status_rtt_p50_us']:.0f} us, p99 {at['status_rtt_p99_us']:.0f} us", "", ""),
+        (f"status throughput vs Mosquitto QoS 1 ({vs['offered_per_second']}/s offered)",
+         f"{ours['per_second']}/s / {theirs['per_second']}/s = {vs['throughput_ratio']}",
+         ">= 1.5", verdict(vs["throughput_ratio"] >= 1.5)),
+        ("round trip at saturation vs Mosquitto",
+         f"p50 {ours['rtt_p50_us']:.0f} us / {theirs['rtt_p50_us']:.0f} us", "", ""),
+        (f"notify to device, other workers, {notify['notify']['per_second']}/s",
+         f"p50 {notify['p50_us']:.0f} us, p99 {notify['p99_us']:.0f} us "
+         f"({notify['received']} deliveries)", "p99 < 2000 us",
+         verdict(notify["p99_us"] < 2000 and notify["notify"]["per_second"] >= 4900)),
+        (f"status change to AppService event ({events['flips']} flips)",
+         f"p50 {events['p50_us']:.0f} us, p99 {events['p99_us']:.0f} us "
+         f"({events['events']} events)", "", ""),
+        (f"reconnect storm, cached assertions",
+         f"{at['reconnected']} in {at['reconnect_seconds']} s", "50000 in <= 10 s",
+         verdict(at["reconnected"] >= 50000 and at["reconnect_seconds"] <= 10)),
+    ] + micro
+    widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
+    for row in [HEADER, tuple("-" * w for w in widths)] + rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+
+
+HEADER = ("measure", "presenced", "target", "")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ Prints one JSON object. Sizes come from the environment: BENCH_DEVICES (default 
 BENCH_WORKERS (4: a process holds at most 20,000 files here), BENCH_CLIENTS (4 loadgen
 processes, each from its own 127.0.0.x), BENCH_DEVICES_PER_USER (10, as max_devices_per_user
 allows by default), BENCH_STATUS_RATE (updates per second over all clients), BENCH_NOTIFY_RATE,
-BENCH_PROBES (users with one device whose status flips are timed to the AppService's event) and
-BENCH_EVENT_RATE (flips per second)."""
+BENCH_PROBES (users with one device whose status flips are timed to the AppService's event),
+BENCH_EVENT_RATE (flips per second), BENCH_PING_INTERVAL (the server's ping_interval, 30s) and
+BENCH_RECONNECT (devices dropped and reconnected at once,
+all by default)."""
 import json
 import os
 import signal
@@ -81,8 +83,12 @@ def start(workdir, workers, devices):
                 f"log_level warning\naudience {AUDIENCE}\n"
                 f"trusted_issuer issuer.example {workdir}/issuer.json\n"
                 f"max_devices_per_user 10\nstatus_rate 1000\nstatus_burst 1000\n"
-                f"app_rate 100000\napp_burst 100000\nmap_size 1G\n")
-    proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=subprocess.DEVNULL)
+                f"app_rate 100000\napp_burst 100000\nmap_size 1G\n"
+                f"ping_interval {os.environ.get('BENCH_PING_INTERVAL', '30s')}\n")
+    # The server's log stays in build/bench/ for a look after a surprising figure.
+    log = open(os.path.join(ROOT, "build", "bench", f"presenced-{port}.log"), "w")
+    proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=log)
+    log.close()
     for _ in range(200):
         try:
             if len([w for w in admin(admin_port, "/status")["workers"]
@@ -226,10 +232,12 @@ def main():
             loadgens.remove(app)
             app.quit()
 
+            reconnect = env_int("BENCH_RECONNECT", devices)
             for c in loadgens:
-                c.send("reconnect")
+                c.send(f"reconnect {reconnect // clients}")
             again = [c.read() for c in loadgens]
-            result["reconnected"] = sum(r["ready"] for r in again)
+            result["reconnected"] = sum(r["reconnected"] for r in again)
+            result["connected_after_reconnect"] = sum(r["ready"] for r in again)
             result["reconnect_seconds"] = max(r["seconds"] for r in again)
         finally:
             for c in loadgens:
