@@ -3,8 +3,11 @@
 
 #include <stddef.h>
 
-/* Pings due this soon go out with the ones due now: at most a few wake-ups per second. */
-#define KEEPALIVE_PING_EARLY_MS 250
+/* Pings due this soon go out with the ones due now, sharing a wake-up. */
+#define KEEPALIVE_PING_EARLY_MS 10
+/* At most this many pings a turn: their writes come in the next turn, and thousands at once (as
+ * when connections made together fall due together) would hold up everything else. */
+#define KEEPALIVE_PINGS_PER_RUN 64
 
 static void ring_init(struct keepalive_link *head)
 {
@@ -92,7 +95,8 @@ int64_t keepalive_run(struct keepalive *ka, int64_t now_ms)
         keepalive_forget(link);
         ka->drop(link, ka->arg);
     }
-    while (!ring_empty(&ka->quiet) &&
+    int pings = 0;
+    while (!ring_empty(&ka->quiet) && pings++ < KEEPALIVE_PINGS_PER_RUN &&
            ka->quiet.next->due_ms <= now_ms + KEEPALIVE_PING_EARLY_MS) {
         struct keepalive_link *link = ka->quiet.next;
         keepalive_forget(link);

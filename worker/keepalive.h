@@ -34,8 +34,9 @@ void keepalive_close(struct keepalive *ka);
 /* The peer sent something (or just connected): its next ping is interval_ms from now. */
 void keepalive_heard(struct keepalive *ka, struct keepalive_link *link);
 void keepalive_forget(struct keepalive_link *link);
-/* Pings what is due at now_ms (a little early, to share wake-ups) and drops what is overdue;
- * returns when the next thing is due, or -1 when nothing is kept. The timer runs it. */
+/* Pings what is due at now_ms (a little early, to share wake-ups; a bounded number, the rest at
+ * the next turn) and drops what is overdue; returns when the next thing is due (now_ms or
+ * earlier when pings are left over), or -1 when nothing is kept. The timer runs it. */
 int64_t keepalive_run(struct keepalive *ka, int64_t now_ms);
 
 #endif

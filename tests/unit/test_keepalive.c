@@ -41,8 +41,8 @@ static void test_schedule(uv_loop_t *loop)
     is_int(keepalive_run(&ka, t0 + 1000), t0 + 30000, "nothing due; next is the first ping");
     is_int(events, 0, "no work before the interval");
 
-    is_int(keepalive_run(&ka, t0 + 29800), t0 + 29800 + 10000,
-           "pings due within 250 ms go out together; next is their drop");
+    is_int(keepalive_run(&ka, t0 + 29990), t0 + 29990 + 10000,
+           "pings due within 10 ms go out together; next is their drop");
     ok(a.pings == 1 && b.pings == 1 && c.pings == 1, "all three pinged once");
 
     /* b answers (a pong or any message) at loop time t0: its next ping is due at t0 + 30 s */
@@ -50,15 +50,40 @@ static void test_schedule(uv_loop_t *loop)
     keepalive_forget(&c.link); /* c closed */
     keepalive_forget(&c.link);
     ok(c.link.next == NULL, "forgetting twice is harmless");
-    is_int(keepalive_run(&ka, t0 + 39799), t0 + 39800, "a is not dropped a millisecond early");
+    is_int(keepalive_run(&ka, t0 + 39989), t0 + 39990, "a is not dropped a millisecond early");
     is_int(a.drops, 0, "a still waits");
     is_int(b.pings, 2, "b's interval restarted when it answered");
-    keepalive_run(&ka, t0 + 39800);
+    keepalive_run(&ka, t0 + 39990);
     ok(a.drops == 1 && b.drops == 0 && c.drops == 0, "only the silent peer is dropped");
     ok(a.link.next == NULL, "a dropped peer is in no list");
-    is_int(keepalive_run(&ka, t0 + 40000), t0 + 39799 + 10000, "next is b's second deadline");
+    is_int(keepalive_run(&ka, t0 + 40000), t0 + 39989 + 10000, "next is b's second deadline");
     keepalive_forget(&b.link);
     is_int(keepalive_run(&ka, t0 + 40000), -1, "nothing kept: nothing due");
+    keepalive_close(&ka);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* Connections made together fall due together: their pings are spread over loop turns. */
+static void test_bounded_run(uv_loop_t *loop)
+{
+    struct keepalive ka;
+    int events = 0;
+    keepalive_init(&ka, loop, 1000, 1000, on_ping, on_drop, &events);
+    static struct peer many[200];
+    for (int i = 0; i < 200; i++)
+        keepalive_heard(&ka, &many[i].link);
+    int64_t due = (int64_t)uv_now(loop) + 1000;
+    int64_t next = keepalive_run(&ka, due);
+    ok(events > 0 && events < 200, "one run pings some of 200 due peers (%d)", events);
+    ok(next <= due, "and asks to run again at once");
+    int runs = 1;
+    while (events < 200 && runs < 200) {
+        keepalive_run(&ka, due);
+        runs++;
+    }
+    is_int(events, 200, "every peer is pinged after %d runs", runs);
+    for (int i = 0; i < 200; i++)
+        keepalive_forget(&many[i].link);
     keepalive_close(&ka);
     uv_run(loop, UV_RUN_DEFAULT);
 }
@@ -84,6 +109,7 @@ int main(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     test_schedule(&loop);
+    test_bounded_run(&loop);
     test_timer(&loop);
     ok(uv_loop_close(&loop) == 0, "every handle closed");
     return tap_done();
