@@ -580,8 +580,11 @@ static bool app_turn(struct app *a, int timeout_ms)
     struct epoll_event ev;
     if (epoll_wait(a->epoll, &ev, 1, timeout_ms) > 0) {
         if (((ev.events & EPOLLOUT) && ws_flush(&a->ws) != 0) ||
-            ((ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && ws_read(&a->ws, app_on_text) != 0))
+            ((ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && ws_read(&a->ws, app_on_text) != 0)) {
+            fprintf(stderr, "loadgen: the AppService connection ended (close code %u)\n",
+                    a->ws.close_code);
             return false;
+        }
     }
     struct epoll_event want = { .events = EPOLLIN | (ws_wants_write(&a->ws) ? EPOLLOUT : 0),
                                 .data.ptr = a };

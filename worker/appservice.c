@@ -411,8 +411,10 @@ void appservice_event(struct worker *w, const void *payload, size_t len)
     if (shm_app_event_decode(payload, len, &conn_id, puid, &status) != 0)
         return;
     struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
-    if (s != NULL && s->app != NULL && s->app->authed && s->close_code == 0)
+    if (s != NULL && s->app != NULL && s->app->authed && s->close_code == 0) {
         event_send(s, puid, status);
+        session_write_now(s);
+    }
 }
 
 void appservice_publish(struct worker *w, const char *email, uint8_t status, const char *only_appid)

@@ -73,7 +73,7 @@ void session_release(struct ws_session *s, struct out_msg *m, const char *text, 
         memcpy(m->buf + LWS_PRE, text, m->len);
     }
     m->held = false;
-    lws_callback_on_writable(s->wsi);
+    session_write_now(s);
 }
 
 static void out_msg_free(struct out_msg *m)
@@ -255,6 +255,36 @@ static int close_frame_send(struct ws_session *s)
     return -1;
 }
 
+/* Writes the message at the head of the queue; its notifications leave the store's queue. */
+static int out_head_write(struct ws_session *s)
+{
+    struct out_msg *m = s->out_head;
+    s->out_head = m->next;
+    if (s->out_head == NULL)
+        s->out_tail = NULL;
+    int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    for (size_t i = 0; n >= 0 && i < m->ack_count; i++)
+        shm_notif_delete(worker_of(s->wsi)->store, &m->acks[i]);
+    out_msg_free(m);
+    return n < 0 ? -1 : 0;
+}
+
+/* Something is left for a WRITEABLE callback: a message that is not held, a ping, a close. */
+static bool writeable_wanted(const struct ws_session *s)
+{
+    return (s->out_head != NULL && !s->out_head->held) || s->ping_due || s->close_code != 0;
+}
+
+void session_write_now(struct ws_session *s)
+{
+    while (s->out_head != NULL && !s->out_head->held && !s->ping_due && s->close_code == 0 &&
+           !lws_send_pipe_choked(s->wsi))
+        if (out_head_write(s) != 0)
+            break;
+    if (writeable_wanted(s))
+        lws_callback_on_writable(s->wsi);
+}
+
 /* lws reports a pong only when its ping carried a payload. */
 static int ping_send(struct ws_session *s)
 {
@@ -263,7 +293,7 @@ static int ping_send(struct ws_session *s)
     s->ping_due = false;
     if (lws_write(s->wsi, frame + LWS_PRE, 1, LWS_WRITE_PING) < 0)
         return -1;
-    if (s->out_head != NULL || s->close_code != 0)
+    if (writeable_wanted(s))
         lws_callback_on_writable(s->wsi);
     return 0;
 }
@@ -302,21 +332,12 @@ static int writeable(struct ws_session *s)
 {
     if (s->ping_due && s->close_code == 0)
         return ping_send(s);
-    struct out_msg *m = s->out_head;
-    if (m != NULL && m->held)
+    if (s->out_head != NULL && s->out_head->held)
         return 0; /* released after the commit, which comes before the loop sleeps */
-    if (m != NULL) {
-        s->out_head = m->next;
-        if (s->out_head == NULL)
-            s->out_tail = NULL;
-        int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        /* Written: these notifications reached a device and leave the queue. */
-        for (size_t i = 0; n >= 0 && i < m->ack_count; i++)
-            shm_notif_delete(worker_of(s->wsi)->store, &m->acks[i]);
-        out_msg_free(m);
-        if (n < 0)
+    if (s->out_head != NULL) {
+        if (out_head_write(s) != 0)
             return -1;
-        if (s->out_head != NULL || s->close_code != 0)
+        if (writeable_wanted(s))
             lws_callback_on_writable(s->wsi);
         return 0;
     }

@@ -78,6 +78,7 @@ static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struc
 void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b)
 {
     batch_queue(w, s, b, false);
+    session_write_now(s);
 }
 
 struct out_msg *device_notify_hold(struct worker *w, struct ws_session *s, struct notify_batch *b)

@@ -60,7 +60,12 @@ struct out_msg *session_hold(struct ws_session *s, size_t cap);
 /* Like session_send_acked, but held until session_release. */
 struct out_msg *session_send_held(struct ws_session *s, const char *text, size_t len,
                                   struct shm_notif_key *acks, size_t ack_count);
-/* Lets a held message go, with text (at most its cap) when not NULL. */
+/* Writes what is queued now rather than at lws's next WRITEABLE callback, as far as the socket
+ * takes it: for replies released after a commit and deliveries from other processes, which
+ * come outside lws's callbacks and usually find the socket writable (lws 4.1 buffers a partial
+ * write and sends it before anything written later). */
+void session_write_now(struct ws_session *s);
+/* Lets a held message go, with text (at most its cap) when not NULL, and writes it now. */
 void session_release(struct ws_session *s, struct out_msg *m, const char *text, size_t len);
 /* Removes a held message unsent. */
 void session_drop(struct ws_session *s, struct out_msg *m);

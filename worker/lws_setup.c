@@ -9,9 +9,11 @@
 /* Small buffers keep an idle WebSocket near 2 KB; messages are at most max_message_size and
  * are reassembled from fragments by the device channel. */
 #define RX_BUFFER_SIZE 512
+/* Without it lws sends at most RX_BUFFER_SIZE per send() and waits a loop turn for the rest. */
+#define TX_PACKET_SIZE 65536
 
 static struct lws_protocols protocols[] = {
-    { "presence", presence_protocol_callback, 0, RX_BUFFER_SIZE, 0, NULL, 0 },
+    { "presence", presence_protocol_callback, 0, RX_BUFFER_SIZE, 0, NULL, TX_PACKET_SIZE },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 

@@ -56,11 +56,13 @@ static void stats_tick(uv_timer_t *timer)
 static void commit_before_sleep(uv_prepare_t *prepare)
 {
     struct worker *w = prepare->data;
-    if (!shm_batch_pending(w->store))
-        return;
-    if (shm_batch_commit(w->store) != SHM_OK)
-        w->info.store_failures_total++;
-    mailbox_after_commit(w);
+    /* What the commit releases is written at once, and written notifications leave the queue:
+     * a second, smaller batch. The loop must not sleep holding the store's write lock. */
+    for (int round = 0; round < 4 && shm_batch_pending(w->store); round++) {
+        if (shm_batch_commit(w->store) != SHM_OK)
+            w->info.store_failures_total++;
+        mailbox_after_commit(w);
+    }
 }
 
 static void loop_stop(struct worker *w)
