@@ -118,10 +118,14 @@ static void samples_print(const char *name, struct samples *s, const char *extra
     s->count = 0;
 }
 
+/* Asks for EPOLLOUT only while something waits to be written; unchanged masks cost nothing. */
 static void watch(struct gen *g, struct ws_conn *c, bool add)
 {
-    struct epoll_event ev = { .events = EPOLLIN | (ws_wants_write(c) ? EPOLLOUT : 0),
-                              .data.ptr = c };
+    bool out = ws_wants_write(c);
+    if (!add && out == c->watching_out)
+        return;
+    c->watching_out = out;
+    struct epoll_event ev = { .events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c };
     epoll_ctl(g->epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
 }
 

@@ -17,6 +17,7 @@ struct ws_conn {
     char *out;
     size_t out_len, out_off, out_cap;
     uint16_t close_code;
+    bool watching_out; /* EPOLLOUT is asked for (kept by the caller, to skip unchanged masks) */
     void *user;
 };
 

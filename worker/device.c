@@ -277,8 +277,9 @@ static bool writeable_wanted(const struct ws_session *s)
 
 void session_write_now(struct ws_session *s)
 {
+    /* A write the socket did not take whole is buffered by lws: the rest waits for it. */
     while (s->out_head != NULL && !s->out_head->held && !s->ping_due && s->close_code == 0 &&
-           !lws_send_pipe_choked(s->wsi))
+           !lws_partial_buffered(s->wsi))
         if (out_head_write(s) != 0)
             break;
     if (writeable_wanted(s))
