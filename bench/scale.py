@@ -47,11 +47,14 @@ def proc_memory(pid):
 
 
 def proc_stat(pid):
-    """(Pss bytes, CPU seconds) of a process."""
+    """(Pss bytes, CPU seconds) of a process; the CPU time (all its threads) comes from
+    schedstat, in nanoseconds, where /proc/<pid>/stat counts 10 ms ticks."""
     pss = proc_memory(pid)["Pss"]
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return pss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    cpu_ns = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            cpu_ns += int(f.read().split()[0])
+    return pss, cpu_ns / 1e9
 
 
 def admin(port, path):
@@ -183,7 +186,13 @@ def main():
         proc, port, admin_port = start(workdir, workers, devices)
         loadgens = []
         try:
-            memory_before, _ = server_stat(admin_port, proc.pid)
+            # The workers' own timers (statistics, every second) run with or without
+            # connections: 5 idle seconds before connecting show what they cost.
+            memory_before, cpu_start = server_stat(admin_port, proc.pid)
+            time.sleep(5)
+            memory_before, cpu_end = server_stat(admin_port, proc.pid)
+            result["idle_server_cpu_ms_per_5s_without_connections"] = round(
+                (cpu_end - cpu_start) * 1000, 1)
             per_client = devices // clients
             started = time.monotonic()
             loadgens = [Client(["devices", port, f"127.0.0.{10 + i}", per_client,
@@ -203,7 +212,7 @@ def main():
                                                             growth.items()}
             time.sleep(5)  # idle: no traffic, no pings due yet
             _, cpu_after = server_stat(admin_port, proc.pid)
-            result["idle_server_cpu_ms_per_5s"] = round((cpu_after - cpu_before) * 1000)
+            result["idle_server_cpu_ms_per_5s"] = round((cpu_after - cpu_before) * 1000, 1)
 
             for c in loadgens:
                 c.send(f"status {status_rate / clients} 5")

@@ -255,6 +255,15 @@ static int close_frame_send(struct ws_session *s)
     return -1;
 }
 
+/* lws reports a pong only when its ping carried a payload. */
+static int ping_write(struct ws_session *s)
+{
+    unsigned char frame[LWS_PRE + 1];
+    frame[LWS_PRE] = 'p';
+    s->ping_due = false;
+    return lws_write(s->wsi, frame + LWS_PRE, 1, LWS_WRITE_PING) < 0 ? -1 : 0;
+}
+
 /* Writes the message at the head of the queue; its notifications leave the store's queue. */
 static int out_head_write(struct ws_session *s)
 {
@@ -277,6 +286,8 @@ static bool writeable_wanted(const struct ws_session *s)
 
 void session_write_now(struct ws_session *s)
 {
+    if (s->ping_due && s->close_code == 0 && !lws_partial_buffered(s->wsi) && ping_write(s) != 0)
+        return; /* lws closes the connection */
     /* A write the socket did not take whole is buffered by lws: the rest waits for it. */
     while (s->out_head != NULL && !s->out_head->held && !s->ping_due && s->close_code == 0 &&
            !lws_partial_buffered(s->wsi))
@@ -284,19 +295,6 @@ void session_write_now(struct ws_session *s)
             break;
     if (writeable_wanted(s))
         lws_callback_on_writable(s->wsi);
-}
-
-/* lws reports a pong only when its ping carried a payload. */
-static int ping_send(struct ws_session *s)
-{
-    unsigned char frame[LWS_PRE + 1];
-    frame[LWS_PRE] = 'p';
-    s->ping_due = false;
-    if (lws_write(s->wsi, frame + LWS_PRE, 1, LWS_WRITE_PING) < 0)
-        return -1;
-    if (writeable_wanted(s))
-        lws_callback_on_writable(s->wsi);
-    return 0;
 }
 
 static struct ws_session *session_of_link(struct keepalive_link *link)
@@ -309,7 +307,7 @@ static void keepalive_ping(struct keepalive_link *link, void *arg)
     (void)arg;
     struct ws_session *s = session_of_link(link);
     s->ping_due = true;
-    lws_callback_on_writable(s->wsi);
+    session_write_now(s);
 }
 
 /* A dead peer: no close handshake, it would not be answered either. lws runs its timers after
@@ -331,8 +329,13 @@ int device_keepalive_init(struct worker *w)
  * due. */
 static int writeable(struct ws_session *s)
 {
-    if (s->ping_due && s->close_code == 0)
-        return ping_send(s);
+    if (s->ping_due && s->close_code == 0) {
+        if (ping_write(s) != 0)
+            return -1;
+        if (writeable_wanted(s))
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
     if (s->out_head != NULL && s->out_head->held)
         return 0; /* released after the commit, which comes before the loop sleeps */
     if (s->out_head != NULL) {
