@@ -37,10 +37,18 @@ static void stats_publish(struct worker *w)
         w->info.assertions_refused_total = id->refused;
         w->info.verifier_unavailable_total = id->unavailable;
     }
-    w->info.updated_ms = clock_wall_ms();
     w->info.draining = w->draining;
-    if (shm_worker_info_put(w->store, &w->info) != SHM_OK)
+    /* Unchanged figures are not written again: an idle worker does no store work at all. */
+    w->info.updated_ms = w->published.updated_ms;
+    if (w->published_once && memcmp(&w->info, &w->published, sizeof w->info) == 0)
+        return;
+    w->info.updated_ms = clock_wall_ms();
+    if (shm_worker_info_put(w->store, &w->info) != SHM_OK) {
         w->info.store_failures_total++;
+        return;
+    }
+    memcpy(&w->published, &w->info, sizeof w->info);
+    w->published_once = true;
 }
 
 static void auth_deadlines(uv_timer_t *timer)

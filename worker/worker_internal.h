@@ -60,6 +60,8 @@ struct worker {
     bool draining;
     bool stopping;
     struct shm_worker_info info;
+    struct shm_worker_info published; /* info as last written to the store */
+    bool published_once;
 };
 
 /* The worker that owns an lws connection. */
