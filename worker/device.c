@@ -198,12 +198,22 @@ static void fragment_add(struct worker *w, struct ws_session *s, const char *in,
         s->rx_too_big = true;
     if (s->rx_too_big)
         return;
-    char *grown = realloc(s->rx, s->rx_len + len + 1);
-    if (grown == NULL) {
-        s->rx_too_big = true;
-        return;
+    if (s->rx_len + len + 1 > s->rx_cap) {
+        /* lws hands a frame over in rx_buffer_size pieces: room for the rest of the frame at
+         * once, since it is known. */
+        size_t want = s->rx_len + len + lws_remaining_packet_payload(s->wsi) + 1;
+        if (want > (size_t)w->cfg->max_message_size + 1)
+            want = (size_t)w->cfg->max_message_size + 1;
+        if (want < s->rx_len + len + 1)
+            want = s->rx_len + len + 1;
+        char *grown = realloc(s->rx, want);
+        if (grown == NULL) {
+            s->rx_too_big = true;
+            return;
+        }
+        s->rx = grown;
+        s->rx_cap = want;
     }
-    s->rx = grown;
     memcpy(s->rx + s->rx_len, in, len);
     s->rx_len += len;
 }
@@ -237,7 +247,7 @@ static void receive(struct worker *w, struct ws_session *s, const char *in, size
     message_complete(w, s, s->rx, s->rx_len, s->rx_too_big);
     free(s->rx);
     s->rx = NULL;
-    s->rx_len = 0;
+    s->rx_len = s->rx_cap = 0;
     s->rx_too_big = false;
 }
 

@@ -41,7 +41,7 @@ struct ws_session {
     struct app_state *app;          /* an AppService connection (/myapps/<appid>); NULL: a device */
     struct out_msg *out_head, *out_tail;
     char *rx; /* a message arriving in fragments; NULL between messages */
-    size_t rx_len;
+    size_t rx_len, rx_cap;
     bool rx_too_big;
     uint16_t close_code; /* close with this once the queue is written */
     uint32_t errors;

@@ -8,7 +8,7 @@
 
 /* Small buffers keep an idle WebSocket near 2 KB; messages are at most max_message_size and
  * are reassembled from fragments by the device channel. */
-#define RX_BUFFER_SIZE 512
+#define RX_BUFFER_SIZE 256
 /* Without it lws sends at most RX_BUFFER_SIZE per send() and waits a loop turn for the rest. */
 #define TX_PACKET_SIZE 65536
 
