@@ -227,6 +227,9 @@ def table(at, vs, micro):
         (f"status throughput vs Mosquitto QoS 1 ({vs['offered_per_second']}/s offered)",
          f"{ours['per_second']}/s / {theirs['per_second']}/s = {vs['throughput_ratio']}",
          ">= 1.5", verdict(vs["throughput_ratio"] >= 1.5)),
+        ("server CPU per update vs per QoS 1 publish",
+         f"{ours['server_cpu_us_per_update']} us / {theirs['server_cpu_us_per_update']} us = "
+         f"{vs['cpu_per_update_ratio']}", "", ""),
         ("round trip at saturation vs Mosquitto",
          f"p50 {ours['rtt_p50_us']:.0f} us / {theirs['rtt_p50_us']:.0f} us", "", ""),
         (f"notify to device, other workers, {notify['notify']['per_second']}/s",
