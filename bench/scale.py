@@ -6,7 +6,8 @@ BENCH_WORKERS (4: a process holds at most 20,000 files here), BENCH_CLIENTS (4 l
 processes, each from its own 127.0.0.x), BENCH_DEVICES_PER_USER (10, as max_devices_per_user
 allows by default), BENCH_STATUS_RATE (updates per second over all clients), BENCH_NOTIFY_RATE,
 BENCH_PROBES (users with one device whose status flips are timed to the AppService's event),
-BENCH_EVENT_RATE (flips per second), BENCH_PING_INTERVAL (the server's ping_interval, 30s) and
+BENCH_EVENT_RATE (flips per second), BENCH_PING_INTERVAL and BENCH_SYNC_INTERVAL (the server's
+ping_interval and sync_interval, 30s and 1s) and
 BENCH_RECONNECT (devices dropped and reconnected at once,
 all by default)."""
 import json
@@ -87,7 +88,8 @@ def start(workdir, workers, devices):
                 f"trusted_issuer issuer.example {workdir}/issuer.json\n"
                 f"max_devices_per_user 10\nstatus_rate 1000\nstatus_burst 1000\n"
                 f"app_rate 100000\napp_burst 100000\nmap_size 1G\n"
-                f"ping_interval {os.environ.get('BENCH_PING_INTERVAL', '30s')}\n")
+                f"ping_interval {os.environ.get('BENCH_PING_INTERVAL', '30s')}\n"
+                f"sync_interval {os.environ.get('BENCH_SYNC_INTERVAL', '1s')}\n")
     # The server's log stays in build/bench/ for a look after a surprising figure.
     log = open(os.path.join(ROOT, "build", "bench", f"presenced-{port}.log"), "w")
     proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=log)
