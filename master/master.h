@@ -4,6 +4,7 @@
 
 #include "../common/addr.h"
 #include "../common/config.h"
+#include "../shm/store.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +60,8 @@ struct master {
     int restart_slots;
 
     int64_t last_sync_ms, last_reader_check_ms, last_sweep_ms;
+    /* Where the sweeps of expired assertions, notifications and web sessions stopped. */
+    struct shm_sweep sweep_assertions, sweep_notifications, sweep_sessions;
     uint64_t restarts_total, reloads_total, reload_failures_total;
     int lock_fd;
 };

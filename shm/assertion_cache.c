@@ -64,7 +64,9 @@ int shm_assertion_put(struct shm_store *store, const unsigned char *hash,
     return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "assertion cache");
 }
 
-int shm_assertion_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed)
+int shm_assertion_expire(struct shm_store *store, int64_t now_ms, size_t max,
+                         struct shm_sweep *sweep, size_t *removed)
 {
-    return store_expired_sweep(store, store->assertions, now_ms, max, removed, "assertion cache");
+    return store_expired_sweep(store, store->assertions, now_ms, max, sweep, removed,
+                               "assertion cache");
 }

@@ -27,7 +27,9 @@ int shm_assertion_get(struct shm_store *store, const unsigned char *hash, int64_
 int shm_assertion_put(struct shm_store *store, const unsigned char *hash,
                       const struct shm_assertion *rec);
 
-/* Deletes up to max records expired by now_ms; *removed counts them. */
-int shm_assertion_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed);
+/* Examines up to max records from where sweep stopped and deletes those expired by now_ms;
+ * *removed counts them. */
+int shm_assertion_expire(struct shm_store *store, int64_t now_ms, size_t max,
+                         struct shm_sweep *sweep, size_t *removed);
 
 #endif

@@ -156,9 +156,11 @@ int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key)
     return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification delete");
 }
 
-int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed)
+int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, struct shm_sweep *sweep,
+                     size_t *removed)
 {
-    int rc = store_expired_sweep(store, store->notifs, now_ms, max, removed, "notification expiry");
+    int rc = store_expired_sweep(store, store->notifs, now_ms, max, sweep, removed,
+                                 "notification expiry");
     if (rc == SHM_OK && *removed > 0)
         rc = counter_add(store, store_batch_txn(store), COUNTER_EXPIRED, *removed);
     return rc;

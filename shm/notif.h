@@ -46,8 +46,10 @@ int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms
 /* Removes one notification (written to a device); a missing one is not an error. */
 int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key);
 
-/* Deletes up to max expired notifications of any user; *removed counts them. */
-int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed);
+/* Examines up to max notifications of any user from where sweep stopped and deletes the
+ * expired ones; *removed counts them. */
+int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, struct shm_sweep *sweep,
+                     size_t *removed);
 
 /* Notifications dropped from full queues, and expired unread, since the store was made. */
 int shm_notif_counters(struct shm_store *store, uint64_t *dropped, uint64_t *expired);

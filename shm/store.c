@@ -376,7 +376,7 @@ int shm_store_probe(struct shm_store *store)
 }
 
 int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
-                        size_t *removed, const char *what)
+                        struct shm_sweep *sweep, size_t *removed, const char *what)
 {
     *removed = 0;
     MDB_txn *txn = store_batch_txn(store);
@@ -386,14 +386,22 @@ int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, si
     int rc = mdb_cursor_open(txn, dbi, &cursor);
     if (rc != 0)
         return store_batch_fail(store, rc, what);
-    MDB_val key, value;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0 && *removed < max;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+    MDB_val key = { sweep->key_len, sweep->key }, value;
+    rc = mdb_cursor_get(cursor, &key, &value, sweep->key_len > 0 ? MDB_SET_RANGE : MDB_FIRST);
+    /* After a delete the cursor stands on the record that followed; MDB_NEXT returns it. */
+    for (size_t seen = 0; rc == 0 && seen < max;
+         seen++, rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
         if (value.mv_size >= 8 && (int64_t)store_get_be64(value.mv_data) > now_ms)
             continue;
         if ((rc = mdb_cursor_del(cursor, 0)) != 0)
             break;
         (*removed)++;
+    }
+    if (rc == 0 && key.mv_size <= sizeof sweep->key) {
+        memcpy(sweep->key, key.mv_data, key.mv_size); /* the first record not examined */
+        sweep->key_len = key.mv_size;
+    } else {
+        sweep->key_len = 0; /* the end: the next sweep starts over */
     }
     mdb_cursor_close(cursor);
     if (rc != 0 && rc != MDB_NOTFOUND)

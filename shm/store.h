@@ -18,6 +18,15 @@ enum shm_result {
 
 struct shm_store;
 
+/* Where a sweep of expired records stopped, so that the next one goes on from there: each
+ * visit examines a bounded number of records and keeps the store's write lock briefly,
+ * however large the store. Zeroed: from the first record. */
+#define SHM_SWEEP_KEY_MAX 512
+struct shm_sweep {
+    unsigned char key[SHM_SWEEP_KEY_MAX]; /* the next record to examine */
+    size_t key_len;                       /* 0: from the first record */
+};
+
 struct shm_store_options {
     const char *dir;
     int64_t map_size;

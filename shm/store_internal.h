@@ -50,10 +50,11 @@ int store_batch_fail(struct shm_store *store, int rc, const char *what);
 int store_read_begin(struct shm_store *store, MDB_txn **txn);
 void store_read_end(struct shm_store *store, MDB_txn *txn);
 
-/* Deletes, in the batch, up to max records of dbi whose value starts with a be64 expiry (wall
- * ms) not after now_ms; *removed counts them. what names the records in logs. */
+/* Examines, in the batch, up to max records of dbi from where sweep stopped (wrapping to the
+ * first after the last) and deletes those whose value starts with a be64 expiry (wall ms) not
+ * after now_ms; *removed counts them. what names the records in logs. */
 int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
-                        size_t *removed, const char *what);
+                        struct shm_sweep *sweep, size_t *removed, const char *what);
 
 /* Calls cb with each record of dbi whose key starts with prefix and a NUL: the rest of the key
  * and the value. Returns the count, or < 0. */

@@ -66,7 +66,9 @@ int shm_web_session_delete(struct shm_store *store, const unsigned char *hash)
     return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "web session");
 }
 
-int shm_web_session_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed)
+int shm_web_session_expire(struct shm_store *store, int64_t now_ms, size_t max,
+                           struct shm_sweep *sweep, size_t *removed)
 {
-    return store_expired_sweep(store, store->web_sessions, now_ms, max, removed, "web session");
+    return store_expired_sweep(store, store->web_sessions, now_ms, max, sweep, removed,
+                               "web session");
 }

@@ -22,6 +22,8 @@ int shm_web_session_put(struct shm_store *store, const unsigned char *hash,
 int shm_web_session_get(struct shm_store *store, const unsigned char *hash, int64_t now_ms,
                         struct shm_web_session *out);
 int shm_web_session_delete(struct shm_store *store, const unsigned char *hash);
-int shm_web_session_expire(struct shm_store *store, int64_t now_ms, size_t max, size_t *removed);
+/* Examines up to max sessions from where sweep stopped and deletes the expired ones. */
+int shm_web_session_expire(struct shm_store *store, int64_t now_ms, size_t max,
+                           struct shm_sweep *sweep, size_t *removed);
 
 #endif

@@ -213,6 +213,42 @@ static void test_batching(struct shm_store *store)
     is_int(before.commits, after.commits, "and costs no commit");
 }
 
+/* A sweep examines a bounded number of records per visit and goes on where it stopped: 250
+ * records, 100 of them expired, 40 examined a visit. */
+static void test_sweep_resumes(struct shm_store *store, struct shm_assertion *rec)
+{
+    unsigned char hash[32] = { 0 };
+    for (int i = 0; i < 250; i++) {
+        hash[0] = (unsigned char)(i >> 8);
+        hash[1] = (unsigned char)i;
+        hash[2] = 0xAB; /* apart from the records of the test before */
+        rec->expires_ms = i % 5 < 2 ? 1000 : 99999;
+        shm_assertion_put(store, hash, rec);
+    }
+    is_int(shm_batch_commit(store), SHM_OK, "250 records, 100 expired");
+    struct shm_sweep sweep = { .key_len = 0 };
+    size_t removed = 0, total = 0;
+    int visits = 0;
+    do {
+        is_int(shm_assertion_expire(store, 2000, 40, &sweep, &removed) == SHM_OK &&
+                   shm_batch_commit(store) == SHM_OK,
+               1, "visit %d", visits + 1);
+        ok(removed <= 40, "at most 40 examined, so at most 40 removed (%zu)", removed);
+        total += removed;
+        visits++;
+    } while (sweep.key_len > 0 && visits < 20);
+    is_int(total, 100, "every expired record removed once over the visits");
+    ok(visits >= 7, "in several bounded visits (%d)", visits);
+    int left = 0;
+    struct shm_assertion got;
+    for (int i = 0; i < 250; i++) {
+        hash[0] = (unsigned char)(i >> 8);
+        hash[1] = (unsigned char)i;
+        left += shm_assertion_get(store, hash, 0, &got) == SHM_OK;
+    }
+    is_int(left, 150, "the 150 live records stay");
+}
+
 static void test_assertion_cache(struct shm_store *store)
 {
     unsigned char fresh[SHM_ASSERTION_HASH_LEN] = { 1 }, stale[SHM_ASSERTION_HASH_LEN] = { 2 };
@@ -230,10 +266,13 @@ static void test_assertion_cache(struct shm_store *store)
     is_int(got.expires_ms, 5000, "expiry kept");
     is_int(shm_assertion_get(store, stale, 2000, &got), SHM_NOT_FOUND, "expired: not found");
     size_t removed = 0;
-    is_int(shm_assertion_expire(store, 2000, 100, &removed), SHM_OK, "expired ones swept");
+    struct shm_sweep sweep = { .key_len = 0 };
+    is_int(shm_assertion_expire(store, 2000, 100, &sweep, &removed), SHM_OK, "expired ones swept");
     is_int(removed, 1, "only the expired one");
+    is_int(sweep.key_len, 0, "the sweep reached the end: the next one starts over");
     is_int(shm_batch_commit(store), SHM_OK, "batch commits");
     is_int(shm_assertion_get(store, fresh, 2000, &got), SHM_OK, "the live one stays");
+    test_sweep_resumes(store, &rec);
     memset(rec.email, 'x', sizeof rec.email);
     is_int(shm_assertion_put(store, stale, &rec), SHM_ERROR, "an unterminated e-mail is refused");
     shm_batch_commit(store);
@@ -332,7 +371,8 @@ static void test_notification_queue(struct shm_store *store)
     ok(drop_count == 1 && expire_count == 1, "counters: 1 dropped, 1 expired");
     shm_notif_add(store, email, "{\"n\":4}", 7, 3000, 3500, 10, &key, &dropped);
     size_t removed;
-    is_int(shm_notif_expire(store, 4000, 100, &removed), SHM_OK, "sweep");
+    struct shm_sweep sweep = { .key_len = 0 };
+    is_int(shm_notif_expire(store, 4000, 100, &sweep, &removed), SHM_OK, "sweep");
     is_int(removed, 1, "the sweep removes expired ones of any user");
 
     /* A second visit of the master restarts its sequence: same e-mail, same millisecond. */
