@@ -57,8 +57,10 @@ int keepalive_init(struct keepalive *ka, uv_loop_t *loop, int64_t interval_ms, i
                    void (*ping)(struct keepalive_link *, void *),
                    void (*drop)(struct keepalive_link *, void *), void *arg)
 {
-    ring_init(&ka->quiet);
+    for (int lane = 0; lane < KEEPALIVE_LANES; lane++)
+        ring_init(&ka->quiet[lane]);
     ring_init(&ka->pinged);
+    ka->next_lane = 0;
     ka->interval_ms = interval_ms;
     ka->timeout_ms = timeout_ms;
     ka->ping = ping;
@@ -81,11 +83,25 @@ void keepalive_close(struct keepalive *ka)
 
 void keepalive_heard(struct keepalive *ka, struct keepalive_link *link)
 {
+    if (link->next == NULL && link->lane == 0)
+        link->lane = (uint8_t)(ka->next_lane++ % KEEPALIVE_LANES);
     keepalive_forget(link);
-    link->due_ms = (int64_t)uv_now(ka->timer.loop) + ka->interval_ms;
-    ring_append(&ka->quiet, link);
+    link->due_ms = (int64_t)uv_now(ka->timer.loop) + ka->interval_ms +
+                   ka->interval_ms * link->lane / (4 * KEEPALIVE_LANES);
+    ring_append(&ka->quiet[link->lane], link);
     if (!uv_is_active((uv_handle_t *)&ka->timer))
         timer_arm(ka, link->due_ms);
+}
+
+/* The quiet list whose first member is due soonest; NULL when all are empty. */
+static struct keepalive_link *quiet_soonest(struct keepalive *ka)
+{
+    struct keepalive_link *soonest = NULL;
+    for (int lane = 0; lane < KEEPALIVE_LANES; lane++)
+        if (!ring_empty(&ka->quiet[lane]) &&
+            (soonest == NULL || ka->quiet[lane].next->due_ms < soonest->next->due_ms))
+            soonest = &ka->quiet[lane];
+    return soonest;
 }
 
 int64_t keepalive_run(struct keepalive *ka, int64_t now_ms)
@@ -95,10 +111,11 @@ int64_t keepalive_run(struct keepalive *ka, int64_t now_ms)
         keepalive_forget(link);
         ka->drop(link, ka->arg);
     }
-    int pings = 0;
-    while (!ring_empty(&ka->quiet) && pings++ < KEEPALIVE_PINGS_PER_RUN &&
-           ka->quiet.next->due_ms <= now_ms + KEEPALIVE_PING_EARLY_MS) {
-        struct keepalive_link *link = ka->quiet.next;
+    struct keepalive_link *quiet;
+    for (int pings = 0; pings < KEEPALIVE_PINGS_PER_RUN && (quiet = quiet_soonest(ka)) != NULL &&
+                        quiet->next->due_ms <= now_ms + KEEPALIVE_PING_EARLY_MS;
+         pings++) {
+        struct keepalive_link *link = quiet->next;
         keepalive_forget(link);
         link->due_ms = now_ms + ka->timeout_ms;
         ring_append(&ka->pinged, link);
@@ -107,7 +124,7 @@ int64_t keepalive_run(struct keepalive *ka, int64_t now_ms)
     int64_t next = -1;
     if (!ring_empty(&ka->pinged))
         next = ka->pinged.next->due_ms;
-    if (!ring_empty(&ka->quiet) && (next < 0 || ka->quiet.next->due_ms < next))
-        next = ka->quiet.next->due_ms;
+    if ((quiet = quiet_soonest(ka)) != NULL && (next < 0 || quiet->next->due_ms < next))
+        next = quiet->next->due_ms;
     return next;
 }

@@ -13,11 +13,17 @@
 struct keepalive_link {
     struct keepalive_link *next, *prev; /* NULL when in no list */
     int64_t due_ms;                     /* loop time of the next ping, or of the drop */
+    uint8_t lane;                       /* which quiet list; 0 until first heard */
 };
 
+/* Connections heard from together (a reconnect storm, a burst of updates) would fall due
+ * together: each lane adds its own share of up to a quarter of the interval, spreading them. */
+#define KEEPALIVE_LANES 8
+
 struct keepalive {
-    struct keepalive_link quiet;  /* heard from; pinged at due_ms, oldest first */
+    struct keepalive_link quiet[KEEPALIVE_LANES]; /* heard from; pinged at due_ms, oldest first */
     struct keepalive_link pinged; /* pinged; dropped at due_ms unless heard from */
+    unsigned next_lane;
     int64_t interval_ms, timeout_ms;
     void (*ping)(struct keepalive_link *link, void *arg);
     void (*drop)(struct keepalive_link *link, void *arg); /* the link has left both lists */
@@ -31,7 +37,8 @@ int keepalive_init(struct keepalive *ka, uv_loop_t *loop, int64_t interval_ms, i
                    void (*ping)(struct keepalive_link *, void *),
                    void (*drop)(struct keepalive_link *, void *), void *arg);
 void keepalive_close(struct keepalive *ka);
-/* The peer sent something (or just connected): its next ping is interval_ms from now. */
+/* The peer sent something (or just connected): its next ping is interval_ms from now, plus its
+ * lane's share of a quarter of interval_ms. */
 void keepalive_heard(struct keepalive *ka, struct keepalive_link *link);
 void keepalive_forget(struct keepalive_link *link);
 /* Pings what is due at now_ms (a little early, to share wake-ups; a bounded number, the rest at
