@@ -8,7 +8,8 @@
  *       status RATE SECONDS  updates at RATE per second; prints round trips and throughput
  *       reconnect [N]        closes the first N connections (all without N) at once and reopens
  *                            them; prints the time until all are answered OK
- *       notes                prints the latency of the notifications received so far
+ *       notes                prints the latency of the notifications received so far, and how
+ *                            many took over 2 ms by tenth of a second of their sending
  *       cpu                  prints this process's CPU time (to tell its share from the server's)
  *       count_only FILE      from now on, only the devices listed (an index a line) count in notes
  *       quit
@@ -41,6 +42,8 @@
 #include <unistd.h>
 
 #define MAX_PENDING_HANDSHAKES 512
+#define SLOW_TENTHS 100
+#define SLOW_NS 2000000
 #define EMAIL_MAX 254
 
 struct gen;
@@ -74,6 +77,10 @@ struct gen {
     int users;
     int authed, opening, next_to_open, open_limit; /* devices below open_limit get (re)opened */
     bool counting_some; /* count_only was given: only counted devices' notifications count */
+    /* Notifications over 2 ms, by tenth of a second since the first one counted was sent: when
+     * in the run the slow ones came. */
+    int64_t notes_start_ns;
+    unsigned slow_per_tenth[SLOW_TENTHS];
     struct samples rtt, notes;
     uint64_t answered;
 };
@@ -234,6 +241,34 @@ static void mqtt_on_packet(struct device *d, const unsigned char *p, size_t len)
     }
 }
 
+static void note_add(struct gen *g, int64_t sent_ns)
+{
+    int64_t latency = now_ns() - sent_ns;
+    sample_add(&g->notes, latency);
+    if (g->notes_start_ns == 0 || sent_ns < g->notes_start_ns)
+        g->notes_start_ns = sent_ns;
+    int64_t tenth = (sent_ns - g->notes_start_ns) / 100000000;
+    if (latency > SLOW_NS && tenth < SLOW_TENTHS)
+        g->slow_per_tenth[tenth]++;
+}
+
+/* The notification latencies, and when the slow ones were sent; both are then forgotten. */
+static void notes_print(struct gen *g)
+{
+    char extra[16 + SLOW_TENTHS * 11];
+    int last = SLOW_TENTHS - 1;
+    while (last >= 0 && g->slow_per_tenth[last] == 0)
+        last--;
+    size_t n = (size_t)snprintf(extra, sizeof extra, ",\"over_2ms_per_tenth\":[");
+    for (int i = 0; i <= last; i++)
+        n += (size_t)snprintf(extra + n, sizeof extra - n, "%s%u", i ? "," : "",
+                              g->slow_per_tenth[i]);
+    snprintf(extra + n, sizeof extra - n, "]");
+    samples_print("notify_latency", &g->notes, extra);
+    memset(g->slow_per_tenth, 0, sizeof g->slow_per_tenth);
+    g->notes_start_ns = 0;
+}
+
 static void device_on_text(struct ws_conn *c, const char *text, size_t len)
 {
     struct device *d = c->user;
@@ -247,7 +282,7 @@ static void device_on_text(struct ws_conn *c, const char *text, size_t len)
         if (g->counting_some && !d->counted)
             return;
         for (const char *p = text; (p = strstr(p, "\"message\":\"t=")) != NULL; p += 13)
-            sample_add(&g->notes, now_ns() - strtoll(p + 13, NULL, 10));
+            note_add(g, strtoll(p + 13, NULL, 10));
         return;
     }
     if (len == 15 && memcmp(text, "{\"result\":\"OK\"}", 15) == 0) {
@@ -452,7 +487,7 @@ static void commands_run(struct gen *g)
         else if (strncmp(line, "reconnect", 9) == 0)
             reconnect_some(g, atoi(line + 9));
         else if (strncmp(line, "notes", 5) == 0)
-            samples_print("notify_latency", &g->notes, NULL);
+            notes_print(g);
         else if (strncmp(line, "cpu", 3) == 0)
             cpu_print();
         else if (strncmp(line, "count_only ", 11) == 0) {
