@@ -126,14 +126,14 @@ static void samples_print(const char *name, struct samples *s, const char *extra
 }
 
 /* Asks for EPOLLOUT only while something waits to be written; unchanged masks cost nothing. */
-static void watch(struct gen *g, struct ws_conn *c, bool add)
+static void watch(int epoll, struct ws_conn *c, bool add)
 {
     bool out = ws_wants_write(c);
     if (!add && out == c->watching_out)
         return;
     c->watching_out = out;
     struct epoll_event ev = { .events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c };
-    epoll_ctl(g->epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
+    epoll_ctl(epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 static int assertions_load(struct gen *g, const char *path)
@@ -316,7 +316,7 @@ static void device_open(struct gen *g, struct device *d)
     d->ws.user = d;
     d->auth_sent = false;
     g->opening++;
-    watch(g, &d->ws, true);
+    watch(g->epoll, &d->ws, true);
 }
 
 /* Opens the next connections while fewer than MAX_PENDING_HANDSHAKES are unanswered. */
@@ -360,7 +360,7 @@ static void events_run(struct gen *g, int timeout_ms)
             auth_send(g, d);
             d->auth_sent = true;
         }
-        watch(g, c, false);
+        watch(g->epoll, c, false);
     }
     open_more(g);
 }
@@ -406,7 +406,7 @@ static void status_run(struct gen *g, double rate, double seconds)
                 mqtt_publish_send(d, msg, (size_t)len);
             else
                 ws_send_text(&d->ws, msg, (size_t)len);
-            watch(g, &d->ws, false);
+            watch(g->epoll, &d->ws, false);
             sent++;
         }
         events_run(g, 1);
@@ -625,9 +625,7 @@ static bool app_turn(struct app *a, int timeout_ms)
             return false;
         }
     }
-    struct epoll_event want = { .events = EPOLLIN | (ws_wants_write(&a->ws) ? EPOLLOUT : 0),
-                                .data.ptr = a };
-    epoll_ctl(a->epoll, EPOLL_CTL_MOD, a->ws.fd, &want);
+    watch(a->epoll, &a->ws, false);
     if (a->probes.devices != NULL) /* the probes are open */
         events_run(&a->probes, 0);
     return true;
@@ -658,8 +656,7 @@ static int app_auth(struct app *a, int port, const char *appid, const char *key)
     if (a->epoll < 0 || ws_connect(&a->ws, NULL, "127.0.0.1", port, path) != 0)
         return -1;
     a->ws.user = a;
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = a };
-    epoll_ctl(a->epoll, EPOLL_CTL_ADD, a->ws.fd, &ev);
+    watch(a->epoll, &a->ws, true);
     int64_t start = now_ns();
     bool auth_sent = false;
     while (!a->authed && seconds_since(start) < 10) {
@@ -722,7 +719,7 @@ static void app_events(struct app *a, double rate, double seconds)
                                g->emails[d->user], d->online ? "online" : "unavailable");
             d->sent_ns = d->flipped_ns = now_ns();
             ws_send_text(&d->ws, msg, (size_t)len);
-            watch(g, &d->ws, false);
+            watch(g->epoll, &d->ws, false);
             flips++;
         }
         if (!app_turn(a, 1))

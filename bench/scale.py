@@ -47,15 +47,14 @@ def proc_memory(pid):
     return fields
 
 
-def proc_stat(pid):
-    """(Pss bytes, CPU seconds) of a process; the CPU time (all its threads) comes from
-    schedstat, in nanoseconds, where /proc/<pid>/stat counts 10 ms ticks."""
-    pss = proc_memory(pid)["Pss"]
+def proc_cpu(pid):
+    """CPU seconds of a process (all its threads), from schedstat in nanoseconds, where
+    /proc/<pid>/stat counts 10 ms ticks."""
     cpu_ns = 0
     for task in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{task}/schedstat") as f:
             cpu_ns += int(f.read().split()[0])
-    return pss, cpu_ns / 1e9
+    return cpu_ns / 1e9
 
 
 def admin(port, path):
@@ -129,7 +128,7 @@ def server_stat(admin_port, master_pid):
     for pid in pids + [master_pid]:
         for name, value in proc_memory(pid).items():
             memory[name] = memory.get(name, 0) + value
-    return memory, sum(proc_stat(p)[1] for p in pids)
+    return memory, sum(proc_cpu(p) for p in pids)
 
 
 def worker_websockets(admin_port):

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from scale import Client, identities, proc_memory, proc_stat, server_stat, start
+from scale import Client, identities, proc_cpu, proc_memory, server_stat, start
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
@@ -51,7 +51,7 @@ def mosquitto(workdir, connections, rate):
         time.sleep(1)
         return load_and_measure(["mqtt", 18503, "127.0.0.21", connections, 0], rate,
                                 lambda: proc_memory(proc.pid)["Pss"],
-                                lambda: proc_stat(proc.pid)[1])
+                                lambda: proc_cpu(proc.pid))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

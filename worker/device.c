@@ -203,9 +203,7 @@ static void fragment_add(struct worker *w, struct ws_session *s, const char *in,
          * once, since it is known. */
         size_t want = s->rx_len + len + lws_remaining_packet_payload(s->wsi) + 1;
         if (want > (size_t)w->cfg->max_message_size + 1)
-            want = (size_t)w->cfg->max_message_size + 1;
-        if (want < s->rx_len + len + 1)
-            want = s->rx_len + len + 1;
+            want = (size_t)w->cfg->max_message_size + 1; /* still >= rx_len + len + 1 */
         char *grown = realloc(s->rx, want);
         if (grown == NULL) {
             s->rx_too_big = true;
