@@ -48,7 +48,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps deps-test run check unit unit-asan integration fuzz install clean bench
+.PHONY: all deps deps-test node-deps run check unit unit-asan integration fuzz install clean bench
 
 all: deps
 	@$(MAKE) --no-print-directory build/presenced
@@ -129,7 +129,19 @@ unit: $(UNIT_BIN)
 unit-asan: $(ASAN_UNIT_BIN)
 	ASAN_OPTIONS=detect_leaks=1 prove --exec '' $(ASAN_UNIT_BIN)
 
-integration: build/asan/presenced $(TOOL_BIN)
+# The outside peers of the tests (tests/node/package.json), installed from the committed lock.
+# Install scripts stay off; browserid-crypto's own packaging step is the one its require() needs
+# (its postinstall also runs a browser bundler that fails on Node.js 20).
+NODE_STAMP := tests/node/node_modules/.installed
+node-deps: $(NODE_STAMP)
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "make: Node.js 20 and npm are needed by the tests (node, npm on PATH)"; exit 1; }
+	cd tests/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd tests/node && node node_modules/browserid-crypto/scripts/package.js >/dev/null
+	@touch $@
+
+integration: build/asan/presenced $(TOOL_BIN) $(NODE_STAMP)
 	PRESENCED_BIN=$(CURDIR)/build/asan/presenced PRESENCED_TOOLS=$(CURDIR)/build/asan/tools \
 	  $(PYTHON) -m pytest -q tests/integration
 
