@@ -203,13 +203,26 @@ static bool ds_verify(const struct id_key *key, const EVP_MD *md, const unsigned
     return valid;
 }
 
+/* An RS signature is as wide as the modulus; jwcrypto (Persona's and early Firefox Accounts'
+ * signer) writes it as a number, without its leading zero bytes — about one signature in 256.
+ * Like Mozilla's verifier and PyBrowserID, the zeros are restored; OpenSSL wants the full width. */
+static bool rs_verify(const struct id_key *key, const unsigned char *data, size_t len,
+                      const unsigned char *sig, size_t sig_len)
+{
+    size_t width = (size_t)(key->bits + 7) / 8;
+    if (sig_len == 0 || sig_len > width)
+        return false;
+    unsigned char padded[RSA_MAX_BITS / 8] = { 0 };
+    memcpy(padded + width - sig_len, sig, sig_len);
+    return digest_verify(key->pkey, EVP_sha256(), data, len, padded, width);
+}
+
 bool id_key_verify(const struct id_key *key, enum id_alg alg, const unsigned char *data, size_t len,
                    const unsigned char *sig, size_t sig_len)
 {
     switch (alg) {
     case ID_ALG_RS256:
-        return key->type == 'R' && sig_len == (size_t)(key->bits + 7) / 8 &&
-               digest_verify(key->pkey, EVP_sha256(), data, len, sig, sig_len);
+        return key->type == 'R' && rs_verify(key, data, len, sig, sig_len);
     case ID_ALG_DS128:
         return key->type == 'D' && key->qbits == 160 &&
                ds_verify(key, EVP_sha1(), data, len, sig, sig_len);

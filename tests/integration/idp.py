@@ -137,8 +137,10 @@ class TestCA:
 
 class HTTPSServer:
     """A real HTTPS server on 127.0.0.1 answering from a table, with a log of what it was asked.
-    routes: {(host, path): (status, body_bytes_or_str)} or a callable(handler, body) that
-    returns (status, body)."""
+    routes: {(host, path): (status, body_bytes_or_str[, content_type])} or a callable(handler,
+    body) that returns (status, body); a path is matched without its query (browserid-local-verify
+    asks for /.well-known/browserid?domain=...). Answers are application/json unless a route says
+    otherwise."""
 
     def __init__(self, ca, hosts, routes=None, handler=None):
         self.routes = dict(routes or {})
@@ -160,16 +162,20 @@ class HTTPSServer:
                 with outer.lock:
                     outer.requests.append({"method": method, "host": host, "path": self.path,
                                            "headers": dict(self.headers), "body": body})
+                content_type = "application/json"
                 if outer.handler is not None:
                     status, reply = outer.handler(self, body)
                 else:
-                    status, reply = outer.routes.get((host, self.path), (404, "not found"))
+                    route = outer.routes.get((host, self.path)) or \
+                        outer.routes.get((host, self.path.split("?", 1)[0])) or (404, "not found")
+                    status, reply = route[:2]
+                    content_type = route[2] if len(route) > 2 else content_type
                 if status is None:
                     return  # the handler chose not to answer
                 reply = reply.encode() if isinstance(reply, str) else reply
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(reply)))
                     self.end_headers()
                     self.wfile.write(reply)

@@ -175,6 +175,39 @@ static struct id_key key_load(EVP_PKEY *pkey)
     return key;
 }
 
+/* jwcrypto writes an RS signature as a number: one in 256 loses a leading zero byte. RSA PKCS#1
+ * v1.5 is deterministic, so a message whose signature starts with 0 is found by trying. */
+static void test_short_rs_signature(EVP_PKEY *rsa, const struct id_key *rk)
+{
+    unsigned char sig[600];
+    char data[64];
+    size_t len = 0;
+    int tries = 0;
+    do
+        snprintf(data, sizeof data, "header.payload-%d", tries);
+    while ((len = jws_sign(rsa, "RS256", data, sig)) > 0 && sig[0] != 0 && ++tries < 100000);
+    ok(len == 128 && sig[0] == 0, "a signature starting with 0x00 (message %d)", tries);
+    if (len != 128 || sig[0] != 0)
+        return;
+    ok(id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)data, strlen(data), sig + 1, len - 1),
+       "it verifies with its leading zero stripped");
+    ok(id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)data, strlen(data), sig, len),
+       "and at full width");
+    ok(!id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)"header.payload-x", 16, sig + 1,
+                      len - 1),
+       "a stripped signature over other data fails");
+    sig[len - 1] ^= 1;
+    ok(!id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)data, strlen(data), sig + 1, len - 1),
+       "a stripped signature with a flipped byte fails");
+    sig[len - 1] ^= 1;
+    unsigned char longer[600] = { 0 };
+    memcpy(longer + 1, sig, len);
+    ok(!id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)data, strlen(data), longer, len + 1),
+       "a signature wider than the modulus fails, even with a leading zero");
+    ok(!id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)data, strlen(data), sig, 0),
+       "an empty signature fails");
+}
+
 static void test_keys_and_signatures(EVP_PKEY *rsa, EVP_PKEY *dsa)
 {
     struct id_key rk = key_load(rsa), dk = key_load(dsa);
@@ -200,6 +233,7 @@ static void test_keys_and_signatures(EVP_PKEY *rsa, EVP_PKEY *dsa)
        "a DS alg on an RS key fails");
     ok(!id_key_verify(&dk, ID_ALG_DS128, (const unsigned char *)data, strlen(data), sig, 41),
        "a DS signature longer than 2q fails");
+    test_short_rs_signature(rsa, &rk);
     id_key_free(&rk);
     id_key_free(&dk);
 

@@ -1,0 +1,161 @@
+"""BrowserID interop (SPEC.md §3): assertions made by Mozilla's own browserid-crypto (the jwcrypto
+of Persona and of early Firefox Accounts) verified by presenced, and the same assertions given to
+Mozilla's browserid-local-verify, which must agree except where presence(7) says otherwise."""
+import asyncio
+import json
+
+import pytest
+import websockets
+
+import idp
+from mozilla_bid import BrowserIDCrypto
+
+AUDIENCE = "https://presence.test"
+WELL_KNOWN = "/.well-known/browserid"
+OK = {"result": "OK"}
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture(scope="module")
+def mozilla():
+    helper = BrowserIDCrypto()
+    yield helper
+    helper.close()
+
+
+class Keys:
+    def __init__(self, mozilla):
+        self.idp = mozilla.keypair("RS", 256)       # an identity provider: RSA 2048, as Persona
+        self.other = mozilla.keypair("RS", 256)     # another provider, not on any chain here
+        self.user_ds = mozilla.keypair("DS", 128)   # what Firefox signs assertions with: DS128
+        self.user_rs = mozilla.keypair("RS", 256)   # an RS256 user key, RSA 2048
+        self.user_rs1024 = mozilla.keypair("RS", 128)  # RSA 1024: jwcrypto names its alg RS128
+
+
+@pytest.fixture(scope="module")
+def keys(mozilla):
+    return Keys(mozilla)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return idp.TestCA(str(tmp_path_factory.mktemp("ca")))
+
+
+def document(key, **members):
+    doc = {"public-key": key.public_json(), "authentication": "/sign_in",
+           "provisioning": "/provision"}
+    doc.update(members)
+    return json.dumps({k: v for k, v in doc.items() if v is not None})
+
+
+@pytest.fixture(scope="module")
+def domains(ca, keys):
+    """The identity providers' domains, one HTTPS server for all of them."""
+    routes = {
+        "idp.test": (200, document(keys.idp)),
+        "other.test": (200, document(keys.other)),
+        "deleg.test": (200, json.dumps({"authority": "idp.test"})),
+        "hop1.test": (200, json.dumps({"authority": "hop2.test"})),
+        "hop2.test": (200, json.dumps({"authority": "idp.test"})),
+        # Content types.
+        "html.test": (200, document(keys.idp), "text/html"),
+        "deleghtml.test": (200, json.dumps({"authority": "idp.test"}), "text/html; charset=utf-8"),
+        "plain.test": (200, document(keys.idp), "text/plain"),
+        "notype.test": (200, document(keys.idp), None),
+        "charset.test": (200, document(keys.idp), "application/json; charset=utf-8"),
+        # Members a support document must hold.
+        "noauth.test": (200, document(keys.idp, authentication=None)),
+        "noprov.test": (200, document(keys.idp, provisioning=None)),
+        "keyonly.test": (200, document(keys.idp, authentication=None, provisioning=None)),
+        "numauth.test": (200, document(keys.idp, authentication=5)),
+        "relauth.test": (200, document(keys.idp, authentication="sign_in")),
+    }
+    server = idp.HTTPSServer(ca, list(routes),
+                             {(host, WELL_KNOWN): route for host, route in routes.items()})
+    yield server
+    server.stop()
+
+
+def config(ca, domains, **extra):
+    lines = [f"audience {AUDIENCE}", f"ca_file {ca.ca_file}", domains.connect_to()]
+    settings = {"extra": "\n".join(lines), "log_level": "debug"}
+    settings.update(extra)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def presenced(tmp_path_factory, ca, domains):
+    from conftest import Server
+    s = Server(str(tmp_path_factory.mktemp("server")), **config(ca, domains)).start()
+    yield s
+    s.stop()
+    s.assert_clean_log()
+
+
+def verify(server, email, assertion):
+    async def exchange():
+        async with websockets.connect(server.ws_url, max_size=None) as ws:
+            await ws.send(json.dumps({"email": email, "assertion": assertion, "status": "online"}))
+            return json.loads(await ws.recv())
+    return run(exchange())
+
+
+def both(presenced, mozilla, domains, ca, email, assertion):
+    """presenced's reply and browserid-local-verify's verdict on one assertion."""
+    return verify(presenced, email, assertion), mozilla.verify(assertion, AUDIENCE, domains, ca)
+
+
+def agree_okay(presenced, mozilla, domains, ca, email, assertion):
+    ours, theirs = both(presenced, mozilla, domains, ca, email, assertion)
+    assert theirs["status"] == "okay" and theirs["email"] == email, theirs
+    assert ours == OK, ours
+
+
+def agree_refused(presenced, mozilla, domains, ca, email, assertion, why=None):
+    ours, theirs = both(presenced, mozilla, domains, ca, email, assertion)
+    assert theirs["status"] == "failure", theirs
+    assert ours.get("errno") == 34, ours
+    if why is not None:
+        assert why in ours["error"], ours
+
+
+# Firefox's shape, and what jwcrypto writes: the baseline both verifiers accept.
+
+def test_firefox_shape_ds128_assertion_under_an_rs256_certificate(presenced, mozilla, keys, domains,
+                                                                  ca):
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_ds, "alice@idp.test", AUDIENCE)
+    agree_okay(presenced, mozilla, domains, ca, "alice@idp.test", a)
+
+
+def test_rs256_assertion_under_an_rs256_certificate(presenced, mozilla, keys, domains, ca):
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_rs, "bob@idp.test", AUDIENCE)
+    agree_okay(presenced, mozilla, domains, ca, "bob@idp.test", a)
+
+
+def test_a_forged_signature_is_refused_by_both(presenced, mozilla, keys, domains, ca):
+    a = mozilla.backed(keys.other, "idp.test", keys.user_ds, "carl@idp.test", AUDIENCE)
+    agree_refused(presenced, mozilla, domains, ca, "carl@idp.test", a)
+
+
+# (a) RSA signatures shorter than the modulus: jwcrypto drops leading zero bytes.
+
+def test_certificate_signature_with_a_stripped_leading_zero(presenced, mozilla, keys, domains, ca):
+    cert, sig_bytes = mozilla.certify(keys.idp, "idp.test", keys.user_ds, "dora@idp.test",
+                                      stripped=True)
+    assert sig_bytes < keys.idp.modulus_bytes  # 255 of 256: what one Persona sign-in in 256 got
+    signed, _ = mozilla.assertion(keys.user_ds, AUDIENCE)
+    agree_okay(presenced, mozilla, domains, ca, "dora@idp.test", cert + "~" + signed)
+    # Padding restores the zero, it forgives nothing else.
+    agree_refused(presenced, mozilla, domains, ca, "dora@idp.test",
+                  idp.flip_signature_byte(cert) + "~" + signed)
+
+
+def test_assertion_signature_with_a_stripped_leading_zero(presenced, mozilla, keys, domains, ca):
+    cert, _ = mozilla.certify(keys.idp, "idp.test", keys.user_rs, "emil@idp.test")
+    signed, sig_bytes = mozilla.assertion(keys.user_rs, AUDIENCE, stripped=True)
+    assert sig_bytes < keys.user_rs.modulus_bytes
+    agree_okay(presenced, mozilla, domains, ca, "emil@idp.test", cert + "~" + signed)
