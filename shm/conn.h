@@ -14,7 +14,7 @@ enum shm_status { SHM_STATUS_OFFLINE = 0, SHM_STATUS_UNAVAILABLE = 1, SHM_STATUS
 
 struct shm_conn_owner {
     int32_t worker_pid;
-    uint64_t conn_id; /* unique within the worker */
+    uint64_t conn_id; /* never reused: each worker takes a block of the store's sequence */
     uint8_t status;   /* enum shm_status */
     int64_t since_ms;
 };

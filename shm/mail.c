@@ -6,25 +6,32 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAIL_KEY_SIZE (4 + 4 + 8)
+#define MAIL_KEY_SIZE (4 + 8 + 4) /* target pid, store sequence, sender pid */
 
 int shm_mail_post(struct shm_store *store, int32_t target_pid, uint8_t type, const void *payload,
                   size_t len)
 {
     if (len > SHM_MAIL_PAYLOAD_MAX)
         return SHM_ERROR;
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    /* The store's sequence orders a target's mail as it was committed, whoever posted it, and
+     * is never handed out twice (the master posts from visits that each open the store anew; a
+     * pid can come back), so a message never replaces another: MDB_NOOVERWRITE would say so. */
+    uint64_t seq;
+    int rc = store_seq_next(store, txn, &seq);
+    if (rc != SHM_OK)
+        return rc;
     unsigned char key_buf[MAIL_KEY_SIZE], value_buf[1 + SHM_MAIL_PAYLOAD_MAX];
     store_put_be32(key_buf, (uint32_t)target_pid);
-    store_put_be32(key_buf + 4, (uint32_t)getpid());
-    store_put_be64(key_buf + 8, ++store->mail_seq);
+    store_put_be64(key_buf + 4, seq);
+    store_put_be32(key_buf + 12, (uint32_t)getpid());
     value_buf[0] = type;
     if (len > 0)
         memcpy(value_buf + 1, payload, len);
     MDB_val key = { sizeof key_buf, key_buf }, value = { 1 + len, value_buf };
-    MDB_txn *txn = store_batch_txn(store);
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = mdb_put(txn, store->mail, &key, &value, 0);
+    rc = mdb_put(txn, store->mail, &key, &value, MDB_NOOVERWRITE);
     return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "mail post");
 }
 
@@ -50,7 +57,7 @@ static int mail_walk(struct shm_store *store, int32_t pid, shm_mail_cb cb, void 
             /* A copy: cb may write to the store, which can move the page under value. */
             unsigned char copy[1 + SHM_MAIL_PAYLOAD_MAX];
             memcpy(copy, value.mv_data, value.mv_size);
-            cb(arg, (int32_t)store_get_be32((unsigned char *)key.mv_data + 4), copy[0], copy + 1,
+            cb(arg, (int32_t)store_get_be32((unsigned char *)key.mv_data + 12), copy[0], copy + 1,
                value.mv_size - 1);
         }
         if ((rc = mdb_cursor_del(cursor, 0)) != 0)

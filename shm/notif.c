@@ -8,11 +8,11 @@
 #include "../common/grow.h"
 
 #include <stdlib.h>
-
 #include <string.h>
-#include <unistd.h>
 
 #define EXPIRES_LEN 8
+/* Keys taken already before a free one is found (only records of an older layout can be). */
+#define KEY_TRIES 8
 #define COUNTER_DROPPED "notifications_dropped"
 #define COUNTER_EXPIRED "notifications_expired"
 
@@ -114,20 +114,26 @@ int shm_notif_add(struct shm_store *store, const char *email, const char *json, 
     }
     if (rc != SHM_OK)
         return rc;
-    key->len = prefix_make(email, key->bytes) + 16;
-    store_put_be64(key->bytes + email_len + 1, (uint64_t)now_ms);
-    store_put_be32(key->bytes + email_len + 9, (uint32_t)getpid());
     unsigned char buf[EXPIRES_LEN + SHM_NOTIF_JSON_MAX];
     store_put_be64(buf, (uint64_t)expires_ms);
     memcpy(buf + EXPIRES_LEN, json, len);
-    MDB_val k = { key->len, key->bytes }, v = { EXPIRES_LEN + len, buf };
-    /* The master opens the store per visit, so its sequence can repeat within a millisecond:
-     * a taken key moves on to the next number instead of overwriting. */
-    do {
-        store_put_be32(key->bytes + email_len + 13, ++store->notif_seq);
+    key->len = prefix_make(email, key->bytes) + 16;
+    store_put_be64(key->bytes + email_len + 1, (uint64_t)now_ms);
+    /* The store's sequence is never handed out twice, whichever process or visit asks, so the
+     * key is new; MDB_NOOVERWRITE still guards a queued notification (a record written by an
+     * older presenced). On MDB_KEYEXIST LMDB points v at the record it found: v is set again
+     * before each try, so the one retried is always this notification. */
+    for (int tries = 0; tries < KEY_TRIES; tries++) {
+        uint64_t seq;
+        if ((rc = store_seq_next(store, txn, &seq)) != SHM_OK)
+            return rc;
+        store_put_be64(key->bytes + email_len + 9, seq);
+        MDB_val k = { key->len, key->bytes }, v = { EXPIRES_LEN + len, buf };
         rc = mdb_put(txn, store->notifs, &k, &v, MDB_NOOVERWRITE);
-    } while (rc == MDB_KEYEXIST);
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification add");
+        if (rc != MDB_KEYEXIST)
+            return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification add");
+    }
+    return store_batch_fail(store, rc, "notification add");
 }
 
 int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms, shm_notif_cb cb,

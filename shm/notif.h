@@ -12,7 +12,8 @@
 #define SHM_NOTIF_JSON_MAX 4096 /* one notification as devices receive it */
 #define SHM_NOTIF_KEY_MAX (SHM_EMAIL_MAX + 1 + 16)
 
-/* Where a notification sits: e-mail \0, be64 time, be32 pid, be32 sequence (oldest first). */
+/* Where a notification sits: e-mail \0, be64 time (ms), be64 store sequence (oldest first; the
+ * sequence is never handed out twice, so no two notifications ever share a key). */
 struct shm_notif_key {
     size_t len;
     unsigned char bytes[SHM_NOTIF_KEY_MAX];

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define STORE_MAX_DBS 24
@@ -164,11 +163,6 @@ int shm_store_open(struct shm_store **out, const struct shm_store_options *opt, 
         return -1;
     }
     store->max_map_size = (uint64_t)opt->max_map_size;
-    /* The master posts mail from short visits: a sequence that starts at the wall clock keeps
-     * its keys from colliding with mail of an earlier visit not yet taken. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    store->mail_seq = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     if (store_init(store, opt, err, errlen) != 0) {
         if (store->env != NULL)
             mdb_env_close(store->env);
@@ -231,7 +225,51 @@ MDB_txn *store_batch_txn(struct shm_store *store)
         return NULL;
     }
     store->batch_error = 0;
+    store->seq_loaded = store->seq_dirty = false;
     return store->batch;
+}
+
+#define SEQ_KEY "seq"
+
+int store_seq_next(struct shm_store *store, MDB_txn *txn, uint64_t *out)
+{
+    if (!store->seq_loaded) {
+        MDB_val key = { sizeof SEQ_KEY - 1, SEQ_KEY }, value;
+        int rc = mdb_get(txn, store->meta, &key, &value);
+        if (rc == 0 && value.mv_size == 8)
+            store->seq_next = store_get_be64(value.mv_data);
+        else if (rc == 0 || rc == MDB_NOTFOUND)
+            store->seq_next = 1;
+        else
+            return store_batch_fail(store, rc, "store sequence");
+        store->seq_loaded = true;
+    }
+    *out = store->seq_next++;
+    store->seq_dirty = true;
+    return SHM_OK;
+}
+
+int shm_store_seq_reserve(struct shm_store *store, uint64_t count, uint64_t *first)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL || count == 0)
+        return SHM_ERROR;
+    int rc = store_seq_next(store, txn, first);
+    if (rc == SHM_OK)
+        store->seq_next += count - 1;
+    return rc;
+}
+
+/* Writes the batch's sequence counter back before it commits. */
+static int seq_save(struct shm_store *store)
+{
+    if (!store->seq_dirty)
+        return 0;
+    unsigned char buf[8];
+    store_put_be64(buf, store->seq_next);
+    MDB_val key = { sizeof SEQ_KEY - 1, SEQ_KEY }, value = { sizeof buf, buf };
+    store->seq_dirty = false;
+    return mdb_put(store->batch, store->meta, &key, &value, 0);
 }
 
 int store_batch_fail(struct shm_store *store, int rc, const char *what)
@@ -295,13 +333,17 @@ int shm_batch_commit(struct shm_store *store)
 {
     int result = SHM_OK;
     if (store->batch != NULL) {
+        int rc = store->batch_error == 0 ? seq_save(store) : 0;
+        if (rc != 0)
+            store_batch_fail(store, rc, "store sequence");
         MDB_txn *txn = store->batch;
         store->batch = NULL;
+        store->seq_loaded = store->seq_dirty = false;
         if (store->batch_error != 0) {
             mdb_txn_abort(txn);
             result = store_result(store->batch_error);
         } else {
-            int rc = mdb_txn_commit(txn);
+            rc = mdb_txn_commit(txn);
             if (rc != 0)
                 log_error("store: commit failed: %s", mdb_strerror(rc));
             result = store_result(rc);

@@ -68,6 +68,12 @@ struct shm_store_stats {
 };
 int shm_store_stats(struct shm_store *store, struct shm_store_stats *out);
 
+/* Reserves count consecutive numbers of the store's sequence (never handed out twice, by any
+ * process, since the store was made) in the batch; *first is the first. A worker takes its
+ * connection ids from such a block, so that (pid, connection id) keys of a worker that died
+ * with its records still in the store are never those of a later worker with the same pid. */
+int shm_store_seq_reserve(struct shm_store *store, uint64_t count, uint64_t *first);
+
 /* A read and a write round trip through the store; 0 when it works. */
 int shm_store_probe(struct shm_store *store);
 

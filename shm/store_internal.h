@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <lmdb.h>
+#include <stdbool.h>
 
 struct shm_commit_waiter {
     shm_commit_cb cb;
@@ -17,7 +18,7 @@ struct shm_store {
     MDB_dbi conns;           /* email \0 device -> struct conn_value */
     MDB_dbi conns_by_worker; /* be32 pid, be64 conn id -> email \0 device */
     MDB_dbi workers;         /* be32 pid -> struct shm_worker_info */
-    MDB_dbi mail;            /* be32 target pid, be32 sender pid, be64 seq -> type, payload */
+    MDB_dbi mail;            /* be32 target pid, be64 store seq, be32 sender pid -> type, payload */
     MDB_dbi assertions;      /* sha256 of an assertion -> expiry, trust id, e-mail, audience */
     MDB_dbi presence;        /* e-mail -> u8 aggregate status, be64 since */
     MDB_dbi web_sessions;    /* sha256 of a cookie token -> be64 expiry, CSRF token, e-mail */
@@ -29,14 +30,15 @@ struct shm_store {
     MDB_dbi app_conns;       /* appid, be32 pid, be64 conn id -> "" (AppService connections) */
     MDB_dbi app_changes;     /* appid, PUID -> u8 status, be64 ms (the latest change) */
     MDB_dbi app_away;        /* appid -> be64 ms since the app has no connection open */
-    MDB_dbi notifs;          /* e-mail \0 be64 ms be32 pid be32 seq -> be64 expiry, JSON */
+    MDB_dbi notifs;          /* e-mail \0 be64 ms, be64 store seq -> be64 expiry, JSON */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     int batch_error;         /* first error of the batch: it will roll back */
     struct shm_commit_waiter *waiters;
     size_t waiter_count, waiter_cap;
     uint64_t max_map_size;
-    uint64_t mail_seq; /* starts at the open's wall clock in ns: unique across visits */
-    uint32_t notif_seq;
+    uint64_t seq_next;      /* the batch's next store sequence number (store_seq_next) */
+    bool seq_loaded;        /* seq_next was read from meta in this batch */
+    bool seq_dirty;         /* seq_next moved: written back to meta at commit */
     struct shm_store_stats counters;
 };
 
@@ -61,6 +63,13 @@ int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, si
 typedef void (*store_prefix_cb)(void *arg, const MDB_val *rest, const MDB_val *value);
 int store_prefix_walk(struct shm_store *store, MDB_dbi dbi, const char *prefix, store_prefix_cb cb,
                       void *arg);
+
+/* A number never handed out before, by any process, in any visit, since the store was made: the
+ * key part of records that many writers add (mail, notifications). The counter lives in meta,
+ * read at the batch's first use and written back at its commit; the batch holds LMDB's only
+ * write lock meanwhile, so no other process can take the same number, and a batch that rolls
+ * back gives its numbers back with the records that used them. SHM_OK or the batch's error. */
+int store_seq_next(struct shm_store *store, MDB_txn *txn, uint64_t *out);
 
 void store_put_be32(unsigned char *out, uint32_t value);
 void store_put_be64(unsigned char *out, uint64_t value);

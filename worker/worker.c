@@ -22,6 +22,9 @@
 
 #define WORKER_STATS_INTERVAL_MS 1000
 #define WORKER_GOODBYE_MS 1000
+/* Connection ids a worker reserves at start (shm_store_seq_reserve): 2^40 is 127 days of 100,000
+ * connections a second, and 2^24 worker starts before the store's 64-bit sequence runs out. */
+#define WORKER_CONN_IDS (1ull << 40)
 
 struct worker *worker_of(struct lws *wsi)
 {
@@ -222,6 +225,12 @@ static int store_attach(struct worker *w)
         log_error("%s", err);
         return -1;
     }
+    uint64_t first;
+    if (shm_store_seq_reserve(w->store, WORKER_CONN_IDS, &first) != SHM_OK) {
+        log_error("cannot reserve this worker's connection ids in the store");
+        return -1;
+    }
+    w->next_conn_id = first - 1; /* the first connection takes first */
     return 0;
 }
 

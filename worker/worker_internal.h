@@ -53,7 +53,7 @@ struct worker {
     uv_timer_t auth_timer;
     struct keepalive keepalive; /* pings of the WebSockets (lws's own are off) */
     struct app_bucket *app_buckets; /* per-app notify rate, on this worker */
-    uint64_t next_conn_id;
+    uint64_t next_conn_id; /* the last id taken, from this worker's block of the store sequence */
     pid_t *rings; /* processes to ring once the batch is committed */
     size_t ring_count, ring_cap;
     bool handles_ready;

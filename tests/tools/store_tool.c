@@ -105,18 +105,20 @@ static int map_fill(MDB_env *env, MDB_dbi meta)
     while (count > 0) {
         MDB_txn *txn;
         int rc = mdb_txn_begin(env, NULL, 0, &txn);
+        if (rc != 0)
+            return rc;
         for (size_t i = 0; rc == 0 && i < count; i++) {
             char name[32];
             snprintf(name, sizeof name, "filler-%zu", serial++);
             MDB_val key = { strlen(name), name }, value = { size, blob };
             rc = mdb_put(txn, meta, &key, &value, 0);
         }
-        if (rc == 0 && (rc = mdb_txn_commit(txn)) == 0)
+        if (rc != 0)
+            mdb_txn_abort(txn);
+        else if ((rc = mdb_txn_commit(txn)) == 0) /* frees txn, whatever it returns */
             continue;
         if (rc != MDB_MAP_FULL)
             return rc;
-        if (txn != NULL && rc == MDB_MAP_FULL)
-            mdb_txn_abort(txn);
         if (count > 1)
             count /= 2;
         else if (size > 8)

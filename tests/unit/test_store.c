@@ -144,6 +144,21 @@ static void mail_collect(void *arg, int32_t sender, uint8_t type, const void *pa
     seen->count++;
 }
 
+struct mail_order {
+    int next;
+    int in_order;
+};
+
+static void mail_in_order(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
+{
+    struct mail_order *o = arg;
+    char text[16];
+    (void)sender;
+    (void)type;
+    snprintf(text, sizeof text, "%.*s", (int)len, (const char *)payload);
+    o->in_order &= atoi(text) == o->next++;
+}
+
 static void test_mail(struct shm_store *store)
 {
     struct mail_seen seen = { 0 };
@@ -348,6 +363,47 @@ static void mail_delivery(void *arg, int32_t sender, uint8_t type, const void *p
     }
 }
 
+/* Every notification of one user, in queue order, as "{\"v\":<n>}" numbers: -1 for any other text. */
+struct queue_read {
+    int count;
+    int numbers[1000];
+};
+
+static void queue_number(void *arg, const struct shm_notif_key *key, const char *json, size_t len)
+{
+    struct queue_read *q = arg;
+    (void)key;
+    int n = -1, used = 0;
+    char text[64];
+    snprintf(text, sizeof text, "%.*s", (int)len, json);
+    if (sscanf(text, "{\"v\":%d}%n", &n, &used) != 1 || (size_t)used != len)
+        n = -1;
+    if (q->count < 1000)
+        q->numbers[q->count] = n;
+    q->count++;
+}
+
+/* How many of 0..count-1 are missing and how many appear twice or more in q. */
+static void queue_tally(const struct queue_read *q, int count, int *lost, int *duplicated,
+                        int *foreign)
+{
+    static int times[1000];
+    memset(times, 0, sizeof times);
+    *lost = *duplicated = *foreign = 0;
+    for (int i = 0; i < q->count && i < 1000; i++) {
+        if (q->numbers[i] < 0 || q->numbers[i] >= count)
+            (*foreign)++;
+        else
+            times[q->numbers[i]]++;
+    }
+    for (int i = 0; i < count; i++) {
+        if (times[i] == 0)
+            (*lost)++;
+        else if (times[i] > 1)
+            (*duplicated)++;
+    }
+}
+
 static void test_notification_queue(struct shm_store *store)
 {
     struct shm_notif_key key;
@@ -375,13 +431,21 @@ static void test_notification_queue(struct shm_store *store)
     is_int(shm_notif_expire(store, 4000, 100, &sweep, &removed), SHM_OK, "sweep");
     is_int(removed, 1, "the sweep removes expired ones of any user");
 
-    /* A second visit of the master restarts its sequence: same e-mail, same millisecond. */
-    shm_notif_add(store, "rita@example.com", "{}", 2, 9000, 99999, 10, &key, &dropped);
-    store->notif_seq = 0;
-    is_int(shm_notif_add(store, "rita@example.com", "{}", 2, 9000, 99999, 10, &key, &dropped),
-           SHM_OK, "a repeated sequence number");
-    is_int(shm_notif_pending(store, "rita@example.com", 9001, NULL, NULL), 2,
+    /* A key already taken (as a record of an older presenced could be): the next number is
+     * tried with this notification, never with a copy of the record found. */
+    shm_notif_add(store, "rita@example.com", "{\"v\":0}", 7, 9000, 99999, 10, &key, &dropped);
+    uint64_t seq;
+    store_seq_next(store, store_batch_txn(store), &seq);
+    store->seq_next = seq - 1; /* the number the first one took */
+    is_int(shm_notif_add(store, "rita@example.com", "{\"v\":1}", 7, 9000, 99999, 10, &key,
+                         &dropped),
+           SHM_OK, "queued past a taken key");
+    struct queue_read taken = { 0 };
+    is_int(shm_notif_pending(store, "rita@example.com", 9001, queue_number, &taken), 2,
            "does not overwrite the first notification");
+    ok(taken.numbers[0] == 0 && taken.numbers[1] == 1, "nor copies it: %d, %d", taken.numbers[0],
+       taken.numbers[1]);
+    is_int(shm_batch_commit(store), SHM_OK, "commit");
 
     struct shm_conn_owner device = { getpid(), 9, SHM_STATUS_ONLINE, 1 }, previous;
     int had;
@@ -399,6 +463,148 @@ static void test_notification_queue(struct shm_store *store)
        "the worker got the notification by mail");
     shm_conn_release(store, email, "phone", getpid(), 9);
     shm_batch_commit(store);
+}
+
+/* One visit as the master makes them: open, queue one, commit, close. */
+static int visit_add(const char *dir, const char *email, int n, int64_t now_ms)
+{
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    if (store == NULL)
+        return -1;
+    char json[32];
+    int len = snprintf(json, sizeof json, "{\"v\":%d}", n);
+    struct shm_notif_key key;
+    size_t dropped;
+    int rc = shm_notif_add(store, email, json, (size_t)len, now_ms, now_ms + 100000, 1000, &key,
+                           &dropped);
+    if (rc == SHM_OK)
+        rc = shm_batch_commit(store);
+    shm_store_close(store);
+    return rc == SHM_OK ? 0 : -1;
+}
+
+static void queue_check(const char *dir, const char *email, int count, int64_t now_ms,
+                        const char *what)
+{
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct queue_read q = { 0 };
+    int lost = count, duplicated = 0, foreign = 0;
+    if (store != NULL) {
+        shm_notif_pending(store, email, now_ms, queue_number, &q);
+        shm_batch_commit(store);
+        shm_store_close(store);
+        queue_tally(&q, count, &lost, &duplicated, &foreign);
+    }
+    is_int(q.count, count, "%s: %d queued", what, count);
+    ok(lost == 0 && duplicated == 0 && foreign == 0,
+       "%s: each exactly once (%d lost, %d duplicated, %d foreign)", what, lost, duplicated,
+       foreign);
+}
+
+/* The master opens the store per request: 200 visits queue one each in the same millisecond. */
+static void test_notifications_across_visits(const char *dir)
+{
+    int failed = 0;
+    for (int i = 0; i < 200; i++)
+        failed += visit_add(dir, "vera@example.com", i, 50000) != 0;
+    is_int(failed, 0, "200 visits queued one notification each");
+    queue_check(dir, "vera@example.com", 200, 50001, "visits in one millisecond");
+    struct queue_read q = { 0 };
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    shm_notif_pending(store, "vera@example.com", 50001, queue_number, &q);
+    int in_order = 1;
+    for (int i = 0; i < q.count && i < 1000; i++)
+        in_order &= q.numbers[i] == i;
+    ok(in_order, "in the order they were queued");
+    shm_batch_commit(store);
+    shm_store_close(store);
+}
+
+/* Two processes (one visit per notification, as the master; one long open, as a worker) queue
+ * for one user in the same millisecond. */
+static void test_notifications_from_processes(const char *dir)
+{
+    pid_t children[2];
+    for (int c = 0; c < 2; c++) {
+        children[c] = fork();
+        if (children[c] == 0) {
+            int failed = 0;
+            if (c == 0) {
+                for (int i = 0; i < 300; i++)
+                    failed += visit_add(dir, "walt@example.com", 2 * i, 60000) != 0;
+            } else {
+                struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+                for (int i = 0; store != NULL && i < 300; i++) {
+                    char json[32];
+                    int len = snprintf(json, sizeof json, "{\"v\":%d}", 2 * i + 1);
+                    struct shm_notif_key key;
+                    size_t dropped;
+                    failed += shm_notif_add(store, "walt@example.com", json, (size_t)len, 60000,
+                                            160000, 1000, &key, &dropped) != SHM_OK ||
+                              shm_batch_commit(store) != SHM_OK;
+                }
+                failed += store == NULL;
+                shm_store_close(store);
+            }
+            _exit(failed == 0 ? 0 : 1);
+        }
+    }
+    int clean = 0;
+    for (int c = 0; c < 2; c++) {
+        int status;
+        clean += children[c] > 0 && waitpid(children[c], &status, 0) == children[c] &&
+                 WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    is_int(clean, 2, "both processes queued 300 each");
+    queue_check(dir, "walt@example.com", 600, 60001, "two processes in one millisecond");
+}
+
+/* Blocks of the store sequence never overlap, within a batch, across batches or reopens. */
+static void test_sequence_blocks(const char *dir)
+{
+    uint64_t a = 0, b = 0, c = 0;
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    int rc = shm_store_seq_reserve(store, 1000, &a) | shm_store_seq_reserve(store, 5, &b);
+    is_int(rc | shm_batch_commit(store), SHM_OK, "two blocks reserved");
+    ok(a > 0 && b == a + 1000, "the second block follows the first (%llu, %llu)",
+       (unsigned long long)a, (unsigned long long)b);
+    shm_store_close(store);
+    store = store_open(dir, 8 * MIB, 8 * MIB);
+    shm_store_seq_reserve(store, 1, &c);
+    ok(c == b + 5, "a new visit goes on after them");
+    shm_batch_commit(store);
+    shm_store_seq_reserve(store, 1, &c);
+    store_batch_fail(store, MDB_BAD_TXN, "a test write");
+    is_int(shm_batch_commit(store), SHM_ERROR, "a batch rolls back");
+    uint64_t d = 0;
+    shm_store_seq_reserve(store, 1, &d);
+    ok(d == c, "a rolled-back batch's numbers were never used: they are handed out again");
+    shm_batch_commit(store);
+    is_int(shm_store_seq_reserve(store, 0, &d), SHM_ERROR, "an empty block is refused");
+    shm_batch_commit(store);
+    shm_store_close(store);
+}
+
+/* Mail of 200 visits to one target: each message once, in the order posted. */
+static void test_mail_across_visits(const char *dir)
+{
+    int failed = 0;
+    for (int i = 0; i < 200; i++) {
+        struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+        char payload[16];
+        int len = snprintf(payload, sizeof payload, "%d", i);
+        failed += store == NULL ||
+                  shm_mail_post(store, 4242, SHM_MAIL_PING, payload, (size_t)len) != SHM_OK ||
+                  shm_batch_commit(store) != SHM_OK;
+        shm_store_close(store);
+    }
+    is_int(failed, 0, "200 visits posted one message each");
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct mail_order order = { 0, 1 };
+    is_int(shm_mail_take(store, 4242, mail_in_order, &order), 200, "200 messages taken");
+    shm_batch_commit(store);
+    ok(order.in_order, "each once, in the order posted");
+    shm_store_close(store);
 }
 
 static void test_reset_volatile(struct shm_store *store)
@@ -525,9 +731,10 @@ static void test_stale_reader(const char *dir)
 int main(void)
 {
     char *dir = mkdtemp(dir_template);
-    char small_dir[256], grow_dir[256];
+    char small_dir[256], grow_dir[256], visits_dir[256];
     snprintf(small_dir, sizeof small_dir, "%s/small", dir);
     snprintf(grow_dir, sizeof grow_dir, "%s/grow", dir);
+    snprintf(visits_dir, sizeof visits_dir, "%s/visits", dir);
     struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
     ok(store != NULL, "store opens in %s", dir);
     if (store == NULL)
@@ -554,6 +761,10 @@ int main(void)
     store = store_open(dir, 8 * MIB, 8 * MIB);
     ok(store != NULL, "the store opens again with its schema");
     shm_store_close(store);
+    test_notifications_across_visits(visits_dir);
+    test_notifications_from_processes(visits_dir);
+    test_mail_across_visits(visits_dir);
+    test_sequence_blocks(visits_dir);
     test_map_full(small_dir);
     test_map_grows(grow_dir);
     test_stale_reader(dir);
