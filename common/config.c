@@ -3,6 +3,8 @@
 
 #include "addr.h"
 #include "id_support.h"
+#include "jwk.h"
+#include "jwt.h"
 #include "log.h"
 #include "origin.h"
 
@@ -33,7 +35,9 @@ enum key_type {
     KEY_URL,
     KEY_VERIFIER,
     KEY_CONNECT_TO,
-    KEY_BOOL
+    KEY_BOOL,
+    KEY_OIDC_ISSUER,
+    KEY_OIDC_AUDIENCE
 };
 
 struct key_spec {
@@ -58,6 +62,8 @@ static const struct key_spec key_specs[] = {
     { "public_url", KEY_URL, FIELD(public_url), 0, 0 },
     { "audience", KEY_LIST, FIELD(audience), 0, 0 },
     { "trusted_issuer", KEY_ISSUER, FIELD(trusted_issuer), 0, 0 },
+    { "oidc_issuer", KEY_OIDC_ISSUER, FIELD(oidc_issuer), 0, 0 },
+    { "oidc_audience", KEY_OIDC_AUDIENCE, FIELD(oidc_audience), 0, 0 },
     { "verifier", KEY_VERIFIER, FIELD(verifier), 0, 0 },
     { "verify_timeout", KEY_DURATION, FIELD(verify_timeout_ms), 100, 60 * 1000 },
     { "issuer_cache_ttl", KEY_DURATION, FIELD(issuer_cache_ttl_ms), 1000, 7 * DAY_MS },
@@ -146,6 +152,12 @@ void config_free(struct config *cfg)
         free(cfg->trusted_issuer[i].host);
         free(cfg->trusted_issuer[i].key_file);
     }
+    for (size_t i = 0; i < cfg->oidc_issuer_count; i++) {
+        free(cfg->oidc_issuer[i].issuer);
+        free(cfg->oidc_issuer[i].jwks_file);
+    }
+    for (size_t i = 0; i < cfg->oidc_audience_count; i++)
+        free(cfg->oidc_audience[i]);
     free(cfg->verifier);
     free(cfg->ca_file);
     for (size_t i = 0; i < cfg->connect_to_count; i++)
@@ -379,6 +391,58 @@ static int add_issuer(struct parser *p, const char *host, const char *key_file)
     return 0;
 }
 
+/* An https URL with a host, as an OpenID issuer is (OpenID Connect Discovery §2): no query, no
+ * fragment. */
+static bool issuer_url_valid(const char *url)
+{
+    size_t len = strlen(url);
+    return strncmp(url, "https://", 8) == 0 && len > 8 && len <= JWT_VALUE_MAX && url[8] != '/' &&
+           strpbrk(url, "?# \t") == NULL;
+}
+
+static int add_oidc_issuer(struct parser *p, char **args, int nargs)
+{
+    struct config *cfg = p->cfg;
+    if (nargs < 1 || nargs > 2)
+        return fail(p, "oidc_issuer: expected ISSUER [JWKS_FILE]");
+    if (!issuer_url_valid(args[0]))
+        return fail(p, "oidc_issuer: '%s' must be an https URL such as https://accounts.example.com",
+                    args[0]);
+    for (size_t i = 0; i < cfg->oidc_issuer_count; i++)
+        if (strcmp(cfg->oidc_issuer[i].issuer, args[0]) == 0)
+            return fail(p, "oidc_issuer: %s is already configured", args[0]);
+    if (cfg->oidc_issuer_count == CONFIG_MAX_LIST)
+        return fail(p, "oidc_issuer: at most %d issuers", CONFIG_MAX_LIST);
+    char why[512];
+    struct jwk_set keys;
+    if (nargs == 2 && jwk_set_file_load(args[1], &keys, why, sizeof why) != 0)
+        return fail(p, "oidc_issuer: %s", why);
+    if (nargs == 2)
+        jwk_set_free(&keys);
+    struct config_oidc_issuer issuer = { strdup(args[0]), nargs == 2 ? strdup(args[1]) : NULL };
+    if (issuer.issuer == NULL || (nargs == 2 && issuer.jwks_file == NULL)) {
+        free(issuer.issuer);
+        free(issuer.jwks_file);
+        return fail(p, "out of memory");
+    }
+    cfg->oidc_issuer[cfg->oidc_issuer_count++] = issuer;
+    return 0;
+}
+
+static int add_oidc_audience(struct parser *p, const char *value)
+{
+    struct config *cfg = p->cfg;
+    if (cfg->oidc_audience_count == CONFIG_MAX_LIST)
+        return fail(p, "oidc_audience: at most %d values", CONFIG_MAX_LIST);
+    if (strlen(value) > JWT_VALUE_MAX)
+        return fail(p, "oidc_audience: longer than %d bytes", JWT_VALUE_MAX);
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return fail(p, "out of memory");
+    cfg->oidc_audience[cfg->oidc_audience_count++] = copy;
+    return 0;
+}
+
 static const struct key_spec *key_find(const char *name)
 {
     for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++)
@@ -404,6 +468,8 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
 {
     if (spec->type == KEY_VERIFIER)
         return set_verifier(p, spec, args, nargs);
+    if (spec->type == KEY_OIDC_ISSUER)
+        return add_oidc_issuer(p, args, nargs);
     if (spec->type == KEY_ISSUER) {
         if (nargs < 1 || nargs > 2)
             return fail(p, "trusted_issuer: expected HOST [KEYFILE]");
@@ -422,6 +488,8 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
         return add_audience(p, args[0]);
     case KEY_CONNECT_TO:
         return add_connect_to(p, args[0]);
+    case KEY_OIDC_AUDIENCE:
+        return add_oidc_audience(p, args[0]);
     case KEY_BOOL:
         if (strcmp(args[0], "yes") != 0 && strcmp(args[0], "no") != 0)
             return fail(p, "%s: '%s' must be yes or no", spec->name, args[0]);
@@ -452,8 +520,10 @@ static int line_parse(struct parser *p, char *line)
     if (spec == NULL)
         return fail(p, "unknown key '%.64s'", words[0]);
     size_t index = (size_t)(spec - key_specs);
-    if (spec->type != KEY_LIST && spec->type != KEY_ISSUER && spec->type != KEY_CONNECT_TO &&
-        p->seen_line[index] != 0)
+    bool repeatable = spec->type == KEY_LIST || spec->type == KEY_ISSUER ||
+                      spec->type == KEY_CONNECT_TO || spec->type == KEY_OIDC_ISSUER ||
+                      spec->type == KEY_OIDC_AUDIENCE;
+    if (!repeatable && p->seen_line[index] != 0)
         return fail(p, "%s is already set at line %d", spec->name, p->seen_line[index]);
     p->seen_line[index] = p->line;
     return key_apply(p, spec, words + 1, count > 3 ? 3 : count - 1);
@@ -507,6 +577,10 @@ static int config_check(struct parser *p)
     if (public_origin_set(cfg) != 0) {
         p->line = line_of(p, "public_url");
         return fail(p, "public_url: '%s' has no origin (scheme://host[:port])", cfg->public_url);
+    }
+    if (cfg->oidc_issuer_count > 0 && cfg->oidc_audience_count == 0) {
+        p->line = line_of(p, "oidc_issuer");
+        return fail(p, "oidc_issuer needs oidc_audience: the aud values tokens must carry");
     }
     if (cfg->max_map_size < cfg->map_size) {
         p->line = line_of(p, "max_map_size") ? line_of(p, "max_map_size") : line_of(p, "map_size");
@@ -616,6 +690,9 @@ int config_paths_absolute(struct config *cfg, const char *base_dir)
             return -1;
     for (size_t i = 0; i < cfg->trusted_issuer_count; i++)
         if (path_absolute(&cfg->trusted_issuer[i].key_file, base_dir) != 0)
+            return -1;
+    for (size_t i = 0; i < cfg->oidc_issuer_count; i++)
+        if (path_absolute(&cfg->oidc_issuer[i].jwks_file, base_dir) != 0)
             return -1;
     return 0;
 }

@@ -12,6 +12,11 @@ struct config_issuer {
     char *key_file; /* NULL: the key is fetched from https://host/.well-known/browserid */
 };
 
+struct config_oidc_issuer {
+    char *issuer;    /* the exact iss, an https URL */
+    char *jwks_file; /* NULL: keys from the issuer's OpenID discovery document */
+};
+
 struct config {
     char *path; /* the file this was read from */
 
@@ -28,6 +33,10 @@ struct config {
     size_t audience_count;
     struct config_issuer trusted_issuer[CONFIG_MAX_LIST];
     size_t trusted_issuer_count;
+    struct config_oidc_issuer oidc_issuer[CONFIG_MAX_LIST];
+    size_t oidc_issuer_count;
+    char *oidc_audience[CONFIG_MAX_LIST]; /* accepted aud values of tokens */
+    size_t oidc_audience_count;
     char *verifier;        /* NULL: assertions are verified locally */
     int verifier_protocol; /* 1 (Persona form) or 2 (JSON with trustedIssuers) */
     int64_t verify_timeout_ms;

@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The status update waiting for its assertion's verification; allocated only meanwhile. */
+/* The status update waiting for its assertion's or token's verification; allocated only
+ * meanwhile. */
 struct pending_update {
     struct identity_req *req; /* NULL once answered, or when answered at once */
+    bool token;               /* a token (SPEC.md §3.1), not an assertion */
     uint8_t status;
     unsigned char tag[ASSERTION_TAG_LEN];
     char device[SHM_DEVICE_MAX + 1];
@@ -104,10 +106,13 @@ void device_auth_abandon(struct ws_session *s)
     s->pending = NULL;
 }
 
-static void assertion_tag(const char *assertion, unsigned char *tag)
+/* What says "the same credential again": a hash of its kind and of its text. */
+static void credential_tag(const char *credential, bool token, unsigned char *tag)
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)assertion, strlen(assertion), digest);
+    unsigned char kinded[1 + SHA256_DIGEST_LENGTH], digest[SHA256_DIGEST_LENGTH];
+    kinded[0] = token ? 'T' : 'A';
+    SHA256((const unsigned char *)credential, strlen(credential), kinded + 1);
+    SHA256(kinded, sizeof kinded, digest);
     memcpy(tag, digest, ASSERTION_TAG_LEN);
 }
 
@@ -218,11 +223,14 @@ static void session_bind(struct worker *w, struct ws_session *s, const struct pe
     reply_after_commit(w, s, true);
 }
 
-static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r)
+static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r,
+                           bool token)
 {
     char text[160];
-    if (r->error == 34 && strncmp(r->why, "invalid assertion", 17) != 0 &&
-        strncmp(r->why, "untrusted issuer", 16) != 0)
+    if (r->error == 34 && token && strncmp(r->why, "untrusted issuer", 16) != 0)
+        snprintf(text, sizeof text, "invalid token: %s", r->why);
+    else if (r->error == 34 && strncmp(r->why, "invalid assertion", 17) != 0 &&
+             strncmp(r->why, "untrusted issuer", 16) != 0)
         snprintf(text, sizeof text, "invalid assertion: %s", r->why);
     else
         snprintf(text, sizeof text, "%s", r->why);
@@ -234,9 +242,11 @@ static void verification_done(struct worker *w, struct ws_session *s,
 {
     const struct pending_update *p = s->pending;
     if (r->error != 0) {
-        identity_error(w, s, r);
+        identity_error(w, s, r, p->token);
     } else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0)) {
-        session_error(w, s, 31, "email does not match the identity of the assertion",
+        session_error(w, s, 31,
+                      p->token ? "email does not match the identity of the token"
+                               : "email does not match the identity of the assertion",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
     } else if (s->email != NULL) {
         memcpy(s->tag, p->tag, sizeof s->tag);
@@ -268,11 +278,14 @@ static void verification_start(struct worker *w, struct ws_session *s, const str
     snprintf(p->device, sizeof p->device, "%s", msg->device);
     p->device_given = msg->device_given;
     p->status = msg->status;
+    p->token = msg->token != NULL;
     memcpy(p->tag, tag, sizeof p->tag);
     s->pending = p;
     struct identity_result result;
-    int rc = identity_verify(w->identity, msg->assertion, strlen(msg->assertion), NULL, &result,
-                             verification_answered, s, &p->req);
+    int rc = p->token ? identity_verify_token(w->identity, msg->token, strlen(msg->token), NULL,
+                                              &result, verification_answered, s, &p->req)
+                      : identity_verify(w->identity, msg->assertion, strlen(msg->assertion), NULL,
+                                        &result, verification_answered, s, &p->req);
     if (rc == 0)
         verification_done(w, s, &result);
     else
@@ -304,7 +317,8 @@ void device_status_handle(struct worker *w, struct ws_session *s, const struct d
         session_slow_down(w, s, retry_after);
         return;
     }
-    if (msg->assertion == NULL) {
+    const char *credential = msg->assertion ? msg->assertion : msg->token;
+    if (credential == NULL) {
         if (s->email == NULL)
             session_error(w, s, 30, "authentication required", 0);
         else
@@ -312,9 +326,9 @@ void device_status_handle(struct worker *w, struct ws_session *s, const struct d
         return;
     }
     unsigned char tag[ASSERTION_TAG_LEN];
-    assertion_tag(msg->assertion, tag);
+    credential_tag(credential, msg->token != NULL, tag);
     if (s->email != NULL && memcmp(tag, s->tag, sizeof tag) == 0)
-        /* The same assertion: not verified again, even once expired. */
+        /* The same assertion or token: not verified again, even once expired. */
         status_apply(w, s, msg->email, msg->device_given ? msg->device : NULL, msg->status);
     else
         verification_start(w, s, msg, tag);

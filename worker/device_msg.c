@@ -62,6 +62,14 @@ int dev_msg_parse(const char *text, size_t len, struct dev_msg *out, const char 
         return fail(out, error, 11, "invalid field: assertion");
     if (has == 0)
         out->assertion = NULL;
+    size_t token_len;
+    has = json_strict_string(out->root, "token", &out->token, &token_len);
+    if (has < 0 || (has == 1 && strlen(out->token) != token_len))
+        return fail(out, error, 11, "invalid field: token");
+    if (has == 0)
+        out->token = NULL;
+    if (out->token != NULL && out->assertion != NULL)
+        return fail(out, error, 11, "invalid fields: token and assertion together");
     if (status_parse(status_text, &out->status) != 0)
         return fail(out, error, 12, "unknown status value");
     return 0;

@@ -12,6 +12,8 @@ struct dev_msg {
     enum dev_msg_kind kind;
     const char *email;     /* points into root; valid until dev_msg_free */
     const char *assertion; /* NULL when absent */
+    const char *token;     /* an OpenID Connect or OAuth 2 JWT (SPEC.md §3.1); NULL when absent;
+                              never both */
     const char *device;    /* "default" when absent */
     bool device_given;
     uint8_t status; /* enum shm_status */

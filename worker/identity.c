@@ -1,8 +1,10 @@
 /* identity: verification of BrowserID assertions for a worker — the shared cache, then local
- * checks with fetched issuer keys or a remote verifier, never blocking the loop (SPEC.md §3). */
+ * checks with fetched issuer keys or a remote verifier, never blocking the loop (SPEC.md §3).
+ * Tokens (§3.1) are identity_token.c's. */
 #include "identity.h"
 
 #include "fetch.h"
+#include "identity_internal.h"
 #include "issuer_keys.h"
 
 #include "../common/clock.h"
@@ -12,36 +14,9 @@
 #include "../common/origin.h"
 #include "../shm/assertion_cache.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct identity {
-    const struct config *cfg;
-    struct shm_store *store;
-    struct fetcher *fetcher;
-    struct issuer_keys *keys;
-    char *trusted[CONFIG_MAX_LIST]; /* trusted_issuer hosts, as id_verify wants them */
-    uint64_t trust_id;
-    struct identity_req *pending;
-    struct identity_stats stats;
-};
-
-struct identity_req {
-    struct identity_req *next, *prev;
-    struct identity *id;
-    char *text;
-    size_t len;
-    unsigned char hash[SHA256_DIGEST_LENGTH];
-    struct id_assertion assertion;
-    struct issuer_wait *wait;
-    struct fetch *fetch;
-    identity_cb cb;
-    void *arg;
-    bool async;
-    struct identity_result *out; /* where a synchronous outcome goes */
-};
 
 /* Which trust settings a cached verification was made under: the verifier, or the trusted
  * issuers and their key files. Another worker configuration must not reuse it. */
@@ -80,7 +55,9 @@ int identity_init(struct identity **out, struct fetcher *fetcher, struct shm_sto
     for (size_t i = 0; i < cfg->trusted_issuer_count; i++)
         id->trusted[i] = cfg->trusted_issuer[i].host;
     id->fetcher = fetcher;
-    return issuer_keys_init(&id->keys, id->fetcher, cfg, err, errlen);
+    if (issuer_keys_init(&id->keys, id->fetcher, cfg, err, errlen) != 0)
+        return -1;
+    return identity_token_init(id, err, errlen);
 }
 
 static void req_free(struct identity_req *req)
@@ -97,6 +74,7 @@ static void req_free(struct identity_req *req)
     if (req->fetch != NULL)
         fetch_cancel(req->fetch);
     id_assertion_free(&req->assertion);
+    jwt_free(&req->token);
     free(req->text);
     free(req);
 }
@@ -132,13 +110,22 @@ const struct identity_stats *identity_stats(const struct identity *id)
 static void cache_put(struct identity_req *req, int64_t expires_ms)
 {
     struct identity *id = req->id;
-    struct shm_assertion rec = { .expires_ms = expires_ms, .trust_id = id->trust_id };
-    if (expires_ms <= clock_wall_ms() ||
-        origin_normalize(req->assertion.assertion.aud, rec.aud, sizeof rec.aud) != 0)
+    struct shm_assertion rec = { .expires_ms = expires_ms,
+                                 .trust_id = req->is_token ? id->token_trust_id : id->trust_id };
+    if (expires_ms <= clock_wall_ms())
         return;
-    snprintf(rec.email, sizeof rec.email, "%s", req->assertion.email);
+    if (req->is_token)
+        snprintf(rec.aud, sizeof rec.aud, "%s", req->token_aud);
+    else if (origin_normalize(req->assertion.assertion.aud, rec.aud, sizeof rec.aud) != 0)
+        return;
+    snprintf(rec.email, sizeof rec.email, "%s", identity_req_email(req));
     if (shm_assertion_put(id->store, req->hash, &rec) != SHM_OK)
         log_warning("identity: cannot cache a verified assertion");
+}
+
+const char *identity_req_email(const struct identity_req *req)
+{
+    return req->is_token ? req->token.email : req->assertion.email;
 }
 
 /* Delivers the outcome (to *out, or to the callback) and frees the request. */
@@ -150,8 +137,9 @@ static void finish(struct identity_req *req, int error, const char *why, int64_t
     result->error = error;
     result->why = why;
     if (error == 0) {
-        snprintf(result->email, sizeof result->email, "%s", req->assertion.email);
-        cache_put(req, expires_ms);
+        snprintf(result->email, sizeof result->email, "%s", identity_req_email(req));
+        if (req->cacheable)
+            cache_put(req, expires_ms);
         id->stats.verified++;
     } else if (error == 35) {
         id->stats.unavailable++;
@@ -159,13 +147,19 @@ static void finish(struct identity_req *req, int error, const char *why, int64_t
         id->stats.refused++;
     }
     if (error != 0)
-        log_debug("identity: assertion refused (%d): %s", error, why);
+        log_debug("identity: %s refused (%d): %s", req->is_token ? "token" : "assertion", error,
+                  why);
     identity_cb cb = req->cb;
     void *arg = req->arg;
     bool async = req->async;
     req_free(req);
     if (async)
         cb(arg, result);
+}
+
+void identity_finish(struct identity_req *req, int error, const char *why, int64_t expires_ms)
+{
+    finish(req, error, why, expires_ms);
 }
 
 static void signatures_finish(struct identity_req *req, const struct id_key *key)
@@ -259,6 +253,32 @@ static int remote_verify(struct identity_req *req)
     return 1;
 }
 
+struct identity_req *identity_req_new(struct identity *id, const char *text, size_t len,
+                                      const unsigned char *hash, identity_cb cb, void *arg,
+                                      struct identity_result *out)
+{
+    struct identity_req *req = calloc(1, sizeof *req);
+    char *copy = malloc(len + 1);
+    if (req == NULL || copy == NULL) {
+        free(req);
+        free(copy);
+        memset(out, 0, sizeof *out);
+        out->error = 35;
+        out->why = "out of memory, retry later";
+        return NULL;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    *req = (struct identity_req){
+        .id = id, .text = copy, .len = len, .cb = cb, .arg = arg, .out = out, .next = id->pending
+    };
+    memcpy(req->hash, hash, sizeof req->hash);
+    if (id->pending != NULL)
+        id->pending->prev = req;
+    id->pending = req;
+    return req;
+}
+
 /* A repeated assertion: accepted again while it lasts, if verified under the same trust
  * settings and its audience is still accepted. */
 static bool cache_lookup(struct identity *id, const unsigned char *hash, char *const *audiences,
@@ -284,6 +304,12 @@ static int refuse_now(struct identity *id, struct identity_result *out, int erro
     return 0;
 }
 
+int identity_refuse_now(struct identity *id, struct identity_result *out, int error,
+                        const char *why)
+{
+    return refuse_now(id, out, error, why);
+}
+
 int identity_verify(struct identity *id, const char *assertion, size_t len, const char *audience,
                     struct identity_result *out, identity_cb cb, void *arg,
                     struct identity_req **pending)
@@ -299,28 +325,13 @@ int identity_verify(struct identity *id, const char *assertion, size_t len, cons
     SHA256((const unsigned char *)assertion, len, hash);
     if (cache_lookup(id, hash, audiences, audience_count, out))
         return 0;
-    struct identity_req *req = calloc(1, sizeof *req);
-    char *text = malloc(len + 1);
-    if (req == NULL || text == NULL) {
-        free(req);
-        free(text);
-        memset(out, 0, sizeof *out);
-        out->error = 35;
-        out->why = "out of memory, retry later";
+    struct identity_req *req = identity_req_new(id, assertion, len, hash, cb, arg, out);
+    if (req == NULL)
         return 0;
-    }
-    memcpy(text, assertion, len);
-    text[len] = '\0';
-    *req = (struct identity_req){
-        .id = id, .text = text, .len = len, .cb = cb, .arg = arg, .out = out, .next = id->pending
-    };
-    memcpy(req->hash, hash, sizeof hash);
-    if (id->pending != NULL)
-        id->pending->prev = req;
-    id->pending = req;
+    req->cacheable = true;
     const char *why = NULL;
     int error = 0;
-    if (id_assertion_parse(text, len, &req->assertion, &why) != 0)
+    if (id_assertion_parse(req->text, len, &req->assertion, &why) != 0)
         error = 34;
     else
         error = id_claims_check(&req->assertion, audiences, audience_count, clock_wall_ms(),

@@ -1,5 +1,7 @@
-/* identity: verification of BrowserID assertions for a worker — the shared cache, then local
- * checks with fetched issuer keys or a remote verifier, never blocking the loop (SPEC.md §3). */
+/* identity: verification of BrowserID assertions (SPEC.md §3) and of OpenID Connect and OAuth 2
+ * tokens (§3.1) for a worker — the shared cache, then local checks with fetched issuer keys or a
+ * remote verifier, never blocking the loop. Assertions in identity.c, tokens in
+ * identity_token.c. */
 #ifndef PRESENCED_IDENTITY_H
 #define PRESENCED_IDENTITY_H
 
@@ -45,6 +47,22 @@ int identity_verify(struct identity *id, const char *assertion, size_t len, cons
                     struct identity_result *out, identity_cb cb, void *arg,
                     struct identity_req **pending);
 void identity_cancel(struct identity_req *req);
+
+/* What the web sign-in (oidc_login) wants of the ID token it was given: its issuer, its client
+ * id as the audience, the nonce it sent. Such a token is not cached. */
+struct identity_token_expect {
+    const char *issuer;
+    const char *audience;
+    const char *nonce;
+};
+
+/* Verifies an ID token or JWT access token (len bytes, copied) as SPEC.md §3.1 says: with expect
+ * NULL (a device's token), of a configured oidc_issuer with an oidc_audience value, or of the
+ * development issuer with aud presenced-dev. Returns as identity_verify does; identity_cancel
+ * cancels it. */
+int identity_verify_token(struct identity *id, const char *token, size_t len,
+                          const struct identity_token_expect *expect, struct identity_result *out,
+                          identity_cb cb, void *arg, struct identity_req **pending);
 
 const struct identity_stats *identity_stats(const struct identity *id);
 

@@ -1,5 +1,6 @@
-/* issuer_keys: a worker's cache of identity providers' public keys — static key files, and
- * keys fetched from https://<host>/.well-known/browserid following authority delegation. */
+/* issuer_keys: a worker's cache of identity providers' public keys — BrowserID's (static key
+ * files, and keys fetched from https://<host>/.well-known/browserid following authority
+ * delegation) and OpenID issuers' key sets (JWKS files, or OpenID discovery → jwks_uri). */
 #ifndef PRESENCED_ISSUER_KEYS_H
 #define PRESENCED_ISSUER_KEYS_H
 
@@ -7,6 +8,7 @@
 
 #include "../common/config.h"
 #include "../common/id_key.h"
+#include "../common/jwk.h"
 
 #define ISSUER_MAX_DELEGATIONS 6
 
@@ -28,5 +30,33 @@ void issuer_keys_free(struct issuer_keys *keys);
 int issuer_key_get(struct issuer_keys *keys, const char *host, struct id_key *key, const char **why,
                    issuer_key_cb cb, void *arg, struct issuer_wait **wait);
 void issuer_key_cancel(struct issuer_wait *wait);
+
+/* An OpenID issuer's key set, and its endpoints when they were discovered. */
+struct issuer_oidc {
+    struct jwk_set keys;
+    char *authorization_endpoint; /* NULL: from a JWKS file, or not published */
+    char *token_endpoint;
+    bool secret_post; /* its token endpoint takes client_secret_post, not HTTP Basic */
+};
+
+/* A token's kid the keys lacked is fetched for again at most this often, per issuer. */
+#define ISSUER_KID_REFETCH_MS 10000
+
+typedef void (*issuer_oidc_cb)(void *arg, int error, const char *why,
+                               const struct issuer_oidc *oidc);
+
+/* Adds an issuer whose keys never change (a JWKS file, the development issuer); the set is
+ * taken over. Returns 0 or -1. */
+int issuer_oidc_fixed(struct issuer_keys *keys, const char *issuer, struct jwk_set *set);
+
+/* What issuer (an https URL) publishes: 0 with *oidc set (borrowed: valid until the next call
+ * into issuer_keys), 34 or 35 with *why when a failure is cached, or 1 when a fetch is under way
+ * (cb will run; *wait can cancel it). When kid (may be NULL) is not among the keys, they are
+ * fetched again — at most once every ISSUER_KID_REFETCH_MS — and that fetch is waited for;
+ * otherwise the keys as they are are returned and the caller finds no key. Keys past
+ * issuer_cache_ttl keep serving while they are fetched again. */
+int issuer_oidc_get(struct issuer_keys *keys, const char *issuer, const char *kid,
+                    const struct issuer_oidc **oidc, const char **why, issuer_oidc_cb cb, void *arg,
+                    struct issuer_wait **wait);
 
 #endif

@@ -134,6 +134,45 @@ static void test_identity_keys(void)
                  "a verify_timeout too short");
 }
 
+static void test_oidc_keys(void)
+{
+    struct config cfg;
+    char err[512];
+    const char *path = "/tmp/presenced-test-config.jwks";
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":"
+              "\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}",
+              f);
+        fclose(f);
+    }
+    char text[512];
+    snprintf(text, sizeof text,
+             "oidc_issuer https://accounts.example.com\noidc_issuer https://op.example/t1 %s\n"
+             "oidc_audience presenced\noidc_audience https://presence.example\n",
+             path);
+    is_int(parse(&cfg, text, err, sizeof err), 0, "OpenID keys parse (%s)", err);
+    is_int(cfg.oidc_issuer_count, 2, "two issuers");
+    ok(cfg.oidc_issuer[0].jwks_file == NULL, "the first discovered");
+    is_str(cfg.oidc_issuer[1].jwks_file, path, "the second from a file");
+    is_int(cfg.oidc_audience_count, 2, "two audiences, kept as written");
+    is_str(cfg.oidc_audience[1], "https://presence.example", "an audience is any string");
+    config_free(&cfg);
+    remove(path);
+    expect_error("oidc_audience a\noidc_issuer https://op.example/ /nonexistent.jwks\n",
+                 "test.conf:2: oidc_issuer: /nonexistent.jwks:", "a missing JWKS file");
+    expect_error("oidc_audience a\noidc_issuer https://op.example /etc/hostname\n",
+                 "test.conf:2: oidc_issuer: /etc/hostname: key set is not", "a file of no keys");
+    expect_error("oidc_issuer https://op.example\n", "test.conf:1: oidc_issuer needs oidc_audience",
+                 "an issuer without audience");
+    expect_error("oidc_audience a\noidc_issuer op.example\n", "test.conf:2: oidc_issuer: 'op.example'",
+                 "an issuer that is no URL");
+    expect_error("oidc_audience a\noidc_issuer https://op.example?x=1\n",
+                 "test.conf:2: oidc_issuer:", "an issuer with a query");
+    expect_error("oidc_audience a\noidc_issuer https://op.example a b\n",
+                 "test.conf:2: oidc_issuer: expected ISSUER [JWKS_FILE]", "three words");
+}
+
 static void test_errors(void)
 {
     expect_error("listen 8282\nfrobnicate yes\n", "test.conf:2: unknown key 'frobnicate'",
@@ -220,6 +259,7 @@ int main(void)
     test_values();
     test_errors();
     test_identity_keys();
+    test_oidc_keys();
     test_nul_byte();
     test_load_missing_file();
     test_paths_absolute();

@@ -73,6 +73,16 @@ int main(void)
            "assertion not a string");
     expect("{\"email\":\"a@b\",\"status\":\"online\",\"assertion\":\"x~y\\u0000z\"}", 11,
            "an assertion with a NUL byte");
+    is_int(parse("{\"email\":\"a@example.com\",\"status\":\"online\",\"token\":\"h.p.s\"}", &msg),
+           0, "a token instead of an assertion (SPEC 3.1)");
+    is_str(msg.token, "h.p.s", "token");
+    ok(msg.assertion == NULL, "and no assertion");
+    dev_msg_free(&msg);
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"token\":\"h.p.s\",\"assertion\":\"x~y\"}",
+           11, "token and assertion together");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"token\":[]}", 11, "token not a string");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"token\":\"h.p\\u0000s\"}", 11,
+           "a token with a NUL byte");
     expect("{\"email\":\"a@b\",\"status\":\"busy\"}", 12, "an unknown status");
     expect("{\"email\":\"a@b\",\"status\":\"Online\"}", 12, "status values are case-sensitive");
     char deep[200];
