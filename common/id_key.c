@@ -18,10 +18,15 @@
 
 int id_alg_parse(const char *name, enum id_alg *alg)
 {
+    /* jwcrypto names an RS signature after its key's size (RS256 for RSA 2048, RS128 for RSA
+     * 1024), both PKCS#1 v1.5 with SHA-256: RS128 is RS256, the key size coming from n. */
     static const struct {
         const char *name;
         enum id_alg alg;
-    } table[] = { { "RS256", ID_ALG_RS256 }, { "DS128", ID_ALG_DS128 }, { "DS256", ID_ALG_DS256 } };
+    } table[] = { { "RS256", ID_ALG_RS256 },
+                  { "RS128", ID_ALG_RS256 },
+                  { "DS128", ID_ALG_DS128 },
+                  { "DS256", ID_ALG_DS256 } };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(name, table[i].name) == 0) {
             *alg = table[i].alg;

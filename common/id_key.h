@@ -17,7 +17,8 @@ struct id_key {
     struct evp_pkey_st *pkey; /* OpenSSL's EVP_PKEY */
 };
 
-/* "RS256", "DS128", "DS256" → 0 with *alg set; -1 for anything else. */
+/* "RS256" (and "RS128", jwcrypto's name for it with a 1024-bit key), "DS128", "DS256" → 0 with
+ * *alg set; -1 for anything else. */
 int id_alg_parse(const char *name, enum id_alg *alg);
 
 /* Builds a key from {"algorithm":"RS","n":"<decimal>","e":"<decimal>"} or

@@ -159,3 +159,13 @@ def test_assertion_signature_with_a_stripped_leading_zero(presenced, mozilla, ke
     signed, sig_bytes = mozilla.assertion(keys.user_rs, AUDIENCE, stripped=True)
     assert sig_bytes < keys.user_rs.modulus_bytes
     agree_okay(presenced, mozilla, domains, ca, "emil@idp.test", cert + "~" + signed)
+
+
+# RS128: what jwcrypto names RS256 made with a 1024-bit key.
+
+def test_rs128_the_alg_jwcrypto_names_a_1024_bit_rsa_key(presenced, mozilla, keys, domains, ca):
+    # jwcrypto labels a signature by its key's size: RS256 is RSA 2048, RS128 RSA 1024, both
+    # PKCS#1 v1.5 with SHA-256.
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_rs1024, "bea@idp.test", AUDIENCE)
+    assert json.loads(idp.unb64(a.split("~")[1].split(".")[0])) == {"alg": "RS128"}
+    agree_okay(presenced, mozilla, domains, ca, "bea@idp.test", a)

@@ -197,7 +197,8 @@ static void test_short_rs_signature(EVP_PKEY *rsa, const struct id_key *rk)
                       len - 1),
        "a stripped signature over other data fails");
     sig[len - 1] ^= 1;
-    ok(!id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)data, strlen(data), sig + 1, len - 1),
+    ok(!id_key_verify(rk, ID_ALG_RS256, (const unsigned char *)data, strlen(data), sig + 1,
+                      len - 1),
        "a stripped signature with a flipped byte fails");
     sig[len - 1] ^= 1;
     unsigned char longer[600] = { 0 };
@@ -211,6 +212,11 @@ static void test_short_rs_signature(EVP_PKEY *rsa, const struct id_key *rk)
 static void test_keys_and_signatures(EVP_PKEY *rsa, EVP_PKEY *dsa)
 {
     struct id_key rk = key_load(rsa), dk = key_load(dsa);
+    enum id_alg alg = ID_ALG_DS128;
+    ok(id_alg_parse("RS128", &alg) == 0 && alg == ID_ALG_RS256,
+       "RS128 (jwcrypto, RSA 1024) is RS256");
+    ok(id_alg_parse("RS64", &alg) == -1 && id_alg_parse("HS256", &alg) == -1,
+       "RS64, HS256 refused");
     ok(rk.type == 'R' && rk.bits == 1024, "RS key from n and e (%d bits)", rk.bits);
     ok(dk.type == 'D' && dk.bits == 1024 && dk.qbits == 160, "DS key from p, q, g, y");
     unsigned char sig[600];
