@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int fail(const char **why, const char *text)
 {
@@ -15,7 +16,19 @@ static int fail(const char **why, const char *text)
     return -1;
 }
 
-static int support_from_object(struct json_object *root, struct id_support *out, const char **why)
+/* authentication and provisioning: paths on the provider's host, as Mozilla's verifier wants. */
+static bool path_member(struct json_object *root, const char *key)
+{
+    const char *path;
+    size_t len;
+    return json_strict_string(root, key, &path, &len) == 1 && len > 0 && path[0] == '/' &&
+           strlen(path) == len;
+}
+
+/* A document from the network (strict) must be a whole BrowserID support document; a key file
+ * may also be a bare key, or a document without its sign-in paths. */
+static int support_from_object(struct json_object *root, bool strict, struct id_support *out,
+                               const char **why)
 {
     struct json_object *member;
     const char *authority;
@@ -35,17 +48,21 @@ static int support_from_object(struct json_object *root, struct id_support *out,
     }
     if (has < 0)
         return fail(why, "support document authority is not a string");
-    if (json_object_object_get_ex(root, "public-key", &member))
+    if (json_object_object_get_ex(root, "public-key", &member)) {
+        if (strict && !(path_member(root, "authentication") && path_member(root, "provisioning")))
+            return fail(why, "support document needs authentication and provisioning paths");
         root = member;
-    else if (!json_object_object_get_ex(root, "algorithm", &member))
+    } else if (strict || !json_object_object_get_ex(root, "algorithm", &member)) {
         return fail(why, "support document has no public-key");
+    }
     if (id_key_from_json(root, &out->key, why) != 0)
         return -1;
     out->kind = ID_SUPPORT_KEY;
     return 0;
 }
 
-int id_support_parse(const char *text, size_t len, struct id_support *out, const char **why)
+static int support_parse(const char *text, size_t len, bool strict, struct id_support *out,
+                         const char **why)
 {
     memset(out, 0, sizeof *out);
     if (len > ID_SUPPORT_DOC_MAX)
@@ -53,9 +70,23 @@ int id_support_parse(const char *text, size_t len, struct id_support *out, const
     struct json_object *root = json_strict_object(text, len);
     if (root == NULL)
         return fail(why, "support document is not a JSON object");
-    int rc = support_from_object(root, out, why);
+    int rc = support_from_object(root, strict, out, why);
     json_object_put(root);
     return rc;
+}
+
+int id_support_parse(const char *text, size_t len, struct id_support *out, const char **why)
+{
+    return support_parse(text, len, true, out, why);
+}
+
+bool id_support_media_type_ok(const char *content_type)
+{
+    static const char json[] = "application/json";
+    if (content_type == NULL || strncasecmp(content_type, json, sizeof json - 1) != 0)
+        return false;
+    char next = content_type[sizeof json - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
 void id_support_free(struct id_support *doc)
@@ -75,7 +106,7 @@ int id_key_file_load(const char *path, struct id_key *out, char *err, size_t err
     fclose(f);
     struct id_support doc;
     const char *why = "out of memory";
-    int rc = text != NULL ? id_support_parse(text, len, &doc, &why) : -1;
+    int rc = text != NULL ? support_parse(text, len, false, &doc, &why) : -1;
     free(text);
     if (rc == 0 && doc.kind != ID_SUPPORT_KEY) {
         id_support_free(&doc);

@@ -6,6 +6,7 @@
 #include "id_assertion.h"
 #include "id_key.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,14 +20,18 @@ struct id_support {
     char authority[ID_HOST_MAX + 1]; /* ID_SUPPORT_AUTHORITY */
 };
 
-/* Parses a support document ({"public-key":…}, {"authority":"host"} or {"disabled":true}).
- * Also takes a bare public key, the form of a trusted_issuer key file. Returns 0, or -1 with
- * *why set. */
+/* Parses a support document as a domain serves it: {"public-key":…,"authentication":"/…",
+ * "provisioning":"/…"}, {"authority":"host"} (other members ignored) or {"disabled":true}.
+ * Returns 0, or -1 with *why set. */
 int id_support_parse(const char *text, size_t len, struct id_support *out, const char **why);
 void id_support_free(struct id_support *doc);
 
-/* Reads a trusted_issuer key file: a public key, or a support document holding one. On error
- * writes "path: reason" into err. */
+/* Whether a support document's Content-Type is application/json (any case, parameters allowed),
+ * the only type the BrowserID protocol and Mozilla's verifier take. NULL (none) is not. */
+bool id_support_media_type_ok(const char *content_type);
+
+/* Reads a trusted_issuer key file: a public key, or a support document holding one (its
+ * authentication and provisioning paths not needed). On error writes "path: reason" into err. */
 int id_key_file_load(const char *path, struct id_key *out, char *err, size_t errlen);
 
 enum id_remote_protocol { ID_REMOTE_V1, ID_REMOTE_V2 };

@@ -71,6 +71,7 @@ static void finished(struct fetcher *f, CURL *easy, CURLcode code)
                                    .body = x->body ? x->body : "",
                                    .len = x->len };
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &result.status);
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &result.content_type);
     if (code != CURLE_OK)
         result.error = x->too_big      ? "answer too large"
                        : x->not_public ? "the address is not public"

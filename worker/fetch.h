@@ -26,7 +26,8 @@ struct fetch_result {
     long status;
     const char *body; /* NUL-terminated, len bytes; valid during the callback */
     size_t len;
-    const char *error; /* why transport_ok is false */
+    const char *content_type; /* the answer's Content-Type, NULL when none; as body */
+    const char *error;        /* why transport_ok is false */
 };
 
 typedef void (*fetch_done_cb)(void *arg, const struct fetch_result *result);

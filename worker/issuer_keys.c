@@ -240,6 +240,12 @@ static void document_received(void *arg, const struct fetch_result *result)
         entry_settle(e->keys, e, 34, "untrusted issuer: no BrowserID support document");
         return;
     }
+    if (!id_support_media_type_ok(result->content_type)) {
+        log_info("identity: https://%s/.well-known/browserid: not served as application/json",
+                 e->current);
+        entry_settle(e->keys, e, 34, "untrusted issuer: support document not application/json");
+        return;
+    }
     if (id_support_parse(result->body, result->len, &doc, &why) != 0) {
         log_info("identity: https://%s/.well-known/browserid: %s", e->current, why);
         entry_settle(e->keys, e, 34, "untrusted issuer: unusable support document");

@@ -17,7 +17,8 @@ class Key:
         self.helper = helper
         self.id = reply["key"]
         self.public = reply["public"]
-        self.modulus_bytes = reply["modulus_bytes"]
+        self.modulus_bits = reply["modulus_bits"]
+        self.modulus_bytes = (self.modulus_bits + 7) // 8 if self.modulus_bits else None
 
     def public_json(self):
         return self.public
@@ -51,8 +52,9 @@ class BrowserIDCrypto:
             raise RuntimeError("browserid.js: " + reply["error"])
         return reply
 
-    def keypair(self, algorithm, keysize):
-        return Key(self, self.call(op="keypair", algorithm=algorithm, keysize=keysize))
+    def keypair(self, algorithm, keysize, bits=None):
+        """jwcrypto's key pair; bits asks for an RSA modulus of exactly that size."""
+        return Key(self, self.call(op="keypair", algorithm=algorithm, keysize=keysize, bits=bits))
 
     def certify(self, issuer, iss, subject, email=None, **options):
         """A certificate by issuer's key naming iss, certifying subject's public key."""

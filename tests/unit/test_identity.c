@@ -12,6 +12,7 @@
 #include "../tools/id_forge.h"
 
 #include <stdint.h>
+#include <unistd.h>
 
 static void test_b64url(void)
 {
@@ -302,18 +303,78 @@ static void test_chain(EVP_PKEY *issuer, EVP_PKEY *user)
     id_key_free(&issuer_key);
 }
 
+/* A trusted_issuer key file may be a bare key or a document without its sign-in paths. */
+static void test_key_files(const char *key)
+{
+    char path[] = "/tmp/test_identity_keyXXXXXX", err[256];
+    struct id_key loaded;
+    const char *forms[] = { "%s", "{\"public-key\":%s}",
+                            "{\"public-key\":%s,\"authentication\":\"/a\"}" };
+    int fd = mkstemp(path);
+    ok(fd >= 0, "a key file");
+    if (fd < 0)
+        return;
+    close(fd);
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fprintf(f, forms[i], key);
+        fclose(f);
+        int rc = id_key_file_load(path, &loaded, err, sizeof err);
+        is_int(rc, 0, "key file form %zu loads (%s)", i, rc == 0 ? "ok" : err);
+        if (rc == 0)
+            id_key_free(&loaded);
+    }
+    FILE *f = fopen(path, "w");
+    fputs("{\"authority\":\"login.example.org\"}", f);
+    fclose(f);
+    is_int(id_key_file_load(path, &loaded, err, sizeof err), -1, "a delegation is no key file");
+    unlink(path);
+}
+
+static void test_media_types(void)
+{
+    const char *good[] = { "application/json", "application/json; charset=utf-8",
+                           "Application/JSON", "application/json;charset=UTF-8" };
+    const char *bad[] = { "text/html",
+                          "text/plain",
+                          "application/jsonp",
+                          "application/json-seq",
+                          "application/javascript",
+                          "",
+                          "text/html; application/json" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ok(id_support_media_type_ok(good[i]), "'%s' is JSON", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ok(!id_support_media_type_ok(bad[i]), "'%s' is not", bad[i]);
+    ok(!id_support_media_type_ok(NULL), "no Content-Type is not");
+}
+
 static void test_support_documents(EVP_PKEY *rsa)
 {
     struct id_support doc;
     const char *why;
     char json[4000], text[5000];
-    snprintf(text, sizeof text, "{\"public-key\":%s,\"authentication\":\"/a\"}",
-             key_json(rsa, json, sizeof json));
+    key_json(rsa, json, sizeof json);
+    snprintf(text, sizeof text,
+             "{\"public-key\":%s,\"authentication\":\"/a\",\"provisioning\":\"/p\"}", json);
     is_int(id_support_parse(text, strlen(text), &doc, &why), 0, "support document with a key");
     is_int(doc.kind, ID_SUPPORT_KEY, "kind key");
     id_support_free(&doc);
-    is_int(id_support_parse(json, strlen(json), &doc, &why), 0, "a bare key (a key file)");
-    id_support_free(&doc);
+    const char *incomplete[] = {
+        "{\"public-key\":%s}",
+        "{\"public-key\":%s,\"authentication\":\"/a\"}",
+        "{\"public-key\":%s,\"provisioning\":\"/p\"}",
+        "{\"public-key\":%s,\"authentication\":5,\"provisioning\":\"/p\"}",
+        "{\"public-key\":%s,\"authentication\":\"a\",\"provisioning\":\"/p\"}",
+        "{\"public-key\":%s,\"authentication\":\"\",\"provisioning\":\"/p\"}",
+        "%s",
+    };
+    for (size_t i = 0; i < sizeof incomplete / sizeof incomplete[0]; i++) {
+        snprintf(text, sizeof text, incomplete[i], json);
+        is_int(id_support_parse(text, strlen(text), &doc, &why), -1,
+               "served without its paths (%zu): refused (%s)", i, why);
+    }
+    test_key_files(json);
     const char *deleg = "{\"authority\":\"login.example.org\"}";
     is_int(id_support_parse(deleg, strlen(deleg), &doc, &why), 0, "delegation");
     is_str(doc.authority, "login.example.org", "authority kept");
@@ -383,5 +444,6 @@ int main(void)
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(dsa);
     test_remote();
+    test_media_types();
     return tap_done();
 }
