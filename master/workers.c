@@ -91,14 +91,20 @@ static void child_fds_close(int keep_a, int keep_b, int keep_c)
     close_range(first, ~0U, 0);
 }
 
+/* The master's handlers go; the signals the worker acts on stay blocked until it has its own
+ * (worker.h): a HUP of a reload storm that reaches a worker still starting must drain it, not
+ * kill it with what it may already have accepted. */
 static void child_signals_reset(void)
 {
     static const int signums[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD };
     for (size_t i = 0; i < sizeof signums / sizeof signums[0]; i++)
         signal(signums[i], SIG_DFL);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
+    static const int worker_signums[] = { WORKER_SIGNALS };
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
+        sigaddset(&blocked, worker_signums[i]);
+    sigprocmask(SIG_SETMASK, &blocked, NULL);
 }
 
 static void child_run(struct master *m, int slot, int ready_fd, pid_t master_pid)

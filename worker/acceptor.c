@@ -68,16 +68,14 @@ static void connection_adopt(struct worker *w, int fd)
     w->info.accepted_total++;
 }
 
-static void accept_ready(uv_poll_t *poll, int status, int events)
+/* Accepts up to `batch` connections; returns false once the queue is empty or accepting
+ * must wait (the file or connection limit). */
+static bool accept_some(struct worker *w, int batch)
 {
-    struct worker *w = poll->data;
-    (void)events;
-    if (status < 0)
-        return;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    for (int i = 0; i < batch; i++) {
         if (at_connection_limit(w)) {
             polling_set(w, false);
-            return;
+            return false;
         }
         int fd = accept4(w->acceptor.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
@@ -85,13 +83,23 @@ static void accept_ready(uv_poll_t *poll, int status, int events)
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
+            return false;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             accept_pause(w, errno);
-            return;
+            return false;
         }
         /* ECONNABORTED, EINTR, EPROTO...: that one connection is gone; go on. */
     }
+    return true;
+}
+
+static void accept_ready(uv_poll_t *poll, int status, int events)
+{
+    struct worker *w = poll->data;
+    (void)events;
+    if (status < 0)
+        return;
+    accept_some(w, ACCEPT_BATCH);
 }
 
 int acceptor_start(struct worker *w, int fd)
@@ -123,10 +131,27 @@ void acceptor_stop(struct worker *w)
     a->fd = -1;
 }
 
+/* The kernel handed these connections to this worker's socket: it answers them. On a socket
+ * the next worker of the slot shares, that one takes the rest; on a socket being retired (a
+ * reload that changed the address or lowered the worker count) the master has already
+ * steered new connections away, so emptying the queue here leaves nothing to reset. The
+ * rounds are bounded: a busy shared socket never empties. */
+#define RETIRE_ROUNDS 16
+
+void acceptor_retire(struct worker *w)
+{
+    if (w->acceptor.fd < 0)
+        return;
+    for (int round = 0; round < RETIRE_ROUNDS && accept_some(w, ACCEPT_BATCH); round++)
+        ;
+    acceptor_stop(w);
+}
+
 void acceptor_connection_closed(struct worker *w)
 {
     if (w->info.connections > 0)
         w->info.connections--;
     if (!w->draining && !w->acceptor.paused && !at_connection_limit(w))
         polling_set(w, true);
+    worker_drain_check(w);
 }

@@ -379,7 +379,9 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return 0;
         }
         w->info.websockets++;
-        if (w->draining)
+        /* A handshake a replaced worker had accepted is served like the WebSockets it holds;
+         * only once it says goodbye do new ones get the goodbye too. */
+        if (w->saying_goodbye)
             session_error(w, s, 61, "service shutting down, reconnect later",
                           LWS_CLOSE_STATUS_GOINGAWAY);
         return 0;

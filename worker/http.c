@@ -4,6 +4,8 @@
 
 #include "web_page.h"
 
+#include "../common/tcp_bytes.h"
+
 #include "../common/version.h"
 
 #include <stdio.h>
@@ -18,6 +20,10 @@
 struct http_conn {
     enum conn_kind kind; /* CONN_HTTP */
     struct http_req *req;
+    /* Between two requests of a keep-alive connection: what TCP had received when the last
+     * answer went, so a draining worker can tell a next request is on its way. */
+    bool kept_alive;
+    uint64_t bytes_in;
 };
 
 size_t http_req_size(void)
@@ -147,16 +153,28 @@ static int security_headers(struct lws *wsi, unsigned char **p, unsigned char *e
            header_add(wsi, "content-security-policy:", web_page_csp(), p, end);
 }
 
+/* Status, type and length. A draining worker also says "connection: close" (lws writes it, and
+ * closes once the answer is out, when it is given no length; the length follows apart). */
+static int common_headers(struct worker *w, struct http_req *req, unsigned char **p,
+                          unsigned char *end)
+{
+    struct http_response *r = &req->response;
+    if (!w->draining)
+        return lws_add_http_common_headers(req->wsi, r->status, r->content_type, r->len, p, end);
+    return lws_add_http_common_headers(req->wsi, r->status, r->content_type,
+                                       LWS_ILLEGAL_HTTP_CONTENT_LEN, p, end) ||
+           lws_add_http_header_content_length(req->wsi, r->len, p, end);
+}
+
 /* Writes the prepared response: headers, then the body (lws keeps what the socket does not take
  * at once). Returns what the lws callback returns. */
-static int response_write(struct http_req *req)
+static int response_write(struct worker *w, struct http_req *req)
 {
     struct http_response *r = &req->response;
     unsigned char headers[LWS_PRE + HTTP_HEADERS_MAX];
     unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof headers - 1;
     req->responding = false;
-    if (lws_add_http_common_headers(req->wsi, r->status, r->content_type, r->len, &p, end) ||
-        security_headers(req->wsi, &p, end) ||
+    if (common_headers(w, req, &p, end) || security_headers(req->wsi, &p, end) ||
         (r->location[0] && header_add(req->wsi, "location:", r->location, &p, end)))
         return -1;
     for (size_t i = 0; i < 2; i++)
@@ -291,14 +309,54 @@ void http_destroy(void *user)
 }
 
 /* Writes the response and ends the request; the connection may carry the next one. */
-static int request_finish(struct http_conn *conn)
+static int request_finish(struct worker *w, struct http_conn *conn)
 {
     struct lws *wsi = conn->req->wsi;
-    int rc = response_write(conn->req);
+    /* Counted before the answer goes: a client that waits for it cannot have sent a byte of
+     * its next request yet. (One that pipelines may have: lws takes that request up on its
+     * next turn, and only a drain falling in between would take the connection for idle.) */
+    uint64_t bytes_in = tcp_bytes_received(lws_get_socket_fd(wsi));
+    int rc = response_write(w, conn->req);
     request_reset(conn);
-    if (rc != 0)
+    if (rc != 0 || lws_http_transaction_completed(wsi))
         return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    /* lws gives the connection fresh user data for its next request, unless the answer is
+     * still going out (it completes the transaction later: that connection is never taken
+     * for idle). */
+    struct http_conn *next = lws_wsi_user(wsi);
+    if (next != NULL && next->kind == CONN_NONE) {
+        next->kind = CONN_HTTP;
+        next->kept_alive = true;
+        next->bytes_in = bytes_in;
+    }
+    return 0;
+}
+
+/* Idle: between two requests, nothing left to send, not a byte received since the last
+ * answer. A request still on the wire as it closes is the keep-alive race every HTTP server
+ * has; the client retries it (RFC 9112 9.3.1), as it would after an idle timeout. */
+static bool keepalive_idle(struct lws *wsi, const struct http_conn *conn)
+{
+    return conn != NULL && conn->kind == CONN_HTTP && conn->kept_alive && conn->req == NULL &&
+           conn->bytes_in != 0 && tcp_bytes_received(lws_get_socket_fd(wsi)) == conn->bytes_in &&
+           !lws_send_pipe_choked(wsi);
+}
+
+void http_drain_idle(struct worker *w)
+{
+    const struct lws_protocols *protocol =
+        w->vhost ? lws_vhost_name_to_protocol(w->vhost, "presence") : NULL;
+    if (protocol != NULL)
+        lws_callback_all_protocol_vhost_args(w->vhost, protocol, HTTP_CALLBACK_DRAIN_IDLE, NULL, 0);
+    /* The closes are lws timers due now; called outside its service, lws runs them once woken
+     * (on libuv it looks at its timers only after some I/O of its own). */
+    lws_cancel_service(w->lws);
+}
+
+static void drain_visit(struct lws *wsi, const struct http_conn *conn)
+{
+    if (keepalive_idle(wsi, conn))
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
 }
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -306,6 +364,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
     struct worker *w = worker_of(wsi);
     struct http_conn *conn = user;
+    if ((int)reason == HTTP_CALLBACK_DRAIN_IDLE) {
+        drain_visit(wsi, conn);
+        return 0;
+    }
     /* A connection closed before its first request (browsers open spare ones) has no user
      * data yet. */
     if (conn == NULL)
@@ -334,7 +396,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         req->body_len = 0;
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return req->responding ? request_finish(conn) : 0;
+        return req->responding ? request_finish(w, conn) : 0;
     default:
         return 0;
     }

@@ -28,6 +28,9 @@ static bool websocket_path_allowed(struct lws *wsi)
 int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                void *in, size_t len)
 {
+    /* Ours, not lws's: a draining worker visits every connection (http_drain_idle). */
+    if ((int)reason == HTTP_CALLBACK_DRAIN_IDLE)
+        return http_callback(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_HTTP:
     case LWS_CALLBACK_HTTP_BODY:

@@ -82,20 +82,29 @@ static void loop_stop(struct worker *w)
     uv_stop(&w->loop);
 }
 
-/* Drained when the last WebSocket has gone; HTTP requests in flight are short. */
+/* Drained when the last connection it accepted has gone: an HTTP request or a handshake under
+ * way is answered first (SPEC 6), and an idle keep-alive connection is closed by
+ * http_drain_idle. */
 void worker_drain_check(struct worker *w)
 {
-    if (w->draining && w->info.websockets == 0 && !w->stopping) {
+    if (w->draining && w->info.connections == 0 && !w->stopping) {
         log_info("drained: no connection left");
         loop_stop(w);
     }
 }
 
+static void goodbye_say(struct worker *w)
+{
+    w->saying_goodbye = true;
+    device_drain_all(w);
+}
+
 static void drain_deadline(uv_timer_t *timer)
 {
     struct worker *w = timer->data;
-    log_notice("drain_timeout reached with %llu WebSocket(s) open; closing them",
-               (unsigned long long)w->info.websockets);
+    log_notice("drain_timeout reached with %llu connection(s) open (%llu WebSocket(s)); "
+               "closing them",
+               (unsigned long long)w->info.connections, (unsigned long long)w->info.websockets);
     loop_stop(w);
 }
 
@@ -106,7 +115,7 @@ static void goodbye_due(uv_timer_t *timer)
     struct worker *w = timer->data;
     log_info("drain_timeout reached: closing %llu WebSocket(s) with 1001",
              (unsigned long long)w->info.websockets);
-    device_drain_all(w);
+    goodbye_say(w);
     uv_timer_start(&w->drain_timer, drain_deadline, WORKER_GOODBYE_MS, 0);
 }
 
@@ -118,18 +127,22 @@ static void drain_start(struct worker *w, bool goodbye_now)
     if (w->draining)
         return;
     w->draining = true;
-    acceptor_stop(w);
+    /* What the slot's queue already holds for this worker is taken and answered first. */
+    acceptor_retire(w);
+    http_drain_idle(w);
     stats_publish(w);
     if (goodbye_now) {
         log_info("draining: closing %llu WebSocket(s) with 1001",
                  (unsigned long long)w->info.websockets);
-        device_drain_all(w);
+        goodbye_say(w);
         /* A little less than the master's own deadline, so the worker exits by itself. */
         int64_t timeout = w->cfg->drain_timeout_ms > 200 ? w->cfg->drain_timeout_ms - 100 : 0;
         uv_timer_start(&w->drain_timer, drain_deadline, (uint64_t)timeout, 0);
     } else {
-        log_info("replaced: serving %llu WebSocket(s) for up to %lld ms, accepting no more",
-                 (unsigned long long)w->info.websockets, (long long)w->cfg->drain_timeout_ms);
+        log_info("replaced: serving %llu connection(s) (%llu WebSocket(s)) for up to %lld ms, "
+                 "accepting no more",
+                 (unsigned long long)w->info.connections, (unsigned long long)w->info.websockets,
+                 (long long)w->cfg->drain_timeout_ms);
         uv_timer_start(&w->drain_timer, goodbye_due, (uint64_t)w->cfg->drain_timeout_ms, 0);
     }
     worker_drain_check(w);
@@ -160,7 +173,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     }
 }
 
-static const int worker_signums[] = { SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP };
+static const int worker_signums[] = { WORKER_SIGNALS };
 
 /* Every handle of ours is initialised up front, so teardown can close each one exactly once
  * whatever point setup reached. */
@@ -199,11 +212,24 @@ static void handles_close(struct worker *w)
     w->handles_ready = false;
 }
 
+/* The master forks with the drain and log signals blocked (see worker.h): one that came
+ * during setup is delivered now, to the handlers, instead of ending the process. */
+static int signals_unblock(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
+        sigaddset(&set, worker_signums[i]);
+    return sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 static int handles_start(struct worker *w)
 {
     for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
         if (uv_signal_start(&w->signals[i], on_signal, worker_signums[i]) != 0)
             return -1;
+    if (signals_unblock() != 0)
+        return -1;
     if (uv_prepare_start(&w->commit_prepare, commit_before_sleep) != 0 ||
         uv_timer_start(&w->stats_timer, stats_tick, WORKER_STATS_INTERVAL_MS,
                        WORKER_STATS_INTERVAL_MS) != 0 ||

@@ -58,6 +58,7 @@ struct worker {
     size_t ring_count, ring_cap;
     bool handles_ready;
     bool draining;
+    bool saying_goodbye; /* errno 61 and close 1001 to every WebSocket, new ones too */
     bool stopping;
     struct shm_worker_info info;
     struct shm_worker_info published; /* info as last written to the store */
@@ -66,11 +67,13 @@ struct worker {
 
 /* The worker that owns an lws connection. */
 struct worker *worker_of(struct lws *wsi);
-/* Ends the loop once a draining worker has no WebSocket left. */
+/* Ends the loop once a draining worker has no connection left. */
 void worker_drain_check(struct worker *w);
 
 int acceptor_start(struct worker *w, int fd);
 void acceptor_stop(struct worker *w);
+/* Draining: accepts what the slot's queue holds for this worker, then stops accepting. */
+void acceptor_retire(struct worker *w);
 /* Called when a connection closes: accepting resumes if it paused at max_connections. */
 void acceptor_connection_closed(struct worker *w);
 
@@ -85,6 +88,11 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 size_t http_req_size(void);
 /* The connection is going: what an HTTP request still holds is released. */
 void http_destroy(void *user);
+/* Draining: closes the keep-alive connections waiting for a next request; the requests under
+ * way are answered with "connection: close". */
+void http_drain_idle(struct worker *w);
+/* The lws callback reason http_drain_idle visits every connection with. */
+#define HTTP_CALLBACK_DRAIN_IDLE (LWS_CALLBACK_USER + 1)
 /* Answers a WebSocket handshake on a path that has no channel with a 404; returns 1 (close). */
 int http_upgrade_refuse(struct lws *wsi);
 

@@ -2,6 +2,7 @@
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -194,6 +195,111 @@ def test_sighup_applies_the_new_config_without_refusing_a_connection(make_server
     assert code == 1001
     assert "presenced_reloads_total 1" in server.admin("/metrics")
     print(f"{ok} connections during the reload, none refused")
+
+
+def dialers_start(server, seconds, *dialers):
+    """tests/tools/dialer processes connecting in a loop, one per (concurrency, at least so
+    many connections) pair."""
+    return [subprocess.Popen([os.path.join(TOOLS, "dialer"), "127.0.0.1", str(server.port),
+                              str(seconds), str(n), str(at_least)], stdout=subprocess.PIPE,
+                             text=True)
+            for n, at_least in dialers]
+
+
+def dialers_finish(dialers):
+    results = [json.loads(p.communicate(timeout=60)[0]) for p in dialers]
+    total = {key: sum(r[key] for r in results)
+             for key in ("connections", "ok", "refused", "reset", "unanswered", "wrong")}
+    total["examples"] = [e for r in results for e in r["examples"]]
+    return total
+
+
+def test_twenty_hups_in_ten_seconds_drop_no_connection(make_server):
+    """SPEC 6: a reload refuses and drops nothing. Two dialers connect in a loop (an HTTP
+    request, or a WebSocket handshake and one message) while 20 HUPs arrive in 10 s: one
+    dials two at a time, so a replaced worker often holds nothing but an HTTP request or a
+    handshake in flight; the other keeps 48 under way, so handshakes complete on workers
+    already replaced (on a busy machine it dials on past the storm until 20,000 were made).
+    Every connection must be answered in full."""
+    server = make_server(workers=2, drain_timeout="3s").start()
+    started = time.monotonic()
+    dialers = dialers_start(server, 11, (2, 0), (48, 20001))
+    time.sleep(0.5)
+    for _ in range(20):
+        server.signal(signal.SIGHUP)
+        time.sleep(0.5)
+    figures = dialers_finish(dialers)
+    elapsed = time.monotonic() - started
+    print(f"20 HUPs: {figures} in {elapsed:.1f} s")
+    assert wait_for(lambda: "presenced_reloads_total 20" in server.admin("/metrics"), 10)
+    assert wait_for(lambda: {w["generation"] for w in server.workers()} == {20}, 10), \
+        server.status()
+    assert figures["connections"] > 20000, figures
+    assert (figures["refused"], figures["reset"], figures["unanswered"], figures["wrong"]) == \
+        (0, 0, 0, 0), figures
+    assert figures["ok"] == figures["connections"]
+    assert not log_lines(server, "killed by signal"), server.log_text()
+
+
+def http_exchange(sock, request):
+    """Sends request on sock and reads one whole answer: (head, body)."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, body
+        body += chunk
+    return head.decode().lower(), body
+
+
+def test_a_replaced_worker_answers_what_it_holds_and_closes_idle_keepalive(make_server):
+    """After HUP the old worker answers the requests it was reading (with connection: close),
+    keeps serving its WebSocket, closes an idle keep-alive connection at once rather than
+    after lws's 5 s idle timeout, and exits once its last connection is gone, long before
+    drain_timeout."""
+    server = make_server(workers=1, drain_timeout="30s").start()
+    request = b"GET /__lbheartbeat__ HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def scenario():
+        ws = await websockets.connect(server.ws_url, ping_interval=None)
+        await ws.send("{}")
+        assert json.loads(await ws.recv()) == {}
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        head, _ = http_exchange(idle, request)
+        assert "connection: close" not in head
+        # Requests under way, their headers not all in: the first of a new connection, and
+        # the second of a keep-alive one.
+        fresh = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        fresh.sendall(request[:-2])
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        http_exchange(second, request)
+        second.sendall(request[:-2])
+        old_pid = server.workers()[0]["pid"]
+        server.signal(signal.SIGHUP)
+        assert wait_for(lambda: log_lines(server, "replaced: serving"), 10), server.log_text()
+        replaced_at = time.monotonic()
+        assert idle.recv(1) == b"", "the idle keep-alive connection is still open"
+        idle_closed = time.monotonic() - replaced_at
+        for busy in (fresh, second):
+            head, body = http_exchange(busy, b"\r\n")
+            assert head.startswith("http/1.1 200") and "connection: close" in head, head
+            assert busy.recv(1) == b""
+        await ws.send("{}")
+        assert json.loads(await ws.recv()) == {}
+        await ws.close()
+        assert wait_for(lambda: not os.path.exists(f"/proc/{old_pid}/stat") or
+                        open(f"/proc/{old_pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+                        10)
+        return idle_closed
+    idle_closed = run(scenario())
+    assert idle_closed < 4.5, f"idle keep-alive closed after {idle_closed:.1f} s"
+    assert log_lines(server, "drained: no connection left")
 
 
 def test_a_bad_config_on_sighup_keeps_the_running_one(make_server):
