@@ -87,6 +87,7 @@ static const struct key_spec key_specs[] = {
     { "notification_ttl", KEY_DURATION, FIELD(notification_ttl_ms), 1000, 30 * DAY_MS },
     { "max_pending_notifications", KEY_INT, FIELD(max_pending_notifications), 1, 100000 },
     { "drain_timeout", KEY_DURATION, FIELD(drain_timeout_ms), 0, DAY_MS },
+    { "drain_grace", KEY_DURATION, FIELD(drain_grace_ms), 0, DAY_MS },
     { "map_size", KEY_SIZE, FIELD(map_size), 1024 * 1024, 1024 * GIB },
     { "max_map_size", KEY_SIZE, FIELD(max_map_size), 1024 * 1024, 1024 * GIB },
     { "sync_interval", KEY_DURATION, FIELD(sync_interval_ms), 0, 3600 * 1000 },

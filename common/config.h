@@ -63,6 +63,7 @@ struct config {
     int64_t notification_ttl_ms;
     int64_t max_pending_notifications;
     int64_t drain_timeout_ms;
+    int64_t drain_grace_ms; /* QUIT: serve on, /__lbheartbeat__ 503, this long before draining */
 
     int64_t map_size;         /* bytes of the LMDB map at start */
     int64_t max_map_size;     /* the map grows up to this on MDB_MAP_FULL */

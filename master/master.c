@@ -43,17 +43,18 @@ static void listeners_drop(struct master *m)
     listeners_close(m->old_listen_fds, m->old_slot_count);
 }
 
-/* QUIT: workers say goodbye (errno 61, close 1001); the master exits by drain_timeout. */
+/* QUIT: workers tell balancers for drain_grace (503 on /__lbheartbeat__), then say goodbye
+ * (errno 61, close 1001); the master exits by drain_grace + drain_timeout. */
 static void quit_start(struct master *m)
 {
     if (m->state != MASTER_RUNNING)
         return;
     m->state = MASTER_QUITTING;
     log_notice("graceful stop: draining %zu worker(s), at most %lld ms", workers_alive(m),
-               (long long)m->cfg.drain_timeout_ms);
+               (long long)(m->cfg.drain_grace_ms + m->cfg.drain_timeout_ms));
     workers_signal(m, SIGQUIT, false);
     listeners_drop(m);
-    deadline_set(m, m->cfg.drain_timeout_ms);
+    deadline_set(m, m->cfg.drain_grace_ms + m->cfg.drain_timeout_ms);
     master_workers_changed(m);
 }
 

@@ -1,6 +1,7 @@
 /* store: the LMDB environment every presenced process opens after fork — schema, batching, sync. */
 #include "store_internal.h"
 
+#include "../common/clock.h"
 #include "../common/grow.h"
 #include "../common/log.h"
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define STORE_MAX_DBS 24
@@ -329,6 +331,18 @@ static void waiters_notify(struct shm_store *store, int result)
     free(list);
 }
 
+/* A batch that failed; one refused for lack of room is reported by /__heartbeat__ for
+ * SHM_HEALTH_REFUSED_MS. */
+static void store_failure_note(struct shm_store *store, int rc)
+{
+    store->counters.commit_failures++;
+    store->failed_rc = rc;
+    if (store_result(rc) == SHM_FULL) {
+        store->refused_ms = clock_wall_ms();
+        store->refused_rc = rc;
+    }
+}
+
 int shm_batch_commit(struct shm_store *store)
 {
     int result = SHM_OK;
@@ -351,7 +365,7 @@ int shm_batch_commit(struct shm_store *store)
         if (result == SHM_OK)
             store->counters.commits++;
         else
-            store->counters.commit_failures++;
+            store_failure_note(store, store->batch_error != 0 ? store->batch_error : rc);
         store->batch_error = 0;
     }
     waiters_notify(store, result);
@@ -403,18 +417,77 @@ int shm_store_stats(struct shm_store *store, struct shm_store_stats *out)
     return SHM_OK;
 }
 
-int shm_store_probe(struct shm_store *store)
+#define HEARTBEAT_KEY "heartbeat"
+
+static void store_read_check(struct shm_store *store, struct shm_store_health *out)
 {
     MDB_txn *txn;
-    if (store_read_begin(store, &txn) != SHM_OK)
-        return SHM_ERROR;
+    out->read = store_read_begin(store, &txn);
+    if (out->read != SHM_OK) {
+        snprintf(out->read_error, sizeof out->read_error, "the store cannot be read");
+        return;
+    }
     MDB_val key = { 6, "schema" }, value;
     int rc = mdb_get(txn, store->meta, &key, &value);
     store_read_end(store, txn);
-    if (rc != 0 || value.mv_size != 4 || store_get_be32(value.mv_data) != SHM_SCHEMA_VERSION)
+    if (rc != 0 || value.mv_size != 4 || store_get_be32(value.mv_data) != SHM_SCHEMA_VERSION) {
+        out->read = SHM_ERROR;
+        snprintf(out->read_error, sizeof out->read_error,
+                 "the store's schema is not version %u", SHM_SCHEMA_VERSION);
+    }
+}
+
+/* A heartbeat record written and committed in a batch of its own. */
+static int store_write_probe(struct shm_store *store, int64_t now_ms, char *why, size_t len)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL) {
+        snprintf(why, len, "no write transaction can begin");
         return SHM_ERROR;
-    /* The write half: a batch must be able to begin (a stuck writer or a full map shows here). */
-    return store_batch_txn(store) != NULL ? SHM_OK : SHM_ERROR;
+    }
+    unsigned char when[8];
+    store_put_be64(when, (uint64_t)now_ms);
+    MDB_val key = { sizeof HEARTBEAT_KEY - 1, HEARTBEAT_KEY }, value = { sizeof when, when };
+    int rc = mdb_put(txn, store->meta, &key, &value, 0);
+    if (rc != 0)
+        store_batch_fail(store, rc, "heartbeat write");
+    int result = shm_batch_commit(store);
+    if (result != SHM_OK)
+        snprintf(why, len, "the store refuses writes: %s", mdb_strerror(store->failed_rc));
+    return result;
+}
+
+static int store_disk_check(struct shm_store *store, char *why, size_t len)
+{
+    const char *path;
+    struct statvfs fs;
+    if (mdb_env_get_path(store->env, &path) != 0 || statvfs(path, &fs) != 0)
+        return SHM_OK; /* nothing known: the write probe speaks */
+    uint64_t free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+    if (free_bytes >= SHM_HEALTH_DISK_MIN)
+        return SHM_OK;
+    snprintf(why, len, "the disk is full: %llu bytes free on the file system of %s",
+             (unsigned long long)free_bytes, path);
+    return SHM_FULL;
+}
+
+int shm_store_health(struct shm_store *store, int64_t now_ms, struct shm_store_health *out)
+{
+    memset(out, 0, sizeof *out);
+    if (store->batch != NULL)
+        shm_batch_commit(store); /* the probe needs a batch of its own */
+    store_read_check(store, out);
+    out->write = store_write_probe(store, now_ms, out->write_error, sizeof out->write_error);
+    if (out->write == SHM_OK)
+        out->write = store_disk_check(store, out->write_error, sizeof out->write_error);
+    if (out->write == SHM_OK && store->refused_ms != 0 &&
+        now_ms - store->refused_ms < SHM_HEALTH_REFUSED_MS) {
+        out->write = SHM_FULL;
+        snprintf(out->write_error, sizeof out->write_error,
+                 "the store refused writes %lld ms ago: %s",
+                 (long long)(now_ms - store->refused_ms), mdb_strerror(store->refused_rc));
+    }
+    return out->read == SHM_OK && out->write == SHM_OK ? SHM_OK : SHM_ERROR;
 }
 
 int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,

@@ -74,7 +74,21 @@ int shm_store_stats(struct shm_store *store, struct shm_store_stats *out);
  * with its records still in the store are never those of a later worker with the same pid. */
 int shm_store_seq_reserve(struct shm_store *store, uint64_t count, uint64_t *first);
 
-/* A read and a write round trip through the store; 0 when it works. */
-int shm_store_probe(struct shm_store *store);
+/* What /__heartbeat__ says of the store. */
+#define SHM_HEALTH_DISK_MIN (1024 * 1024) /* less free than this on data_dir's file system: full */
+#define SHM_HEALTH_REFUSED_MS 5000        /* a batch refused for lack of room counts this long */
+struct shm_store_health {
+    int read;  /* SHM_OK: a read transaction begins and the schema is this presenced's */
+    int write; /* SHM_OK: writes are taken (see shm_store_health) */
+    char read_error[160], write_error[160];
+};
+
+/* Checks that the store reads and takes writes: commits the pending batch, then writes and
+ * commits a small heartbeat record in a batch of its own (a full map or a stuck writer shows
+ * here); writes also count as refused while the file system holding the store has less than
+ * SHM_HEALTH_DISK_MIN free (LMDB could not extend its file), and for SHM_HEALTH_REFUSED_MS
+ * after a batch of this process was refused for lack of room (map or disk full). The
+ * *_error texts say why, for the operator. Returns SHM_OK when both checks pass. */
+int shm_store_health(struct shm_store *store, int64_t now_ms, struct shm_store_health *out);
 
 #endif

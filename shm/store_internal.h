@@ -40,6 +40,9 @@ struct shm_store {
     bool seq_loaded;        /* seq_next was read from meta in this batch */
     bool seq_dirty;         /* seq_next moved: written back to meta at commit */
     struct shm_store_stats counters;
+    int64_t refused_ms; /* wall ms when a batch was last refused for lack of room, or 0 */
+    int refused_rc;     /* and the LMDB error */
+    int failed_rc;      /* the LMDB error of the last batch that failed */
 };
 
 /* The shm_result of an LMDB return code. */

@@ -4,9 +4,11 @@
 
 #include "web_page.h"
 
+#include "../common/clock.h"
 #include "../common/tcp_bytes.h"
-
 #include "../common/version.h"
+
+#include <json-c/json.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,15 +197,57 @@ static int response_write(struct worker *w, struct http_req *req)
     return 0;
 }
 
+static void check_add(struct json_object *checks, struct json_object *details, const char *name,
+                      int result, const char *why)
+{
+    json_object_object_add(checks, name, json_object_new_string(result == SHM_OK ? "ok" : "error"));
+    if (result != SHM_OK)
+        json_object_object_add(details, name, json_object_new_string(why));
+}
+
+/* Dockerflow's /__heartbeat__: 503 naming the failing check while the store cannot be read or
+ * refuses writes (map or disk full). */
 static void heartbeat(struct worker *w, struct http_req *req)
 {
-    if (shm_store_probe(w->store) == SHM_OK)
-        http_reply_json(req, HTTP_STATUS_OK,
-                        "{\"status\":\"ok\",\"checks\":{\"store\":\"ok\"},\"details\":{}}");
+    /* The probe writes in a batch of its own: this turn's writes are committed (and their
+     * targets rung) first, as at the end of the turn. */
+    if (shm_batch_pending(w->store)) {
+        if (shm_batch_commit(w->store) != SHM_OK)
+            w->info.store_failures_total++;
+        mailbox_after_commit(w);
+    }
+    struct shm_store_health health;
+    int rc = shm_store_health(w->store, clock_wall_ms(), &health);
+    struct json_object *obj = json_object_new_object(), *checks = json_object_new_object(),
+                       *details = json_object_new_object();
+    const char *text = NULL;
+    if (obj != NULL && checks != NULL && details != NULL) {
+        check_add(checks, details, "store", health.read, health.read_error);
+        check_add(checks, details, "store_writes", health.write, health.write_error);
+        json_object_object_add(obj, "status", json_object_new_string(rc == SHM_OK ? "ok" : "error"));
+        json_object_object_add(obj, "checks", json_object_get(checks));
+        json_object_object_add(obj, "details", json_object_get(details));
+        text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE);
+    }
+    if (text == NULL)
+        http_reply_error(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory");
     else
-        http_reply_json(req, HTTP_STATUS_INTERNAL_SERVER_ERROR,
-                        "{\"status\":\"error\",\"checks\":{\"store\":\"error\"},"
-                        "\"details\":{\"store\":\"the store cannot be read or written\"}}");
+        http_reply_json(req, rc == SHM_OK ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE, text);
+    json_object_put(checks);
+    json_object_put(details);
+    json_object_put(obj);
+}
+
+/* Dockerflow's /__lbheartbeat__: liveness only, except that a node draining for QUIT says 503
+ * so that balancers stop sending to it (a reload's replaced workers accept nothing: the new
+ * ones answer). */
+static void lbheartbeat(struct worker *w, struct http_req *req)
+{
+    if (w->quitting)
+        http_reply_json(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "{\"status\":\"draining\"}");
+    else
+        http_reply_json(req, HTTP_STATUS_OK, "{}");
 }
 
 static void version(struct http_req *req)
@@ -222,7 +266,7 @@ static void request_route(struct worker *w, struct http_req *req)
     if (reads && strcmp(req->uri, "/__heartbeat__") == 0)
         heartbeat(w, req);
     else if (reads && strcmp(req->uri, "/__lbheartbeat__") == 0)
-        http_reply_json(req, HTTP_STATUS_OK, "{}");
+        lbheartbeat(w, req);
     else if (reads && strcmp(req->uri, "/__version__") == 0)
         version(req);
     else if (strcmp(req->uri, "/__heartbeat__") == 0 || strcmp(req->uri, "/__lbheartbeat__") == 0 ||

@@ -119,14 +119,16 @@ static void goodbye_due(uv_timer_t *timer)
     uv_timer_start(&w->drain_timer, drain_deadline, WORKER_GOODBYE_MS, 0);
 }
 
-/* goodbye_now (QUIT, shutting down): errno 61 and close 1001 at once, exit by drain_timeout.
- * Otherwise (HUP, replaced by a reload): keep serving the open WebSockets for drain_timeout
- * while the new workers take every new connection, then say goodbye. */
+/* goodbye_now (QUIT, shutting down, after drain_grace): errno 61 and close 1001 at once, exit
+ * by drain_timeout. Otherwise (HUP, replaced by a reload): keep serving the open WebSockets for
+ * drain_timeout while the new workers take every new connection, then say goodbye. Either way
+ * no new connection is accepted. */
 static void drain_start(struct worker *w, bool goodbye_now)
 {
     if (w->draining)
         return;
     w->draining = true;
+    w->quitting = w->quitting || goodbye_now;
     /* What the slot's queue already holds for this worker is taken and answered first. */
     acceptor_retire(w);
     http_drain_idle(w);
@@ -148,12 +150,33 @@ static void drain_start(struct worker *w, bool goodbye_now)
     worker_drain_check(w);
 }
 
+static void grace_over(uv_timer_t *timer)
+{
+    drain_start(timer->data, true);
+}
+
+/* QUIT: /__lbheartbeat__ answers 503 from now on; everything else is served as usual for
+ * drain_grace (balancers polling it stop sending meanwhile), then the drain begins. */
+static void quit_start(struct worker *w)
+{
+    if (w->quitting || w->draining)
+        return;
+    w->quitting = true;
+    if (w->cfg->drain_grace_ms <= 0) {
+        drain_start(w, true);
+        return;
+    }
+    log_info("quitting: serving for %lld ms while /__lbheartbeat__ answers 503",
+             (long long)w->cfg->drain_grace_ms);
+    uv_timer_start(&w->drain_timer, grace_over, (uint64_t)w->cfg->drain_grace_ms, 0);
+}
+
 static void on_signal(uv_signal_t *handle, int signum)
 {
     struct worker *w = handle->data;
     switch (signum) {
     case SIGQUIT:
-        drain_start(w, true);
+        quit_start(w);
         break;
     case SIGHUP:
         drain_start(w, false);

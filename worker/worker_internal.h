@@ -59,6 +59,7 @@ struct worker {
     bool handles_ready;
     bool draining;
     bool saying_goodbye; /* errno 61 and close 1001 to every WebSocket, new ones too */
+    bool quitting; /* from QUIT on: the node goes away, /__lbheartbeat__ answers 503 */
     bool stopping;
     struct shm_worker_info info;
     struct shm_worker_info published; /* info as last written to the store */

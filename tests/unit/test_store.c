@@ -1,6 +1,7 @@
 /* Unit tests of shm/: schema, batching, connection ownership, worker records, mail, full maps. */
 #include "tap.h"
 
+#include "../../common/clock.h"
 #include "../../shm/assertion_cache.h"
 #include "../../shm/conn.h"
 #include "../../shm/mail.h"
@@ -641,11 +642,22 @@ static void test_map_full(const char *dir)
     }
     is_int(rc, SHM_FULL, "the map fills up after %d messages", posted);
     is_int(seen.result, SHM_FULL, "the waiter of the failed batch learns it");
-    ok(shm_store_probe(store) == SHM_OK, "reads and new batches still work");
-    shm_batch_commit(store);
+    struct shm_store_health health;
+    is_int(shm_store_health(store, clock_wall_ms(), &health), SHM_ERROR,
+           "the health check fails while the map is full");
+    /* The probe's small write may still fit: the batch refused a moment ago counts too. */
+    ok(health.read == SHM_OK && health.write == SHM_FULL &&
+           strstr(health.write_error, "MDB_MAP_FULL") != NULL,
+       "reads work, writes are refused: %s", health.write_error);
     ok(shm_mail_drop(store, 77) == SHM_OK && shm_batch_commit(store) == SHM_OK, "space is freed");
     is_int(shm_mail_post(store, 77, SHM_MAIL_PING, "x", 1), SHM_OK, "and writes work again");
     is_int(shm_batch_commit(store), SHM_OK, "commit after a full map");
+    shm_store_health(store, clock_wall_ms(), &health);
+    ok(health.write == SHM_FULL && strstr(health.write_error, "refused writes") != NULL,
+       "the refusal is still reported for a moment: %s", health.write_error);
+    is_int(shm_store_health(store, clock_wall_ms() + SHM_HEALTH_REFUSED_MS, &health), SHM_OK,
+           "then the health check passes (%s)", health.write_error);
+    ok(health.read == SHM_OK && health.write == SHM_OK, "both checks ok");
     shm_store_close(store);
 }
 
@@ -751,6 +763,9 @@ int main(void)
     test_presence_records(store);
     test_notification_queue(store);
     test_reset_volatile(store);
+    struct shm_store_health health;
+    is_int(shm_store_health(store, clock_wall_ms(), &health), SHM_OK, "a working store is healthy");
+    ok(health.read == SHM_OK && health.write == SHM_OK, "reads and writes ok");
     unsigned char cached[SHM_ASSERTION_HASH_LEN] = { 1 };
     struct shm_assertion got;
     is_int(shm_assertion_get(store, cached, 0, &got), SHM_OK,
