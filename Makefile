@@ -19,6 +19,9 @@ DEB_TEST := clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
             python3-prometheus-client python3-cryptography python3-selenium chromium \
             chromium-driver lmdb-utils perl curl openssl man-db
 
+# What `make run` adds for the README's first device (a WebSocket client, curl).
+DEB_TRY := python3-websockets curl
+
 PKGS := libwebsockets libuv libevent json-c libcurl lmdb openssl
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # What /__version__ names as "source"; set it when packaging: make SOURCE_URL=https://...
@@ -121,6 +124,7 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
 	  $(shell pkg-config --libs json-c openssl)
 
 run: all
+	@$(call deb_install,$(DEB_TRY))
 	@mkdir -p var
 	./build/presenced -f -c etc/presenced.conf
 
@@ -191,6 +195,7 @@ install: build/presenced
 	install -m 644 man/presence.7 $(DESTDIR)$(MANDIR)/man7/presence.7
 	sed -e 's|^data_dir .*|data_dir $(LOCALSTATEDIR)/lib/presenced|' \
 	    -e 's|^pid_file .*|pid_file /run/presenced/presenced.pid|' \
+	    -e 's|^dev_issuer .*|dev_issuer off|' \
 	    etc/presenced.conf > $(DESTDIR)$(SYSCONFDIR)/presenced.conf.new
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/presenced.conf ]; then \
 	  echo "kept $(SYSCONFDIR)/presenced.conf; the new default is presenced.conf.new"; \

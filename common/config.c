@@ -64,6 +64,7 @@ static const struct key_spec key_specs[] = {
     { "trusted_issuer", KEY_ISSUER, FIELD(trusted_issuer), 0, 0 },
     { "oidc_issuer", KEY_OIDC_ISSUER, FIELD(oidc_issuer), 0, 0 },
     { "oidc_audience", KEY_OIDC_AUDIENCE, FIELD(oidc_audience), 0, 0 },
+    { "dev_issuer", KEY_BOOL, FIELD(dev_issuer), 0, 1 },
     { "verifier", KEY_VERIFIER, FIELD(verifier), 0, 0 },
     { "verify_timeout", KEY_DURATION, FIELD(verify_timeout_ms), 100, 60 * 1000 },
     { "issuer_cache_ttl", KEY_DURATION, FIELD(issuer_cache_ttl_ms), 1000, 7 * DAY_MS },
@@ -491,11 +492,13 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
         return add_connect_to(p, args[0]);
     case KEY_OIDC_AUDIENCE:
         return add_oidc_audience(p, args[0]);
-    case KEY_BOOL:
-        if (strcmp(args[0], "yes") != 0 && strcmp(args[0], "no") != 0)
-            return fail(p, "%s: '%s' must be yes or no", spec->name, args[0]);
-        *(int64_t *)((char *)p->cfg + spec->offset) = strcmp(args[0], "yes") == 0;
+    case KEY_BOOL: {
+        bool yes = strcmp(args[0], "yes") == 0 || strcmp(args[0], "on") == 0;
+        if (!yes && strcmp(args[0], "no") != 0 && strcmp(args[0], "off") != 0)
+            return fail(p, "%s: '%s' must be on or off (or yes or no)", spec->name, args[0]);
+        *(int64_t *)((char *)p->cfg + spec->offset) = yes;
         return 0;
+    }
     case KEY_WORKERS:
         return set_workers(p, args[0]);
     case KEY_LOG_LEVEL: {

@@ -37,6 +37,7 @@ struct config {
     size_t oidc_issuer_count;
     char *oidc_audience[CONFIG_MAX_LIST]; /* accepted aud values of tokens */
     size_t oidc_audience_count;
+    int64_t dev_issuer; /* 1: the development issuer's tokens are accepted (never in production) */
     char *verifier;        /* NULL: assertions are verified locally */
     int verifier_protocol; /* 1 (Persona form) or 2 (JSON with trustedIssuers) */
     int64_t verify_timeout_ms;

@@ -2,8 +2,13 @@
 #include "master.h"
 #include "pidfile.h"
 
+#include "../common/dev_issuer.h"
+#include "../common/id_assertion.h"
 #include "../common/log.h"
 #include "../common/version.h"
+
+#include <openssl/evp.h>
+#include <time.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,20 +19,27 @@
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/presenced.conf"
+#define TOKEN_TTL_DEFAULT_MS (3600 * 1000LL)
+#define TOKEN_TTL_MAX_MS (30 * 86400 * 1000LL)
 
 struct options {
     const char *config_path;
     bool foreground;
     bool test_only;
+    const char *token_email; /* the token command: presenced token EMAIL [TTL] */
+    const char *token_ttl;
 };
 
 static void usage(FILE *to)
 {
     fprintf(to, "usage: presenced [-c FILE] [-f] [-t] [-v]\n"
+                "       presenced [-c FILE] token EMAIL [TTL]\n"
                 "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
                 "  -f       stay in the foreground and log to stderr\n"
                 "  -t       check the configuration and exit\n"
                 "  -v       print the version and exit\n"
+                "  token    print a token of the development issuer (dev_issuer on) that signs\n"
+                "           EMAIL in for TTL (default 1h, at most 30d)\n"
                 "see presenced(8) and presenced.conf(5)\n");
 }
 
@@ -58,11 +70,63 @@ static int options_parse(int argc, char **argv, struct options *opt)
             return 2;
         }
     }
+    if (optind < argc && strcmp(argv[optind], "token") == 0 && argc - optind >= 2 &&
+        argc - optind <= 3) {
+        opt->token_email = argv[optind + 1];
+        opt->token_ttl = argc - optind == 3 ? argv[optind + 2] : NULL;
+        return -1;
+    }
     if (optind != argc) {
         usage(stderr);
         return 2;
     }
     return -1;
+}
+
+/* presenced token EMAIL [TTL]: what a newcomer signs a device in with (README), made with the
+ * development issuer's key in data_dir (made there if the server never ran). */
+static int token_command(const struct options *opt)
+{
+    struct config cfg;
+    char err[1024], cwd[4096];
+    int64_t ttl_ms = TOKEN_TTL_DEFAULT_MS;
+    if (config_defaults(&cfg) != 0) {
+        fprintf(stderr, "presenced: out of memory\n");
+        return 1;
+    }
+    if (config_load(&cfg, opt->config_path, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    int rc = 1;
+    if (!cfg.dev_issuer)
+        fprintf(stderr, "%s: dev_issuer is off: only the development issuer makes tokens\n",
+                opt->config_path);
+    else if (!id_email_valid(opt->token_email))
+        fprintf(stderr, "presenced: '%s' is not an e-mail address\n", opt->token_email);
+    else if (opt->token_ttl != NULL &&
+             (config_parse_duration_ms(opt->token_ttl, &ttl_ms) != 0 || ttl_ms < 1000 ||
+              ttl_ms > TOKEN_TTL_MAX_MS))
+        fprintf(stderr, "presenced: TTL '%s' must be a duration from 1s to 30d\n", opt->token_ttl);
+    else if (getcwd(cwd, sizeof cwd) == NULL || config_paths_absolute(&cfg, cwd) != 0 ||
+             (mkdir(cfg.data_dir, 0750) != 0 && errno != EEXIST))
+        fprintf(stderr, "presenced: cannot use data_dir %s: %s\n", cfg.data_dir, strerror(errno));
+    else
+        rc = 0;
+    EVP_PKEY *key = rc == 0 ? dev_issuer_key(cfg.data_dir, err, sizeof err) : NULL;
+    char *token =
+        key ? dev_issuer_token(key, &cfg, opt->token_email, ttl_ms / 1000, time(NULL)) : NULL;
+    if (rc == 0 && token == NULL) {
+        fprintf(stderr, "presenced: %s\n", key == NULL ? err : "cannot sign the token");
+        rc = 1;
+    }
+    if (token != NULL)
+        printf("%s\n", token);
+    free(token);
+    EVP_PKEY_free(key);
+    config_free(&cfg);
+    return rc;
 }
 
 /* Detaches. The first process waits until the daemon reports that it serves (one byte on a
@@ -137,6 +201,8 @@ int main(int argc, char **argv)
     int rc = options_parse(argc, argv, &opt);
     if (rc >= 0)
         return rc;
+    if (opt.token_email != NULL)
+        return token_command(&opt);
     struct master m;
     memset(&m, 0, sizeof m);
     m.started_fd = -1;

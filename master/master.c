@@ -5,10 +5,12 @@
 #include "listeners.h"
 
 #include "../common/clock.h"
+#include "../common/dev_issuer.h"
 #include "../common/log.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +314,23 @@ static void started_report(struct master *m)
     m->started_fd = -1;
 }
 
+/* The development issuer's key is made at the first start, so that `presenced token` and the
+ * workers find it; every start with it on says loudly what it means. */
+static int dev_issuer_prepare(struct master *m)
+{
+    char err[512];
+    struct evp_pkey_st *key = dev_issuer_key(m->cfg.data_dir, err, sizeof err);
+    if (key == NULL) {
+        log_error("dev_issuer: %s", err);
+        return -1;
+    }
+    EVP_PKEY_free(key);
+    log_warning("dev_issuer is on: anyone who can run `presenced -c %s token EMAIL` signs in as "
+                "any e-mail; turn it off in production (presenced(8))",
+                m->config_path ? m->config_path : "FILE");
+    return 0;
+}
+
 int master_run(struct master *m)
 {
     int rc = 1;
@@ -324,6 +343,8 @@ int master_run(struct master *m)
         goto out;
     }
     if (master_store_prepare(m) != 0)
+        goto out;
+    if (m->cfg.dev_issuer && dev_issuer_prepare(m) != 0)
         goto out;
     if (listeners_for(&m->cfg, &m->addr, &m->listen_fds, &m->slot_count) != 0 ||
         restarts_resize(m, 0, m->slot_count) != 0)

@@ -18,6 +18,7 @@ struct identity {
     uint64_t trust_id;
     uint64_t token_trust_id;            /* the same for tokens: issuers, key files, audiences */
     char dev_issuer[JWT_VALUE_MAX + 1]; /* the development issuer's iss; "" when off */
+    char dev_kid[JWK_KID_MAX + 1];      /* and its key's kid */
     struct identity_req *pending;
     struct identity_stats stats;
 };

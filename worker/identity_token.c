@@ -7,6 +7,7 @@
 #include "issuer_keys.h"
 
 #include "../common/clock.h"
+#include "../common/dev_issuer.h"
 #include "../common/log.h"
 #include "../shm/assertion_cache.h"
 
@@ -14,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define DEV_AUDIENCE "presenced-dev"
 
 /* Which settings a cached token was verified under: the issuers, their key files, the accepted
  * audiences, the development issuer. */
@@ -27,7 +26,7 @@ static uint64_t token_trust_compute(const struct identity *id)
     FILE *f = open_memstream(&text, &len);
     if (f == NULL)
         return 0;
-    fprintf(f, "token%c%s%c", 0, id->dev_issuer, 0);
+    fprintf(f, "token%c%s%c%s%c", 0, id->dev_issuer, 0, id->dev_kid, 0);
     for (size_t i = 0; i < cfg->oidc_issuer_count; i++)
         fprintf(f, "%s%c%s%c", cfg->oidc_issuer[i].issuer, 0,
                 cfg->oidc_issuer[i].jwks_file ? cfg->oidc_issuer[i].jwks_file : "", 0);
@@ -43,10 +42,32 @@ static uint64_t token_trust_compute(const struct identity *id)
     return trust;
 }
 
+/* The development issuer: its key from data_dir (made there if the master has not yet), as a
+ * fixed issuer of the key cache. */
+static int dev_issuer_attach(struct identity *id, char *err, size_t errlen)
+{
+    struct jwk_set set;
+    EVP_PKEY *key = dev_issuer_key(id->cfg->data_dir, err, errlen);
+    if (key == NULL)
+        return -1;
+    int rc = dev_issuer_key_set(key, &set);
+    EVP_PKEY_free(key);
+    if (rc == 0)
+        snprintf(id->dev_kid, sizeof id->dev_kid, "%s", set.keys[0].kid);
+    if (rc != 0 || dev_issuer_iss(id->cfg, id->dev_issuer, sizeof id->dev_issuer) != 0 ||
+        issuer_oidc_fixed(id->keys, id->dev_issuer, &set) != 0) {
+        jwk_set_free(&set);
+        id->dev_issuer[0] = '\0';
+        snprintf(err, errlen, "cannot set up the development issuer");
+        return -1;
+    }
+    return 0;
+}
+
 int identity_token_init(struct identity *id, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
+    if (id->cfg->dev_issuer && dev_issuer_attach(id, err, errlen) != 0)
+        return -1;
     id->token_trust_id = token_trust_compute(id);
     return 0;
 }
@@ -96,7 +117,7 @@ static int claims_check(struct identity_req *req, const struct identity_token_ex
         *why = "untrusted issuer";
         return 34;
     }
-    char *single[1] = { (char *)(expect ? expect->audience : DEV_AUDIENCE) };
+    char *single[1] = { (char *)(expect ? expect->audience : DEV_ISSUER_AUDIENCE) };
     bool own = expect == NULL && !(id->dev_issuer[0] && strcmp(t->iss, id->dev_issuer) == 0);
     char *const *audiences = own ? id->cfg->oidc_audience : single;
     size_t count = own ? id->cfg->oidc_audience_count : 1;

@@ -18,6 +18,8 @@ def test_make_install_honours_prefix_and_destdir(workdir):
         assert os.path.exists(os.path.join(dest, path)), path
     conf = open(os.path.join(dest, "etc/presenced.conf")).read()
     assert "data_dir /var/lib/presenced" in conf
+    # The development issuer is for `make run` only: an installed server never has it on.
+    assert re.search(r"^dev_issuer off$", conf, re.M) and not re.search(r"^dev_issuer on", conf, re.M)
     unit = open(os.path.join(dest, "usr/lib/systemd/system/presenced.service")).read()
     assert "ExecStart=/usr/sbin/presenced -f -c /etc/presenced.conf" in unit
     assert "@" not in unit.replace("@.service", "")

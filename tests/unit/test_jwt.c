@@ -3,6 +3,8 @@
  * claims (aud, azp, exp, nbf, iat, email) and the size limit. */
 #include "tap.h"
 
+#include "../../common/config.h"
+#include "../../common/dev_issuer.h"
 #include "../../common/jwk.h"
 #include "../../common/jwt.h"
 
@@ -10,6 +12,8 @@
 
 #include <openssl/hmac.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define NOW_S 1700000000LL
 #define NOW_MS (NOW_S * 1000)
@@ -329,8 +333,53 @@ static void test_key_sets(EVP_PKEY *rsa)
     is_str(thumb, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "RFC 8037 A.3 thumbprint");
 }
 
+static void test_dev_issuer(void)
+{
+    char dir[] = "/tmp/presenced-dev-issuer-XXXXXX", err[512], iss[300];
+    struct config cfg;
+    config_defaults(&cfg);
+    ok(mkdtemp(dir) != NULL, "a data_dir");
+    EVP_PKEY *key = dev_issuer_key(dir, err, sizeof err), *again = dev_issuer_key(dir, err, sizeof err);
+    ok(key != NULL && again != NULL && EVP_PKEY_eq(key, again) == 1,
+       "the key is made once and read back (%s)", key ? "" : err);
+    char *token = dev_issuer_token(key, &cfg, "dev\"user@example.com", 60, NOW_S);
+    struct jwk_set set;
+    is_int(dev_issuer_key_set(key, &set), 0, "its public key set");
+    struct jwt t;
+    const char *why = NULL, *matched;
+    char *audiences[] = { DEV_ISSUER_AUDIENCE };
+    is_int(jwt_parse(token, strlen(token), &t, &why), 0, "the token parses");
+    dev_issuer_iss(&cfg, iss, sizeof iss);
+    is_str(t.iss, "http://localhost:8282/dev", "iss is public_url/dev");
+    is_str(iss, t.iss, "as dev_issuer_iss says");
+    is_int(jwt_claims_check(&t, audiences, 1, NOW_MS, 0, &matched, &why), 0, "aud presenced-dev");
+    is_int(jwt_email_check(&t, &why), 34, "a quote is no address: refused by the checks, "
+                                          "yet the JSON held it");
+    is_int(jwt_signature_check(&t, &set, &why), 0, "the signature verifies");
+    is_int(t.exp_ms - t.iat_ms, 60000, "valid the TTL asked");
+    jwt_free(&t);
+    free(token);
+    token = dev_issuer_token(key, &cfg, "carol@example.com", 60, NOW_S);
+    is_int(jwt_parse(token, strlen(token), &t, &why), 0, "another token");
+    is_int(jwt_email_check(&t, &why), 0, "with a verified e-mail");
+    is_str(t.email, "carol@example.com", "its e-mail");
+    jwt_free(&t);
+    free(token);
+    jwk_set_free(&set);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(again);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, DEV_ISSUER_KEY_FILE);
+    struct stat st;
+    ok(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "the key file is 0600");
+    remove(path);
+    rmdir(dir);
+    config_free(&cfg);
+}
+
 int main(void)
 {
+    test_dev_issuer();
     test_format();
     test_algorithms();
     EVP_PKEY *rsa = key_generate("RSA", 2048), *ec = key_generate_named("P-256");
