@@ -5,6 +5,7 @@
 #include "web_page.h"
 
 #include "../common/clock.h"
+#include "../common/origin.h"
 #include "../common/uuid.h"
 #include "../shm/app.h"
 #include "../shm/grant.h"
@@ -18,15 +19,25 @@
 #define REDIRECT_MAX 1500
 #define USERSTRING_MAX 256
 
-/* Whether url is an https URL on exactly the app's (validated) domain. */
+/* Whether url is an https URL whose origin is exactly the app's (validated) domain: its
+ * authority, up to the path, query or fragment (or a backslash, which browsers read as a
+ * slash), compares as an origin, so an explicit :443 is the same; another port, a user part
+ * or a host that only ends with the domain is not. */
 static bool redirect_allowed(const struct shm_app *app, const char *url)
 {
-    size_t domain_len = strlen(app->domain);
     if (url == NULL || strlen(url) > REDIRECT_MAX || strncasecmp(url, "https://", 8) != 0 ||
-        strncasecmp(url + 8, app->domain, domain_len) != 0 || strpbrk(url, "\r\n\t ") != NULL)
+        strpbrk(url, "\r\n\t ") != NULL)
         return false;
-    char after = url[8 + domain_len];
-    return after == '\0' || after == '/' || after == '?' || after == '#';
+    size_t authority_len = strcspn(url + 8, "/?#\\");
+    char given[ORIGIN_MAX], wanted[ORIGIN_MAX], given_origin[ORIGIN_MAX],
+        wanted_origin[ORIGIN_MAX];
+    int given_len = snprintf(given, sizeof given, "https://%.*s", (int)authority_len, url + 8);
+    int wanted_len = snprintf(wanted, sizeof wanted, "https://%s", app->domain);
+    return given_len > 0 && (size_t)given_len < sizeof given && wanted_len > 0 &&
+           (size_t)wanted_len < sizeof wanted &&
+           origin_normalize(given, given_origin, sizeof given_origin) == 0 &&
+           origin_normalize(wanted, wanted_origin, sizeof wanted_origin) == 0 &&
+           strcmp(given_origin, wanted_origin) == 0;
 }
 
 /* url with Presence-UID=<puid> added to its query, before any fragment. */
@@ -200,6 +211,7 @@ static void grant_row(void *arg, const char *appid, const char *puid)
     if (out->apps != NULL) {
         struct json_object *entry = json_object_new_object();
         json_object_object_add(entry, "name", json_object_new_string(name));
+        json_object_object_add(entry, "appid", json_object_new_string(appid));
         json_object_object_add(entry, "uid", json_object_new_string(puid));
         json_object_array_add(out->apps, entry);
         return;

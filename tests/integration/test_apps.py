@@ -135,7 +135,7 @@ def test_grant_redirects_with_the_puid_and_revoke(site, ident, domain):
     assert user.post(f"/grant/{appid}", {**fields, "decision": "allow"})[1]["location"] == location
     assert user.post(f"/grant/{appid}", {**fields, "decision": "deny"})[1]["location"] == redirect
     status, _, body = user.get("/getApps")
-    assert json.loads(body) == {"apps": [{"name": "Chat", "uid": puid}]}
+    assert json.loads(body) == {"apps": [{"name": "Chat", "appid": appid, "uid": puid}]}
     status, _, body = dev.get(f"/myapps/{appid}/status?uid={puid}&uid=nope",
                               headers={"Authorization": f"Bearer {api_key}"})
     assert json.loads(body) == {"statuses": [{"uid": puid, "status": "offline"}]}
@@ -149,13 +149,36 @@ def test_grant_redirects_with_the_puid_and_revoke(site, ident, domain):
     assert puid not in headers["location"] and "Presence-UID=" in headers["location"]
 
 
+def test_an_explicit_443_is_the_same_origin(site, ident, domain):
+    server = site()
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, _ = activated_app(dev, domain)
+    user = signed_in(server, ident, "bob@example.com")
+    for redirect in (f"https://{APP_DOMAIN}:443/back?room=2", "https://CHAT.test:443",
+                     f"https://{APP_DOMAIN}:443#top"):
+        status, forms, _ = consent(user, appid, redirect)
+        assert status == 200, redirect
+        fields = next(f["fields"] for f in forms if f["action"] == f"/grant/{appid}")
+        status, headers, _ = user.post(f"/grant/{appid}", {**fields, "decision": "allow"})
+        assert status == 303, redirect
+        base, _, fragment = redirect.partition("#")
+        sep = "&" if "?" in base else "?"
+        assert re.fullmatch(re.escape(base + sep) + r"Presence-UID=[0-9a-f-]{36}" +
+                            (re.escape("#" + fragment) if fragment else ""),
+                            headers["location"]), headers["location"]
+
+
 def test_grant_refusals(site, ident, domain):
     server = site()
     dev = signed_in(server, ident, "dev@example.com")
     appid, _ = activated_app(dev, domain)
     user = signed_in(server, ident, "bob@example.com")
     for redirect in ("https://evil.test/x", "http://chat.test/x", "https://chat.test.evil.test/",
-                     "https://user@chat.test/", "javascript:alert(1)"):
+                     "https://user@chat.test/", "javascript:alert(1)", "https://chat.test:8443/x",
+                     "https://chat.test:444/", "https://chat.test:443@evil.test/",
+                     "https://user:pw@chat.test:443/", "https://evil.test:443/",
+                     "https://xchat.test:443/", "https://chat.test:/x", "https://chat.test:0443/",
+                     "https://chat.test:443:443/", "https://chat.test./", "http://chat.test:443/"):
         assert consent(user, appid, redirect)[0] == 400, redirect
         status, headers, _ = user.post(f"/grant/{appid}", {
             "redirect": redirect, "decision": "allow", "csrf": user.csrf()})

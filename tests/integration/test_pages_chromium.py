@@ -73,7 +73,7 @@ def test_sign_in_allow_and_revoke_in_chromium(site, ident, domain, chromium):
 
     chromium.get(base + "/getApps")
     assert json.loads(chromium.find_element(By.TAG_NAME, "body").text) == {
-        "apps": [{"name": "Chat", "uid": puid}]}
+        "apps": [{"name": "Chat", "appid": appid, "uid": puid}]}
 
     chromium.get(base + "/account")
     chromium.find_element(By.CSS_SELECTOR, "button.revoke").click()
