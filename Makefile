@@ -45,6 +45,12 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=build/asan/tools/%)
 
+# presencectl(1), the operator's command line: a client of the admin endpoint that links common/
+# (the configuration reader of the server) and none of the server's processes.
+CTL_SRC := $(wildcard clients/presencectl/*.c)
+CTL_LIBS := $(shell pkg-config --libs libcurl json-c openssl 2>/dev/null)
+COMMON_SRC := $(wildcard common/*.c)
+
 OBJ := $(LIB_SRC:%.c=build/obj/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
@@ -54,7 +60,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 .PHONY: all deps deps-test node-deps run check unit unit-asan integration fuzz install clean bench
 
 all: deps
-	@$(MAKE) --no-print-directory build/presenced
+	@$(MAKE) --no-print-directory build/presenced build/presencectl
 
 deps:
 	@$(call deb_install,$(DEB_BUILD))
@@ -96,6 +102,18 @@ build/presenced: build/obj/master/main.o build/libpresenced.a
 
 build/asan/presenced: build/asan/obj/master/main.o build/asan/libpresenced.a
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+
+build/libcommon.a: $(COMMON_SRC:%.c=build/obj/%.o)
+	ar rcs $@ $^
+
+build/asan/libcommon.a: $(COMMON_SRC:%.c=build/asan/obj/%.o)
+	ar rcs $@ $^
+
+build/presencectl: $(CTL_SRC) $(wildcard clients/presencectl/*.h) build/libcommon.a
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $(CTL_SRC) build/libcommon.a $(CTL_LIBS)
+
+build/asan/presencectl: $(CTL_SRC) $(wildcard clients/presencectl/*.h) build/asan/libcommon.a
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $(CTL_SRC) build/asan/libcommon.a $(CTL_LIBS)
 
 TEST_HEADERS := tests/unit/tap.h $(wildcard tests/tools/*.h)
 
@@ -146,8 +164,9 @@ $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && node node_modules/browserid-crypto/scripts/package.js >/dev/null
 	@touch $@
 
-integration: build/asan/presenced $(TOOL_BIN) $(NODE_STAMP)
+integration: build/asan/presenced build/asan/presencectl $(TOOL_BIN) $(NODE_STAMP)
 	PRESENCED_BIN=$(CURDIR)/build/asan/presenced PRESENCED_TOOLS=$(CURDIR)/build/asan/tools \
+	  PRESENCECTL_BIN=$(CURDIR)/build/asan/presencectl \
 	  $(PYTHON) -m pytest -q tests/integration
 
 fuzz: $(FUZZ_BIN)
@@ -159,7 +178,7 @@ fuzz: $(FUZZ_BIN)
 	done
 
 check: deps-test
-	@$(MAKE) --no-print-directory build/presenced build/asan/presenced
+	@$(MAKE) --no-print-directory build/presenced build/presencectl build/asan/presenced
 	@$(MAKE) --no-print-directory unit unit-asan
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
@@ -186,10 +205,13 @@ bench: deps-test
 	  build/bench/id_bench build/bench/app_seed build/bench/loadgen
 	$(PYTHON) bench/run.py
 
-install: build/presenced
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(MANDIR)/man5 \
-	  $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+install: build/presenced build/presencectl
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
 	install -m 755 build/presenced $(DESTDIR)$(PREFIX)/sbin/presenced
+	install -m 755 build/presencectl $(DESTDIR)$(PREFIX)/bin/presencectl
+	install -m 644 man/presencectl.1 $(DESTDIR)$(MANDIR)/man1/presencectl.1
 	install -m 644 man/presenced.8 $(DESTDIR)$(MANDIR)/man8/presenced.8
 	install -m 644 man/presenced.conf.5 $(DESTDIR)$(MANDIR)/man5/presenced.conf.5
 	install -m 644 man/presence.7 $(DESTDIR)$(MANDIR)/man7/presence.7

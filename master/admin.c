@@ -1,6 +1,9 @@
-/* admin: the master's HTTP endpoint on admin_listen — /status (JSON) and /metrics (Prometheus). */
+/* admin: the master's HTTP endpoint on admin_listen — /status (JSON), /metrics (Prometheus),
+ * /drain, and the routes of admin_users.c and admin_apps.c. Loopback only by default. */
 #include "admin.h"
 
+#include "admin_apps.h"
+#include "admin_reply.h"
 #include "admin_users.h"
 
 #include "master.h"
@@ -13,7 +16,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,16 +35,33 @@ static void reply(struct evhttp_request *req, int code, const char *type, struct
     evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", body);
 }
 
-static void reply_text(struct evhttp_request *req, int code, const char *text)
+static void drain_answered(struct evhttp_request *req, void *arg)
 {
-    struct evbuffer *body = evbuffer_new();
-    if (body == NULL) {
+    (void)req;
+    master_quit(arg);
+}
+
+/* POST /drain: a graceful stop, as QUIT — begun once the answer is written, so that the caller
+ * hears it before the master goes (at most drain_grace + drain_timeout later). */
+static void drain(struct master *m, struct evhttp_request *req)
+{
+    bool already = m->state != MASTER_RUNNING;
+    struct json_object *o = json_object_new_object();
+    if (o == NULL) {
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    evbuffer_add_printf(body, "{\"error\":\"%s\"}\n", text);
-    reply(req, code, "application/json", body);
-    evbuffer_free(body);
+    json_object_object_add(o, "state", json_object_new_string(already ? "stopping" : "draining"));
+    json_object_object_add(o, "already", json_object_new_boolean(already));
+    json_object_object_add(o, "workers", json_object_new_int((int)workers_alive(m)));
+    json_object_object_add(o, "drain_grace_ms", json_object_new_int64(m->cfg.drain_grace_ms));
+    json_object_object_add(o, "drain_timeout_ms", json_object_new_int64(m->cfg.drain_timeout_ms));
+    if (!already) {
+        log_notice("admin: drain requested");
+        evhttp_request_set_on_complete_cb(req, drain_answered, m);
+    }
+    admin_reply_json(req, 202, o);
+    json_object_put(o);
 }
 
 static void route(struct evhttp_request *req, void *arg)
@@ -47,15 +69,32 @@ static void route(struct evhttp_request *req, void *arg)
     struct admin *admin = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path == NULL) {
-        reply_text(req, 400, "bad request");
+        admin_reply_error(req, 400, "bad request");
         return;
     }
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
     if (strncmp(path, "/users/", 7) == 0) {
         admin_users_route(admin->m, req, path);
         return;
     }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-        reply_text(req, 405, "method not allowed");
+    if (strcmp(path, "/apps") == 0 || strncmp(path, "/apps/", 6) == 0) {
+        admin_apps_route(admin->m, req, path);
+        return;
+    }
+    if (strcmp(path, "/drain") == 0) {
+        if (method == EVHTTP_REQ_POST)
+            drain(admin->m, req);
+        else
+            admin_reply_error(req, 405, "method not allowed: POST /drain");
+        return;
+    }
+    bool known = strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0;
+    if (!known) {
+        admin_reply_error(req, 404, "not found");
+        return;
+    }
+    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+        admin_reply_error(req, 405, "method not allowed");
         return;
     }
     struct evbuffer *body = evbuffer_new();
@@ -67,10 +106,8 @@ static void route(struct evhttp_request *req, void *arg)
         reply(req, 200, "application/json", body);
     else if (strcmp(path, "/metrics") == 0 && metrics_prometheus(admin->m, body) == 0)
         reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
-    else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0)
-        reply_text(req, 500, "the store cannot be read");
     else
-        reply_text(req, 404, "not found");
+        admin_reply_error(req, 500, "the store cannot be read");
     evbuffer_free(body);
 }
 

@@ -1,4 +1,5 @@
-/* admin: the master's HTTP endpoint on admin_listen — /status (JSON) and /metrics (Prometheus). */
+/* admin: the master's HTTP endpoint on admin_listen — /status (JSON), /metrics (Prometheus),
+ * /drain, and the routes of admin_users.c and admin_apps.c. Loopback only by default. */
 #ifndef PRESENCED_ADMIN_H
 #define PRESENCED_ADMIN_H
 

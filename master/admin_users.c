@@ -1,21 +1,27 @@
-/* admin_users: the operator's view of one user on the admin endpoint — GET /users/<email> and
- * POST /users/<email>/notifications (SPEC.md §6). */
+/* admin_users: the operator's view of one user on the admin endpoint — GET /users/<email>,
+ * POST /users/<email>/notifications and POST /users/<email>/kick (SPEC.md §6). */
 #include "admin_users.h"
 
+#include "admin_reply.h"
 #include "master.h"
 
 #include "../common/clock.h"
+#include "../common/grow.h"
 #include "../common/id_assertion.h"
 #include "../common/log.h"
 #include "../common/notification.h"
 #include "../common/wake.h"
+#include "../shm/app.h"
 #include "../shm/conn.h"
+#include "../shm/grant.h"
+#include "../shm/mail.h"
 #include "../shm/notif.h"
 #include "../shm/presence.h"
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,36 +32,6 @@ static const char *const status_names[] = { "offline", "unavailable", "online" }
 static const char *status_name(uint8_t status)
 {
     return status < 3 ? status_names[status] : "offline";
-}
-
-static void json_reply(struct evhttp_request *req, int code, struct json_object *obj)
-{
-    struct evbuffer *body = evbuffer_new();
-    const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (body == NULL || text == NULL) {
-        evbuffer_free(body);
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    evbuffer_add_printf(body, "%s\n", text);
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    evhttp_add_header(headers, "Content-Type", "application/json");
-    evhttp_add_header(headers, "Cache-Control", "no-store");
-    evhttp_send_reply(req, code, code < 300 ? "OK" : "Error", body);
-    evbuffer_free(body);
-}
-
-static void error_reply(struct evhttp_request *req, int code, const char *text)
-{
-    struct json_object *obj = json_object_new_object();
-    if (obj == NULL) {
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    json_object_object_add(obj, "error", json_object_new_string(text));
-    json_reply(req, code, obj);
-    json_object_put(obj);
 }
 
 static void device_add(void *arg, const char *device, const struct shm_conn_owner *owner)
@@ -70,47 +46,161 @@ static void device_add(void *arg, const char *device, const struct shm_conn_owne
     json_object_array_add(arg, d);
 }
 
+/* The apps a user granted, as the operator sees them: appid and name, never the PUID beside the
+ * e-mail. */
+struct grant_view {
+    struct shm_store *store;
+    struct json_object *grants;
+};
+
+static void grant_add(void *arg, const char *appid, const char *puid)
+{
+    struct grant_view *view = arg;
+    struct json_object *g = json_object_new_object();
+    struct shm_app app;
+    (void)puid;
+    if (g == NULL)
+        return;
+    json_object_object_add(g, "appid", json_object_new_string(appid));
+    json_object_object_add(
+        g, "name",
+        shm_app_get(view->store, appid, &app) == SHM_OK ? json_object_new_string(app.name) : NULL);
+    json_object_array_add(view->grants, g);
+}
+
+/* What the store holds of a user besides devices: presence, pending notifications, grants (into
+ * grants when not NULL), apps owned. A user it holds nothing of is unknown. */
+struct user_facts {
+    struct shm_presence presence;
+    bool has_presence;
+    int pending, grants, apps_owned;
+};
+
+static int user_facts_get(struct shm_store *store, const char *email, struct json_object *grants,
+                          struct user_facts *f)
+{
+    struct grant_view view = { store, grants };
+    int rc = shm_presence_get(store, email, &f->presence);
+    f->has_presence = rc == SHM_OK;
+    f->pending = shm_notif_pending(store, email, clock_wall_ms(), NULL, NULL);
+    f->grants = shm_grant_list_user(store, email, grants ? grant_add : NULL, &view);
+    f->apps_owned = shm_app_list_by_owner(store, email, NULL, NULL);
+    if ((rc != SHM_OK && rc != SHM_NOT_FOUND) || f->pending < 0 || f->grants < 0 ||
+        f->apps_owned < 0)
+        return -1;
+    return 0;
+}
+
+static bool user_known(const struct user_facts *f, int devices)
+{
+    return devices > 0 || f->has_presence || f->pending > 0 || f->grants > 0 || f->apps_owned > 0;
+}
+
 static void user_get(struct master *m, struct evhttp_request *req, const char *email)
 {
     struct shm_store *store = master_store_visit(m);
     if (store == NULL) {
-        error_reply(req, 503, "the store cannot be read");
+        admin_reply_error(req, 503, "the store cannot be read");
         return;
     }
-    struct shm_presence presence;
+    struct user_facts f;
     struct json_object *obj = json_object_new_object(), *devices = json_object_new_array();
-    int rc = shm_presence_get(store, email, &presence);
+    struct json_object *grants = json_object_new_array();
     int count = shm_conn_devices(store, email, device_add, devices);
-    int pending = shm_notif_pending(store, email, clock_wall_ms(), NULL, NULL);
+    int rc = obj && devices && grants && count >= 0 ? user_facts_get(store, email, grants, &f) : -1;
     shm_store_close(store);
-    if (obj == NULL || devices == NULL || (rc != SHM_OK && rc != SHM_NOT_FOUND) || count < 0 ||
-        pending < 0) {
+    if (rc != 0) {
         json_object_put(obj);
         json_object_put(devices);
-        error_reply(req, 503, "the store cannot be read");
+        json_object_put(grants);
+        admin_reply_error(req, 503, "the store cannot be read");
         return;
     }
+    /* Every address has a presence (offline when nothing is known): 200 either way. */
     json_object_object_add(obj, "email", json_object_new_string(email));
-    json_object_object_add(obj, "status", json_object_new_string(status_name(presence.status)));
+    json_object_object_add(obj, "known", json_object_new_boolean(user_known(&f, count)));
+    json_object_object_add(obj, "status", json_object_new_string(status_name(f.presence.status)));
     json_object_object_add(obj, "since",
-                           rc == SHM_OK ? json_object_new_int64(presence.since_ms) : NULL);
+                           f.has_presence ? json_object_new_int64(f.presence.since_ms) : NULL);
     json_object_object_add(obj, "devices", devices);
-    json_object_object_add(obj, "pending_notifications", json_object_new_int(pending));
-    json_reply(req, 200, obj);
+    json_object_object_add(obj, "pending_notifications", json_object_new_int(f.pending));
+    json_object_object_add(obj, "grants", grants);
+    json_object_object_add(obj, "apps_owned", json_object_new_int(f.apps_owned));
+    admin_reply_json(req, 200, obj);
     json_object_put(obj);
 }
 
-/* The request body as a NUL-terminated string (evhttp already capped its size). */
-static char *body_text(struct evhttp_request *req, size_t *len)
+/* The connections of a user's devices, gathered before any mail is written. */
+struct device_owners {
+    struct shm_conn_owner *items;
+    size_t count, cap;
+    bool failed;
+};
+
+static void owner_add(void *arg, const char *device, const struct shm_conn_owner *owner)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    *len = evbuffer_get_length(in);
-    char *text = malloc(*len + 1);
-    if (text == NULL)
-        return NULL;
-    evbuffer_copyout(in, text, *len);
-    text[*len] = '\0';
-    return text;
+    struct device_owners *list = arg;
+    (void)device;
+    if (grow_for((void **)&list->items, &list->cap, list->count, sizeof *list->items, 4) != 0) {
+        list->failed = true;
+        return;
+    }
+    list->items[list->count++] = *owner;
+}
+
+/* Mails a kick to the worker of each device; returns how many were told, or -1. */
+static int devices_kick(struct master *m, struct shm_store *store, const struct device_owners *list)
+{
+    int rc = SHM_OK;
+    for (size_t i = 0; rc == SHM_OK && i < list->count; i++) {
+        unsigned char payload[8];
+        shm_mail_put_conn_id(payload, list->items[i].conn_id);
+        rc = shm_mail_post(store, list->items[i].worker_pid, SHM_MAIL_KICK_CONN, payload,
+                           sizeof payload);
+    }
+    if (rc == SHM_OK && list->count > 0)
+        rc = shm_batch_commit(store);
+    if (rc != SHM_OK)
+        return -1;
+    struct wake_bells bells;
+    if (list->count > 0 && wake_init(&bells, m->cfg.data_dir) == 0)
+        for (size_t i = 0; i < list->count; i++)
+            wake_ring(&bells, list->items[i].worker_pid); /* a second ring of one bell is free */
+    return (int)list->count;
+}
+
+/* POST /users/<email>/kick: every connected device of the user gets errno 61 and close 1001,
+ * from the worker that holds it. */
+static void user_kick(struct master *m, struct evhttp_request *req, const char *email)
+{
+    struct shm_store *store = master_store_visit(m);
+    if (store == NULL) {
+        admin_reply_error(req, 503, "the store cannot be read");
+        return;
+    }
+    struct device_owners list = { 0 };
+    struct user_facts f;
+    int count = shm_conn_devices(store, email, owner_add, &list);
+    int rc = count < 0 || list.failed ? -1 : user_facts_get(store, email, NULL, &f);
+    bool known = rc == 0 && user_known(&f, count);
+    int kicked = known ? devices_kick(m, store, &list) : 0;
+    shm_store_close(store);
+    free(list.items);
+    if (rc != 0 || kicked < 0) {
+        admin_reply_error(req, 503, "the store cannot be used");
+        return;
+    }
+    if (!known) {
+        admin_reply_error(req, 404, "unknown user: the store holds nothing of this e-mail");
+        return;
+    }
+    if (kicked > 0)
+        log_notice("admin: closing %d device connection(s) of a user", kicked);
+    struct json_object *obj = json_object_new_object();
+    json_object_object_add(obj, "email", json_object_new_string(email));
+    json_object_object_add(obj, "devices", json_object_new_int(kicked));
+    admin_reply_json(req, 200, obj);
+    json_object_put(obj);
 }
 
 /* Queues the notification and mails it to the workers holding the user's devices; rings them
@@ -144,14 +234,14 @@ static int notification_queue(struct master *m, const char *email, const char *j
 static void notification_post(struct master *m, struct evhttp_request *req, const char *email)
 {
     size_t len;
-    char *text = body_text(req, &len);
+    char *text = admin_body(req, &len);
     struct notification n;
     struct json_object *root = NULL;
     const char *why = "out of memory";
     if (text == NULL ||
         notification_parse(text, len, m->cfg.notification_ttl_ms, &n, &root, &why) != 0) {
         free(text);
-        error_reply(req, 400, why);
+        admin_reply_error(req, 400, why);
         return;
     }
     char id[NOTIFICATION_ID_LEN + 1], json[SHM_NOTIF_JSON_MAX];
@@ -162,16 +252,16 @@ static void notification_post(struct master *m, struct evhttp_request *req, cons
     json_object_put(root);
     free(text);
     if (json_len < 0) {
-        error_reply(req, 400, "notification too large");
+        admin_reply_error(req, 400, "notification too large");
         return;
     }
     if (notification_queue(m, email, json, (size_t)json_len, ttl) != 0) {
-        error_reply(req, 503, "the store cannot be written");
+        admin_reply_error(req, 503, "the store cannot be written");
         return;
     }
     struct json_object *obj = json_object_new_object();
     json_object_object_add(obj, "id", json_object_new_string(id));
-    json_reply(req, 201, obj);
+    admin_reply_json(req, 201, obj);
     json_object_put(obj);
 }
 
@@ -182,7 +272,7 @@ void admin_users_route(struct master *m, struct evhttp_request *req, const char 
     size_t encoded_len = slash ? (size_t)(slash - rest) : strlen(rest);
     char encoded[3 * ID_EMAIL_MAX + 1];
     if (encoded_len == 0 || encoded_len >= sizeof encoded) {
-        error_reply(req, 400, "an e-mail address is expected after /users/");
+        admin_reply_error(req, 400, "an e-mail address is expected after /users/");
         return;
     }
     memcpy(encoded, rest, encoded_len);
@@ -190,14 +280,16 @@ void admin_users_route(struct master *m, struct evhttp_request *req, const char 
     char *email = evhttp_uridecode(encoded, 0, NULL);
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     if (email == NULL || !id_email_valid(email))
-        error_reply(req, 400, "not an e-mail address");
+        admin_reply_error(req, 400, "not an e-mail address");
     else if (slash == NULL && method == EVHTTP_REQ_GET)
         user_get(m, req, email);
     else if (slash != NULL && strcmp(slash, "/notifications") == 0 && method == EVHTTP_REQ_POST)
         notification_post(m, req, email);
-    else if (slash == NULL || strcmp(slash, "/notifications") == 0)
-        error_reply(req, 405, "method not allowed");
+    else if (slash != NULL && strcmp(slash, "/kick") == 0 && method == EVHTTP_REQ_POST)
+        user_kick(m, req, email);
+    else if (slash == NULL || strcmp(slash, "/notifications") == 0 || strcmp(slash, "/kick") == 0)
+        admin_reply_error(req, 405, "method not allowed");
     else
-        error_reply(req, 404, "not found");
+        admin_reply_error(req, 404, "not found");
     free(email);
 }

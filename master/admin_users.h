@@ -1,5 +1,5 @@
-/* admin_users: the operator's view of one user on the admin endpoint — GET /users/<email> and
- * POST /users/<email>/notifications (SPEC.md §6). */
+/* admin_users: the operator's view of one user on the admin endpoint — GET /users/<email>,
+ * POST /users/<email>/notifications and POST /users/<email>/kick (SPEC.md §6). */
 #ifndef PRESENCED_ADMIN_USERS_H
 #define PRESENCED_ADMIN_USERS_H
 

@@ -47,7 +47,7 @@ static void listeners_drop(struct master *m)
 
 /* QUIT: workers tell balancers for drain_grace (503 on /__lbheartbeat__), then say goodbye
  * (errno 61, close 1001); the master exits by drain_grace + drain_timeout. */
-static void quit_start(struct master *m)
+void master_quit(struct master *m)
 {
     if (m->state != MASTER_RUNNING)
         return;
@@ -207,7 +207,7 @@ static void on_signal(evutil_socket_t signum, short events, void *arg)
         stop_start(m);
         break;
     case SIGQUIT:
-        quit_start(m);
+        master_quit(m);
         break;
     case SIGHUP:
         reload(m);

@@ -68,6 +68,8 @@ struct master {
 
 /* Runs the master until it stops; returns the process exit code. */
 int master_run(struct master *m);
+/* Stops gracefully, as QUIT does (the admin endpoint's /drain too). */
+void master_quit(struct master *m);
 
 /* workers.c */
 int workers_spawn_generation(struct master *m);

@@ -173,3 +173,35 @@ int shm_app_list_by_owner(struct shm_store *store, const char *owner, shm_app_cb
     int rc = store_prefix_walk(store, store->apps_by_owner, owner, owner_app, &walk);
     return rc < 0 ? rc : walk.count;
 }
+
+int shm_app_list(struct shm_store *store, shm_app_cb cb, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    int rc = mdb_cursor_open(txn, store->apps, &cursor);
+    if (rc != 0) {
+        store_read_end(store, txn);
+        return store_result(rc);
+    }
+    MDB_val key, value;
+    int count = 0;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        char appid[SHM_APPID_LEN + 1];
+        struct shm_app app;
+        if (key.mv_size != SHM_APPID_LEN)
+            continue;
+        memcpy(appid, key.mv_data, SHM_APPID_LEN);
+        appid[SHM_APPID_LEN] = '\0';
+        if (app_decode(appid, &value, &app) != SHM_OK)
+            continue;
+        if (cb != NULL)
+            cb(arg, &app);
+        count++;
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    return rc == MDB_NOTFOUND ? count : store_result(rc);
+}

@@ -6,15 +6,20 @@
 #include "conn.h"
 #include "store.h"
 
+#include "../common/app_rules.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
 #define SHM_APPID_LEN 36 /* a UUID */
-#define SHM_APP_NAME_MAX 64
+#define SHM_APP_NAME_MAX APP_RULES_NAME_MAX
 #define SHM_APP_DOMAIN_MAX 253
-#define SHM_APP_DESCRIPTION_MAX 512
-#define SHM_APP_KEY_LEN 43      /* 32 random bytes, base64url */
-#define SHM_APP_KEY_HASH_LEN 32 /* SHA-256 of the API key */
+#define SHM_APP_DESCRIPTION_MAX APP_RULES_DESCRIPTION_MAX
+#define SHM_APP_KEY_LEN APP_RULES_KEY_LEN           /* 32 random bytes, base64url */
+#define SHM_APP_KEY_HASH_LEN APP_RULES_KEY_HASH_LEN /* SHA-256 of the API key */
+/* The owner of an app the operator provisioned on the admin endpoint: not an e-mail, so no
+ * signed-in developer can manage it on /myapps. */
+#define SHM_APP_OWNER_OPERATOR "operator"
 
 struct shm_app {
     char appid[SHM_APPID_LEN + 1];
@@ -38,5 +43,7 @@ int shm_app_delete(struct shm_store *store, const char *appid);
 /* Calls cb with each app of owner, oldest appid first. Returns the count or < 0. */
 typedef void (*shm_app_cb)(void *arg, const struct shm_app *app);
 int shm_app_list_by_owner(struct shm_store *store, const char *owner, shm_app_cb cb, void *arg);
+/* Calls cb with every app, in appid order. Returns the count or < 0. */
+int shm_app_list(struct shm_store *store, shm_app_cb cb, void *arg);
 
 #endif

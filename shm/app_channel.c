@@ -8,6 +8,7 @@
 
 #include "../common/grow.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,46 @@ int shm_app_conn_remove(struct shm_store *store, const char *appid, int32_t pid,
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_batch_fail(store, rc, "app connection");
     return away_mark(store, txn, appid, now_ms);
+}
+
+int shm_app_conns(struct shm_store *store, const char *appid, struct shm_app_conn **out,
+                  size_t *count)
+{
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    size_t cap = 0;
+    *out = NULL;
+    *count = 0;
+    if (strlen(appid) != SHM_APPID_LEN || store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    if (mdb_cursor_open(txn, store->app_conns, &cursor) != 0) {
+        store_read_end(store, txn);
+        return SHM_ERROR;
+    }
+    MDB_val key = { SHM_APPID_LEN, (void *)appid }, value;
+    int rc;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == CONN_KEY_LEN && memcmp(key.mv_data, appid, SHM_APPID_LEN) == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        const unsigned char *k = key.mv_data;
+        if (grow_for((void **)out, &cap, *count, sizeof **out, 4) != 0) {
+            rc = ENOMEM;
+            break;
+        }
+        (*out)[(*count)++] = (struct shm_app_conn){
+            .pid = (int32_t)store_get_be32(k + SHM_APPID_LEN),
+            .conn_id = store_get_be64(k + SHM_APPID_LEN + 4),
+        };
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        free(*out);
+        *out = NULL;
+        *count = 0;
+        return SHM_ERROR;
+    }
+    return SHM_OK;
 }
 
 struct dead_conns {

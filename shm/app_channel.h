@@ -19,6 +19,15 @@ int shm_app_conn_add(struct shm_store *store, const char *appid, int32_t pid, ui
 /* Forgets the connection; when it was the app's last one, the app is away from now_ms. */
 int shm_app_conn_remove(struct shm_store *store, const char *appid, int32_t pid, uint64_t conn_id,
                         int64_t now_ms);
+/* One open AppService connection of an app. */
+struct shm_app_conn {
+    int32_t pid;
+    uint64_t conn_id;
+};
+/* The app's open connections: *out (the caller frees it; NULL when none) holds *count. */
+int shm_app_conns(struct shm_store *store, const char *appid, struct shm_app_conn **out,
+                  size_t *count);
+
 /* Forgets every connection of a (dead) worker. */
 int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms);
 

@@ -80,3 +80,13 @@ int shm_mail_drop(struct shm_store *store, int32_t pid)
     int rc = mail_walk(store, pid, NULL, NULL);
     return rc < 0 ? rc : SHM_OK;
 }
+
+void shm_mail_put_conn_id(unsigned char out[8], uint64_t conn_id)
+{
+    store_put_be64(out, conn_id);
+}
+
+uint64_t shm_mail_conn_id(const void *payload)
+{
+    return store_get_be64(payload);
+}

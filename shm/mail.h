@@ -15,6 +15,9 @@ enum shm_mail_type {
     SHM_MAIL_PING = 3,       /* payload: anything — answered with SHM_MAIL_PONG (tests, probes) */
     SHM_MAIL_PONG = 4,
     SHM_MAIL_APP_EVENT = 5, /* payload: be64 conn id, PUID, u8 status — to an AppService */
+    SHM_MAIL_KICK_CONN = 6, /* payload: be64 conn id — the operator closes it: errno 61, 1001 */
+    SHM_MAIL_APP_CLOSE = 7, /* payload: be64 conn id, u8 errno — an AppService connection of an
+                               app disabled (41), deleted (40) or re-keyed (42): close 1008 */
 };
 
 /* Queues a message for the process target_pid in the current batch; ring its doorbell after the
@@ -27,6 +30,11 @@ int shm_mail_post(struct shm_store *store, int32_t target_pid, uint8_t type, con
 typedef void (*shm_mail_cb)(void *arg, int32_t sender_pid, uint8_t type, const void *payload,
                             size_t len);
 int shm_mail_take(struct shm_store *store, int32_t pid, shm_mail_cb cb, void *arg);
+
+/* The be64 connection id that starts the payloads of CLOSE_CONN, DELIVER, APP_EVENT, KICK_CONN
+ * and APP_CLOSE. */
+void shm_mail_put_conn_id(unsigned char out[8], uint64_t conn_id);
+uint64_t shm_mail_conn_id(const void *payload);
 
 /* Drops the mail of a process that died. */
 int shm_mail_drop(struct shm_store *store, int32_t pid);

@@ -10,6 +10,7 @@
 #include "../shm/app.h"
 #include "../shm/app_channel.h"
 #include "../shm/grant.h"
+#include "../shm/mail.h"
 #include "../shm/presence.h"
 
 #include <json-c/json.h>
@@ -415,6 +416,43 @@ void appservice_event(struct worker *w, const void *payload, size_t len)
         event_send(s, puid, status);
         session_write_now(s);
     }
+}
+
+static const char *app_closed_text(int number)
+{
+    return number == 40   ? "unknown appid: the app was deleted"
+           : number == 42 ? "bad API key: the app has a new one"
+                          : "app not validated or not active";
+}
+
+void appservice_app_closed(struct worker *w, uint64_t conn_id, int number)
+{
+    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
+    if (s != NULL && s->app != NULL && s->close_code == 0)
+        app_error(w, s, NULL, NULL, number, app_closed_text(number),
+                  LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
+}
+
+void appservice_close_app(struct worker *w, const char *appid, int number)
+{
+    struct shm_app_conn *conns;
+    size_t count;
+    if (shm_app_conns(w->store, appid, &conns, &count) != SHM_OK) {
+        w->info.store_failures_total++;
+        return;
+    }
+    unsigned char payload[9];
+    payload[8] = (unsigned char)number;
+    for (size_t i = 0; i < count; i++) {
+        if (conns[i].pid == w->info.pid) {
+            appservice_app_closed(w, conns[i].conn_id, number);
+            continue;
+        }
+        shm_mail_put_conn_id(payload, conns[i].conn_id);
+        if (mailbox_post(w, conns[i].pid, SHM_MAIL_APP_CLOSE, payload, sizeof payload) != 0)
+            w->info.store_failures_total++;
+    }
+    free(conns);
 }
 
 void appservice_publish(struct worker *w, const char *email, uint8_t status, const char *only_appid)

@@ -423,6 +423,14 @@ void device_drain_all(struct worker *w)
                       LWS_CLOSE_STATUS_GOINGAWAY);
 }
 
+void device_kick(struct worker *w, uint64_t conn_id)
+{
+    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
+    if (s != NULL && s->app == NULL && s->close_code == 0)
+        session_error(w, s, 61, "closed by the operator, reconnect later",
+                      LWS_CLOSE_STATUS_GOINGAWAY);
+}
+
 void device_supersede(struct worker *w, uint64_t conn_id)
 {
     struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);

@@ -13,12 +13,17 @@ static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payloa
     struct worker *w = arg;
     switch (type) {
     case SHM_MAIL_CLOSE_CONN:
-        if (len == 8) {
-            uint64_t conn_id = 0;
-            for (size_t i = 0; i < 8; i++)
-                conn_id = conn_id << 8 | ((const unsigned char *)payload)[i];
-            device_supersede(w, conn_id);
-        }
+        if (len == 8)
+            device_supersede(w, shm_mail_conn_id(payload));
+        break;
+    case SHM_MAIL_KICK_CONN:
+        if (len == 8)
+            device_kick(w, shm_mail_conn_id(payload));
+        break;
+    case SHM_MAIL_APP_CLOSE:
+        if (len == 9)
+            appservice_app_closed(w, shm_mail_conn_id(payload),
+                                  ((const unsigned char *)payload)[8]);
         break;
     case SHM_MAIL_DELIVER:
         device_deliver(w, payload, len);

@@ -5,16 +5,14 @@
 #include "fetch.h"
 #include "web_page.h"
 
-#include "../common/b64url.h"
+#include "../common/app_rules.h"
 #include "../common/clock.h"
-#include "../common/id_assertion.h"
 #include "../common/log.h"
 #include "../common/uuid.h"
 #include "../shm/app.h"
 #include "../shm/grant.h"
 #include "../shm/presence.h"
 
-#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -64,41 +62,27 @@ static void apps_page(struct worker *w, struct http_req *req, const char *error)
     http_reply_html(req, error ? HTTP_STATUS_BAD_REQUEST : HTTP_STATUS_OK, &page);
 }
 
-/* A field of 1 to max bytes of printable text (no control characters). */
-static bool text_field(const char *value, size_t min, size_t max)
-{
-    size_t len = value ? strlen(value) : 0;
-    if (len < min || len > max)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-        if (*p < 0x20 && *p != '\n' && *p != '\r' && *p != '\t')
-            return false;
-    return true;
-}
-
 static void app_create(struct worker *w, struct http_req *req, const struct form *form)
 {
     const char *name = form_get(form, "name"), *domain = form_get(form, "domain");
     const char *description = form_get(form, "description");
     struct shm_app app = { .created_ms = clock_wall_ms() };
-    if (!text_field(name, 1, SHM_APP_NAME_MAX) ||
-        !text_field(description, 0, SHM_APP_DESCRIPTION_MAX)) {
+    if (!app_name_valid(name) || !app_description_valid(description)) {
         apps_page(w, req, "A name (1 to 64 characters) is needed; descriptions stop at 512.");
         return;
     }
-    if (domain == NULL || !id_host_valid(domain) || strchr(domain, '.') == NULL) {
+    if (!app_domain_valid(domain, true)) {
         apps_page(w, req, "The domain must be a host name such as chat.example.com.");
         return;
     }
-    if (uuid_make(app.appid) != 0 || web_token(app.domain_key) != 0) {
+    if (uuid_make(app.appid) != 0 || app_key_make(app.domain_key) != 0) {
         apps_page(w, req, "No randomness: try again.");
         return;
     }
     snprintf(app.owner, sizeof app.owner, "%s", req->session.email);
     snprintf(app.name, sizeof app.name, "%s", name);
     snprintf(app.description, sizeof app.description, "%s", description ? description : "");
-    for (size_t i = 0; domain[i] && i < SHM_APP_DOMAIN_MAX; i++)
-        app.domain[i] = (char)tolower((unsigned char)domain[i]);
+    app_domain_lower(domain, app.domain, sizeof app.domain);
     if (shm_app_put(w->store, &app) != SHM_OK) {
         web_message(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "My apps", "Please try again.");
         return;
@@ -160,11 +144,10 @@ static void app_page(struct http_req *req, const struct shm_app *app, unsigned s
 }
 
 /* A new API key: its hash is stored, the key itself only shown. */
-static bool key_issue(struct shm_app *app, char key[WEB_TOKEN_LEN + 1])
+static bool key_issue(struct shm_app *app, char key[APP_RULES_KEY_LEN + 1])
 {
-    if (web_token(key) != 0)
+    if (app_api_key_issue(key, app->key_hash) != 0)
         return false;
-    SHA256((const unsigned char *)key, strlen(key), app->key_hash);
     app->has_key = true;
     return true;
 }
@@ -243,13 +226,14 @@ static void app_validate(struct worker *w, struct http_req *req, const struct sh
 static void app_action(struct worker *w, struct http_req *req, struct shm_app *app,
                        const char *action)
 {
-    char key[WEB_TOKEN_LEN + 1], location[64];
+    char key[APP_RULES_KEY_LEN + 1], location[64];
     snprintf(location, sizeof location, "/myapps/%s", app->appid);
     if (strcmp(action, "validate") == 0) {
         app_validate(w, req, app);
         return;
     }
     if (strcmp(action, "delete") == 0) {
+        appservice_close_app(w, app->appid, 40);
         if (shm_app_delete(w->store, app->appid) == SHM_OK)
             http_redirect(req, "/myapps");
         else
@@ -266,9 +250,13 @@ static void app_action(struct worker *w, struct http_req *req, struct shm_app *a
             web_message(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "API key", "Please try again.");
             return;
         }
+        /* Connections authenticated with the previous key do not outlive it. */
+        if (app->active)
+            appservice_close_app(w, app->appid, 42);
         app->active = true;
         show_key = true;
     } else if (strcmp(action, "deactivate") == 0) {
+        appservice_close_app(w, app->appid, 41);
         app->active = false;
     } else {
         http_reply_error(req, HTTP_STATUS_NOT_FOUND, "not found");

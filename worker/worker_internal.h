@@ -108,6 +108,8 @@ void device_verifications_cancel(struct worker *w);
 int device_keepalive_init(struct worker *w);
 /* Closes the session with conn_id after sending errno 52 (superseded). */
 void device_supersede(struct worker *w, uint64_t conn_id);
+/* Closes the device session with conn_id for the operator (kick): errno 61 and close 1001. */
+void device_kick(struct worker *w, uint64_t conn_id);
 /* Whether a WebSocket's path is an AppService channel (/myapps/<appid>). */
 bool websocket_is_appservice(struct lws *wsi);
 /* Closes AppService connections that did not authenticate in time (run every second). */
@@ -115,6 +117,12 @@ void appservice_deadlines(struct worker *w);
 void appservice_free_buckets(struct worker *w);
 /* An AppService event mailed for one of this worker's AppService connections. */
 void appservice_event(struct worker *w, const void *payload, size_t len);
+/* Closes the AppService connection conn_id of an app that was disabled, deleted or re-keyed:
+ * the errno (41, 40, 42) and close 1008. */
+void appservice_app_closed(struct worker *w, uint64_t conn_id, int number);
+/* Closes, wherever they are, the open AppService connections of appid (as appservice_app_closed
+ * does): the app was deactivated, deleted or given a new API key. */
+void appservice_close_app(struct worker *w, const char *appid, int number);
 /* Tells the apps a user granted that the user's presence changed (mail + rings). */
 void appservice_publish(struct worker *w, const char *email, uint8_t status,
                         const char *only_appid);

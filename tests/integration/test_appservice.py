@@ -211,3 +211,44 @@ def test_notify_rate_limit(site, ident, domain):
     replies = run(scenario())
     assert replies[0]["result"] == replies[1]["result"] == "OK"
     assert replies[2]["errno"] == 50 and replies[2]["retry_after"] >= 1
+
+
+def test_deactivate_new_key_and_delete_close_the_apps_connections(site, ident, domain):
+    """What the developer does on /myapps reaches the app's open connections on every worker:
+    deactivate (errno 41), a new API key (42 for those authenticated with the old one), delete
+    (40), each then close 1008."""
+    server = site(workers=2)
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, api_key = activated_app(dev, domain)
+
+    async def connections(key, count=4):
+        # Several connections, which SO_REUSEPORT spreads over the workers.
+        return [await AppService.connect(server, appid, key) for _ in range(count)]
+
+    async def closed(apps):
+        outcomes = []
+        for app in apps:
+            reply = await app.recv(timeout=10)
+            with pytest.raises(websockets.ConnectionClosed):
+                await app.recv(timeout=10)
+            outcomes.append((reply["errno"], app.ws.close_code))
+        return outcomes
+
+    async def scenario():
+        apps = await connections(api_key)
+        assert action(dev, appid, "deactivate")[0] == 303
+        assert await closed(apps) == [(41, 1008)] * 4
+        status, _, text = action(dev, appid, "activate")
+        assert status == 200
+        key = re.search(r'id="api-key">([^<]+)<', text).group(1)
+        apps = await connections(key)
+        status, _, text = action(dev, appid, "rotate-key")
+        assert status == 200
+        assert await closed(apps) == [(42, 1008)] * 4
+        key = re.search(r'id="api-key">([^<]+)<', text).group(1)
+        apps = await connections(key)
+        status, _, _ = dev.request("DELETE", f"/myapps/{appid}",
+                                   headers={"X-CSRF-Token": dev.csrf(f"/myapps/{appid}")})
+        assert status == 303
+        assert await closed(apps) == [(40, 1008)] * 4
+    run(scenario())

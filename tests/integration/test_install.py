@@ -5,14 +5,15 @@ import subprocess
 
 from conftest import ROOT
 
-MAN_PAGES = ("man/presenced.8", "man/presenced.conf.5", "man/presence.7")
+MAN_PAGES = ("man/presenced.8", "man/presenced.conf.5", "man/presence.7", "man/presencectl.1")
 
 
 def test_make_install_honours_prefix_and_destdir(workdir):
     dest = os.path.join(workdir, "pkg")
     subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={dest}", "PREFIX=/usr",
                     "SYSCONFDIR=/etc"], check=True, capture_output=True, timeout=300)
-    for path in ("usr/sbin/presenced", "etc/presenced.conf", "usr/share/man/man8/presenced.8",
+    for path in ("usr/sbin/presenced", "usr/bin/presencectl", "usr/share/man/man1/presencectl.1",
+                 "etc/presenced.conf", "usr/share/man/man8/presenced.8",
                  "usr/share/man/man5/presenced.conf.5", "usr/share/man/man7/presence.7",
                  "usr/lib/systemd/system/presenced.service"):
         assert os.path.exists(os.path.join(dest, path)), path
