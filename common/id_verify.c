@@ -37,15 +37,17 @@ int id_claims_check(const struct id_assertion *a, char *const *audiences, size_t
     return 0;
 }
 
-bool id_issuer_trusted(const struct id_assertion *a, char *const *trusted, size_t trusted_count)
+bool id_issuer_listed(const struct id_assertion *a, char *const *trusted, size_t trusted_count)
 {
-    const char *domain = strchr(a->email, '@') + 1;
-    if (strcasecmp(a->root_issuer, domain) == 0)
-        return true;
     for (size_t i = 0; i < trusted_count; i++)
         if (strcasecmp(a->root_issuer, trusted[i]) == 0)
             return true;
     return false;
+}
+
+const char *id_email_domain(const struct id_assertion *a)
+{
+    return strchr(a->email, '@') + 1;
 }
 
 static bool part_signed_by(const struct id_part *part, const struct id_key *key)

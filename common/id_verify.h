@@ -17,9 +17,12 @@ bool id_audience_allowed(const char *aud, char *const *allowed, size_t count);
 int id_claims_check(const struct id_assertion *a, char *const *audiences, size_t audience_count,
                     int64_t now_ms, int64_t skew_ms, const char **why);
 
-/* Whether the root issuer may vouch for the principal: the e-mail's own domain, or one of the
- * trusted hosts. */
-bool id_issuer_trusted(const struct id_assertion *a, char *const *trusted, size_t trusted_count);
+/* Whether the root issuer is one of the trusted hosts (trusted_issuer), which vouch for any
+ * e-mail. Any other must be on the delegation chain of the e-mail's domain, which only the
+ * network tells (SPEC.md §3). */
+bool id_issuer_listed(const struct id_assertion *a, char *const *trusted, size_t trusted_count);
+/* The domain of the principal's e-mail, where that chain starts. */
+const char *id_email_domain(const struct id_assertion *a);
 
 /* Verifies the first certificate with issuer_key, each next one with the previous one's key and
  * the assertion with the last certificate's key. Returns 0, or 34 with *why set. */

@@ -162,11 +162,31 @@ void identity_finish(struct identity_req *req, int error, const char *why, int64
     finish(req, error, why, expires_ms);
 }
 
-static void signatures_finish(struct identity_req *req, const struct id_key *key)
+/* A trusted_issuer vouches for any e-mail with its own key; any other root issuer must be a
+ * host on the delegation chain of the e-mail's domain (the domain itself, or an authority it
+ * delegates to, up to ISSUER_MAX_DELEGATIONS hops), and signs with the key at the chain's end. */
+static bool issuer_listed(const struct identity_req *req)
 {
+    return id_issuer_listed(&req->assertion, req->id->trusted, req->id->cfg->trusted_issuer_count);
+}
+
+/* The host whose support document (or key file) holds the key of the first certificate. */
+static const char *key_host(const struct identity_req *req)
+{
+    return issuer_listed(req) ? req->assertion.root_issuer : id_email_domain(&req->assertion);
+}
+
+static void key_known(struct identity_req *req, const struct id_key *key)
+{
+    const struct id_assertion *a = &req->assertion;
+    if (!issuer_listed(req) &&
+        !issuer_key_chain_has(req->id->keys, id_email_domain(a), a->root_issuer)) {
+        finish(req, 34, "untrusted issuer", 0);
+        return;
+    }
     const char *why = NULL;
-    int error = id_signatures_check(&req->assertion, key, &why);
-    finish(req, error, why, id_assertion_expiry(&req->assertion));
+    int error = id_signatures_check(a, key, &why);
+    finish(req, error, why, id_assertion_expiry(a));
 }
 
 static void issuer_key_ready(void *arg, int error, const char *why, const struct id_key *key)
@@ -176,21 +196,15 @@ static void issuer_key_ready(void *arg, int error, const char *why, const struct
     if (error != 0)
         finish(req, error, why, 0);
     else
-        signatures_finish(req, key);
+        key_known(req, key);
 }
 
 static int local_verify(struct identity_req *req)
 {
     struct identity *id = req->id;
-    const struct id_assertion *a = &req->assertion;
-    if (!id_issuer_trusted(a, id->trusted, id->cfg->trusted_issuer_count)) {
-        finish(req, 34, "untrusted issuer", 0);
-        return 0;
-    }
     struct id_key key;
     const char *why = NULL;
-    int rc =
-        issuer_key_get(id->keys, a->root_issuer, &key, &why, issuer_key_ready, req, &req->wait);
+    int rc = issuer_key_get(id->keys, key_host(req), &key, &why, issuer_key_ready, req, &req->wait);
     if (rc == 1) {
         req->async = true;
         return 1;
@@ -199,7 +213,7 @@ static int local_verify(struct identity_req *req)
         finish(req, rc, why, 0);
         return 0;
     }
-    signatures_finish(req, &key);
+    key_known(req, &key);
     id_key_free(&key);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ISSUER_CACHE_MAX 1024
 
@@ -43,6 +44,8 @@ struct issuer_entry {
     int64_t expires_ms;            /* monotonic */
     char current[ID_HOST_MAX + 1]; /* the host whose document is being fetched */
     int delegations;
+    char *chain; /* the authorities delegated to, in order, each NUL-terminated */
+    size_t chain_len;
     struct fetch *fetch;
     struct issuer_wait *waiters;
     struct oidc_state *oidc; /* OpenID issuers only; such entries are never evicted */
@@ -79,6 +82,7 @@ static void entry_free(struct issuer_keys *keys, struct issuer_entry *e)
     }
     id_key_free(&e->key);
     oidc_state_free(e->oidc);
+    free(e->chain);
     free(e);
 }
 
@@ -218,6 +222,19 @@ static void document_fetch(struct issuer_entry *e)
         entry_settle(e->keys, e, 35, "cannot start fetching the support document");
 }
 
+/* Remembers host as the next authority on e's delegation chain. */
+static bool chain_append(struct issuer_entry *e, const char *host)
+{
+    size_t len = strlen(host) + 1;
+    char *grown = realloc(e->chain, e->chain_len + len);
+    if (grown == NULL)
+        return false;
+    memcpy(grown + e->chain_len, host, len);
+    e->chain = grown;
+    e->chain_len += len;
+    return true;
+}
+
 /* Transport failures and server errors may pass (35); a document that is missing, disabled or
  * unusable is the domain's answer (34). */
 static void document_received(void *arg, const struct fetch_result *result)
@@ -258,6 +275,8 @@ static void document_received(void *arg, const struct fetch_result *result)
         entry_settle(e->keys, e, 34, "untrusted issuer: BrowserID disabled for the domain");
     } else if (++e->delegations > ISSUER_MAX_DELEGATIONS) {
         entry_settle(e->keys, e, 34, "untrusted issuer: too many authority delegations");
+    } else if (!chain_append(e, doc.authority)) {
+        entry_settle(e->keys, e, 35, "out of memory, retry later");
     } else {
         memcpy(e->current, doc.authority, sizeof e->current);
         document_fetch(e);
@@ -281,17 +300,26 @@ static int entry_wait(struct issuer_entry *e, issuer_key_cb cb, void *arg,
     return 1;
 }
 
+/* host in lower case into lower (ID_HOST_MAX + 1 bytes); its length, or -1 when too long. */
+static long host_lower(const char *host, char *lower)
+{
+    size_t len = strnlen(host, ID_HOST_MAX + 1);
+    if (len > ID_HOST_MAX)
+        return -1;
+    for (size_t i = 0; i <= len; i++)
+        lower[i] = (char)tolower((unsigned char)host[i]);
+    return (long)len;
+}
+
 int issuer_key_get(struct issuer_keys *keys, const char *host, struct id_key *key, const char **why,
                    issuer_key_cb cb, void *arg, struct issuer_wait **wait)
 {
     char lower[ID_HOST_MAX + 1];
-    size_t len = strnlen(host, ID_HOST_MAX + 1);
-    if (len > ID_HOST_MAX) {
+    long len = host_lower(host, lower);
+    if (len < 0) {
         *why = "untrusted issuer";
         return 34;
     }
-    for (size_t i = 0; i <= len; i++)
-        lower[i] = (char)tolower((unsigned char)host[i]);
     struct issuer_entry *e = entry_find(keys, lower);
     if (e != NULL && !e->fixed && !e->settling && e->state != ENTRY_FETCHING &&
         clock_mono_ms() >= e->expires_ms) {
@@ -304,7 +332,7 @@ int issuer_key_get(struct issuer_keys *keys, const char *host, struct id_key *ke
             return 35;
         }
         e->state = ENTRY_FETCHING;
-        memcpy(e->current, lower, len + 1);
+        memcpy(e->current, lower, (size_t)len + 1);
         document_fetch(e);
     }
     if (e->state == ENTRY_FETCHING) {
@@ -317,6 +345,20 @@ int issuer_key_get(struct issuer_keys *keys, const char *host, struct id_key *ke
     }
     id_key_copy(key, &e->key);
     return 0;
+}
+
+bool issuer_key_chain_has(struct issuer_keys *keys, const char *host, const char *issuer)
+{
+    char lower[ID_HOST_MAX + 1];
+    struct issuer_entry *e = host_lower(host, lower) < 0 ? NULL : entry_find(keys, lower);
+    if (e == NULL || e->state != ENTRY_READY)
+        return false;
+    if (strcasecmp(issuer, e->host) == 0)
+        return true;
+    for (const char *p = e->chain; p != NULL && p < e->chain + e->chain_len; p += strlen(p) + 1)
+        if (strcasecmp(issuer, p) == 0)
+            return true;
+    return false;
 }
 
 void issuer_key_cancel(struct issuer_wait *w)

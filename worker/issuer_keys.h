@@ -30,6 +30,10 @@ void issuer_keys_free(struct issuer_keys *keys);
 int issuer_key_get(struct issuer_keys *keys, const char *host, struct id_key *key, const char **why,
                    issuer_key_cb cb, void *arg, struct issuer_wait **wait);
 void issuer_key_cancel(struct issuer_wait *wait);
+/* Whether issuer names a host on the delegation chain that led to host's key: host itself, or
+ * an authority its support document (or one it delegates to) named. False unless host's key is
+ * known (issuer_key_get returned 0, or its callback runs with error 0). */
+bool issuer_key_chain_has(struct issuer_keys *keys, const char *host, const char *issuer);
 
 /* An OpenID issuer's key set, and its endpoints when they were discovered. */
 struct issuer_oidc {

@@ -184,6 +184,71 @@ def test_a_1023_bit_jwcrypto_key_is_refused_where_mozilla_accepts_it(presenced, 
     assert ours["errno"] == 34 and "1024" in ours["error"], ours
 
 
+# (b) Delegation: the certificate's iss may be any host on the chain from the e-mail's domain.
+
+def test_certificate_issued_by_the_delegated_authority(presenced, mozilla, keys, domains, ca):
+    # deleg.test delegates to idp.test, whose key signs as idp.test: how login.persona.org
+    # vouched for the domains that delegated to it.
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_ds, "fay@deleg.test", AUDIENCE)
+    agree_okay(presenced, mozilla, domains, ca, "fay@deleg.test", a)
+
+
+def test_certificate_issued_at_the_end_of_two_delegations(presenced, mozilla, keys, domains, ca):
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_ds, "gus@hop1.test", AUDIENCE)
+    agree_okay(presenced, mozilla, domains, ca, "gus@hop1.test", a)
+
+
+def test_an_issuer_off_the_delegation_chain_is_refused(presenced, mozilla, keys, domains, ca):
+    # other.test is a real provider with its own key, but deleg.test never named it.
+    a = mozilla.backed(keys.other, "other.test", keys.user_ds, "hal@deleg.test", AUDIENCE)
+    agree_refused(presenced, mozilla, domains, ca, "hal@deleg.test", a, why="untrusted issuer")
+    # Nor does a provider's own domain vouch for another's users.
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_ds, "hal@other.test", AUDIENCE)
+    agree_refused(presenced, mozilla, domains, ca, "hal@other.test", a, why="untrusted issuer")
+
+
+def test_other_hosts_of_the_chain_are_accepted_where_mozilla_wants_the_last(presenced, mozilla, keys,
+                                                                            domains, ca):
+    # A deliberate difference (presence(7)): SPEC.md §3 lets iss name any host on the chain, the
+    # e-mail's domain and the middle of a chain included; browserid-local-verify expects exactly
+    # the last one. Either way the key is the one at the end of the chain.
+    for email, iss in (("ida@deleg.test", "deleg.test"), ("ivo@hop1.test", "hop2.test"),
+                       ("ivy@hop1.test", "hop1.test")):
+        a = mozilla.backed(keys.idp, iss, keys.user_ds, email, AUDIENCE)
+        ours, theirs = both(presenced, mozilla, domains, ca, email, a)
+        assert ours == OK, (iss, ours)
+        assert theirs["status"] == "failure" and "untrusted issuer" in theirs["reason"], theirs
+
+
+# Other deliberate differences (presence(7)).
+
+def test_a_chain_of_two_certificates_is_verified_where_mozilla_refuses_any_chain(
+        presenced, mozilla, keys, domains, ca):
+    first, _ = mozilla.certify(keys.idp, "idp.test", keys.other)
+    second, _ = mozilla.certify(keys.other, "idp.test", keys.user_ds, "pia@idp.test")
+    a = first + "~" + second + "~" + mozilla.assertion(keys.user_ds, AUDIENCE)[0]
+    ours, theirs = both(presenced, mozilla, domains, ca, "pia@idp.test", a)
+    assert ours == OK, ours
+    assert theirs["status"] == "failure" and "chaining" in theirs["reason"], theirs
+
+
+def test_time_claims(presenced, mozilla, keys, domains, ca):
+    # presenced requires exp on every part, with clock_skew; it does not read iat. Mozilla's
+    # verifier takes a part without exp, and refuses an iat later than its clock.
+    cert, _ = mozilla.certify(keys.idp, "idp.test", keys.user_ds, "rex@idp.test",
+                              iat=idp.now_ms() + 30 * 1000)
+    a = cert + "~" + mozilla.assertion(keys.user_ds, AUDIENCE)[0]
+    ours, theirs = both(presenced, mozilla, domains, ca, "rex@idp.test", a)
+    assert ours == OK, ours
+    assert theirs["status"] == "failure" and "issued later" in theirs["reason"], theirs
+
+    cert, _ = mozilla.certify(keys.idp, "idp.test", keys.user_ds, "rex@idp.test")
+    a = cert + "~" + mozilla.assertion(keys.user_ds, AUDIENCE, no_exp=True)[0]
+    ours, theirs = both(presenced, mozilla, domains, ca, "rex@idp.test", a)
+    assert ours["errno"] == 34 and "exp" in ours["error"], ours
+    assert theirs["status"] == "okay", theirs
+
+
 # (c) A support document must be served as application/json.
 
 @pytest.mark.parametrize("domain", ["html.test", "plain.test", "notype.test", "deleghtml.test"])

@@ -13,7 +13,7 @@ from conftest import replies_then_close
 
 AUDIENCE = "https://presence.test"
 DOMAINS = ["idp.test", "deleg.test", "loop-a.test", "loop-b.test", "nodoc.test", "broken.test",
-           "disabled.test", "big.test", "fxa.test"]
+           "disabled.test", "big.test", "fxa.test", "accounts.example"]
 
 
 def run(coro, timeout=30):
@@ -255,6 +255,8 @@ def test_trusted_issuer_with_a_key_file(make_server, ca, domains, keys, tmp_path
     key_file.write_text(idp.support_document(keys["fxa"]))
     a = idp.backed("1234@accounts.example", keys["fxa"], keys["user_ds"], AUDIENCE,
                    iss="fxa.test")
+    # Untrusted, the issuer would have to be on accounts.example's delegation chain: that domain
+    # has no support document.
     untrusting = make_server(**identity_config(ca, domains)).start()
     assert verify(untrusting, "1234@accounts.example", a)["errno"] == 34
     trusting = make_server(**identity_config(

@@ -11,7 +11,7 @@
 //   {"op":"certify","issuer":"k1","iss":"idp.test","subject":"k2","email":"a@idp.test",
 //    "exp":ms,"iat":ms,"claims":{...},"stripped":bool}  -> {"cert":"...","signature_bytes":N}
 //   {"op":"assert","key":"k2","audience":"https://...","exp":ms,"iat":ms,"claims":{...},
-//    "stripped":bool}  -> {"assertion":"...","signature_bytes":N}
+//    "stripped":bool,"no_exp":bool}  -> {"assertion":"...","signature_bytes":N}
 //   {"op":"verify","assertion":"...","audience":"...","hosts":{"idp.test":port},"ca":"ca.pem",
 //    "trustedIssuers":[...],"maxDelegations":6,"now":ms}
 //       -> {"status":"okay",...} or {"status":"failure","reason":"..."}
@@ -139,7 +139,8 @@ async function assertion(req) {
   const entry = key(req.key);
   const exp = req.exp || Date.now() + 120 * 1000;
   const made = await signed(entry, req.stripped, (secret, shift) => {
-    const params = { audience: req.audience, expiresAt: new Date(exp - shift) };
+    const params = { audience: req.audience };
+    if (!req.no_exp) params.expiresAt = new Date(exp - shift);
     if (req.iat) params.issuedAt = new Date(req.iat - shift);
     return promise((cb) => jwcrypto.assertion.sign(req.claims || {}, params, secret, cb));
   });

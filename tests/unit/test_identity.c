@@ -291,7 +291,10 @@ static void test_chain(EVP_PKEY *issuer, EVP_PKEY *user)
     is_int(id_claims_check(&a, audiences, 1, 9999999999999 + 59000, 60000, &why), 0,
            "within the skew: accepted");
     char *trusted[] = { "login.example.org" };
-    ok(id_issuer_trusted(&a, trusted, 0), "the e-mail's domain vouches for it");
+    ok(!id_issuer_listed(&a, trusted, 1), "example.com is no trusted issuer");
+    is_str(id_email_domain(&a), "example.com", "the chain starts at the e-mail's domain");
+    char *listed[] = { "login.example.org", "EXAMPLE.com" };
+    ok(id_issuer_listed(&a, listed, 2), "a trusted issuer, in any case");
     struct id_key user_key = key_load(user);
     is_int(id_signatures_check(&a, &user_key, &why), 34, "another issuer key: 34");
     id_key_free(&user_key);
