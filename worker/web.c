@@ -8,6 +8,7 @@
 #include "../common/b64url.h"
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/next_path.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -92,17 +93,14 @@ static void session_load(struct worker *w, struct http_req *req)
 /* A path on this site to go back to after signing in; anything else becomes /account. */
 static const char *next_local(const char *next)
 {
-    if (next == NULL || next[0] != '/' || next[1] == '/' || next[1] == '\\' ||
-        strpbrk(next, "\r\n") != NULL || strlen(next) > 1500)
-        return "/account";
-    return next;
+    return next_path_local(next) ? next : NEXT_PATH_DEFAULT;
 }
 
 /* The sign-in form; next is where to go afterwards (NULL: the query's next). */
 static void login_page(struct http_req *req, unsigned status, const char *error,
                        const char *next_given)
 {
-    char token[WEB_TOKEN_LEN + 1], cookie[200], next[1600] = "/account";
+    char token[WEB_TOKEN_LEN + 1], cookie[200], next[NEXT_PATH_MAX + 100] = NEXT_PATH_DEFAULT;
     if (web_token(token) != 0) {
         http_reply_error(req, HTTP_STATUS_INTERNAL_SERVER_ERROR, "no randomness");
         return;
@@ -139,7 +137,7 @@ struct login {
     struct worker *w;
     struct http_req *req;
     struct identity_req *verifying;
-    char next[1600];
+    char next[NEXT_PATH_MAX + 1];
 };
 
 static void login_cancel(struct http_async *async)

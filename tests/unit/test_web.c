@@ -1,8 +1,10 @@
-/* Unit tests of the web pieces in common/: forms and query strings, HTML escaping, UUIDs. */
+/* Unit tests of the web pieces in common/: forms and query strings, HTML escaping, UUIDs, the
+ * sign-in's next. */
 #include "tap.h"
 
 #include "../../common/form.h"
 #include "../../common/html.h"
+#include "../../common/next_path.h"
 #include "../../common/uuid.h"
 
 static void test_forms(void)
@@ -55,9 +57,43 @@ static void test_uuids(void)
        "version 4, variant 1: %s", a);
 }
 
+static void test_next_paths(void)
+{
+    static const char *const local[] = {
+        "/", "/account", "/myapps/1f0c/validate", "/a//b", "/a/\\b", "/caf\xc3\xa9",
+        "/grant/1f0c?redirect=https%3A%2F%2Fchat.test%2Fwelcome&id=erin", "/%", "/%2", "/%zz",
+        "/%252F/x", "/a%2F%2Fb",
+    };
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        ok(next_path_local(local[i]), "'%s' is a local path", local[i]);
+    /* Browsers strip tab, LF and CR anywhere and read '\\' as '/': each of these is another
+     * site, or could become one. */
+    static const char *const refused[] = {
+        "", "account", "//evil.com", "/\\evil.com", "\\\\evil.com", "\\/evil.com",
+        "/\t/evil.com", "/\n/evil.com", "/\r/evil.com", "/\r\n/evil.com", "\t//evil.com",
+        "/\t\\evil.com", " /x", "https://evil.com", "http:/evil.com", "javascript:alert(1)",
+        "/%09/evil.com", "/%0a/evil.com", "/%0D/evil.com", "/%2F%2Fevil.com", "/%2f/evil.com",
+        "/%5Cevil.com", "/%5c%5cevil.com", "/a%0d%0aSet-Cookie:x=1", "/a\x7f", "/a%7F",
+        "/a\x01", "/a\xc2\x85", "/a%C2%85", "/a\x1b",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        ok(!next_path_local(refused[i]), "next #%zu refused", i);
+    ok(!next_path_local(NULL), "no next is refused");
+    char longest[NEXT_PATH_MAX + 2];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[0] = '/';
+    longest[NEXT_PATH_MAX] = '\0';
+    ok(next_path_local(longest), "%d bytes pass", NEXT_PATH_MAX);
+    longest[NEXT_PATH_MAX] = 'a';
+    longest[NEXT_PATH_MAX + 1] = '\0';
+    ok(!next_path_local(longest), "%d bytes are refused", NEXT_PATH_MAX + 1);
+    is_str(NEXT_PATH_DEFAULT, "/account", "a refused next goes to /account");
+}
+
 int main(void)
 {
     test_forms();
+    test_next_paths();
     test_html();
     test_uuids();
     return tap_done();
