@@ -158,6 +158,9 @@ int metrics_prometheus(struct master *m, struct evbuffer *out)
                "Verifications that could not complete: verifier or identity provider "
                "unreachable (errno 35).",
                INFO_FIELD(verifier_unavailable_total));
+    per_worker(out, m, &snap, "presenced_app_key_failures_total", "counter",
+               "Bad API keys: AppService auth refused with errno 42, status polls with 401.",
+               INFO_FIELD(app_key_failures_total));
     family(out, "presenced_notifications_dropped_total", "counter",
            "Pending notifications dropped because a user's queue was full.");
     evbuffer_add_printf(out, "presenced_notifications_dropped_total %" PRIu64 "\n",

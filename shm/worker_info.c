@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* Stored as a flat array of big-endian fields so the layout does not depend on the compiler. */
-#define INFO_FIELDS 17
+#define INFO_FIELDS 18
 
 static void info_encode(const struct shm_worker_info *info, unsigned char *out)
 {
@@ -28,6 +28,7 @@ static void info_encode(const struct shm_worker_info *info, unsigned char *out)
         info->assertions_verified_total,
         info->assertions_refused_total,
         info->verifier_unavailable_total,
+        info->app_key_failures_total,
     };
     for (int i = 0; i < INFO_FIELDS; i++)
         store_put_be64(out + 8 * i, fields[i]);
@@ -58,6 +59,7 @@ static int info_decode(const MDB_val *value, struct shm_worker_info *out)
         .assertions_verified_total = f[14],
         .assertions_refused_total = f[15],
         .verifier_unavailable_total = f[16],
+        .app_key_failures_total = f[17],
     };
     return SHM_OK;
 }

@@ -24,6 +24,7 @@ struct shm_worker_info {
     uint64_t assertions_verified_total;  /* checked locally or remotely and accepted */
     uint64_t assertions_refused_total;   /* errno 32, 33, 34 */
     uint64_t verifier_unavailable_total; /* errno 35 */
+    uint64_t app_key_failures_total;     /* bad API keys: AppService auth (errno 42), polling */
 };
 
 int shm_worker_info_put(struct shm_store *store, const struct shm_worker_info *info);

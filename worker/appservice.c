@@ -151,6 +151,7 @@ static void auth(struct worker *w, struct ws_session *s, struct json_object *msg
     }
     SHA256((const unsigned char *)token, strlen(token), hash);
     if (!app.has_key || CRYPTO_memcmp(hash, app.key_hash, sizeof hash) != 0) {
+        w->info.app_key_failures_total++;
         app_error(w, s, "auth", id, 42, "bad API key", LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
         return;
     }

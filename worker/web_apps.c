@@ -282,6 +282,7 @@ static void app_status_poll(struct worker *w, struct http_req *req, const struct
     }
     SHA256((const unsigned char *)auth + 7, strlen(auth + 7), hash);
     if (!app->has_key || CRYPTO_memcmp(hash, app->key_hash, sizeof hash) != 0) {
+        w->info.app_key_failures_total++;
         http_reply_error(req, HTTP_STATUS_UNAUTHORIZED, "bad API key");
         return;
     }

@@ -10,6 +10,9 @@ import urllib.parse
 
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import wait_for
 
 from web_fixtures import APP_DOMAIN, action, activated_app, register, signed_in
 
@@ -194,6 +197,17 @@ def test_appservice_refusals(story, ident, site, domain):
         return reply, silent.ws.close_code, time.monotonic() - started
     reply, code, waited = run(scenario())
     assert reply["errno"] == 30 and code == 1008 and 9 <= waited <= 13
+    # A bad key on the polling API too; both counted for the operator (errno 40 and 41 are not
+    # key guesses).
+    status, _, _ = dev.get(f"/myapps/{appid}/status?uid=x",
+                           headers={"Authorization": "Bearer wrong"})
+    assert status == 401
+    assert wait_for(lambda: key_failures(server) == 2, timeout=10), key_failures(server)
+
+
+def key_failures(server):
+    families = {f.name: f for f in text_string_to_metric_families(server.admin("/metrics"))}
+    return sum(s.value for s in families["presenced_app_key_failures"].samples)
 
 
 def test_notify_rate_limit(site, ident, domain):
