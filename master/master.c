@@ -102,7 +102,15 @@ static int restarts_resize(struct master *m, int from, int to)
     return 0;
 }
 
-/* Opens the sockets of a configuration: the same address and count reuse the ones held. */
+static void listeners_steer_to(int fd, int count)
+{
+    if (listeners_steer(fd, count) != 0)
+        log_warning("cannot steer new connections to the current sockets (%s): a reload that "
+                    "lowers workers may reset connections queued on the sockets it retires",
+                    strerror(errno));
+}
+
+/* Opens the sockets of a configuration. */
 static int listeners_for(const struct config *cfg, struct listen_addr *addr, int **fds, int *count)
 {
     const char *reason;
@@ -115,19 +123,15 @@ static int listeners_for(const struct config *cfg, struct listen_addr *addr, int
     if (opened == NULL)
         return -1;
     char err[256];
-    if (listeners_open(addr, wanted, opened, err, sizeof err) != 0) {
+    if (listeners_open(addr, 0, wanted, opened, err, sizeof err) != 0) {
         log_error("%s", err);
         free(opened);
         return -1;
     }
+    listeners_steer_to(opened[0], wanted);
     *fds = opened;
     *count = wanted;
     return 0;
-}
-
-static bool listeners_reusable(const struct master *m, const struct config *cfg)
-{
-    return strcmp(cfg->listen, m->cfg.listen) == 0 && slots_wanted(cfg) == m->slot_count;
 }
 
 static int config_compatible(const struct master *m, const struct config *next)
@@ -139,28 +143,70 @@ static int config_compatible(const struct master *m, const struct config *next)
     return 0;
 }
 
-/* Swaps in the sockets of the next generation; the old ones stay open until it accepts. */
+/* Sockets the next generation does not take: the master keeps them until it accepts (their old
+ * workers serve them meanwhile), then lets them go (master_listeners_retire). */
+static int retired_add(struct master *m, const int *fds, int count)
+{
+    if (count == 0)
+        return 0;
+    int *grown = realloc(m->old_listen_fds, (size_t)(m->old_slot_count + count) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    memcpy(grown + m->old_slot_count, fds, (size_t)count * sizeof *fds);
+    m->old_listen_fds = grown;
+    m->old_slot_count += count;
+    return 0;
+}
+
+/* The same address keeps each slot's socket (and what its queue holds) for the slot's next
+ * worker: more workers add sockets, fewer retire the last ones, steered away from at once. A
+ * new address opens a new set and retires the whole old one. */
 static int reload_listeners(struct master *m, const struct config *next)
 {
-    if (listeners_reusable(m, next))
+    bool same_address = strcmp(next->listen, m->cfg.listen) == 0;
+    int wanted = slots_wanted(next);
+    if (same_address && wanted == m->slot_count)
         return 0;
-    struct listen_addr addr;
-    int *fds, count;
-    if (listeners_for(next, &addr, &fds, &count) != 0)
+    struct listen_addr addr = m->addr;
+    const char *reason;
+    if (!same_address && addr_parse(next->listen, &addr, &reason) != 0) {
+        log_error("listen %s: %s", next->listen, reason);
         return -1;
-    if (restarts_resize(m, m->restart_slots, count) != 0) {
-        listeners_close(fds, count);
+    }
+    int kept = same_address ? (wanted < m->slot_count ? wanted : m->slot_count) : 0;
+    int *fds = malloc((size_t)wanted * sizeof *fds);
+    char err[256];
+    if (fds == NULL || restarts_resize(m, m->restart_slots, wanted) != 0) {
         free(fds);
         return -1;
     }
-    listeners_close(m->old_listen_fds, m->old_slot_count);
-    free(m->old_listen_fds);
-    m->old_listen_fds = m->listen_fds;
-    m->old_slot_count = m->slot_count;
+    memcpy(fds, m->listen_fds, (size_t)kept * sizeof *fds);
+    if (listeners_open(&addr, kept, wanted, fds, err, sizeof err) != 0) {
+        log_error("%s", err);
+        free(fds);
+        return -1;
+    }
+    if (retired_add(m, m->listen_fds + kept, m->slot_count - kept) != 0) {
+        listeners_close(fds + kept, wanted - kept);
+        free(fds);
+        return -1;
+    }
+    listeners_steer_to(fds[0], wanted);
+    free(m->listen_fds);
     m->listen_fds = fds;
-    m->slot_count = count;
+    m->slot_count = wanted;
     m->addr = addr;
     return 0;
+}
+
+void master_listeners_retire(struct master *m)
+{
+    /* Steered away from already, these sockets' queues hold only what their old workers are
+     * about to take; each socket closes when its worker lets go of it too. */
+    listeners_close(m->old_listen_fds, m->old_slot_count);
+    free(m->old_listen_fds);
+    m->old_listen_fds = NULL;
+    m->old_slot_count = 0;
 }
 
 static void reload(struct master *m)
@@ -247,13 +293,6 @@ static void on_tick(evutil_socket_t fd, short events, void *arg)
     master_store_maintain(m);
     if (m->state == MASTER_RUNNING)
         drained_workers_kill(m);
-    if (m->old_listen_fds != NULL && !m->replacing && m->state == MASTER_RUNNING) {
-        /* The old generation has stopped accepting: its sockets can go. */
-        listeners_close(m->old_listen_fds, m->old_slot_count);
-        free(m->old_listen_fds);
-        m->old_listen_fds = NULL;
-        m->old_slot_count = 0;
-    }
 }
 
 static int events_setup(struct master *m)

@@ -47,7 +47,8 @@ struct master {
     struct listen_addr addr;
     int *listen_fds; /* one per slot of the current generation */
     int slot_count;
-    /* Sockets of a previous generation still being drained (listen address or count changed). */
+    /* Sockets a reload retired (listen address changed, or fewer workers), kept until the new
+     * generation accepts. */
     int *old_listen_fds;
     int old_slot_count;
     unsigned generation;
@@ -82,6 +83,9 @@ void workers_free(struct master *m);
 
 /* master.c: called by workers.c when the last worker is gone or a reload completes. */
 void master_workers_changed(struct master *m);
+/* master.c: a reload's new generation accepts; the master lets go of the sockets it retired,
+ * before the old workers are told to drain. */
+void master_listeners_retire(struct master *m);
 
 /* store_tasks.c: the master opens the store only for a task and closes it before any fork. */
 struct shm_store;

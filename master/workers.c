@@ -313,6 +313,7 @@ void workers_check_replaced(struct master *m)
         return;
     m->replacing = false;
     log_info("generation %u accepts; previous workers drain", m->generation);
+    master_listeners_retire(m);
     workers_signal(m, SIGHUP, true);
     master_workers_changed(m);
 }

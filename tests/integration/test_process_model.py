@@ -241,6 +241,27 @@ def test_twenty_hups_in_ten_seconds_drop_no_connection(make_server):
     assert not log_lines(server, "killed by signal"), server.log_text()
 
 
+def test_hups_that_change_the_worker_count_drop_no_connection(make_server):
+    """The same, while each HUP moves between 3 and 2 workers: a slot keeps its socket (and
+    its queue) across reloads, and a socket retired with its slot gets no new connection
+    while its worker empties the queue."""
+    server = make_server(workers=2, drain_timeout="3s").start()
+    dialers = dialers_start(server, 6, (2, 0), (32, 0))
+    time.sleep(0.5)
+    for i in range(10):
+        server.write_config(workers=3 if i % 2 == 0 else 2)
+        server.signal(signal.SIGHUP)
+        time.sleep(0.5)
+    figures = dialers_finish(dialers)
+    print(f"10 HUPs between 3 and 2 workers: {figures}")
+    assert wait_for(lambda: "presenced_reloads_total 10" in server.admin("/metrics"), 10)
+    assert wait_for(lambda: len(server.status()["workers"]) == 2, 10), server.status()
+    assert figures["connections"] > 5000, figures
+    assert (figures["refused"], figures["reset"], figures["unanswered"], figures["wrong"]) == \
+        (0, 0, 0, 0), figures
+    assert not log_lines(server, "cannot steer"), server.log_text()
+
+
 def http_exchange(sock, request):
     """Sends request on sock and reads one whole answer: (head, body)."""
     sock.sendall(request)
