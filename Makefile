@@ -135,6 +135,7 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/b64url.c common/id_key.c common/id_assertion.c common/id_support.c \
              common/id_verify.c common/jwk.c common/jwt.c common/notification.c common/uuid.c \
              common/form.c common/next_path.c \
+             common/utf8.c common/ws_frame.c \
              worker/device_msg.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
 	@mkdir -p $(dir $@)

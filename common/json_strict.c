@@ -1,7 +1,13 @@
 /* json_strict: RFC 8259 parsing of a whole message into a json-c object, nothing accepted around
- * it. */
+ * it, and no string that json-c would not hold whole: none carrying U+0000 (json-c ends member
+ * names at it: "a\u0000b" became "a") and none with an escaped lone surrogate (json-c turns it
+ * into U+FFFD). */
 #include "json_strict.h"
 
+#include "utf8.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* json-c stops its nesting at this depth; messages here are two levels deep at most. */
@@ -20,6 +26,7 @@ static int only_whitespace(const char *text, size_t len)
 struct scan {
     const char *p, *end;
     int depth;
+    bool nul; /* a string carries an escaped U+0000 */
 };
 
 static int scan_value(struct scan *s);
@@ -44,6 +51,46 @@ static int is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+static unsigned hex_value(char c)
+{
+    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+/* The code unit of the \uXXXX escape at p (which points at the 'u'), or -1. */
+static long escape_unit(const char *p, const char *end)
+{
+    if (end - p < 5 || *p != 'u')
+        return -1;
+    unsigned unit = 0;
+    for (int i = 1; i <= 4; i++) {
+        if (!is_hex(p[i]))
+            return -1;
+        unit = unit << 4 | hex_value(p[i]);
+    }
+    return (long)unit;
+}
+
+/* A \uXXXX escape, s->p at the 'u'; a high surrogate must be followed by an escaped low one
+ * (RFC 8259 §7), so that the string is one of Unicode scalar values. */
+static int scan_unicode_escape(struct scan *s)
+{
+    long unit = escape_unit(s->p, s->end);
+    if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF))
+        return -1;
+    if (unit == 0)
+        s->nul = true;
+    s->p += 4;
+    if (unit < 0xD800 || unit > 0xDBFF)
+        return 0;
+    if (s->end - s->p < 3 || s->p[1] != '\\')
+        return -1;
+    long low = escape_unit(s->p + 2, s->end);
+    if (low < 0xDC00 || low > 0xDFFF)
+        return -1;
+    s->p += 6;
+    return 0;
+}
+
 static int scan_string(struct scan *s)
 {
     if (s->p >= s->end || *s->p != '"')
@@ -61,10 +108,8 @@ static int scan_string(struct scan *s)
         if (++s->p >= s->end)
             return -1;
         if (*s->p == 'u') {
-            if (s->end - s->p < 5 || !is_hex(s->p[1]) || !is_hex(s->p[2]) || !is_hex(s->p[3]) ||
-                !is_hex(s->p[4]))
+            if (scan_unicode_escape(s) != 0)
                 return -1;
-            s->p += 4;
         } else if (strchr("\"\\/bfnrt", *s->p) == NULL || *s->p == '\0') {
             return -1;
         }
@@ -162,23 +207,30 @@ static int scan_value(struct scan *s)
     }
 }
 
-static int grammar_valid(const char *text, size_t len)
+/* JSON_STRICT_OK, JSON_STRICT_NUL, or JSON_STRICT_MALFORMED when not RFC 8259 grammar. */
+static enum json_strict_result grammar_check(const char *text, size_t len)
 {
-    struct scan s = { text, text + len, 0 };
+    struct scan s = { text, text + len, 0, false };
     scan_space(&s);
     if (s.p >= s.end || *s.p != '{' || scan_value(&s) != 0)
-        return 0;
+        return JSON_STRICT_MALFORMED;
     scan_space(&s);
-    return s.p == s.end;
+    if (s.p != s.end)
+        return JSON_STRICT_MALFORMED;
+    return s.nul ? JSON_STRICT_NUL : JSON_STRICT_OK;
 }
 
-struct json_object *json_strict_object(const char *text, size_t len)
+enum json_strict_result json_strict_parse(const char *text, size_t len, struct json_object **out)
 {
-    if (len > (size_t)INT32_MAX || memchr(text, '\0', len) != NULL || !grammar_valid(text, len))
-        return NULL;
+    *out = NULL;
+    if (len > (size_t)INT32_MAX || memchr(text, '\0', len) != NULL || !utf8_valid(text, len))
+        return JSON_STRICT_MALFORMED;
+    enum json_strict_result grammar = grammar_check(text, len);
+    if (grammar == JSON_STRICT_MALFORMED)
+        return grammar;
     struct json_tokener *tok = json_tokener_new_ex(JSON_STRICT_DEPTH);
     if (tok == NULL)
-        return NULL;
+        return JSON_STRICT_MALFORMED;
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     struct json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
@@ -187,9 +239,19 @@ struct json_object *json_strict_object(const char *text, size_t len)
     if (obj == NULL || jerr != json_tokener_success || !only_whitespace(text + used, len - used) ||
         !json_object_is_type(obj, json_type_object)) {
         json_object_put(obj);
-        return NULL;
+        return JSON_STRICT_MALFORMED;
     }
-    return obj;
+    *out = obj;
+    return grammar;
+}
+
+struct json_object *json_strict_object(const char *text, size_t len)
+{
+    struct json_object *obj;
+    if (json_strict_parse(text, len, &obj) == JSON_STRICT_OK)
+        return obj;
+    json_object_put(obj);
+    return NULL;
 }
 
 int json_strict_string(struct json_object *obj, const char *key, const char **out, size_t *len)

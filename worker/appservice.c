@@ -362,6 +362,21 @@ static void notify(struct worker *w, struct ws_session *s, struct json_object *m
     notify_reply_hold(w, s, id);
 }
 
+/* The action of a request whose strings are not all whole (one carries U+0000), when it names
+ * a verb of the channel and is itself whole; or NULL. */
+static const char *known_action(struct json_object *msg)
+{
+    static const char *const verbs[] = { "auth", "snapshot", "notify" };
+    const char *text;
+    size_t len;
+    if (json_strict_string(msg, "action", &text, &len) != 1 || strlen(text) != len)
+        return NULL;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strcmp(text, verbs[i]) == 0)
+            return verbs[i];
+    return NULL;
+}
+
 /* The request's id, when it has one (a string, or a number kept as text). */
 static const char *request_id(struct json_object *msg, char *buf, size_t cap)
 {
@@ -382,14 +397,17 @@ static const char *request_id(struct json_object *msg, char *buf, size_t cap)
 void appservice_message(struct worker *w, struct ws_session *s, const char *text, size_t len)
 {
     w->info.ws_messages_total++;
-    struct json_object *msg = json_strict_object(text, len);
-    if (msg == NULL) {
+    struct json_object *msg;
+    enum json_strict_result parsed = json_strict_parse(text, len, &msg);
+    if (parsed == JSON_STRICT_MALFORMED) {
         app_error(w, s, NULL, NULL, 10, "malformed JSON, or not an object", 0, 0);
         return;
     }
     char id_buf[REQUEST_ID_MAX + 1];
     const char *action = NULL, *id = request_id(msg, id_buf, sizeof id_buf);
-    if (json_strict_string(msg, "action", &action, NULL) != 1)
+    if (parsed == JSON_STRICT_NUL)
+        app_error(w, s, known_action(msg), id, 11, "a string carries U+0000", 0, 0);
+    else if (json_strict_string(msg, "action", &action, NULL) != 1)
         app_error(w, s, NULL, id, 11, "missing or invalid field: action", 0, 0);
     else if (strcmp(action, "auth") == 0)
         s->app->authed ? app_error(w, s, "auth", id, 13, "already authenticated", 0, 0)

@@ -4,6 +4,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../common/u64map.h"
+#include "../common/utf8.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -223,16 +224,73 @@ static void message_complete(struct worker *w, struct ws_session *s, const char 
         session_error(w, s, 14, "message too large", LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
     else if (lws_frame_is_binary(s->wsi))
         session_error(w, s, 10, "binary frames are not accepted", 0);
+    else if (!utf8_valid(text, len)) /* RFC 6455 §8.1: the connection fails */
+        session_error(w, s, 10, "text is not valid UTF-8", LWS_CLOSE_STATUS_INVALID_PAYLOAD);
     else if (s->app != NULL)
         appservice_message(w, s, text, len);
     else
         message_handle(w, s, text, len);
 }
 
-static void receive(struct worker *w, struct ws_session *s, const char *in, size_t len)
+static struct ws_session *session_of_tap(struct ws_tap_link *link)
 {
+    return (struct ws_session *)((char *)link - offsetof(struct ws_session, tap));
+}
+
+/* The tap saw a header that lws will not report (ws_tap.h): acted on at lws's next callback for
+ * the connection, which the tap's caller (lws, reading) is about to make or asks for here. */
+static void frame_violation(struct ws_tap_link *link, enum ws_frame_verdict verdict)
+{
+    struct ws_session *s = session_of_tap(link);
+    s->frame_verdict = (uint8_t)verdict;
+    lws_callback_on_writable(s->wsi);
+}
+
+void device_frames_init(struct worker *w)
+{
+    ws_tap_start((uint64_t)w->cfg->max_message_size, frame_violation);
+}
+
+/* errno 14 and close 1009; what was reassembled of the message goes. */
+static void message_too_large(struct worker *w, struct ws_session *s)
+{
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = s->rx_cap = 0;
+    session_error(w, s, 14, "message too large", LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+}
+
+/* Closes for the violation the tap saw: a message announced over max_message_size gets errno
+ * 14 and 1009 from its header alone, an unmasked frame (RFC 6455 §5.1) 1002. */
+static void frame_verdict_act(struct worker *w, struct ws_session *s)
+{
+    enum ws_frame_verdict verdict = s->frame_verdict;
+    s->frame_verdict = WS_FRAME_OK;
     if (s->close_code != 0)
         return;
+    if (verdict == WS_FRAME_TOO_BIG)
+        message_too_large(w, s);
+    else
+        session_close_after_send(s, LWS_CLOSE_STATUS_PROTOCOL_ERR);
+}
+
+static void receive(struct worker *w, struct ws_session *s, const char *in, size_t len)
+{
+    if (s->frame_verdict != WS_FRAME_OK)
+        frame_verdict_act(w, s);
+    /* A frame lws parsed from bytes read with the handshake, before the tap was attached:
+     * the client did not wait for the server's answer (RFC 6455 §4.1), a protocol error. */
+    if (s->tap.key != 0 && !s->tap.scan.seen)
+        session_close_after_send(s, LWS_CLOSE_STATUS_PROTOCOL_ERR);
+    if (s->close_code != 0)
+        return;
+    /* What lws says is still to come of this frame counts at once (the tap's verdict comes
+     * earlier, from the header; this holds where there is no tap, as over HTTP/2). */
+    if ((uint64_t)s->rx_len + len + lws_remaining_packet_payload(s->wsi) >
+        (uint64_t)w->cfg->max_message_size) {
+        message_too_large(w, s);
+        return;
+    }
     bool final = message_final(s->wsi);
     if (final && s->rx == NULL && !s->rx_too_big) {
         /* The usual case, a message in one piece: no copy. */
@@ -335,8 +393,10 @@ int device_keepalive_init(struct worker *w)
 
 /* Writes a due ping, or one queued message per writable event, then the close when one is
  * due. */
-static int writeable(struct ws_session *s)
+static int writeable(struct worker *w, struct ws_session *s)
 {
+    if (s->frame_verdict != WS_FRAME_OK)
+        frame_verdict_act(w, s);
     if (s->ping_due && s->close_code == 0) {
         if (ping_write(s) != 0)
             return -1;
@@ -372,6 +432,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->tokens = (float)w->cfg->status_burst;
         s->refill_ms = clock_mono_ms();
         session_list_add(w, s);
+        ws_tap_attach(wsi, &s->tap); /* not watched when it cannot be: lws's checks remain */
         keepalive_heard(&w->keepalive, &s->alive);
         if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0 ||
             (websocket_is_appservice(wsi) && appservice_open(w, s) != 0)) {
@@ -393,8 +454,9 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         keepalive_heard(&w->keepalive, &s->alive);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return writeable(s);
+        return writeable(w, s);
     case LWS_CALLBACK_CLOSED:
+        ws_tap_detach(&s->tap);
         device_auth_release(w, s);
         appservice_close(w, s);
         u64map_del(&w->sessions_by_id, s->conn_id);

@@ -34,8 +34,10 @@ static int fail(struct dev_msg *msg, const char **error, int number, const char 
 int dev_msg_parse(const char *text, size_t len, struct dev_msg *out, const char **error)
 {
     memset(out, 0, sizeof *out);
-    out->root = json_strict_object(text, len);
-    if (out->root == NULL)
+    enum json_strict_result parsed = json_strict_parse(text, len, &out->root);
+    if (parsed == JSON_STRICT_NUL)
+        return fail(out, error, 11, "a string carries U+0000");
+    if (parsed != JSON_STRICT_OK)
         return fail(out, error, 10, "malformed JSON, or not an object");
     if (json_object_object_length(out->root) == 0) {
         out->kind = DEV_MSG_PING;

@@ -7,6 +7,7 @@
 #include "worker_internal.h"
 
 #include "device_msg.h"
+#include "ws_tap.h"
 
 #include "../shm/notif.h"
 
@@ -43,6 +44,8 @@ struct ws_session {
     char *rx; /* a message arriving in fragments; NULL between messages */
     size_t rx_len, rx_cap;
     bool rx_too_big;
+    struct ws_tap_link tap;      /* the frame headers of what the client sends */
+    uint8_t frame_verdict;       /* a violation the tap saw, to act on (enum ws_frame_verdict) */
     uint16_t close_code; /* close with this once the queue is written */
     uint32_t errors;
     float tokens;      /* status_rate token bucket */

@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include "worker_internal.h"
+#include "ws_tap.h"
 
 #include "fetch.h"
 #include "identity.h"
@@ -320,6 +321,7 @@ static int worker_setup(struct worker *w, const struct worker_start *start)
         return -1;
     if (lws_setup(w) != 0 || mailbox_start(w) != 0)
         return -1;
+    device_frames_init(w);
     stats_publish(w);
     if (shm_batch_commit(w->store) != SHM_OK)
         return -1;
@@ -362,6 +364,7 @@ static void worker_teardown(struct worker *w)
     lws_teardown(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     lws_teardown_finish(w);
+    ws_tap_stop();
     uv_walk(&w->loop, handle_report, NULL);
     if (uv_loop_close(&w->loop) != 0)
         log_warning("event loop closed with handles still open");

@@ -7,6 +7,7 @@ import json
 import re
 import time
 import urllib.parse
+import urllib.request
 
 import pytest
 import websockets
@@ -266,3 +267,30 @@ def test_deactivate_new_key_and_delete_close_the_apps_connections(site, ident, d
         assert status == 303
         assert await closed(apps) == [(40, 1008)] * 4
     run(scenario())
+
+
+def test_a_notify_target_carrying_u0000_is_errno_11(site, ident, domain):
+    """"<PUID>\\u0000junk" was taken as the PUID (json-c's strings end at the NUL): no string of
+    the channel carries U+0000 (SPEC.md, before §1), and nothing is queued."""
+    server = site(workers=1)
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, api_key = activated_app(dev, domain)
+    _, puid = grant(server, ident, "erin@example.com", appid, "erin")
+
+    async def scenario():
+        app = await AppService.connect(server, appid, api_key)
+        replies = []
+        for id_, target, source in (("z1", puid + "\\u0000junk", "s"),
+                                    ("z2", puid, "s\\u0000")):
+            await app.ws.send('{"action":"notify","target":"%s","source":"%s","message":"m",'
+                              '"id":"%s"}' % (target, source, id_))
+            replies.append(await app.recv())
+        await app.ws.close()
+        return replies
+    for reply, id_ in zip(run(scenario()), ("z1", "z2")):
+        assert (reply["result"], reply["errno"], reply["action"], reply["id"]) == (
+            "KO", 11, "notify", id_), reply
+        assert "U+0000" in reply["error"]
+    url = f"http://127.0.0.1:{server.admin_port}/users/erin%40example.com"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert json.loads(r.read())["pending_notifications"] == 0

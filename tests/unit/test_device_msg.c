@@ -83,6 +83,28 @@ int main(void)
     expect("{\"email\":\"a@b\",\"status\":\"online\",\"token\":[]}", 11, "token not a string");
     expect("{\"email\":\"a@b\",\"status\":\"online\",\"token\":\"h.p\\u0000s\"}", 11,
            "a token with a NUL byte");
+    expect("{\"email\":\"a@b\",\"status\":\"online\\u0000\"}", 11,
+           "a status with a NUL is not \"online\"");
+    expect("{\"email\":\"a@b\",\"status\\u0000x\":\"online\"}", 11,
+           "a member name with a NUL is not \"status\"");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"other\":\"\\u0000\"}", 11,
+           "no string carries U+0000, not even an unknown field's");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\\ud800\"}", 10,
+           "an escaped lone high surrogate");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\\udfff\"}", 10,
+           "an escaped lone low surrogate");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\\ud800\\u0041\"}", 10,
+           "a high surrogate before something other than a low one");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\\ud800\\\"}", 10,
+           "a high surrogate at the end of the text");
+    expect("{\"email\":\"a@b\",\"status\":\"busy\",\"x\":\"\\ud83d\\ude00\"}", 12,
+           "a surrogate pair is one character (here U+1F600)");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\xed\xa0\x80\"}", 10,
+           "a raw surrogate (CESU-8)");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\xc0\xaf\"}", 10,
+           "an overlong form");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\xf4\x90\x80\x80\"}", 10,
+           "a code point above U+10FFFF");
     expect("{\"email\":\"a@b\",\"status\":\"busy\"}", 12, "an unknown status");
     expect("{\"email\":\"a@b\",\"status\":\"Online\"}", 12, "status values are case-sensitive");
     char deep[200];
