@@ -8,8 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define ID_PART_JSON_MAX 8192 /* decoded bytes of one header or payload */
-
 static bool host_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
@@ -55,14 +53,15 @@ bool id_email_valid(const char *text)
     return strchr(at + 1, '.') != NULL && id_host_valid(at + 1);
 }
 
-/* Decodes one base64url segment and parses it as a JSON object. */
+/* Decodes one base64url segment and parses it as a JSON object. A segment has no limit of its
+ * own: the whole assertion's (ID_ASSERTION_MAX) bounds it. */
 static struct json_object *segment_json(const char *text, size_t len)
 {
-    if (len == 0 || B64URL_DECODED_MAX(len) > ID_PART_JSON_MAX)
-        return NULL;
-    unsigned char buf[ID_PART_JSON_MAX];
-    long n = b64url_decode(text, len, buf);
-    return n <= 0 ? NULL : json_strict_object((const char *)buf, (size_t)n);
+    unsigned char *buf = len > 0 ? malloc(B64URL_DECODED_MAX(len)) : NULL;
+    long n = buf != NULL ? b64url_decode(text, len, buf) : -1;
+    struct json_object *obj = n <= 0 ? NULL : json_strict_object((const char *)buf, (size_t)n);
+    free(buf);
+    return obj;
 }
 
 /* A millisecond time: a non-negative integer member. */

@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ID_ASSERTION_MAX 16384 /* bytes of a whole backed assertion */
+/* Bytes of a whole backed assertion; its parts have no limit of their own (presence(7)). */
+#define ID_ASSERTION_MAX 16384
 #define ID_MAX_CERTS 4
 #define ID_EMAIL_MAX 254
 #define ID_HOST_MAX 253

@@ -271,3 +271,65 @@ def test_a_support_document_without_its_paths_is_refused(presenced, mozilla, key
                                                          domain):
     a = mozilla.backed(keys.idp, domain, keys.user_ds, f"lou@{domain}", AUDIENCE)
     agree_refused(presenced, mozilla, domains, ca, f"lou@{domain}", a)
+
+
+# (e) Size limits: the whole assertion is at most 16384 bytes, and any part may use it.
+
+@pytest.fixture(scope="module")
+def roomy(tmp_path_factory, ca, domains):
+    """A server whose device messages can carry the largest assertion."""
+    from conftest import Server
+    s = Server(str(tmp_path_factory.mktemp("roomy")),
+               **config(ca, domains, max_message_size="20k")).start()
+    yield s
+    s.stop()
+    s.assert_clean_log()
+
+
+@pytest.mark.parametrize("where", ["certificate", "assertion"])
+def test_a_9kb_claim_in_a_13kb_assertion(roomy, mozilla, keys, domains, ca, where):
+    claim = {"note": "x" * 9 * 1024}
+    cert_options = {"claims": claim} if where == "certificate" else {}
+    options = {"claims": claim} if where == "assertion" else {}
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_ds, "max@idp.test", AUDIENCE,
+                       cert_options=cert_options, **options)
+    assert 12 * 1024 < len(a) < 14 * 1024
+    agree_okay(roomy, mozilla, domains, ca, "max@idp.test", a)
+
+
+def assertion_of_length(mozilla, keys, email, length):
+    """A valid backed assertion of exactly length bytes: a claim in the certificate and one in
+    the assertion, sized until the total is right (base64url lengths skip some values)."""
+    for cert_pad in range(3):
+        cert, _ = mozilla.certify(keys.idp, "idp.test", keys.user_ds, email,
+                                  claims={"c": "c" * cert_pad})
+        base = len(cert) + 1 + len(mozilla.assertion(keys.user_ds, AUDIENCE,
+                                                     claims={"a": ""})[0])
+        guess = (length - base) * 3 // 4
+        for pad in range(max(guess - 3, 0), guess + 4):
+            signed, _ = mozilla.assertion(keys.user_ds, AUDIENCE, claims={"a": "a" * pad})
+            if len(cert) + 1 + len(signed) == length:
+                return cert + "~" + signed
+    raise AssertionError(f"no assertion of {length} bytes")
+
+
+def test_the_limit_is_16384_bytes_for_the_whole_assertion(roomy, mozilla, keys, domains, ca):
+    a = assertion_of_length(mozilla, keys, "ned@idp.test", 16384)
+    agree_okay(roomy, mozilla, domains, ca, "ned@idp.test", a)
+    reply = verify(roomy, "ned@idp.test", a + "A")
+    assert reply["errno"] == 34 and "too long" in reply["error"], reply
+
+
+def test_the_default_max_message_size_bounds_an_assertion_on_the_device_channel(
+        presenced, mozilla, keys):
+    # max_message_size (4096 by default) bounds the whole message: presence(7) says to raise it
+    # for larger assertions.
+    a = mozilla.backed(keys.idp, "idp.test", keys.user_ds, "olga@idp.test", AUDIENCE,
+                       claims={"note": "x" * 4096})
+
+    async def exchange():
+        async with websockets.connect(presenced.ws_url, max_size=None) as ws:
+            await ws.send(json.dumps({"email": "olga@idp.test", "assertion": a,
+                                      "status": "online"}))
+            return json.loads(await ws.recv())
+    assert run(exchange())["errno"] == 14

@@ -164,6 +164,30 @@ static void test_assertion_parse(void)
     id_assertion_free(&a);
 }
 
+/* A part has no limit of its own: a 10,000-byte claim parses when the whole fits in
+ * ID_ASSERTION_MAX, and the whole is refused one byte past it. */
+static void test_large_part(void)
+{
+    static char payload[12000], encoded[16500], text[ID_ASSERTION_MAX + 2];
+    int n =
+        snprintf(payload, sizeof payload, "{\"aud\":\"https://p.example\",\"exp\":1,\"note\":\"");
+    memset(payload + n, 'x', 10000);
+    strcpy(payload + n + 10000, "\"}");
+    b64url_encode((const unsigned char *)payload, strlen(payload), encoded);
+    int len = snprintf(text, sizeof text, "%s~%s.%s.c2ln",
+                       part_make(RS_HEADER, CERT_PAYLOAD, "sig"), "eyJhbGciOiJEUzEyOCJ9", encoded);
+    struct id_assertion a;
+    const char *why = NULL;
+    ok(len > 13000 && len < ID_ASSERTION_MAX, "an assertion of %d bytes", len);
+    is_int(parse_text(text, &a, &why), 0, "with a 10,000-byte claim parses (%s)", why ? why : "");
+    id_assertion_free(&a);
+    memset(text, 'A', ID_ASSERTION_MAX + 1);
+    is_int(id_assertion_parse(text, ID_ASSERTION_MAX + 1, &a, &why), -1, "%d bytes are refused",
+           ID_ASSERTION_MAX + 1);
+    is_str(why, "assertion too long", "as too long");
+    id_assertion_free(&a);
+}
+
 static struct id_key key_load(EVP_PKEY *pkey)
 {
     char json[8000];
@@ -437,6 +461,7 @@ int main(void)
     test_origins();
     test_emails_and_hosts();
     test_assertion_parse();
+    test_large_part();
     EVP_PKEY *rsa = key_generate("RSA", 1024), *dsa = key_generate("DSA", 1024);
     ok(rsa != NULL && dsa != NULL, "OpenSSL made an RSA and a DSA key");
     if (rsa != NULL && dsa != NULL) {
