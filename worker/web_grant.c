@@ -19,25 +19,55 @@
 #define REDIRECT_MAX 1500
 #define USERSTRING_MAX 256
 
+/* Whether the app's domain names this machine's loopback interface: "localhost" or 127.x.y.z.
+ * Only an operator provisions such an app: a developer's domain proof is not fetched from a
+ * loopback address (unless validate_private_addresses, for tests). */
+static bool loopback_domain(const char *domain)
+{
+    unsigned a, b, c, d;
+    char end;
+    return strcmp(domain, "localhost") == 0 ||
+           (sscanf(domain, "%3u.%3u.%3u.%3u%c", &a, &b, &c, &d, &end) == 4 && a == 127 && b < 256 &&
+            c < 256 && d < 256);
+}
+
+/* The canonical origin of the authority of url after its scheme (up to the path, query or
+ * fragment, or a backslash, which browsers read as a slash) into out. Returns 0 or -1. */
+static int authority_origin(const char *scheme, const char *rest, char *out, size_t cap)
+{
+    char given[ORIGIN_MAX];
+    size_t authority_len = strcspn(rest, "/?#\\");
+    int len = snprintf(given, sizeof given, "%s%.*s", scheme, (int)authority_len, rest);
+    return len > 0 && (size_t)len < sizeof given ? origin_normalize(given, out, cap) : -1;
+}
+
 /* Whether url is an https URL whose origin is exactly the app's (validated) domain: its
- * authority, up to the path, query or fragment (or a backslash, which browsers read as a
- * slash), compares as an origin, so an explicit :443 is the same; another port, a user part
- * or a host that only ends with the domain is not. */
+ * authority compares as an origin, so an explicit :443 is the same; another port, a user part
+ * or a host that only ends with the domain is not. An app on a loopback domain may also be sent
+ * back over http and to any port of that host, as OAuth allows loopback redirects (RFC 8252
+ * §7.3): nothing but this machine listens there, and a web app on a developer's machine (the
+ * chat demo) has no certificate. */
 static bool redirect_allowed(const struct shm_app *app, const char *url)
 {
-    if (url == NULL || strlen(url) > REDIRECT_MAX || strncasecmp(url, "https://", 8) != 0 ||
-        strpbrk(url, "\r\n\t ") != NULL)
+    if (url == NULL || strlen(url) > REDIRECT_MAX || strpbrk(url, "\r\n\t ") != NULL)
         return false;
-    size_t authority_len = strcspn(url + 8, "/?#\\");
-    char given[ORIGIN_MAX], wanted[ORIGIN_MAX], given_origin[ORIGIN_MAX],
-        wanted_origin[ORIGIN_MAX];
-    int given_len = snprintf(given, sizeof given, "https://%.*s", (int)authority_len, url + 8);
-    int wanted_len = snprintf(wanted, sizeof wanted, "https://%s", app->domain);
-    return given_len > 0 && (size_t)given_len < sizeof given && wanted_len > 0 &&
-           (size_t)wanted_len < sizeof wanted &&
-           origin_normalize(given, given_origin, sizeof given_origin) == 0 &&
-           origin_normalize(wanted, wanted_origin, sizeof wanted_origin) == 0 &&
-           strcmp(given_origin, wanted_origin) == 0;
+    bool https = strncasecmp(url, "https://", 8) == 0;
+    bool loopback = loopback_domain(app->domain);
+    if (!https && !(loopback && strncasecmp(url, "http://", 7) == 0))
+        return false;
+    char given[ORIGIN_MAX], wanted[ORIGIN_MAX], wanted_url[ORIGIN_MAX];
+    int wanted_len = snprintf(wanted_url, sizeof wanted_url, "%s%s", https ? "https://" : "http://",
+                              app->domain);
+    if (authority_origin(https ? "https://" : "http://", url + (https ? 8 : 7), given,
+                         sizeof given) != 0 ||
+        wanted_len <= 0 || (size_t)wanted_len >= sizeof wanted_url ||
+        origin_normalize(wanted_url, wanted, sizeof wanted) != 0)
+        return false;
+    if (strcmp(given, wanted) == 0)
+        return true;
+    /* On loopback, wanted plus any port: "http://localhost" and "http://localhost:8290". */
+    size_t n = strlen(wanted);
+    return loopback && strncmp(given, wanted, n) == 0 && given[n] == ':';
 }
 
 /* url with Presence-UID=<puid> added to its query, before any fragment. */

@@ -4,6 +4,7 @@ revocation, /getApps and polling."""
 import json
 import re
 import urllib.parse
+import urllib.request
 
 from web_client import Browser
 from web_fixtures import APP_DOMAIN, action, activated_app, app_page, domain_key, register, signed_in
@@ -192,3 +193,38 @@ def test_grant_refusals(site, ident, domain):
     query = urllib.parse.urlencode({"redirect": good, "id": "bob"})
     status, headers, _ = Browser(server.port).get(f"/grant/{appid}?{query}")
     assert status == 303 and headers["location"].startswith("/login?next=%2Fgrant%2F")
+
+
+def test_an_operators_app_on_loopback_may_redirect_over_http_to_any_port(site, ident):
+    """RFC 8252 §7.3's loopback redirects: an app the operator provisioned on localhost or
+    127.0.0.1 (a web app on a developer's machine, as the chat demo is) is sent back over http,
+    to any port of exactly that host; every other app stays https on its own origin."""
+    server = site()
+    user = signed_in(server, ident, "bob@example.com")
+    made = {}
+    for domain_name in ("127.0.0.1", "localhost"):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.admin_port}/apps", method="POST",
+            data=json.dumps({"name": "Demo", "domain": domain_name}).encode())
+        with urllib.request.urlopen(request, timeout=10) as r:
+            made[domain_name] = json.loads(r.read())["appid"]
+    allowed = {"127.0.0.1": ["http://127.0.0.1:8290/joined", "http://127.0.0.1/",
+                             "https://127.0.0.1:9/x", "HTTP://127.0.0.1:8290?x=1"],
+               "localhost": ["http://localhost:8290/joined", "http://LOCALHOST:1/",
+                             "https://localhost/"]}
+    refused = {"127.0.0.1": ["http://localhost:8290/", "http://127.0.0.2:8290/",
+                             "http://127.0.0.1.evil.test/", "http://user@127.0.0.1:8290/",
+                             "http://127.0.0.1:8290@evil.test/", "ftp://127.0.0.1/",
+                             "http://127.0.0.1:0/", "http://127.0.0.1:x/"],
+               "localhost": ["http://127.0.0.1:8290/", "http://localhost.evil.test/",
+                             "http://evil.test/#http://localhost/"]}
+    for domain_name, appid in made.items():
+        for redirect in allowed[domain_name]:
+            status, forms, _ = consent(user, appid, redirect)
+            assert status == 200, redirect
+            fields = next(f["fields"] for f in forms if f["action"] == f"/grant/{appid}")
+            status, headers, _ = user.post(f"/grant/{appid}", {**fields, "decision": "allow"})
+            assert status == 303 and "Presence-UID=" in headers["location"], redirect
+            assert headers["location"].startswith(redirect.split("?")[0]), headers["location"]
+        for redirect in refused[domain_name]:
+            assert consent(user, appid, redirect)[0] == 400, redirect
