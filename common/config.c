@@ -37,7 +37,8 @@ enum key_type {
     KEY_CONNECT_TO,
     KEY_BOOL,
     KEY_OIDC_ISSUER,
-    KEY_OIDC_AUDIENCE
+    KEY_OIDC_AUDIENCE,
+    KEY_OIDC_LOGIN
 };
 
 struct key_spec {
@@ -65,6 +66,7 @@ static const struct key_spec key_specs[] = {
     { "oidc_issuer", KEY_OIDC_ISSUER, FIELD(oidc_issuer), 0, 0 },
     { "oidc_audience", KEY_OIDC_AUDIENCE, FIELD(oidc_audience), 0, 0 },
     { "dev_issuer", KEY_BOOL, FIELD(dev_issuer), 0, 1 },
+    { "oidc_login", KEY_OIDC_LOGIN, FIELD(oidc_login), 0, 0 },
     { "verifier", KEY_VERIFIER, FIELD(verifier), 0, 0 },
     { "verify_timeout", KEY_DURATION, FIELD(verify_timeout_ms), 100, 60 * 1000 },
     { "issuer_cache_ttl", KEY_DURATION, FIELD(issuer_cache_ttl_ms), 1000, 7 * DAY_MS },
@@ -94,6 +96,8 @@ static const struct key_spec key_specs[] = {
     { "sync_interval", KEY_DURATION, FIELD(sync_interval_ms), 0, 3600 * 1000 },
     { "max_connections", KEY_INT, FIELD(max_connections), 0, 10000000 },
 };
+
+static void oidc_login_free(struct config_oidc_login *login);
 
 static char *xstrdup(const char *s)
 {
@@ -160,6 +164,8 @@ void config_free(struct config *cfg)
     }
     for (size_t i = 0; i < cfg->oidc_audience_count; i++)
         free(cfg->oidc_audience[i]);
+    for (size_t i = 0; i < cfg->oidc_login_count; i++)
+        oidc_login_free(&cfg->oidc_login[i]);
     free(cfg->verifier);
     free(cfg->ca_file);
     for (size_t i = 0; i < cfg->connect_to_count; i++)
@@ -445,6 +451,75 @@ static int add_oidc_audience(struct parser *p, const char *value)
     return 0;
 }
 
+/* The client secret: the first line of the file, without the line end or trailing blanks. */
+static int secret_read(struct parser *p, const char *path, char **out)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return fail(p, "oidc_login: %s: %s", path, strerror(errno));
+    char buf[CONFIG_SECRET_MAX + 2] = "";
+    bool read_ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    size_t len = strcspn(buf, "\r\n");
+    if (len > CONFIG_SECRET_MAX)
+        return fail(p, "oidc_login: %s: the secret is longer than %d bytes", path, CONFIG_SECRET_MAX);
+    while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+        len--;
+    buf[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+            return fail(p, "oidc_login: %s: the secret holds a control character", path);
+    if (!read_ok || len == 0)
+        return fail(p, "oidc_login: %s: no secret on its first line", path);
+    if ((*out = strdup(buf)) == NULL)
+        return fail(p, "out of memory");
+    return 0;
+}
+
+static void oidc_login_free(struct config_oidc_login *login)
+{
+    free(login->issuer);
+    free(login->client_id);
+    free(login->secret);
+    free(login->label);
+    memset(login, 0, sizeof *login);
+}
+
+/* oidc_login ISSUER CLIENT_ID SECRET_FILE [LABEL]: LABEL defaults to the issuer's host. */
+static int add_oidc_login(struct parser *p, char **args, int nargs, const char *label)
+{
+    struct config *cfg = p->cfg;
+    if (nargs != 3)
+        return fail(p, "oidc_login: expected ISSUER CLIENT_ID SECRET_FILE [LABEL]");
+    if (!issuer_url_valid(args[0]))
+        return fail(p, "oidc_login: '%s' must be an https URL such as https://accounts.example.com",
+                    args[0]);
+    if (strlen(args[1]) > JWT_VALUE_MAX)
+        return fail(p, "oidc_login: the client id is longer than %d bytes", JWT_VALUE_MAX);
+    if (cfg->oidc_login_count == CONFIG_MAX_LOGINS)
+        return fail(p, "oidc_login: at most %d providers", CONFIG_MAX_LOGINS);
+    struct config_oidc_login login = { strdup(args[0]), strdup(args[1]), NULL, NULL };
+    if (secret_read(p, args[2], &login.secret) != 0) {
+        oidc_login_free(&login);
+        return -1;
+    }
+    if (label == NULL) {
+        const char *host = args[0] + 8;
+        login.label = strndup(host, strcspn(host, "/:"));
+    } else {
+        size_t len = strlen(label);
+        while (len > 0 && (label[len - 1] == ' ' || label[len - 1] == '\t'))
+            len--;
+        login.label = strndup(label, len > CONFIG_LABEL_MAX ? CONFIG_LABEL_MAX : len);
+    }
+    if (login.issuer == NULL || login.client_id == NULL || login.label == NULL) {
+        oidc_login_free(&login);
+        return fail(p, "out of memory");
+    }
+    cfg->oidc_login[cfg->oidc_login_count++] = login;
+    return 0;
+}
+
 static const struct key_spec *key_find(const char *name)
 {
     for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++)
@@ -516,8 +591,9 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
 
 static int line_parse(struct parser *p, char *line)
 {
-    char *words[4];
-    int count = words_split(line, words, 3);
+    char *words[6], original[CONFIG_MAX_LINE];
+    snprintf(original, sizeof original, "%s", line);
+    int count = words_split(line, words, 5);
     if (count == 0 || words[0][0] == '#')
         return 0;
     const struct key_spec *spec = key_find(words[0]);
@@ -526,10 +602,14 @@ static int line_parse(struct parser *p, char *line)
     size_t index = (size_t)(spec - key_specs);
     bool repeatable = spec->type == KEY_LIST || spec->type == KEY_ISSUER ||
                       spec->type == KEY_CONNECT_TO || spec->type == KEY_OIDC_ISSUER ||
-                      spec->type == KEY_OIDC_AUDIENCE;
+                      spec->type == KEY_OIDC_AUDIENCE || spec->type == KEY_OIDC_LOGIN;
     if (!repeatable && p->seen_line[index] != 0)
         return fail(p, "%s is already set at line %d", spec->name, p->seen_line[index]);
     p->seen_line[index] = p->line;
+    if (spec->type == KEY_OIDC_LOGIN)
+        /* The label is the rest of the line, spaces and all. */
+        return add_oidc_login(p, words + 1, count > 4 ? 3 : count - 1,
+                              count > 4 ? original + (words[4] - line) : NULL);
     return key_apply(p, spec, words + 1, count > 3 ? 3 : count - 1);
 }
 
@@ -555,6 +635,7 @@ static int public_origin_set(struct config *cfg)
     free(cfg->public_origin);
     if ((cfg->public_origin = strdup(canonical)) == NULL)
         return -1;
+    cfg->audience_given = cfg->audience_count > 0;
     if (cfg->audience_count == 0) {
         if ((cfg->audience[0] = strdup(canonical)) == NULL)
             return -1;

@@ -17,6 +17,18 @@ struct config_oidc_issuer {
     char *jwks_file; /* NULL: keys from the issuer's OpenID discovery document */
 };
 
+#define CONFIG_MAX_LOGINS 8
+#define CONFIG_SECRET_MAX 512
+#define CONFIG_LABEL_MAX 64
+
+/* oidc_login: web sign-in through an OpenID provider (the authorization code flow). */
+struct config_oidc_login {
+    char *issuer;
+    char *client_id;
+    char *secret; /* read from SECRET_FILE when the configuration is */
+    char *label;  /* "Sign in with <label>" */
+};
+
 struct config {
     char *path; /* the file this was read from */
 
@@ -31,6 +43,7 @@ struct config {
     char *public_origin; /* canonical origin of public_url: the audience of the web login */
     char *audience[CONFIG_MAX_LIST]; /* canonical origins (origin_normalize) */
     size_t audience_count;
+    int audience_given; /* audience lines were written (not only public_url's origin) */
     struct config_issuer trusted_issuer[CONFIG_MAX_LIST];
     size_t trusted_issuer_count;
     struct config_oidc_issuer oidc_issuer[CONFIG_MAX_LIST];
@@ -38,6 +51,8 @@ struct config {
     char *oidc_audience[CONFIG_MAX_LIST]; /* accepted aud values of tokens */
     size_t oidc_audience_count;
     int64_t dev_issuer; /* 1: the development issuer's tokens are accepted (never in production) */
+    struct config_oidc_login oidc_login[CONFIG_MAX_LOGINS];
+    size_t oidc_login_count;
     char *verifier;        /* NULL: assertions are verified locally */
     int verifier_protocol; /* 1 (Persona form) or 2 (JSON with trustedIssuers) */
     int64_t verify_timeout_ms;

@@ -4,6 +4,7 @@
 
 #include "json_strict.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,4 +88,38 @@ void oidc_discovery_free(struct oidc_discovery *doc)
     free(doc->authorization_endpoint);
     free(doc->token_endpoint);
     memset(doc, 0, sizeof *doc);
+}
+
+int oidc_token_answer_parse(const char *text, size_t len, struct oidc_token_answer *out,
+                            const char **why)
+{
+    memset(out, 0, sizeof *out);
+    if (len > OIDC_DOC_MAX)
+        return fail(why, "token answer too large");
+    struct json_object *root = json_strict_object(text, len);
+    if (root == NULL)
+        return fail(why, "token answer is not a JSON object");
+    const char *value;
+    size_t value_len;
+    int rc = 0;
+    if (json_strict_string(root, "error", &value, &value_len) == 1) {
+        /* The code is a short ASCII word; anything else is not worth repeating. */
+        size_t n = strspn(value, "abcdefghijklmnopqrstuvwxyz_");
+        snprintf(out->error, sizeof out->error, "%.*s", (int)(n < 63 ? n : 63), value);
+        if (out->error[0] == '\0')
+            snprintf(out->error, sizeof out->error, "error");
+    } else if (json_strict_string(root, "id_token", &value, &value_len) != 1 || value_len == 0 ||
+               strlen(value) != value_len) {
+        rc = fail(why, "token answer has no id_token");
+    } else if ((out->id_token = strdup(value)) == NULL) {
+        rc = fail(why, "out of memory");
+    }
+    json_object_put(root);
+    return rc;
+}
+
+void oidc_token_answer_free(struct oidc_token_answer *answer)
+{
+    free(answer->id_token);
+    memset(answer, 0, sizeof *answer);
 }

@@ -22,6 +22,17 @@ int oidc_discovery_parse(const char *text, size_t len, const char *issuer,
                          struct oidc_discovery *out, const char **why);
 void oidc_discovery_free(struct oidc_discovery *doc);
 
+struct oidc_token_answer {
+    char *id_token;  /* malloc'd; NULL when the answer is a refusal */
+    char error[64];  /* the refusal's "error" code (RFC 6749 §5.2), or "" */
+};
+
+/* Reads a token endpoint's answer: {"id_token":…} (with access_token and more), or
+ * {"error":…}. Returns 0 (either, *out set), or -1 with *why set when it is neither. */
+int oidc_token_answer_parse(const char *text, size_t len, struct oidc_token_answer *out,
+                            const char **why);
+void oidc_token_answer_free(struct oidc_token_answer *answer);
+
 /* Whether text is an https URL of at most OIDC_URL_MAX bytes, with a host, without a fragment or
  * white space. */
 bool oidc_https_url(const char *text);

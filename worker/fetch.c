@@ -287,6 +287,16 @@ static bool easy_setup(struct fetcher *f, struct fetch *x, const struct fetch_re
     if (ok && f->connect_to != NULL)
         ok = curl_easy_setopt(e, CURLOPT_CONNECT_TO, f->connect_to) == CURLE_OK;
     x->headers = curl_slist_append(NULL, "Accept: application/json");
+    if (ok && req->authorization != NULL && x->headers != NULL) {
+        char *header = NULL;
+        struct curl_slist *grown = NULL;
+        if (asprintf(&header, "Authorization: %s", req->authorization) >= 0)
+            grown = curl_slist_append(x->headers, header);
+        free(header);
+        if (grown != NULL)
+            x->headers = grown;
+        ok = grown != NULL;
+    }
     if (ok && req->body != NULL) {
         char header[128];
         snprintf(header, sizeof header, "Content-Type: %s", req->content_type);

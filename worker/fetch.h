@@ -14,6 +14,7 @@ struct fetch_request {
     const char *url;
     const char *body; /* NULL: GET; else POSTed as content_type */
     const char *content_type;
+    const char *authorization; /* NULL, or the Authorization header's value */
     int64_t timeout_ms; /* the whole request, connection included */
     size_t max_bytes;   /* a longer answer fails the request */
     bool https_only;

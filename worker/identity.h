@@ -66,4 +66,8 @@ int identity_verify_token(struct identity *id, const char *token, size_t len,
 
 const struct identity_stats *identity_stats(const struct identity *id);
 
+struct issuer_keys;
+/* The worker's cache of issuers' keys, for the web sign-in's discovery of endpoints. */
+struct issuer_keys *identity_keys(struct identity *id);
+
 #endif

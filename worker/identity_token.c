@@ -72,6 +72,11 @@ int identity_token_init(struct identity *id, char *err, size_t errlen)
     return 0;
 }
 
+struct issuer_keys *identity_keys(struct identity *id)
+{
+    return id->keys;
+}
+
 /* A token's hash in the shared cache: a token never answers for an assertion of the same text. */
 static void token_hash(const char *token, size_t len, unsigned char *hash)
 {

@@ -96,6 +96,19 @@ static const char *next_local(const char *next)
     return next_path_local(next) ? next : NEXT_PATH_DEFAULT;
 }
 
+const char *web_next_local(const char *next)
+{
+    return next_local(next);
+}
+
+/* BrowserID's form is shown where BrowserID is set up: with audience lines, trusted issuers or a
+ * verifier, or when nothing else signs users in. */
+static bool browserid_offered(const struct config *cfg)
+{
+    return cfg->audience_given || cfg->trusted_issuer_count > 0 || cfg->verifier != NULL ||
+           (cfg->oidc_login_count == 0 && !cfg->dev_issuer);
+}
+
 /* The sign-in form; next is where to go afterwards (NULL: the query's next). */
 static void login_page(struct http_req *req, unsigned status, const char *error,
                        const char *next_given)
@@ -120,16 +133,25 @@ static void login_page(struct http_req *req, unsigned status, const char *error,
         html_text(&page, error);
         html_raw(&page, "</p>");
     }
-    html_raw(&page, "<p>Sign in with a BrowserID assertion made for this site.</p>"
-                    "<form method=\"post\" action=\"/login\">"
-                    "<label for=\"assertion\">Assertion</label>"
-                    "<textarea id=\"assertion\" name=\"assertion\" rows=\"6\"></textarea>");
-    web_page_csrf(&page, token);
-    html_raw(&page, "<input type=\"hidden\" name=\"next\" value=\"");
-    html_text(&page, next_local(next));
-    html_raw(&page, "\"><button type=\"submit\" id=\"signin\">Sign in</button></form>");
+    const struct config *cfg = worker_of(req->wsi)->cfg;
+    web_signin_options(cfg, &page, token, next_local(next));
+    if (browserid_offered(cfg)) {
+        html_raw(&page, "<p>Sign in with a BrowserID assertion made for this site.</p>"
+                        "<form method=\"post\" action=\"/login\">"
+                        "<label for=\"assertion\">Assertion</label>"
+                        "<textarea id=\"assertion\" name=\"assertion\" rows=\"6\"></textarea>");
+        web_page_csrf(&page, token);
+        html_raw(&page, "<input type=\"hidden\" name=\"next\" value=\"");
+        html_text(&page, next_local(next));
+        html_raw(&page, "\"><button type=\"submit\" id=\"signin\">Sign in</button></form>");
+    }
     web_page_end(&page);
     http_reply_html(req, status, &page);
+}
+
+void web_login_page(struct http_req *req, unsigned status, const char *error, const char *next)
+{
+    login_page(req, status, error, next);
 }
 
 /* A sign-in waiting for its assertion's verification. */
@@ -172,6 +194,12 @@ static void session_start(struct worker *w, struct http_req *req, const char *em
              http_is_tls(req) ? "; Secure" : "");
     http_set_cookie(req, cookie);
     http_redirect(req, next);
+}
+
+void web_session_start(struct worker *w, struct http_req *req, const char *email,
+                       const char *next)
+{
+    session_start(w, req, email, next);
 }
 
 static void login_verified(void *arg, const struct identity_result *r)
@@ -261,6 +289,12 @@ void web_route(struct worker *w, struct http_req *req)
         login_page(req, HTTP_STATUS_OK, NULL, NULL);
     else if (strcmp(uri, "/login") == 0 && post)
         login_post(w, req);
+    else if (strcmp(uri, "/login/oidc/start") == 0 && post)
+        web_signin_oidc_start(w, req);
+    else if (strcmp(uri, "/login/oidc") == 0 && get)
+        web_signin_oidc_callback(w, req);
+    else if (strcmp(uri, "/login/dev") == 0 && post)
+        web_signin_dev(w, req);
     else if (strcmp(uri, "/logout") == 0 && post)
         logout(w, req);
     else if (strcmp(uri, "/account") == 0 && get)
@@ -274,6 +308,8 @@ void web_route(struct worker *w, struct http_req *req)
     else if ((id = path_id(uri, "/revoke/")) != NULL && post)
         web_revoke(w, req, id);
     else if (strcmp(uri, "/login") == 0 || strcmp(uri, "/logout") == 0 ||
+             strcmp(uri, "/login/oidc/start") == 0 || strcmp(uri, "/login/oidc") == 0 ||
+             strcmp(uri, "/login/dev") == 0 ||
              strcmp(uri, "/account") == 0 || strcmp(uri, "/getApps") == 0 ||
              strncmp(uri, "/grant/", 7) == 0 || strncmp(uri, "/revoke/", 8) == 0)
         http_reply_error(req, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");

@@ -26,6 +26,23 @@ bool web_signed_in(struct http_req *req, const char *next);
 /* An HTML page with a short message, for refusals and errors. */
 void web_message(struct http_req *req, unsigned status, const char *title, const char *text);
 
+/* web.c, for the other sign-ins: a local path to go to afterwards (anything else: /account); the
+ * sign-in page (next: where to go afterwards; NULL: the query's); a session for email, then a
+ * redirect to next. */
+const char *web_next_local(const char *next);
+void web_login_page(struct http_req *req, unsigned status, const char *error, const char *next);
+void web_session_start(struct worker *w, struct http_req *req, const char *email,
+                       const char *next);
+
+/* web_signin.c: OpenID providers (oidc_login) and the development issuer on /login. */
+struct html;
+struct config;
+void web_signin_options(const struct config *cfg, struct html *page, const char *csrf,
+                        const char *next);
+void web_signin_oidc_start(struct worker *w, struct http_req *req);
+void web_signin_oidc_callback(struct worker *w, struct http_req *req);
+void web_signin_dev(struct worker *w, struct http_req *req);
+
 /* web_apps.c */
 void web_apps_route(struct worker *w, struct http_req *req, const char *rest);
 /* web_grant.c */
