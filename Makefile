@@ -136,6 +136,7 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/id_verify.c common/jwk.c common/jwt.c common/notification.c common/uuid.c \
              common/form.c common/next_path.c \
              common/utf8.c common/ws_frame.c \
+             common/oidc_doc.c \
              worker/device_msg.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
 	@mkdir -p $(dir $@)

@@ -1,9 +1,10 @@
-/* libFuzzer target: what OpenID Connect verification reads from outside — a token (JWT) through
- * jwt_parse, the claims checks and the signature check against a fixed key set when the first
- * byte is even; a key set (JWKS) through jwk_set_parse, then a fixed token checked against it,
- * when odd. */
+/* libFuzzer target: what OpenID Connect verification reads from outside, chosen by the first
+ * byte modulo 4 — 0: a token (JWT) through jwt_parse, the claims checks and the signature check
+ * against a fixed key set; 1: a key set (JWKS) through jwk_set_parse, then a fixed token checked
+ * against it; 2: a discovery document; 3: a token endpoint's answer. */
 #include "../../common/jwk.h"
 #include "../../common/jwt.h"
+#include "../../common/oidc_doc.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -55,7 +56,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data + 1, *why = NULL;
     size_t len = size - 1;
     struct jwk_set set;
-    if (data[0] % 2 == 0) {
+    if (data[0] % 4 == 2) {
+        struct oidc_discovery doc;
+        if (oidc_discovery_parse(text, len, "https://op.example", &doc, &why) != 0) {
+            if (why == NULL || doc.jwks_uri != NULL)
+                __builtin_trap();
+            return 0;
+        }
+        if (!oidc_https_url(doc.jwks_uri) ||
+            (doc.token_endpoint != NULL && !oidc_https_url(doc.token_endpoint)))
+            __builtin_trap();
+        oidc_discovery_free(&doc);
+        return 0;
+    }
+    if (data[0] % 4 == 3) {
+        struct oidc_token_answer answer;
+        if (oidc_token_answer_parse(text, len, &answer, &why) != 0 && why == NULL)
+            __builtin_trap();
+        if (answer.id_token != NULL && answer.error[0] != '\0')
+            __builtin_trap();
+        oidc_token_answer_free(&answer);
+        return 0;
+    }
+    if (data[0] % 4 == 0) {
         if (jwk_set_parse(FIXED_SET, strlen(FIXED_SET), &set, NULL, &why) != 0)
             __builtin_trap();
         check_token(text, len, &set);

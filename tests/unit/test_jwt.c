@@ -7,6 +7,7 @@
 #include "../../common/dev_issuer.h"
 #include "../../common/jwk.h"
 #include "../../common/jwt.h"
+#include "../../common/oidc_doc.h"
 
 #include "../tools/id_forge.h"
 
@@ -377,8 +378,56 @@ static void test_dev_issuer(void)
     config_free(&cfg);
 }
 
+static void test_oidc_documents(void)
+{
+    struct oidc_discovery doc;
+    const char *why;
+    const char *good = "{\"issuer\":\"https://op.example/t\",\"jwks_uri\":\"https://k.example/j\","
+                       "\"authorization_endpoint\":\"https://op.example/auth\","
+                       "\"token_endpoint\":\"https://op.example/token\"}";
+    is_int(oidc_discovery_parse(good, strlen(good), "https://op.example/t", &doc, &why), 0,
+           "a discovery document");
+    is_str(doc.jwks_uri, "https://k.example/j", "its jwks_uri");
+    is_str(doc.token_endpoint, "https://op.example/token", "its token endpoint");
+    ok(!doc.secret_post, "HTTP Basic by default");
+    oidc_discovery_free(&doc);
+    is_int(oidc_discovery_parse(good, strlen(good), "https://op.example/t/", &doc, &why), -1,
+           "naming another issuer (a final /): refused (OpenID Discovery 4.3)");
+    const char *post = "{\"issuer\":\"https://a.example\",\"jwks_uri\":\"https://a.example/j\","
+                       "\"token_endpoint_auth_methods_supported\":[\"client_secret_post\"]}";
+    is_int(oidc_discovery_parse(post, strlen(post), "https://a.example", &doc, &why), 0,
+           "without endpoints, a key source still");
+    ok(doc.secret_post && doc.authorization_endpoint == NULL, "client_secret_post only");
+    oidc_discovery_free(&doc);
+    const char *bad[] = {
+        "{\"issuer\":\"https://a.example\"}",
+        "{\"issuer\":\"https://a.example\",\"jwks_uri\":\"http://a.example/j\"}",
+        "{\"issuer\":\"https://a.example\",\"jwks_uri\":\"https://a.example/j\","
+        "\"token_endpoint\":\"javascript:x\"}",
+        "[]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        is_int(oidc_discovery_parse(bad[i], strlen(bad[i]), "https://a.example", &doc, &why), -1,
+               "%s refused (%s)", bad[i], why);
+    struct oidc_token_answer answer;
+    const char *tok = "{\"access_token\":\"x\",\"id_token\":\"h.p.s\",\"token_type\":\"Bearer\"}";
+    is_int(oidc_token_answer_parse(tok, strlen(tok), &answer, &why), 0, "a token answer");
+    is_str(answer.id_token, "h.p.s", "its id_token");
+    oidc_token_answer_free(&answer);
+    const char *refusal = "{\"error\":\"invalid_grant\",\"error_description\":\"<b>x</b>\"}";
+    is_int(oidc_token_answer_parse(refusal, strlen(refusal), &answer, &why), 0, "a refusal");
+    ok(answer.id_token == NULL, "without a token");
+    is_str(answer.error, "invalid_grant", "its error code");
+    const char *odd = "{\"error\":\"<script>\"}";
+    oidc_token_answer_parse(odd, strlen(odd), &answer, &why);
+    is_str(answer.error, "error", "an error code that is no word is not repeated");
+    const char *none = "{\"access_token\":\"x\"}";
+    is_int(oidc_token_answer_parse(none, strlen(none), &answer, &why), -1, "no id_token: refused");
+}
+
 int main(void)
 {
+    test_oidc_documents();
     test_dev_issuer();
     test_format();
     test_algorithms();
