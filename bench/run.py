@@ -189,6 +189,10 @@ def main():
         ("assertion verifications, one core",
          f"{rates['ds128_per_s']}/s RS256 over DS128, {rates['rs256_per_s']}/s RS256 over "
          f"RS256, {rates['cache_hit_per_s']}/s cached", "", ""),
+        ("OpenID Connect token verifications, one core",
+         f"{rates['token_rs256_per_s']}/s RS256, {rates['token_es256_per_s']}/s ES256, "
+         f"{rates['token_eddsa_per_s']}/s EdDSA, {rates['token_cache_hit_per_s']}/s cached",
+         "", ""),
         ("status round trip, one Python client",
          f"p50 {status_rtt[0]:.0f} us, p99 {status_rtt[1]:.0f} us", "", ""),
         ("operator notification (admin POST) to device",
