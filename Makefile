@@ -57,7 +57,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps deps-test node-deps run check unit unit-asan integration fuzz install clean bench
+.PHONY: all deps deps-test node-deps run demo check unit unit-asan integration fuzz install clean bench
 
 all: deps
 	@$(MAKE) --no-print-directory build/presenced build/presencectl
@@ -147,6 +147,15 @@ run: all
 	@$(call deb_install,$(DEB_TRY))
 	@mkdir -p var
 	./build/presenced -f -c etc/presenced.conf
+
+# The chat room demo (examples/chat): presenced as `make run` has it, the app provisioned with
+# presencectl, the chat on http://127.0.0.1:$(DEMO_PORT)/.
+DEB_DEMO := python3
+DEMO_PORT ?= 8290
+demo: all
+	@$(call deb_install,$(DEB_TRY) $(DEB_DEMO))
+	@mkdir -p var
+	$(PYTHON) examples/chat/demo.py -c etc/presenced.conf --port $(DEMO_PORT)
 
 unit: $(UNIT_BIN)
 	prove --exec '' $(UNIT_BIN)

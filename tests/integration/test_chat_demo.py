@@ -1,0 +1,156 @@
+"""The chat demo (examples/chat, what `make demo` runs) as two people would see it, in two headless
+Chromium browsers: Alice and Bob join, sign in with presenced (the development issuer's "Sign in
+as…") and allow the app on the consent page; Bob sees Alice online; Alice's tab goes hidden and
+Bob sees her unavailable; Bob rings her and her page shows it; Alice closes her browser and Bob
+sees her offline. A screenshot of each step lands in build/screenshots/ (chat-*.png)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as shows
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import BINARY, ROOT, free_port
+
+CTL = os.environ.get("PRESENCECTL_BIN", os.path.join(ROOT, "build", "asan", "presencectl"))
+SCREENSHOTS = os.path.join(ROOT, "build", "screenshots")
+
+
+@pytest.fixture
+def presenced(make_server):
+    server = make_server()
+    # Its pages on localhost, the chat on 127.0.0.1: two hosts, so two sets of cookies.
+    server.write_config(public_url=f"http://localhost:{server.port}", dev_issuer="on")
+    return server.start()
+
+
+@pytest.fixture
+def demo(presenced, tmp_path):
+    """examples/chat/demo.py against that presenced (it provisions the app with presencectl)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "examples", "chat", "demo.py"),
+         "-c", presenced.config_path, "--port", str(port), "--state", str(tmp_path / "state"),
+         "--presenced", BINARY, "--presencectl", CTL],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, ready = [], threading.Event()
+
+    def read():
+        for line in process.stdout:
+            output.append(line)
+            if "The chat room is at" in line:
+                ready.set()
+    threading.Thread(target=read, daemon=True).start()
+    assert ready.wait(60), "".join(output)
+    yield f"http://127.0.0.1:{port}", tmp_path / "state"
+    process.terminate()
+    process.wait(timeout=20)
+    assert "Traceback" not in "".join(output), "".join(output)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(prefix='chat-')}",
+                 "--window-size=900,700", "--host-resolver-rules=MAP localhost 127.0.0.1",
+                 # A hidden tab keeps its timers: the device keeps its connection.
+                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                 "--disable-backgrounding-occluded-windows"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def people():
+    drivers = {name: browser() for name in ("alice", "bob")}
+    yield drivers
+    for driver in drivers.values():
+        try:
+            driver.quit()
+        except Exception:
+            pass
+
+
+def shot(driver, name):
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    path = os.path.join(SCREENSHOTS, f"chat-{name}.png")
+    driver.save_screenshot(path)
+    assert os.path.getsize(path) > 1000
+
+
+def join(driver, url, name, email, shots=False):
+    wait = WebDriverWait(driver, 30)
+    driver.get(url + "/")
+    wait.until(shows.visibility_of_element_located((By.ID, "join-form")))
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "email").send_keys(email)
+    if shots:
+        shot(driver, "1-join")
+    driver.find_element(By.ID, "join-button").click()
+    # presenced: not signed in, so its sign-in page first, then the consent page.
+    wait.until(shows.presence_of_element_located((By.ID, "dev-email")))
+    driver.find_element(By.ID, "dev-email").send_keys(email)
+    if shots:
+        shot(driver, "2-sign-in")
+    driver.find_element(By.ID, "dev-signin").click()
+    wait.until(shows.presence_of_element_located((By.ID, "allow")))
+    question = driver.find_element(By.ID, "question").text
+    assert question.startswith("Allow Chat (127.0.0.1)") and name in question, question
+    if shots:
+        shot(driver, "3-consent")
+    driver.find_element(By.ID, "allow").click()
+    wait.until(lambda d: d.current_url.startswith(url + "/") and
+               d.find_element(By.ID, "my-status").text == "online")
+    assert driver.find_element(By.ID, "my-name").text == name
+
+
+def status_of(driver, name):
+    found = driver.find_elements(By.CSS_SELECTOR, f'li[data-name="{name}"] .status')
+    return found[0].text if found else None
+
+
+def test_the_chat_story_in_two_browsers(presenced, demo, people):
+    url, state = demo
+    alice, bob = people["alice"], people["bob"]
+    join(alice, url, "Alice", "alice@example.com", shots=True)
+    join(bob, url, "Bob", "bob@example.com")
+
+    WebDriverWait(bob, 20).until(lambda d: status_of(d, "Alice") == "online")
+    WebDriverWait(alice, 20).until(lambda d: status_of(d, "Bob") == "online")
+    shot(bob, "4-bob-sees-alice-online")
+
+    alice.minimize_window()  # her tab is hidden: presence.js says "unavailable"
+    WebDriverWait(bob, 20).until(lambda d: status_of(d, "Alice") == "unavailable")
+    shot(bob, "5-alice-unavailable")
+
+    bob.find_element(By.CSS_SELECTOR, 'li[data-name="Alice"] button').click()
+    WebDriverWait(bob, 20).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, 'li[data-name="Alice"] button').text == "Rung")
+    WebDriverWait(alice, 20).until(lambda d: d.execute_script(
+        "return !document.getElementById('ring').hidden"))
+    assert alice.find_element(By.ID, "ring-text").get_attribute("textContent") == \
+        "Bob is ringing you"
+    alice.maximize_window()  # shown again: online
+    alice.set_window_size(900, 700)
+    WebDriverWait(bob, 20).until(lambda d: status_of(d, "Alice") == "online")
+    shot(alice, "6-alice-is-rung")
+
+    alice.quit()  # she closes: her device is gone
+    WebDriverWait(bob, 20).until(lambda d: status_of(d, "Alice") == "offline")
+    shot(bob, "7-alice-offline")
+
+    # The app knows its members by PUID and name; no e-mail reached it.
+    room = json.loads((state / "room.json").read_text())
+    assert sorted(room["members"].values()) == ["Alice", "Bob"]
+    assert "@" not in json.dumps(room)
