@@ -91,6 +91,8 @@ static const struct key_spec key_specs[] = {
     { "max_pending_notifications", KEY_INT, FIELD(max_pending_notifications), 1, 100000 },
     { "drain_timeout", KEY_DURATION, FIELD(drain_timeout_ms), 0, DAY_MS },
     { "drain_grace", KEY_DURATION, FIELD(drain_grace_ms), 0, DAY_MS },
+    { "offline_grace", KEY_DURATION, FIELD(offline_grace_ms), 0, 3600 * 1000 },
+    { "last_seen_ttl", KEY_DURATION, FIELD(last_seen_ttl_ms), 0, 365 * DAY_MS },
     { "map_size", KEY_SIZE, FIELD(map_size), 1024 * 1024, 1024 * GIB },
     { "max_map_size", KEY_SIZE, FIELD(max_map_size), 1024 * 1024, 1024 * GIB },
     { "sync_interval", KEY_DURATION, FIELD(sync_interval_ms), 0, 3600 * 1000 },
@@ -131,6 +133,8 @@ int config_defaults(struct config *cfg)
     cfg->notification_ttl_ms = 3600 * 1000;
     cfg->max_pending_notifications = 100;
     cfg->drain_timeout_ms = 10 * 1000;
+    cfg->offline_grace_ms = 5 * 1000;
+    cfg->last_seen_ttl_ms = 7 * DAY_MS;
     cfg->map_size = 256LL * 1024 * 1024;
     cfg->max_map_size = 16 * GIB;
     cfg->sync_interval_ms = 1000;

@@ -119,9 +119,19 @@ static void user_get(struct master *m, struct evhttp_request *req, const char *e
     /* Every address has a presence (offline when nothing is known): 200 either way. */
     json_object_object_add(obj, "email", json_object_new_string(email));
     json_object_object_add(obj, "known", json_object_new_boolean(user_known(&f, count)));
-    json_object_object_add(obj, "status", json_object_new_string(status_name(f.presence.status)));
-    json_object_object_add(obj, "since",
-                           f.has_presence ? json_object_new_int64(f.presence.since_ms) : NULL);
+    /* The operator sees the devices as they are; apps see the published presence (held for
+     * offline_grace after a departure, "last seen" once offline). */
+    struct json_object *published = json_object_new_object();
+    json_object_object_add(published, "status",
+                           json_object_new_string(status_name(f.presence.status)));
+    json_object_object_add(published, "since", f.presence.since_ms > 0
+                                                   ? json_object_new_int64(f.presence.since_ms)
+                                                   : NULL);
+    json_object_object_add(obj, "status", json_object_new_string(status_name(f.presence.live)));
+    json_object_object_add(obj, "since", f.presence.live_since_ms > 0
+                                             ? json_object_new_int64(f.presence.live_since_ms)
+                                             : NULL);
+    json_object_object_add(obj, "published", published);
     json_object_object_add(obj, "devices", devices);
     json_object_object_add(obj, "pending_notifications", json_object_new_int(f.pending));
     json_object_object_add(obj, "grants", grants);

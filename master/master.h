@@ -61,8 +61,8 @@ struct master {
     int restart_slots;
 
     int64_t last_sync_ms, last_reader_check_ms, last_sweep_ms;
-    /* Where the sweeps of expired assertions, notifications and web sessions stopped. */
-    struct shm_sweep sweep_assertions, sweep_notifications, sweep_sessions;
+    /* Where the sweeps of expired assertions, notifications, web sessions and last seen stopped. */
+    struct shm_sweep sweep_assertions, sweep_notifications, sweep_sessions, sweep_last_seen;
     uint64_t restarts_total, reloads_total, reload_failures_total;
     int lock_fd;
 };

@@ -48,6 +48,20 @@ struct shm_store *master_store_visit(struct master *m)
     return store;
 }
 
+static struct shm_presence_policy presence_policy(const struct master *m)
+{
+    return (struct shm_presence_policy){ m->cfg.offline_grace_ms, m->cfg.last_seen_ttl_ms };
+}
+
+/* Rings the workers mailed in a batch the master committed. */
+static void rings_ring(struct master *m, const struct shm_rings *rings)
+{
+    struct wake_bells bells;
+    if (rings->count > 0 && wake_init(&bells, m->cfg.data_dir) == 0)
+        for (size_t i = 0; i < rings->count; i++)
+            wake_ring(&bells, rings->pids[i]);
+}
+
 /* One master per store: a second one would clear the first one's connections. */
 static int data_dir_lock(struct master *m)
 {
@@ -73,6 +87,16 @@ int master_store_prepare(struct master *m)
     if (store == NULL)
         return -1;
     int rc = data_dir_lock(m);
+    struct shm_presence_policy policy = presence_policy(m);
+    /* The previous run's devices and AppService connections are gone: the devices count as
+     * departed now (held for the grace, so a short restart shows no one offline) and the apps
+     * as away, to hear what changed when they are back. */
+    if (rc == 0 && (shm_presence_restart(store, &policy, clock_wall_ms()) != SHM_OK ||
+                    shm_app_conns_restart(store, clock_wall_ms()) != SHM_OK ||
+                    shm_batch_commit(store) != SHM_OK)) {
+        log_error("%s: cannot hold the presence of the previous run's devices", m->cfg.data_dir);
+        rc = -1;
+    }
     if (rc == 0 && shm_store_reset_volatile(store) != SHM_OK) {
         log_error("%s: cannot clear the records of a previous run", m->cfg.data_dir);
         rc = -1;
@@ -81,55 +105,47 @@ int master_store_prepare(struct master *m)
     return rc;
 }
 
-/* The workers to ring once a dead worker's users' changes are mailed to their apps. */
-struct presence_rings {
-    int32_t pids[64];
-    size_t count;
-};
-
-static void presence_changed(void *arg, const char *email, const struct shm_presence *before,
-                             const struct shm_presence *after, struct shm_store *store)
-{
-    (void)before;
-    struct presence_rings *rings = arg;
-    int32_t found[64];
-    size_t count = 0;
-    shm_app_event_publish(store, email, after->status, NULL, clock_wall_ms(), found, 64, &count);
-    for (size_t i = 0; i < count; i++) {
-        size_t j = 0;
-        while (j < rings->count && rings->pids[j] != found[i])
-            j++;
-        if (j == rings->count && rings->count < 64)
-            rings->pids[rings->count++] = found[i];
-    }
-}
-
 void master_store_release_worker(struct master *m, pid_t pid)
 {
     struct shm_store *store = master_store_visit(m);
     if (store == NULL)
         return;
     size_t released = 0;
-    struct presence_rings rings = { .count = 0 };
-    shm_presence_release_worker(store, pid, clock_wall_ms(), &released, presence_changed, &rings);
+    struct shm_rings rings = { .count = 0 };
+    struct shm_presence_policy policy = presence_policy(m);
+    shm_presence_release_worker(store, pid, &policy, clock_wall_ms(), &released,
+                                shm_app_presence_changed, &rings);
     shm_app_conn_release_worker(store, pid, clock_wall_ms());
     shm_worker_info_delete(store, pid);
     shm_mail_drop(store, pid);
-    if (shm_batch_commit(store) == SHM_OK && released > 0)
-        log_info("released %zu connection(s) held by pid %ld", released, (long)pid);
-    struct wake_bells bells;
-    if (rings.count > 0 && wake_init(&bells, m->cfg.data_dir) == 0)
-        for (size_t i = 0; i < rings.count; i++)
-            wake_ring(&bells, rings.pids[i]);
+    if (shm_batch_commit(store) == SHM_OK) {
+        if (released > 0)
+            log_info("released %zu connection(s) held by pid %ld", released, (long)pid);
+        rings_ring(m, &rings);
+    }
     shm_store_reader_check(store);
     shm_store_close(store);
+}
+
+/* Ends the offline_grace holds that are due and no worker ended: their worker died or exited,
+ * or they are the previous run's. */
+static void holds_end(struct master *m, struct shm_store *store, int64_t wall)
+{
+    struct shm_rings rings = { .count = 0 };
+    struct shm_presence_policy policy = presence_policy(m);
+    int64_t next;
+    if (shm_presence_expire(store, &policy, wall, SWEEP_SCAN, shm_app_presence_changed, &rings,
+                            &next) == SHM_OK &&
+        shm_batch_commit(store) == SHM_OK)
+        rings_ring(m, &rings);
 }
 
 /* One bounded step of each sweep, each in its own transaction. */
 static void sweep_expired(struct master *m, struct shm_store *store)
 {
     int64_t wall = clock_wall_ms();
-    size_t assertions = 0, notifications = 0, sessions = 0;
+    size_t assertions = 0, notifications = 0, sessions = 0, last_seen = 0;
+    holds_end(m, store, wall);
     if (shm_assertion_expire(store, wall, SWEEP_SCAN, &m->sweep_assertions, &assertions) !=
             SHM_OK ||
         shm_batch_commit(store) != SHM_OK)
@@ -142,10 +158,14 @@ static void sweep_expired(struct master *m, struct shm_store *store)
             SHM_OK ||
         shm_batch_commit(store) != SHM_OK)
         sessions = 0;
-    if (assertions + notifications + sessions > 0)
+    if (shm_presence_last_seen_expire(store, wall, SWEEP_SCAN, &m->sweep_last_seen, &last_seen) !=
+            SHM_OK ||
+        shm_batch_commit(store) != SHM_OK)
+        last_seen = 0;
+    if (assertions + notifications + sessions + last_seen > 0)
         log_debug("store: dropped %zu expired assertion(s), %zu notification(s), %zu web "
-                  "session(s)",
-                  assertions, notifications, sessions);
+                  "session(s), %zu last seen",
+                  assertions, notifications, sessions, last_seen);
 }
 
 void master_store_maintain(struct master *m)

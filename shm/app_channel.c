@@ -6,6 +6,7 @@
 #include "mail.h"
 #include "store_internal.h"
 
+#include "../common/clock.h"
 #include "../common/grow.h"
 
 #include <errno.h>
@@ -14,7 +15,11 @@
 
 #define CONN_KEY_LEN (SHM_APPID_LEN + 4 + 8)
 #define CHANGE_KEY_LEN (SHM_APPID_LEN + SHM_PUID_LEN)
-#define EVENT_LEN (8 + SHM_PUID_LEN + 1)
+#define EVENT_LEN (8 + SHM_PUID_LEN + 1 + 8)
+/* app_changes: u8 status, be64 when published, be64 since; an older presenced wrote the first
+ * two only (since is then when). */
+#define CHANGE_LEN (1 + 8 + 8)
+#define CHANGE_LEN_V0 (1 + 8)
 
 static void conn_key(const char *appid, int32_t pid, uint64_t conn_id, unsigned char *buf)
 {
@@ -170,11 +175,42 @@ int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t no
     return rc;
 }
 
+struct away_all {
+    struct shm_store *store;
+    int64_t now_ms;
+};
+
+static int away_set(void *arg, MDB_cursor *cursor, const MDB_val *key)
+{
+    struct away_all *all = arg;
+    struct shm_store *store = all->store;
+    MDB_txn *txn = mdb_cursor_txn(cursor);
+    MDB_val app = { SHM_APPID_LEN, key->mv_data }, value;
+    if (mdb_get(txn, store->app_away, &app, &value) == 0)
+        return SHM_OK; /* away already: since the earlier time */
+    unsigned char when[8];
+    store_put_be64(when, (uint64_t)all->now_ms);
+    value.mv_size = sizeof when;
+    value.mv_data = when;
+    int rc = mdb_put(txn, store->app_away, &app, &value, 0);
+    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "app away");
+}
+
+int shm_app_conns_restart(struct shm_store *store, int64_t now_ms)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    struct away_all all = { store, now_ms };
+    return conns_walk(store, txn, NULL, away_set, &all);
+}
+
 /* One app's share of an event: the change recorded, the mail to each of its connections. */
 struct event_post {
     struct shm_store *store;
     const char *puid;
     uint8_t status;
+    int64_t since_ms;
     int32_t *rings;
     size_t cap, *ring_count;
 };
@@ -189,6 +225,7 @@ static int event_mail(void *arg, MDB_cursor *cursor, const MDB_val *key)
     memcpy(payload, k + SHM_APPID_LEN + 4, 8);
     memcpy(payload + 8, post->puid, SHM_PUID_LEN);
     payload[8 + SHM_PUID_LEN] = post->status;
+    store_put_be64(payload + 8 + SHM_PUID_LEN + 1, (uint64_t)post->since_ms);
     int rc = shm_mail_post(post->store, pid, SHM_MAIL_APP_EVENT, payload, sizeof payload);
     size_t i;
     for (i = 0; i < *post->ring_count && post->rings[i] != pid; i++) {
@@ -201,6 +238,7 @@ static int event_mail(void *arg, MDB_cursor *cursor, const MDB_val *key)
 struct grant_event {
     struct shm_store *store;
     uint8_t status;
+    int64_t since_ms;
     const char *only_appid;
     int64_t now_ms;
     int32_t *rings;
@@ -218,34 +256,55 @@ static void grant_event(void *arg, const char *appid, const char *puid)
         ev->result = SHM_ERROR;
         return;
     }
-    unsigned char key_buf[CHANGE_KEY_LEN], value_buf[9];
+    unsigned char key_buf[CHANGE_KEY_LEN], value_buf[CHANGE_LEN];
     memcpy(key_buf, appid, SHM_APPID_LEN);
     memcpy(key_buf + SHM_APPID_LEN, puid, SHM_PUID_LEN);
     value_buf[0] = ev->status;
     store_put_be64(value_buf + 1, (uint64_t)ev->now_ms);
+    store_put_be64(value_buf + 9, (uint64_t)ev->since_ms);
     MDB_val key = { sizeof key_buf, key_buf }, value = { sizeof value_buf, value_buf };
     int rc = mdb_put(txn, ev->store->app_changes, &key, &value, 0);
     if (rc != 0) {
         ev->result = store_batch_fail(ev->store, rc, "app change");
         return;
     }
-    struct event_post post = { ev->store, puid, ev->status, ev->rings, ev->cap, ev->ring_count };
+    struct event_post post = { ev->store,    puid,     ev->status,        ev->since_ms,
+                               ev->rings,    ev->cap,  ev->ring_count };
     ev->result = conns_walk(ev->store, txn, appid, event_mail, &post);
 }
 
 int shm_app_event_publish(struct shm_store *store, const char *email, uint8_t status,
-                          const char *only_appid, int64_t now_ms, int32_t *rings, size_t cap,
-                          size_t *ring_count)
+                          int64_t since_ms, const char *only_appid, int64_t now_ms, int32_t *rings,
+                          size_t cap, size_t *ring_count)
 {
-    struct grant_event ev = { store, status, only_appid, now_ms, rings, cap, ring_count, SHM_OK };
+    struct grant_event ev = { store,  status, since_ms,   only_appid, now_ms,
+                              rings,  cap,    ring_count, SHM_OK };
     *ring_count = 0;
     if (shm_grant_list_user(store, email, grant_event, &ev) < 0)
         return SHM_ERROR;
     return ev.result;
 }
 
+void shm_app_presence_changed(void *arg, const char *email, const struct shm_presence *before,
+                              const struct shm_presence *after, struct shm_store *store)
+{
+    struct shm_rings *rings = arg;
+    int32_t found[SHM_RINGS_MAX];
+    size_t count = 0;
+    (void)before;
+    shm_app_event_publish(store, email, after->status, after->since_ms, NULL, clock_wall_ms(),
+                          found, SHM_RINGS_MAX, &count);
+    for (size_t i = 0; i < count; i++) {
+        size_t j = 0;
+        while (j < rings->count && rings->pids[j] != found[i])
+            j++;
+        if (j == rings->count && rings->count < SHM_RINGS_MAX)
+            rings->pids[rings->count++] = found[i];
+    }
+}
+
 int shm_app_event_decode(const void *payload, size_t len, uint64_t *conn_id, char *puid,
-                         uint8_t *status)
+                         uint8_t *status, int64_t *since_ms)
 {
     const unsigned char *p = payload;
     if (len != EVENT_LEN)
@@ -254,6 +313,7 @@ int shm_app_event_decode(const void *payload, size_t len, uint64_t *conn_id, cha
     memcpy(puid, p + 8, SHM_PUID_LEN);
     puid[SHM_PUID_LEN] = '\0';
     *status = p[8 + SHM_PUID_LEN];
+    *since_ms = (int64_t)store_get_be64(p + 8 + SHM_PUID_LEN + 1);
     return 0;
 }
 
@@ -280,13 +340,14 @@ int shm_app_changes_since_away(struct shm_store *store, const char *appid, int64
     for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
          rc == 0 && key.mv_size == CHANGE_KEY_LEN && memcmp(key.mv_data, appid, SHM_APPID_LEN) == 0;
          rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if (value.mv_size != 9 ||
-            (int64_t)store_get_be64((unsigned char *)value.mv_data + 1) < since)
+        const unsigned char *v = value.mv_data;
+        if ((value.mv_size != CHANGE_LEN && value.mv_size != CHANGE_LEN_V0) ||
+            (int64_t)store_get_be64(v + 1) < since)
             continue;
         char puid[SHM_PUID_LEN + 1];
         memcpy(puid, (char *)key.mv_data + SHM_APPID_LEN, SHM_PUID_LEN);
         puid[SHM_PUID_LEN] = '\0';
-        cb(arg, puid, ((unsigned char *)value.mv_data)[0]);
+        cb(arg, puid, v[0], (int64_t)store_get_be64(value.mv_size == CHANGE_LEN ? v + 9 : v + 1));
         count++;
     }
     mdb_cursor_close(cursor);

@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "grant.h"
+#include "presence.h"
 #include "store.h"
 
 #include <stddef.h>
@@ -31,20 +32,37 @@ int shm_app_conns(struct shm_store *store, const char *appid, struct shm_app_con
 /* Forgets every connection of a (dead) worker. */
 int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms);
 
-/* Tells every app that email granted that its presence is now status: records the change per
- * PUID and mails SHM_MAIL_APP_EVENT to each open connection of the app. The pids to ring after
- * the commit go to rings (each once, up to cap). only_appid (or NULL) limits it to one app. */
+/* At the start of the master, before the previous run's connections are dropped: each app that
+ * had one open is away from now, so that it hears what changed meanwhile when it is back. */
+int shm_app_conns_restart(struct shm_store *store, int64_t now_ms);
+
+/* Tells every app that email granted that its presence is now status, since since_ms (0: not
+ * known): records the change per PUID and mails SHM_MAIL_APP_EVENT to each open connection of
+ * the app. The pids to ring after the commit go to rings (each once, up to cap). only_appid (or
+ * NULL) limits it to one app. */
 int shm_app_event_publish(struct shm_store *store, const char *email, uint8_t status,
-                          const char *only_appid, int64_t now_ms, int32_t *rings, size_t cap,
-                          size_t *ring_count);
+                          int64_t since_ms, const char *only_appid, int64_t now_ms, int32_t *rings,
+                          size_t cap, size_t *ring_count);
+
+/* The processes to ring once a batch that mailed them is committed, each once. */
+#define SHM_RINGS_MAX 64
+struct shm_rings {
+    int32_t pids[SHM_RINGS_MAX];
+    size_t count;
+};
+
+/* A shm_presence_cb (arg: a struct shm_rings) for the processes that publish a change as they
+ * find it, outside a worker's loop (the master's sweeps, a worker's exit). */
+void shm_app_presence_changed(void *arg, const char *email, const struct shm_presence *before,
+                              const struct shm_presence *after, struct shm_store *store);
 
 /* Decodes a SHM_MAIL_APP_EVENT payload. Returns 0 or -1. */
 int shm_app_event_decode(const void *payload, size_t len, uint64_t *conn_id, char *puid,
-                         uint8_t *status);
+                         uint8_t *status, int64_t *since_ms);
 
 /* After an absence: calls cb with the latest change of each PUID since the app went away (at
  * most SHM_APP_CHANGES_KEEP_MS ago), and clears the absence. Returns the count, or < 0. */
-typedef void (*shm_app_change_cb)(void *arg, const char *puid, uint8_t status);
+typedef void (*shm_app_change_cb)(void *arg, const char *puid, uint8_t status, int64_t since_ms);
 int shm_app_changes_since_away(struct shm_store *store, const char *appid, int64_t now_ms,
                                shm_app_change_cb cb, void *arg);
 

@@ -3,6 +3,7 @@
 
 #include "store_internal.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* Value of the conns database: fixed layout, big-endian, so any process reads it alike. */
@@ -150,19 +151,39 @@ int shm_conn_release(struct shm_store *store, const char *email, const char *dev
     return SHM_OK;
 }
 
-/* Deletes the conns record named by an owner-index entry, if that owner still holds it. */
+/* Deletes the conns record named by an owner-index entry, if that owner still holds it:
+ * *dropped says whether it did, *owner what the record held. */
 static int owned_record_drop(struct shm_store *store, MDB_txn *txn, MDB_val *conn_key_val,
-                             int32_t pid, uint64_t conn_id)
+                             int32_t pid, uint64_t conn_id, struct shm_conn_owner *owner,
+                             bool *dropped)
 {
-    struct shm_conn_owner owner;
-    int rc = owned_get(store, txn, conn_key_val, pid, conn_id, &owner);
+    *dropped = false;
+    int rc = owned_get(store, txn, conn_key_val, pid, conn_id, owner);
     if (rc == SHM_NOT_FOUND)
         return SHM_OK;
     if (rc != SHM_OK)
         return rc;
     if ((rc = mdb_del(txn, store->conns, conn_key_val, NULL)) != 0)
         return store_batch_fail(store, rc, "worker release");
+    *dropped = true;
     return SHM_OK;
+}
+
+/* The e-mail and device of a key "email\0device", as C strings; false when malformed. */
+static bool conn_key_split(const MDB_val *key, char *email, char *device)
+{
+    const char *bytes = key->mv_data, *nul = memchr(bytes, '\0', key->mv_size);
+    if (nul == NULL)
+        return false;
+    size_t email_len = (size_t)(nul - bytes), device_len = key->mv_size - email_len - 1;
+    if (email_len == 0 || email_len > SHM_EMAIL_MAX || device_len > SHM_DEVICE_MAX ||
+        memchr(nul + 1, '\0', device_len) != NULL)
+        return false;
+    memcpy(email, bytes, email_len);
+    email[email_len] = '\0';
+    memcpy(device, nul + 1, device_len);
+    device[device_len] = '\0';
+    return true;
 }
 
 int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *released,
@@ -185,10 +206,14 @@ int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *releas
         if (key.mv_size != OWNER_KEY_SIZE || store_get_be32(key.mv_data) != (uint32_t)pid)
             break;
         uint64_t conn_id = store_get_be64((unsigned char *)key.mv_data + 4);
-        if ((result = owned_record_drop(store, txn, &value, pid, conn_id)) != SHM_OK)
+        struct shm_conn_owner owner;
+        bool dropped;
+        char email[SHM_EMAIL_MAX + 1], device[SHM_DEVICE_MAX + 1];
+        if ((result = owned_record_drop(store, txn, &value, pid, conn_id, &owner, &dropped)) !=
+            SHM_OK)
             break;
-        if (cb != NULL && memchr(value.mv_data, '\0', value.mv_size) != NULL)
-            cb(arg, value.mv_data); /* "email\0device": the e-mail is a C string */
+        if (cb != NULL && dropped && conn_key_split(&value, email, device))
+            cb(arg, email, device, &owner);
         if ((rc = mdb_cursor_del(cursor, 0)) != 0)
             break;
         (*released)++;
@@ -197,6 +222,32 @@ int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *releas
     if (result == SHM_OK && rc != 0 && rc != MDB_NOTFOUND)
         result = store_batch_fail(store, rc, "worker release");
     return result;
+}
+
+int shm_conn_walk_all(struct shm_store *store, shm_conn_released_cb cb, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    if (mdb_cursor_open(txn, store->conns, &cursor) != 0) {
+        store_read_end(store, txn);
+        return SHM_ERROR;
+    }
+    MDB_val key, value;
+    int count = 0, rc;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        struct shm_conn_owner owner;
+        char email[SHM_EMAIL_MAX + 1], device[SHM_DEVICE_MAX + 1];
+        if (owner_decode(&value, &owner) != SHM_OK || !conn_key_split(&key, email, device))
+            continue;
+        cb(arg, email, device, &owner);
+        count++;
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    return rc == MDB_NOTFOUND ? count : SHM_ERROR;
 }
 
 int shm_conn_get(struct shm_store *store, const char *email, const char *device,

@@ -35,10 +35,16 @@ int shm_conn_release(struct shm_store *store, const char *email, const char *dev
                      uint64_t conn_id);
 
 /* Removes every record a (dead) worker owned; *released counts them, and cb (when not NULL)
- * hears the e-mail of each. shm_presence_release_worker also refreshes their presence. */
-typedef void (*shm_conn_released_cb)(void *arg, const char *email);
+ * hears the e-mail, device and last state of each. shm_presence_release_worker also refreshes
+ * their presence. */
+typedef void (*shm_conn_released_cb)(void *arg, const char *email, const char *device,
+                                     const struct shm_conn_owner *owner);
 int shm_conn_release_worker(struct shm_store *store, int32_t pid, size_t *released,
                             shm_conn_released_cb cb, void *arg);
+
+/* Calls cb with every connection record of every user (the master, at start, for those of the
+ * previous run). Returns the count, or < 0. */
+int shm_conn_walk_all(struct shm_store *store, shm_conn_released_cb cb, void *arg);
 
 int shm_conn_get(struct shm_store *store, const char *email, const char *device,
                  struct shm_conn_owner *out);

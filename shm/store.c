@@ -63,14 +63,16 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
     static const char *const names[] = {
         "meta",     "conns",      "conns_by_worker", "workers",     "mail",          "assertions",
         "presence", "notifs",     "web_sessions",    "apps",        "apps_by_owner", "grants",
-        "puids",    "app_grants", "app_conns",       "app_changes", "app_away"
+        "puids",    "app_grants", "app_conns",       "app_changes", "app_away",
+        "presence_grace", "presence_due"
     };
     MDB_dbi *slots[] = { &store->meta,        &store->conns,         &store->conns_by_worker,
                          &store->workers,     &store->mail,          &store->assertions,
                          &store->presence,    &store->notifs,        &store->web_sessions,
                          &store->apps,        &store->apps_by_owner, &store->grants,
                          &store->puids,       &store->app_grants,    &store->app_conns,
-                         &store->app_changes, &store->app_away };
+                         &store->app_changes, &store->app_away,      &store->presence_grace,
+                         &store->presence_due };
     _Static_assert(sizeof names / sizeof names[0] == sizeof slots / sizeof slots[0],
                    "one slot per database name");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -394,7 +396,7 @@ int shm_store_reset_volatile(struct shm_store *store)
     if (txn == NULL)
         return SHM_ERROR;
     MDB_dbi volatile_dbis[] = { store->conns, store->conns_by_worker, store->workers,
-                                store->mail,  store->presence,        store->app_conns };
+                                store->mail,  store->app_conns };
     for (size_t i = 0; i < sizeof volatile_dbis / sizeof volatile_dbis[0]; i++) {
         int rc = mdb_drop(txn, volatile_dbis[i], 0);
         if (rc != 0)

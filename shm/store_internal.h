@@ -20,7 +20,9 @@ struct shm_store {
     MDB_dbi workers;         /* be32 pid -> struct shm_worker_info */
     MDB_dbi mail;            /* be32 target pid, be64 store seq, be32 sender pid -> type, payload */
     MDB_dbi assertions;      /* sha256 of an assertion -> expiry, trust id, e-mail, audience */
-    MDB_dbi presence;        /* e-mail -> u8 aggregate status, be64 since */
+    MDB_dbi presence;        /* e-mail -> be64 expiry, published and live status and since */
+    MDB_dbi presence_grace;  /* e-mail \0 device -> be64 due, u8 status, be64 left (a hold) */
+    MDB_dbi presence_due;    /* be64 due, e-mail \0 device -> "" (the holds by time) */
     MDB_dbi web_sessions;    /* sha256 of a cookie token -> be64 expiry, CSRF token, e-mail */
     MDB_dbi apps;            /* appid -> the app as JSON */
     MDB_dbi apps_by_owner;   /* owner e-mail \0 appid -> "" */

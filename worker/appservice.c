@@ -116,17 +116,25 @@ void appservice_close(struct worker *w, struct ws_session *s)
     s->app = NULL;
 }
 
-static void event_send(struct ws_session *s, const char *puid, uint8_t status)
+/* "since": ms since the epoch when the status began, null when not known (SPEC.md §7). */
+static struct json_object *since_value(int64_t since_ms)
 {
-    char json[128];
-    int n = snprintf(json, sizeof json, "{\"uid\":\"%s\",\"status\":\"%s\"}", puid,
-                     status_name(status));
+    return since_ms > 0 ? json_object_new_int64(since_ms) : NULL;
+}
+
+static void event_send(struct ws_session *s, const char *puid, uint8_t status, int64_t since_ms)
+{
+    char json[160], since[24] = "null";
+    if (since_ms > 0)
+        snprintf(since, sizeof since, "%lld", (long long)since_ms);
+    int n = snprintf(json, sizeof json, "{\"uid\":\"%s\",\"status\":\"%s\",\"since\":%s}", puid,
+                     status_name(status), since);
     session_send(s, json, (size_t)n);
 }
 
-static void missed_change(void *arg, const char *puid, uint8_t status)
+static void missed_change(void *arg, const char *puid, uint8_t status, int64_t since_ms)
 {
-    event_send(arg, puid, status);
+    event_send(arg, puid, status, since_ms);
 }
 
 static void auth(struct worker *w, struct ws_session *s, struct json_object *msg, const char *id)
@@ -197,6 +205,7 @@ static void snapshot_add(void *arg, const char *puid, const char *email)
     struct json_object *entry = json_object_new_object();
     json_object_object_add(entry, "uid", json_object_new_string(puid));
     json_object_object_add(entry, "status", json_object_new_string(status_name(presence.status)));
+    json_object_object_add(entry, "since", since_value(presence.since_ms));
     json_object_array_add(snap->chunk, entry);
     if (json_object_array_length(snap->chunk) == SNAPSHOT_CHUNK)
         snapshot_flush(snap, false);
@@ -428,11 +437,12 @@ void appservice_event(struct worker *w, const void *payload, size_t len)
     uint64_t conn_id;
     char puid[SHM_PUID_LEN + 1];
     uint8_t status;
-    if (shm_app_event_decode(payload, len, &conn_id, puid, &status) != 0)
+    int64_t since_ms;
+    if (shm_app_event_decode(payload, len, &conn_id, puid, &status, &since_ms) != 0)
         return;
     struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
     if (s != NULL && s->app != NULL && s->app->authed && s->close_code == 0) {
-        event_send(s, puid, status);
+        event_send(s, puid, status, since_ms);
         session_write_now(s);
     }
 }
@@ -474,12 +484,13 @@ void appservice_close_app(struct worker *w, const char *appid, int number)
     free(conns);
 }
 
-void appservice_publish(struct worker *w, const char *email, uint8_t status, const char *only_appid)
+void appservice_publish(struct worker *w, const char *email, uint8_t status, int64_t since_ms,
+                        const char *only_appid)
 {
     int32_t rings[RINGS_MAX];
     size_t ring_count = 0;
-    if (shm_app_event_publish(w->store, email, status, only_appid, clock_wall_ms(), rings,
-                              RINGS_MAX, &ring_count) != SHM_OK)
+    if (shm_app_event_publish(w->store, email, status, since_ms, only_appid, clock_wall_ms(),
+                              rings, RINGS_MAX, &ring_count) != SHM_OK)
         w->info.store_failures_total++;
     for (size_t i = 0; i < ring_count; i++)
         mailbox_ring_later(w, rings[i]);

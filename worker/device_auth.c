@@ -9,7 +9,6 @@
 #include "../common/log.h"
 #include "../shm/conn.h"
 #include "../shm/mail.h"
-#include "../shm/presence.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -116,16 +115,6 @@ static void credential_tag(const char *credential, bool token, unsigned char *ta
     memcpy(tag, digest, ASSERTION_TAG_LEN);
 }
 
-/* Recomputes the user's presence; the apps they granted hear of a change. */
-static void presence_refresh(struct worker *w, const char *email)
-{
-    struct shm_presence before, after;
-    if (shm_presence_refresh(w->store, email, clock_wall_ms(), &before, &after) != SHM_OK)
-        w->info.store_failures_total++;
-    else if (before.status != after.status)
-        appservice_publish(w, email, after.status, NULL);
-}
-
 /* A status update of a bound connection: same e-mail, same device (NULL: not named). */
 static void status_apply(struct worker *w, struct ws_session *s, const char *email,
                          const char *device, uint8_t status)
@@ -154,7 +143,7 @@ static void status_apply(struct worker *w, struct ws_session *s, const char *ema
         session_error(w, s, 60, "internal error", 0);
         return;
     }
-    presence_refresh(w, s->email);
+    presence_device_changed(w, s->email);
     reply_after_commit(w, s, false);
 }
 
@@ -219,7 +208,7 @@ static void session_bind(struct worker *w, struct ws_session *s, const struct pe
     }
     s->owner = true;
     memcpy(s->tag, p->tag, sizeof s->tag);
-    presence_refresh(w, s->email);
+    presence_device_bound(w, s->email, s->device);
     reply_after_commit(w, s, true);
 }
 
@@ -339,8 +328,5 @@ void device_auth_release(struct worker *w, struct ws_session *s)
     if (!s->owner || s->email == NULL)
         return;
     s->owner = false;
-    int rc = shm_conn_release(w->store, s->email, s->device, w->info.pid, s->conn_id);
-    if (rc != SHM_OK && rc != SHM_NOT_FOUND)
-        w->info.store_failures_total++;
-    presence_refresh(w, s->email);
+    presence_device_left(w, s->email, s->device, s->conn_id);
 }

@@ -305,8 +305,11 @@ static void app_status_poll(struct worker *w, struct http_req *req, const struct
             strcmp(appid, app->appid) != 0)
             continue; /* only this app's granted PUIDs */
         shm_presence_get(w->store, email, &presence);
-        html_rawf(&json, "%s{\"uid\":\"%s\",\"status\":\"%s\"}", first ? "" : ",", puid,
-                  status_names[presence.status < 3 ? presence.status : 0]);
+        char since[24] = "null";
+        if (presence.since_ms > 0)
+            snprintf(since, sizeof since, "%lld", (long long)presence.since_ms);
+        html_rawf(&json, "%s{\"uid\":\"%s\",\"status\":\"%s\",\"since\":%s}", first ? "" : ",",
+                  puid, status_names[presence.status < 3 ? presence.status : 0], since);
         first = false;
     }
     html_raw(&json, "]}");

@@ -218,7 +218,7 @@ void web_revoke(struct worker *w, struct http_req *req, const char *appid)
     char puid[SHM_PUID_LEN + 1];
     /* The app hears "offline" once, then nothing more about this user. */
     if (shm_grant_get(w->store, req->session.email, appid, puid) == SHM_OK)
-        appservice_publish(w, req->session.email, SHM_STATUS_OFFLINE, appid);
+        appservice_publish(w, req->session.email, SHM_STATUS_OFFLINE, clock_wall_ms(), appid);
     int rc = shm_grant_revoke(w->store, req->session.email, appid, puid);
     if (rc == SHM_OK || rc == SHM_NOT_FOUND)
         http_redirect(req, "/account");

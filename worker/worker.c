@@ -211,7 +211,8 @@ static int handles_init(struct worker *w)
     if (uv_prepare_init(&w->loop, &w->commit_prepare) != 0 ||
         uv_timer_init(&w->loop, &w->stats_timer) != 0 ||
         uv_timer_init(&w->loop, &w->drain_timer) != 0 ||
-        uv_timer_init(&w->loop, &w->auth_timer) != 0 || device_keepalive_init(w) != 0)
+        uv_timer_init(&w->loop, &w->auth_timer) != 0 || presence_grace_init(w) != 0 ||
+        device_keepalive_init(w) != 0)
         return -1;
     w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w->auth_timer.data = w;
     w->handles_ready = true;
@@ -232,6 +233,7 @@ static void handles_close(struct worker *w)
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->auth_timer, NULL);
+    presence_grace_close(w);
     keepalive_close(&w->keepalive);
     w->handles_ready = false;
 }
@@ -342,11 +344,20 @@ static void store_detach(struct worker *w)
     if (w->store == NULL)
         return;
     size_t released;
-    shm_presence_release_worker(w->store, w->info.pid, clock_wall_ms(), &released, NULL, NULL);
+    struct shm_presence_policy policy = { w->cfg->offline_grace_ms, w->cfg->last_seen_ttl_ms };
+    struct shm_rings rings = { .count = 0 };
+    /* Statuses held for the grace are published by whoever ends the holds (the master, at the
+     * latest); what changes at once is published here. */
+    shm_presence_release_worker(w->store, w->info.pid, &policy, clock_wall_ms(), &released,
+                                shm_app_presence_changed, &rings);
     shm_app_conn_release_worker(w->store, w->info.pid, clock_wall_ms());
     shm_worker_info_delete(w->store, w->info.pid);
     shm_mail_drop(w->store, w->info.pid);
-    shm_batch_commit(w->store);
+    struct wake_bells bells;
+    if (shm_batch_commit(w->store) == SHM_OK && rings.count > 0 &&
+        wake_init(&bells, w->cfg->data_dir) == 0)
+        for (size_t i = 0; i < rings.count; i++)
+            wake_ring(&bells, rings.pids[i]);
     shm_store_close(w->store);
     w->store = NULL;
 }

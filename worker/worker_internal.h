@@ -51,6 +51,8 @@ struct worker {
     struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
     struct app_state *apps;       /* AppService connections, for the auth deadline */
     uv_timer_t auth_timer;
+    uv_timer_t grace_timer; /* ends the offline_grace holds due (presence_pub.c) */
+    int64_t grace_due_ms;   /* wall ms the grace timer fires at; 0 when not armed */
     struct keepalive keepalive; /* pings of the WebSockets (lws's own are off) */
     struct app_bucket *app_buckets; /* per-app notify rate, on this worker */
     uint64_t next_conn_id; /* the last id taken, from this worker's block of the store sequence */
@@ -125,9 +127,20 @@ void appservice_app_closed(struct worker *w, uint64_t conn_id, int number);
 /* Closes, wherever they are, the open AppService connections of appid (as appservice_app_closed
  * does): the app was deactivated, deleted or given a new API key. */
 void appservice_close_app(struct worker *w, const char *appid, int number);
-/* Tells the apps a user granted that the user's presence changed (mail + rings). */
-void appservice_publish(struct worker *w, const char *email, uint8_t status,
+/* Tells the apps a user granted that the user's presence changed (mail + rings): status since
+ * since_ms (wall ms; 0 when not known). */
+void appservice_publish(struct worker *w, const char *email, uint8_t status, int64_t since_ms,
                         const char *only_appid);
+
+/* presence_pub.c: what apps hear of a user's presence (SPEC.md §7). A connected device's status
+ * changed; a device bound a connection (a hold it left ends); a bound connection went away (its
+ * status is held for offline_grace). */
+void presence_device_changed(struct worker *w, const char *email);
+void presence_device_bound(struct worker *w, const char *email, const char *device);
+void presence_device_left(struct worker *w, const char *email, const char *device,
+                          uint64_t conn_id);
+int presence_grace_init(struct worker *w);
+void presence_grace_close(struct worker *w);
 /* A notification mailed for connection conn_id (a SHM_MAIL_DELIVER payload). */
 void device_deliver(struct worker *w, const void *payload, size_t len);
 

@@ -100,6 +100,13 @@ void ctl_print_user(FILE *out, struct json_object *user)
     fprintf(out, "%s: %s", ctl_str(user, "email"), ctl_str(user, "status"));
     if (member(user, "since") != NULL)
         fprintf(out, " since %s", when(ctl_int(user, "since"), at, sizeof at));
+    struct json_object *published = member(user, "published");
+    if (published != NULL) {
+        /* What apps see: a departure held for offline_grace, last seen once offline. */
+        fprintf(out, "\napps see: %s", ctl_str(published, "status"));
+        if (member(published, "since") != NULL)
+            fprintf(out, " since %s", when(ctl_int(published, "since"), at, sizeof at));
+    }
     fprintf(out, "\n%zu device(s) connected\n", device_count);
     for (size_t i = 0; i < device_count; i++) {
         struct json_object *d = json_object_array_get_idx(devices, i);

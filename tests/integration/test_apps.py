@@ -139,7 +139,8 @@ def test_grant_redirects_with_the_puid_and_revoke(site, ident, domain):
     assert json.loads(body) == {"apps": [{"name": "Chat", "appid": appid, "uid": puid}]}
     status, _, body = dev.get(f"/myapps/{appid}/status?uid={puid}&uid=nope",
                               headers={"Authorization": f"Bearer {api_key}"})
-    assert json.loads(body) == {"statuses": [{"uid": puid, "status": "offline"}]}
+    # Never seen: offline, since not known.
+    assert json.loads(body) == {"statuses": [{"uid": puid, "status": "offline", "since": None}]}
     # Revoke from /account, then a new grant gets a new PUID.
     status, forms, text = user.forms("/account")
     assert "Chat" in text

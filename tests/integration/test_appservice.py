@@ -68,8 +68,14 @@ class AppService:
         return message
 
     async def event(self, timeout=5):
-        """The next presence event, skipping nothing: events are all this connection gets."""
-        return await self.recv(timeout)
+        """The next presence event, skipping nothing: events are all this connection gets.
+        Every event carries "since" (SPEC.md §7), a time in ms or null; it is checked and kept
+        in self.since, and the rest returned."""
+        event = dict(await self.recv(timeout))
+        assert "since" in event, event
+        self.since = event.pop("since")
+        assert self.since is None or (isinstance(self.since, int) and self.since > 0), event
+        return event
 
     async def request(self, message):
         await self.ws.send(json.dumps(message))

@@ -309,28 +309,33 @@ static void test_presence_records(struct shm_store *store)
     struct shm_conn_owner phone = { 300, 1, SHM_STATUS_ONLINE, 1 }, tablet = { 301, 2, 0, 1 };
     struct shm_conn_owner previous;
     struct shm_presence before, after, got;
+    struct shm_presence_policy no_grace = { 0, 3600 * 1000 };
     int had;
     shm_conn_claim(store, "pat@example.com", "phone", &phone, &previous, &had);
     shm_conn_claim(store, "pat@example.com", "tablet", &tablet, &previous, &had);
-    is_int(shm_presence_refresh(store, "pat@example.com", 5000, &before, &after), SHM_OK,
-           "presence refreshed");
+    is_int(shm_presence_refresh(store, "pat@example.com", &no_grace, 5000, &before, &after),
+           SHM_OK, "presence refreshed");
     ok(before.status == SHM_STATUS_OFFLINE && after.status == SHM_STATUS_ONLINE &&
            after.devices == 2,
        "offline to online over two devices");
     is_int(shm_batch_commit(store), SHM_OK, "commit");
     is_int(shm_presence_get(store, "pat@example.com", &got), SHM_OK, "stored");
     ok(got.status == SHM_STATUS_ONLINE && got.since_ms == 5000, "online since 5000");
-    shm_presence_refresh(store, "pat@example.com", 6000, &before, &after);
+    shm_presence_refresh(store, "pat@example.com", &no_grace, 6000, &before, &after);
     is_int(after.since_ms, 5000, "no change keeps since");
     int changes = 0;
     size_t released;
-    is_int(shm_presence_release_worker(store, 300, 7000, &released, presence_changed, &changes),
+    is_int(shm_presence_release_worker(store, 300, &no_grace, 7000, &released, presence_changed,
+                                       &changes),
            SHM_OK, "a dead worker's devices released");
     ok(released == 1 && changes == 1, "one released, one change told (online to offline)");
-    shm_presence_release_worker(store, 301, 8000, &released, presence_changed, &changes);
+    shm_presence_release_worker(store, 301, &no_grace, 8000, &released, presence_changed,
+                                &changes);
     is_int(shm_batch_commit(store), SHM_OK, "commit");
-    is_int(shm_presence_get(store, "pat@example.com", &got), SHM_NOT_FOUND, "no device: no record");
-    is_int(got.status, SHM_STATUS_OFFLINE, "offline");
+    is_int(shm_presence_get(store, "pat@example.com", &got), SHM_OK,
+           "no device: the record stays for last seen");
+    ok(got.status == SHM_STATUS_OFFLINE && got.since_ms == 7000 && got.live_since_ms == 0,
+       "offline since 7000 (last seen), no device");
 }
 
 struct seen_notes {
