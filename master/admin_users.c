@@ -232,6 +232,7 @@ static int notification_queue(struct master *m, const char *email, const char *j
     shm_store_close(store);
     if (rc != SHM_OK)
         return -1;
+    m->meter.notifications_queued[METER_FROM_OPERATOR]++;
     if (dropped > 0)
         log_info("notification queue full: %zu oldest dropped", dropped);
     struct wake_bells bells;

@@ -4,6 +4,7 @@
 
 #include "../common/addr.h"
 #include "../common/config.h"
+#include "../common/meter.h"
 #include "../shm/store.h"
 
 #include <stdbool.h>
@@ -64,6 +65,7 @@ struct master {
     /* Where the sweeps of expired assertions, notifications, web sessions and last seen stopped. */
     struct shm_sweep sweep_assertions, sweep_notifications, sweep_sessions, sweep_last_seen;
     uint64_t restarts_total, reloads_total, reload_failures_total;
+    struct meter meter; /* the master's part of the node-wide metrics (operator notifications) */
     int lock_fd;
 };
 

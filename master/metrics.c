@@ -5,6 +5,7 @@
 
 #include "../common/clock.h"
 #include "../common/version.h"
+#include "../shm/census.h"
 #include "../shm/notif.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
@@ -20,9 +21,31 @@ struct snapshot {
     struct shm_worker_info *infos; /* one per process of the table; zeroed when unpublished */
     struct shm_store_stats store;
     uint64_t notifications_dropped, notifications_expired;
+    struct meter node; /* the workers' meters, the retired ones' and the master's, added up */
+    struct shm_census census;
 };
 
 static const char *const proc_state_names[] = { "starting", "ready", "draining" };
+
+/* What the store holds: the workers' records, the retired workers' meters, the counters and
+ * the census. */
+static int snapshot_read(struct master *m, struct shm_store *store, struct snapshot *snap)
+{
+    int32_t *pids = calloc(snap->count ? snap->count : 1, sizeof *pids);
+    if (pids == NULL)
+        return SHM_ERROR;
+    for (size_t i = 0; i < snap->count; i++)
+        pids[i] = m->procs[i].pid;
+    int rc = shm_worker_info_snapshot(store, pids, snap->count, snap->infos, &snap->node);
+    free(pids);
+    if (rc == SHM_OK)
+        rc = shm_store_stats(store, &snap->store);
+    if (rc == SHM_OK)
+        rc = shm_notif_counters(store, &snap->notifications_dropped, &snap->notifications_expired);
+    if (rc == SHM_OK)
+        rc = shm_census_take(store, &snap->census);
+    return rc;
+}
 
 static int snapshot_take(struct master *m, struct snapshot *snap)
 {
@@ -32,20 +55,16 @@ static int snapshot_take(struct master *m, struct snapshot *snap)
     if (snap->infos == NULL)
         return -1;
     struct shm_store *store = master_store_visit(m);
-    if (store == NULL) {
-        free(snap->infos);
-        return -1;
-    }
-    for (size_t i = 0; i < snap->count; i++)
-        shm_worker_info_get(store, m->procs[i].pid, &snap->infos[i]);
-    int rc = shm_store_stats(store, &snap->store);
-    if (rc == SHM_OK)
-        rc = shm_notif_counters(store, &snap->notifications_dropped, &snap->notifications_expired);
-    shm_store_close(store);
+    int rc = store != NULL ? snapshot_read(m, store, snap) : SHM_ERROR;
+    if (store != NULL)
+        shm_store_close(store);
     if (rc != SHM_OK) {
         free(snap->infos);
         return -1;
     }
+    meter_add(&snap->node, &m->meter);
+    for (size_t i = 0; i < snap->count; i++)
+        meter_add(&snap->node, &snap->infos[i].meter);
     return 0;
 }
 
@@ -175,6 +194,7 @@ int metrics_prometheus(struct master *m, struct evbuffer *out)
     evbuffer_add_printf(out, "presenced_store_used_bytes %" PRIu64 "\n", snap.store.used_bytes);
     family(out, "presenced_store_readers", "gauge", "LMDB reader slots in use.");
     evbuffer_add_printf(out, "presenced_store_readers %u\n", snap.store.readers_used);
+    metrics_meter_render(out, &snap.node, &snap.census);
     free(snap.infos);
     return 0;
 }

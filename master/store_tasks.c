@@ -116,7 +116,7 @@ void master_store_release_worker(struct master *m, pid_t pid)
     shm_presence_release_worker(store, pid, &policy, clock_wall_ms(), &released,
                                 shm_app_presence_changed, &rings);
     shm_app_conn_release_worker(store, pid, clock_wall_ms());
-    shm_worker_info_delete(store, pid);
+    shm_worker_info_retire(store, pid); /* what it published still counts in the totals */
     shm_mail_drop(store, pid);
     if (shm_batch_commit(store) == SHM_OK) {
         if (released > 0)

@@ -150,6 +150,14 @@ int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms
     return rc == SHM_OK ? (int)live : rc;
 }
 
+int64_t shm_notif_key_queued_ms(const struct shm_notif_key *key)
+{
+    /* e-mail \0, be64 ms, be64 sequence */
+    if (key->len < 17)
+        return 0;
+    return (int64_t)store_get_be64(key->bytes + key->len - 16);
+}
+
 int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key)
 {
     MDB_txn *txn = store_batch_txn(store);

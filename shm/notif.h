@@ -44,7 +44,11 @@ typedef void (*shm_notif_cb)(void *arg, const struct shm_notif_key *key, const c
 int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms, shm_notif_cb cb,
                       void *arg);
 
-/* Removes one notification (written to a device); a missing one is not an error. */
+/* When the notification of key was queued (wall ms). */
+int64_t shm_notif_key_queued_ms(const struct shm_notif_key *key);
+
+/* Removes one notification (written to a device); SHM_NOT_FOUND when it was not there (taken
+ * by another device, or expired), which is not an error. */
 int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key);
 
 /* Examines up to max notifications of any user from where sweep stopped and deletes the

@@ -35,6 +35,24 @@ static int email_key(const char *email, MDB_val *key)
     return key->mv_size == 0 || key->mv_size > SHM_EMAIL_MAX ? SHM_ERROR : SHM_OK;
 }
 
+static int record_decode(const MDB_val *value, struct shm_presence *out)
+{
+    const unsigned char *v = value->mv_data;
+    if (value->mv_size == RECORD_SIZE_V0) {
+        /* Left by an older presenced: the status it told apps, which must hear what follows. */
+        out->status = out->live = v[0];
+        out->since_ms = out->live_since_ms = (int64_t)store_get_be64(v + 1);
+        return SHM_OK;
+    }
+    if (value->mv_size != RECORD_SIZE)
+        return SHM_NOT_FOUND;
+    out->status = v[8];
+    out->since_ms = (int64_t)store_get_be64(v + 9);
+    out->live = v[17];
+    out->live_since_ms = (int64_t)store_get_be64(v + 18);
+    return SHM_OK;
+}
+
 /* The record of email: SHM_OK, or SHM_NOT_FOUND with offline and nothing known in *out. */
 static int record_read(struct shm_store *store, MDB_txn *txn, MDB_val *key,
                        struct shm_presence *out)
@@ -46,20 +64,32 @@ static int record_read(struct shm_store *store, MDB_txn *txn, MDB_val *key,
         return SHM_NOT_FOUND;
     if (rc != 0)
         return store_result(rc);
-    const unsigned char *v = value.mv_data;
-    if (value.mv_size == RECORD_SIZE_V0) {
-        /* Left by an older presenced: the status it told apps, which must hear what follows. */
-        out->status = out->live = v[0];
-        out->since_ms = out->live_since_ms = (int64_t)store_get_be64(v + 1);
-        return SHM_OK;
+    return record_decode(&value, out);
+}
+
+int shm_presence_count_live(struct shm_store *store, uint64_t users[3])
+{
+    users[0] = users[1] = users[2] = 0;
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    int rc = mdb_cursor_open(txn, store->presence, &cursor);
+    if (rc != 0) {
+        store_read_end(store, txn);
+        return store_result(rc);
     }
-    if (value.mv_size != RECORD_SIZE)
-        return SHM_NOT_FOUND;
-    out->status = v[8];
-    out->since_ms = (int64_t)store_get_be64(v + 9);
-    out->live = v[17];
-    out->live_since_ms = (int64_t)store_get_be64(v + 18);
-    return SHM_OK;
+    MDB_val key, value;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        struct shm_presence p = { 0 };
+        /* live_since is 0 while no device is connected (held, or only "last seen"). */
+        if (record_decode(&value, &p) == SHM_OK && p.live_since_ms > 0)
+            users[p.live < 3 ? p.live : 0]++;
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    return rc == MDB_NOTFOUND ? SHM_OK : store_result(rc);
 }
 
 static void record_encode(const struct shm_presence *p, uint64_t expiry, unsigned char *out)

@@ -58,6 +58,10 @@ int shm_presence_device_left(struct shm_store *store, const char *email, const c
                              const struct shm_presence_policy *policy, int64_t now_ms,
                              struct shm_presence *before, struct shm_presence *after);
 
+/* Users with a device connected, by live status (users[SHM_STATUS_OFFLINE]: connected and
+ * appearing offline), for /metrics: one read of each user's record. */
+int shm_presence_count_live(struct shm_store *store, uint64_t users[3]);
+
 /* The stored presence; SHM_NOT_FOUND (and offline, since 0, in *out) for a user without one. */
 int shm_presence_get(struct shm_store *store, const char *email, struct shm_presence *out);
 

@@ -4,6 +4,8 @@
 
 #include "store.h"
 
+#include "../common/meter.h"
+
 #include <stdint.h>
 
 struct shm_worker_info {
@@ -25,10 +27,19 @@ struct shm_worker_info {
     uint64_t assertions_refused_total;   /* errno 32, 33, 34 */
     uint64_t verifier_unavailable_total; /* errno 35 */
     uint64_t app_key_failures_total;     /* bad API keys: AppService auth (errno 42), polling */
+    struct meter meter;                  /* the node-wide metrics, this worker's part */
 };
 
 int shm_worker_info_put(struct shm_store *store, const struct shm_worker_info *info);
 int shm_worker_info_delete(struct shm_store *store, int32_t pid);
 int shm_worker_info_get(struct shm_store *store, int32_t pid, struct shm_worker_info *out);
+/* Deletes pid's record after adding its meter to the retired workers' one, so that the node's
+ * totals do not go down when a worker exits or is replaced. In the batch. */
+int shm_worker_info_retire(struct shm_store *store, int32_t pid);
+/* In one read: the records of pids (zeroed when one has none) and the meters of every worker
+ * that has exited since the store's volatile records were reset (zero when none has), so that
+ * a worker retiring meanwhile is counted once. */
+int shm_worker_info_snapshot(struct shm_store *store, const int32_t *pids, size_t count,
+                             struct shm_worker_info *infos, struct meter *retired);
 
 #endif

@@ -53,6 +53,7 @@ static const char *status_name(uint8_t status)
 static void app_error(struct worker *w, struct ws_session *s, const char *action, const char *id,
                       int number, const char *text, uint16_t close_code, int retry_after)
 {
+    meter_error_reply(&w->info.meter, METER_APPSERVICE, number);
     struct json_object *o = json_object_new_object();
     if (o == NULL)
         return;
@@ -129,6 +130,7 @@ static void event_send(struct ws_session *s, const char *puid, uint8_t status, i
         snprintf(since, sizeof since, "%lld", (long long)since_ms);
     int n = snprintf(json, sizeof json, "{\"uid\":\"%s\",\"status\":\"%s\",\"since\":%s}", puid,
                      status_name(status), since);
+    worker_of(s->wsi)->info.meter.appservice_events++;
     session_send(s, json, (size_t)n);
 }
 
@@ -169,6 +171,7 @@ static void auth(struct worker *w, struct ws_session *s, struct json_object *msg
         return;
     }
     a->authed = true;
+    w->info.meter.appservice_auths++;
     snprintf(a->name, sizeof a->name, "%s", app.name);
     static const char ok[] = "{\"action\":\"auth\",\"result\":\"OK\"}";
     session_send(s, ok, sizeof ok - 1);
@@ -260,7 +263,11 @@ static void notify_committed(void *arg, int result)
 {
     struct notify_reply *r = arg;
     struct ws_session *s = u64map_get(&r->w->sessions_by_id, r->conn_id);
+    if (result == SHM_OK)
+        r->w->info.meter.notifications_queued[METER_FROM_APP]++;
     if (s != NULL) {
+        if (result != SHM_OK)
+            meter_error_reply(&r->w->info.meter, METER_APPSERVICE, 60);
         const char *text = result == SHM_OK ? r->ok : r->failed;
         session_release(s, r->held, text, strlen(text));
     }

@@ -28,6 +28,10 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
         return NULL;
     }
     *m = (struct out_msg){ .acks = acks, .ack_count = ack_count, .len = len, .cap = cap };
+    if (acks == NULL) { /* the first reply after a status update is read is its reply */
+        m->status_stamp = s->status_stamp;
+        s->status_stamp = 0;
+    }
     if (text != NULL)
         memcpy(m->buf + LWS_PRE, text, len);
     if (s->out_tail != NULL)
@@ -38,11 +42,13 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
     return m;
 }
 
-void session_send_acked(struct ws_session *s, const char *text, size_t len,
-                        struct shm_notif_key *acks, size_t ack_count)
+struct out_msg *session_send_acked(struct ws_session *s, const char *text, size_t len,
+                                   struct shm_notif_key *acks, size_t ack_count)
 {
-    if (out_append(s, text, len, len, acks, ack_count) != NULL)
+    struct out_msg *m = out_append(s, text, len, len, acks, ack_count);
+    if (m != NULL)
         lws_callback_on_writable(s->wsi);
+    return m;
 }
 
 void session_send(struct ws_session *s, const char *text, size_t len)
@@ -120,6 +126,7 @@ void session_error(struct worker *w, struct ws_session *s, int number, const cha
     char reply[256];
     int n = snprintf(reply, sizeof reply, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}",
                      number, text);
+    meter_error_reply(&w->info.meter, s->app ? METER_APPSERVICE : METER_DEVICE, number);
     session_send(s, reply, (size_t)n);
     session_error_counted(w, s, close_code);
 }
@@ -131,6 +138,7 @@ void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s
                      "{\"result\":\"KO\",\"errno\":50,\"error\":\"slow down\","
                      "\"retry_after\":%d}",
                      retry_after_s);
+    meter_error_reply(&w->info.meter, METER_DEVICE, 50);
     session_send(s, reply, (size_t)n);
     session_error_counted(w, s, 0);
 }
@@ -147,8 +155,10 @@ static void message_handle(struct worker *w, struct ws_session *s, const char *t
     }
     if (msg.kind == DEV_MSG_PING)
         session_send(s, "{}", 2);
-    else
+    else {
+        s->status_stamp = histogram_stamp(); /* metered from here to its reply written */
         device_status_handle(w, s, &msg);
+    }
     dev_msg_free(&msg);
 }
 
@@ -338,8 +348,11 @@ static int out_head_write(struct ws_session *s)
     if (s->out_head == NULL)
         s->out_tail = NULL;
     int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-    for (size_t i = 0; n >= 0 && i < m->ack_count; i++)
-        shm_notif_delete(worker_of(s->wsi)->store, &m->acks[i]);
+    if (n >= 0) {
+        struct worker *w = worker_of(s->wsi);
+        histogram_since_stamp(&w->info.meter.status_update, m->status_stamp);
+        device_notify_written(w, m);
+    }
     out_msg_free(m);
     return n < 0 ? -1 : 0;
 }

@@ -25,6 +25,7 @@ struct pending_update {
     char device[SHM_DEVICE_MAX + 1];
     bool device_given;
     char email[SHM_EMAIL_MAX + 1];
+    int64_t started_us; /* for the meter */
 };
 
 static const char OK_REPLY[] = "{\"result\":\"OK\"}";
@@ -61,6 +62,7 @@ static void reply_committed(void *arg, int result)
     } else if (s != NULL) {
         static const char failed[] =
             "{\"result\":\"KO\",\"errno\":60,\"error\":\"internal error: not stored\"}";
+        meter_error_reply(&r->w->info.meter, METER_DEVICE, 60);
         if (r->binding)
             session_unbind(s);
         if (r->notifications != NULL)
@@ -187,8 +189,10 @@ static int ownership_claim(struct worker *w, struct ws_session *s, const char *e
     int had_previous;
     if (shm_conn_claim(w->store, email, device, &me, &previous, &had_previous) != SHM_OK)
         return 60;
-    if (had_previous)
+    if (had_previous) {
+        w->info.meter.takeovers++;
         previous_supersede(w, &previous);
+    }
     return 0;
 }
 
@@ -230,6 +234,7 @@ static void verification_done(struct worker *w, struct ws_session *s,
                               const struct identity_result *r)
 {
     const struct pending_update *p = s->pending;
+    meter_verified(&w->info.meter, p->token, r->error, r->cached, p->started_us);
     if (r->error != 0) {
         identity_error(w, s, r, p->token);
     } else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0)) {
@@ -268,6 +273,7 @@ static void verification_start(struct worker *w, struct ws_session *s, const str
     p->device_given = msg->device_given;
     p->status = msg->status;
     p->token = msg->token != NULL;
+    p->started_us = histogram_now_us();
     memcpy(p->tag, tag, sizeof p->tag);
     s->pending = p;
     struct identity_result result;

@@ -62,8 +62,10 @@ static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struc
         if (held) {
             m = session_send_held(s, b->text, b->len, b->keys, b->key_count);
         } else {
-            session_send_acked(s, b->text, b->len, b->keys, b->key_count);
+            m = session_send_acked(s, b->text, b->len, b->keys, b->key_count);
         }
+        if (m != NULL) /* held: what was pending at bind; otherwise sent as it came */
+            m->delivery = held ? METER_PENDING : METER_LIVE;
         b->keys = NULL;
     } else if (b->failed) {
         log_warning("out of memory: pending notifications stay queued");
@@ -72,7 +74,18 @@ static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struc
     free(b->text);
     free(b->keys);
     memset(b, 0, sizeof *b);
-    return m;
+    return held ? m : NULL;
+}
+
+void device_notify_written(struct worker *w, const struct out_msg *m)
+{
+    for (size_t i = 0; i < m->ack_count; i++) {
+        /* Not found: another device of the user took it first, or it expired meanwhile. */
+        if (shm_notif_delete(w->store, &m->acks[i]) == SHM_OK)
+            w->info.meter.notifications_delivered++;
+        meter_delivered(&w->info.meter, (enum meter_delivery)m->delivery,
+                        shm_notif_key_queued_ms(&m->acks[i]));
+    }
 }
 
 void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b)

@@ -20,7 +20,9 @@ struct out_msg {
     struct out_msg *next;
     struct shm_notif_key *acks; /* notifications to delete from the queue once written */
     size_t ack_count;
-    bool held; /* waits for a commit: nothing after it is written either */
+    bool held;             /* waits for a commit: nothing after it is written either */
+    uint8_t delivery;      /* notifications: METER_LIVE or METER_PENDING */
+    uint32_t status_stamp; /* the reply to a status update read then (histogram_stamp), or 0 */
     size_t len, cap;
     unsigned char buf[]; /* LWS_PRE bytes, then the text */
 };
@@ -48,14 +50,15 @@ struct ws_session {
     uint8_t frame_verdict;       /* a violation the tap saw, to act on (enum ws_frame_verdict) */
     uint16_t close_code; /* close with this once the queue is written */
     uint32_t errors;
-    float tokens;      /* status_rate token bucket */
-    int64_t refill_ms; /* when tokens were last topped up (monotonic) */
+    float tokens;          /* status_rate token bucket */
+    uint32_t status_stamp; /* a status update waits for its reply since (its out_msg takes it) */
+    int64_t refill_ms;     /* when tokens were last topped up (monotonic) */
 };
 
 /* Queues text for the device. acks (moved into the message, may be NULL) are deleted from the
  * notification queue once it is written. */
-void session_send_acked(struct ws_session *s, const char *text, size_t len,
-                        struct shm_notif_key *acks, size_t ack_count);
+struct out_msg *session_send_acked(struct ws_session *s, const char *text, size_t len,
+                                   struct shm_notif_key *acks, size_t ack_count);
 void session_send(struct ws_session *s, const char *text, size_t len);
 /* A reply whose text is known only once the batch commits: its place in the queue is kept (cap
  * bytes) and the queue waits for it. NULL when out of memory. */
@@ -107,5 +110,7 @@ void device_notify_collect(struct worker *w, const char *email, struct notify_ba
 void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b);
 /* The same, held (session_hold) until released; NULL when there was nothing to send. */
 struct out_msg *device_notify_hold(struct worker *w, struct ws_session *s, struct notify_batch *b);
+/* m was written: its notifications leave the store's queue, and are counted. */
+void device_notify_written(struct worker *w, const struct out_msg *m);
 
 #endif

@@ -315,6 +315,8 @@ static int request_start(struct worker *w, struct http_conn *conn, struct lws *w
         return -1;
     req->wsi = wsi;
     req->method = method_of(wsi);
+    req->route = meter_route_of(uri);
+    req->started_us = histogram_now_us();
     w->info.http_requests_total++;
     if (strlen(uri) >= sizeof req->uri) {
         http_reply_error(req, HTTP_STATUS_REQ_URI_TOO_LONG, "URI too long");
@@ -361,6 +363,8 @@ static int request_finish(struct worker *w, struct http_conn *conn)
      * next turn, and only a drain falling in between would take the connection for idle.) */
     uint64_t bytes_in = tcp_bytes_received(lws_get_socket_fd(wsi));
     int rc = response_write(w, conn->req);
+    meter_http_done(&w->info.meter, conn->req->route, conn->req->response.status,
+                    conn->req->started_us);
     request_reset(conn);
     if (rc != 0 || lws_http_transaction_completed(wsi))
         return -1;

@@ -38,7 +38,9 @@ struct http_req {
     struct shm_web_session session;
     struct http_async *async;
     void (*async_cancel)(struct http_async *);
-    bool responding; /* a response is prepared and waits for the socket */
+    bool responding;        /* a response is prepared and waits for the socket */
+    enum meter_route route; /* for the meter: what the path serves, and when it was read */
+    int64_t started_us;
     struct http_response response;
     struct lws *wsi;
 };

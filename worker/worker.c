@@ -351,7 +351,8 @@ static void store_detach(struct worker *w)
     shm_presence_release_worker(w->store, w->info.pid, &policy, clock_wall_ms(), &released,
                                 shm_app_presence_changed, &rings);
     shm_app_conn_release_worker(w->store, w->info.pid, clock_wall_ms());
-    shm_worker_info_delete(w->store, w->info.pid);
+    stats_publish(w); /* the last counts, then into the retired workers' totals */
+    shm_worker_info_retire(w->store, w->info.pid);
     shm_mail_drop(w->store, w->info.pid);
     struct wake_bells bells;
     if (shm_batch_commit(w->store) == SHM_OK && rings.count > 0 &&
