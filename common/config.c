@@ -28,6 +28,7 @@ enum key_type {
     KEY_DURATION,
     KEY_SIZE,
     KEY_LOG_LEVEL,
+    KEY_LOG_FORMAT,
     KEY_WORKERS,
     KEY_LIST,
     KEY_ISSUER,
@@ -59,6 +60,7 @@ static const struct key_spec key_specs[] = {
     { "pid_file", KEY_STRING, FIELD(pid_file), 0, 0 },
     { "log_file", KEY_STRING, FIELD(log_file), 0, 0 },
     { "log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0 },
+    { "log_format", KEY_LOG_FORMAT, FIELD(log_format), 0, 0 },
     { "admin_listen", KEY_LISTEN, FIELD(admin_listen), 0, 0 },
     { "public_url", KEY_URL, FIELD(public_url), 0, 0 },
     { "audience", KEY_LIST, FIELD(audience), 0, 0 },
@@ -586,6 +588,13 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
             return fail(p, "log_level: '%s' must be debug, info, notice, warning or error",
                         args[0]);
         p->cfg->log_level = level;
+        return 0;
+    }
+    case KEY_LOG_FORMAT: {
+        int format = log_format_parse(args[0]);
+        if (format < 0)
+            return fail(p, "log_format: '%s' must be text or mozlog", args[0]);
+        p->cfg->log_format = format;
         return 0;
     }
     default:

@@ -38,6 +38,7 @@ struct config {
     char *pid_file;
     char *log_file;     /* NULL = stderr */
     int log_level;      /* enum log_level */
+    int log_format;     /* enum log_format: text (the default) or mozlog */
     char *admin_listen; /* "" or "off" disables */
     char *public_url;
     char *public_origin; /* canonical origin of public_url: the audience of the web login */

@@ -1,4 +1,4 @@
-/* log: leveled, timestamped log lines to stderr or a reopenable file. */
+/* log: leveled, timestamped log lines to stderr or a reopenable file, as text or MozLog JSON. */
 #ifndef PRESENCED_LOG_H
 #define PRESENCED_LOG_H
 
@@ -12,14 +12,21 @@ enum log_level {
     LOG_LEVEL_ERROR
 };
 
+/* text: "time role[pid] level: message"; mozlog: one JSON object a line in Mozilla's MozLog
+ * format (Timestamp in ns, Type, Logger, Hostname, EnvVersion, Severity, Pid, Fields). */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_MOZLOG };
+
 /* Parses "debug", "info", "notice", "warning", "error"; returns -1 on anything else. */
 int log_level_parse(const char *name);
 const char *log_level_name(enum log_level level);
+/* Parses "text" or "mozlog"; returns -1 on anything else. */
+int log_format_parse(const char *name);
 
 /* path NULL or "" logs to stderr. role is "master" or "worker N", shown on every line. */
 int log_open(const char *path, enum log_level level);
 void log_set_role(const char *role);
 void log_set_level(enum log_level level);
+void log_set_format(enum log_format format);
 /* Reopens the file at the same path (logrotate, SIGUSR1); a no-op on stderr. */
 int log_reopen(void);
 void log_close(void);

@@ -29,24 +29,33 @@ static bool sequence_start(unsigned char c, unsigned char *low, unsigned char *h
     return true;
 }
 
+size_t utf8_sequence(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    if (len == 0)
+        return 0;
+    if (*p < 0x80)
+        return 1;
+    unsigned char low, high;
+    int more;
+    if (!sequence_start(*p, &low, &high, &more) || len <= (size_t)more)
+        return 0;
+    if (p[1] < low || p[1] > high)
+        return 0;
+    for (int i = 2; i <= more; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return (size_t)more + 1;
+}
+
 bool utf8_valid(const char *text, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)text, *end = p + len;
-    while (p < end) {
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
-        unsigned char low, high;
-        int more;
-        if (!sequence_start(*p, &low, &high, &more) || end - p <= more)
+    size_t at = 0;
+    while (at < len) {
+        size_t n = utf8_sequence(text + at, len - at);
+        if (n == 0)
             return false;
-        if (p[1] < low || p[1] > high)
-            return false;
-        for (int i = 2; i <= more; i++)
-            if (p[i] < 0x80 || p[i] > 0xBF)
-                return false;
-        p += more + 1;
+        at += n;
     }
     return true;
 }

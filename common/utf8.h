@@ -8,5 +8,8 @@
 /* True when text holds only whole, shortest-form sequences of scalar values: no overlong form,
  * no surrogate (U+D800..U+DFFF), nothing above U+10FFFF, no sequence cut short. */
 bool utf8_valid(const char *text, size_t len);
+/* The length of the one well-formed sequence text starts with (1 to 4), or 0 when it does not
+ * start with one (or len is 0). */
+size_t utf8_sequence(const char *text, size_t len);
 
 #endif

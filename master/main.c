@@ -225,6 +225,7 @@ int main(int argc, char **argv)
         return start_failed(&m, "paths");
     m.config_path = config_path;
     /* The log opens before detaching: what goes wrong later still has somewhere to go. */
+    log_set_format(m.cfg.log_format);
     if (log_open(opt.foreground ? NULL : m.cfg.log_file, m.cfg.log_level) != 0) {
         free(config_path);
         return start_failed(&m, m.cfg.log_file);

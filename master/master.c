@@ -225,6 +225,7 @@ static void reload(struct master *m)
         config_free(&next);
         return;
     }
+    log_set_format(next.log_format);
     if (log_open(next.log_file && !m->foreground ? next.log_file : NULL, next.log_level) != 0)
         log_error("%s: cannot open the log file: %s", next.log_file, strerror(errno));
     if (admin_reconfigure(m->admin, &m->cfg, &next) != 0)
