@@ -208,7 +208,7 @@ build/bench/loadgen: bench/loadgen.c bench/ws_client.c bench/ws_client.h
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/loadgen.c bench/ws_client.c
 
 # What `make bench` adds: the broker it is compared with.
-DEB_BENCH := mosquitto
+DEB_BENCH := mosquitto python3-matplotlib
 
 bench: deps-test
 	@$(call deb_install,$(DEB_BENCH))

@@ -111,16 +111,25 @@ static int compare(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* {"count":n,"p50_us":..,"p99_us":..,"max_us":..} of the samples, which it then forgets. */
+/* The q-quantile of sorted samples, in microseconds. */
+static double quantile_us(const struct samples *s, double q)
+{
+    size_t i = (size_t)((double)s->count * q);
+    return s->count ? (double)s->ns[i < s->count ? i : s->count - 1] / 1000 : 0;
+}
+
+/* {"count":n,"p50_us":..,"p99_us":..,"max_us":..,"cdf_us":[..]} of the samples, which it then
+ * forgets; cdf_us is the 0th, 1st, ... 99th percentile, the 99.9th and the largest (for the
+ * latency CDF that make bench draws). */
 static void samples_print(const char *name, struct samples *s, const char *extra)
 {
     if (s->count > 0)
         qsort(s->ns, s->count, sizeof *s->ns, compare);
-    double p50 = s->count ? (double)s->ns[s->count / 2] / 1000 : 0;
-    double p99 = s->count ? (double)s->ns[(size_t)((double)s->count * 0.99)] / 1000 : 0;
-    double max = s->count ? (double)s->ns[s->count - 1] / 1000 : 0;
-    printf("{\"%s\":{\"count\":%zu,\"p50_us\":%.0f,\"p99_us\":%.0f,\"max_us\":%.0f}%s}\n", name,
-           s->count, p50, p99, max, extra ? extra : "");
+    printf("{\"%s\":{\"count\":%zu,\"p50_us\":%.0f,\"p99_us\":%.0f,\"max_us\":%.0f,\"cdf_us\":[",
+           name, s->count, quantile_us(s, 0.5), quantile_us(s, 0.99), quantile_us(s, 1.0));
+    for (int p = 0; p < 100; p++)
+        printf("%.0f,", quantile_us(s, p / 100.0));
+    printf("%.0f,%.0f]}%s}\n", quantile_us(s, 0.999), quantile_us(s, 1.0), extra ? extra : "");
     fflush(stdout);
     s->count = 0;
 }
@@ -370,14 +379,29 @@ static double seconds_since(int64_t start)
     return (double)(now_ns() - start) / 1e9;
 }
 
+/* Every PROGRESS_NS while connecting many, a line on stderr: the run is not stuck. */
+#define PROGRESS_NS 2000000000LL
+#define PROGRESS_MIN 5000
+
+static void progress(struct gen *g, const char *what, int target, int64_t start, int64_t *last)
+{
+    if (target < PROGRESS_MIN || now_ns() - *last < PROGRESS_NS)
+        return;
+    *last = now_ns();
+    fprintf(stderr, "loadgen %s: %s %d of %d authenticated (%.0f s)\n", g->src.addr, what,
+            g->authed, target, seconds_since(start));
+}
+
 static void connect_all(struct gen *g)
 {
-    int64_t start = now_ns();
+    int64_t start = now_ns(), shown = start;
     g->next_to_open = 0;
     g->open_limit = g->count;
     open_more(g);
-    while ((g->authed < g->count && g->opening > 0) || g->next_to_open < g->count)
+    while ((g->authed < g->count && g->opening > 0) || g->next_to_open < g->count) {
         events_run(g, 100);
+        progress(g, "connecting:", g->count, start, &shown);
+    }
     printf("{\"ready\":%d,\"seconds\":%.3f}\n", g->authed, seconds_since(start));
     fflush(stdout);
 }
@@ -427,14 +451,16 @@ static void reconnect_some(struct gen *g, int count)
 {
     if (count <= 0 || count > g->count)
         count = g->count;
-    int64_t start = now_ns();
+    int64_t start = now_ns(), shown = start;
     for (int i = 0; i < count; i++)
         device_drop(g, &g->devices[i]);
     g->next_to_open = 0;
     g->open_limit = count;
     open_more(g);
-    while ((g->authed < g->count && g->opening > 0) || g->next_to_open < count)
+    while ((g->authed < g->count && g->opening > 0) || g->next_to_open < count) {
         events_run(g, 100);
+        progress(g, "reconnecting:", g->count, start, &shown);
+    }
     printf("{\"ready\":%d,\"reconnected\":%d,\"seconds\":%.3f}\n", g->authed, count,
            seconds_since(start));
     fflush(stdout);

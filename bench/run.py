@@ -6,6 +6,12 @@
 - cross-process wake-up: round trip of mail + doorbell through a real worker
 - identity: assertion verifications per second on one core (DS128 and RS256) and cache hits
 - device channel: status update round trip, and operator notification to device latency
+- at scale (scale.py) and side by side with Mosquitto (versus_mosquitto.py, with its sweeps)
+
+It prints the table, saves every figure as JSON (build/bench/results.json), draws the plots
+(plots.py) into bench/figures/ and puts them, with the machine and its load, in the "Plots"
+section of bench/RESULTS.md. BENCH_QUICK=1 runs every part small (a minute or two, to try the
+tooling on a busy machine) and writes to build/bench/ only.
 """
 import asyncio
 import json
@@ -20,6 +26,8 @@ import urllib.request
 
 import websockets
 
+import plots
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "tests", "integration"))
 import idp  # noqa: E402  (the test identity provider makes the assertions)
@@ -28,7 +36,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "build", "presenced")
 PROBE = os.path.join(ROOT, "build", "tools", "wake_probe")
 ID_BENCH = os.path.join(ROOT, "build", "bench", "id_bench")
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+# What BENCH_QUICK=1 sets (each BENCH_* variable already set wins).
+QUICK_SIZES = (("BENCH_CONNECTIONS", "500"), ("BENCH_DEVICES", "4000"), ("BENCH_WORKERS", "2"),
+               ("BENCH_CLIENTS", "2"), ("BENCH_STATUS_RATE", "2000"),
+               ("BENCH_NOTIFY_RATE", "1000"), ("BENCH_EVENT_RATE", "200"),
+               ("BENCH_PROBES", "50"), ("BENCH_RECONNECT", "2000"),
+               ("BENCH_VS_CONNECTIONS", "2000"), ("BENCH_VS_RATE", "10000"),
+               ("BENCH_VS_RATES", "2000,5000,10000,20000"), ("BENCH_SWEEP_STEP", "2000"),
+               ("BENCH_SWEEP_MAX", "6000"), ("BENCH_SWEEP_MOSQUITTO_MAX", "4000"))
+if QUICK:
+    for _key, _value in QUICK_SIZES:
+        os.environ.setdefault(_key, _value)
 IDLE_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4000"))
+BUILD_BENCH = os.path.join(ROOT, "build", "bench")
+FIGURES = os.path.join(BUILD_BENCH, "figures") if QUICK else os.path.join(ROOT, "bench",
+                                                                            "figures")
+RESULTS_MD = os.path.join(ROOT, "bench", "RESULTS.md")
+PLOTS_BEGIN, PLOTS_END = "<!-- plots: written by make bench -->", "<!-- plots end -->"
 
 
 def free_port():
@@ -137,27 +162,102 @@ SCALE_DEFAULTS = (("BENCH_DEVICES", "60000"), ("BENCH_WORKERS", "4"), ("BENCH_CL
                   ("BENCH_RECONNECT", "50000"))
 
 
+def part(script, env=None):
+    """Runs a bench script; its progress lines (stderr) show as they come, its JSON is kept."""
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script)], env=env,
+                         stdout=subprocess.PIPE, text=True, timeout=1800)
+    if run.returncode != 0:
+        raise SystemExit(f"{script} failed (its messages are above)")
+    return json.loads(run.stdout)
+
+
 def scale():
     """bench/scale.py at the standard size (each BENCH_* variable already set wins)."""
     env = dict(os.environ)
     for key, value in SCALE_DEFAULTS:
         env.setdefault(key, value)
-    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "scale.py")], env=env,
-                         capture_output=True, text=True, timeout=600)
-    if run.returncode != 0:
-        raise SystemExit(f"scale.py failed: {run.stderr[-2000:]}")
-    return json.loads(run.stdout)
+    return part("scale.py", env)
 
 
 def versus_mosquitto():
-    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "versus_mosquitto.py")],
-                         capture_output=True, text=True, timeout=600)
-    if run.returncode != 0:
-        raise SystemExit(f"versus_mosquitto.py failed: {run.stderr[-2000:]}")
-    return json.loads(run.stdout)
+    return part("versus_mosquitto.py")
+
+
+def command_output(args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine():
+    """What the figures were measured on, and how busy it was."""
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        memory_kib = int(f.readline().split()[1])
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    versions = command_output(["dpkg-query", "-W", "-f", "${Package} ${Version}\n",
+                               "libwebsockets17", "liblmdb0", "mosquitto"])
+    return {"cores": os.cpu_count(), "model": model, "memory_gib": round(memory_kib / 2**20),
+            "kernel": os.uname().release, "load": load,
+            "commit": command_output(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "packages": versions.splitlines()}
+
+
+def plots_section(results, figures, base_dir):
+    """The "Plots" section of RESULTS.md: the run, the machine, the figures (their paths relative
+    to base_dir, where the section goes)."""
+    m, start = results["machine"], results["machine_at_start"]
+    vs, at = results["versus"], results["scale"]
+    steps = vs["sweeps"]["presenced"]["connections"]
+    lines = [PLOTS_BEGIN, "## Plots", "",
+             f"`make bench` at commit `{m['commit']}`, {m['date']}"
+             f"{' (BENCH_QUICK: small sizes, not a standard run)' if QUICK else ''}. "
+             f"Machine: {m['cores']} cores ({m['model']}), {m['memory_gib']} GiB, kernel "
+             f"{m['kernel']}; {', '.join(m['packages'])}. Load average (1, 5, 15 min) "
+             f"{' '.join(start['load'])} at the start, {' '.join(m['load'])} at the end.", "",
+             f"Connection sweep: {steps[0]['connections'] if steps else 0} to "
+             f"{steps[-1]['connections'] if steps else 0} idle connections for presenced "
+             f"(a step of {os.environ.get('BENCH_SWEEP_STEP', '10000')}), as far as "
+             f"Mosquitto goes in one process (20,000 files); rate sweep on "
+             f"{vs['connections']} connections each, 3 s per offered rate, until a server "
+             f"answers less than 85% of it. Notifications: {at['devices']} devices, "
+             f"{at['notify_across_workers']['notify']['per_second']}/s from one AppService, "
+             f"timed on the devices of the other workers.", ""]
+    for path in figures:
+        name = os.path.basename(path)
+        rel = os.path.relpath(path, base_dir)
+        lines.append(f"![{name[:-4].replace('_', ' ')}]({rel})")
+        lines.append("")
+    lines.append(PLOTS_END)
+    return "\n".join(lines) + "\n"
+
+
+def results_update(section):
+    """Replaces the Plots section of bench/RESULTS.md (added after the table the first time)."""
+    with open(RESULTS_MD) as f:
+        text = f.read()
+    if PLOTS_BEGIN in text and PLOTS_END in text:
+        before, rest = text.split(PLOTS_BEGIN, 1)
+        text = before + section + rest.split(PLOTS_END, 1)[1].lstrip("\n")
+    else:
+        marker = "\n## Every standard run"
+        at = text.find(marker)
+        at = at if at >= 0 else len(text)
+        text = text[:at] + "\n" + section + text[at:]
+    with open(RESULTS_MD, "w") as f:
+        f.write(text)
 
 
 def main():
+    started_on = machine()
     rates = identity_rates()
     status_rtt, notify_latency = device_channel()
     with tempfile.TemporaryDirectory(prefix="presenced-bench-") as workdir:
@@ -201,6 +301,22 @@ def main():
     at = scale()
     vs = versus_mosquitto()
     table(at, vs, micro)
+    results = {"scale": at, "versus": vs, "micro": micro, "machine": machine(),
+               "machine_at_start": started_on, "quick": QUICK}
+    os.makedirs(BUILD_BENCH, exist_ok=True)
+    with open(os.path.join(BUILD_BENCH, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    figures = plots.draw(results, FIGURES)
+    section = plots_section(results, figures,
+                            BUILD_BENCH if QUICK else os.path.dirname(RESULTS_MD))
+    if QUICK:
+        with open(os.path.join(BUILD_BENCH, "RESULTS-plots.md"), "w") as f:
+            f.write(section)
+        print(f"\nBENCH_QUICK: figures in {FIGURES}, their section in "
+              f"{os.path.join(BUILD_BENCH, 'RESULTS-plots.md')}")
+    else:
+        results_update(section)
+        print(f"\nfigures in {FIGURES}; bench/RESULTS.md's Plots section is rewritten")
 
 
 def verdict(met):

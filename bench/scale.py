@@ -35,6 +35,11 @@ def env_int(name, default):
     return int(os.environ.get(name, default))
 
 
+def progress(text):
+    """A line on stderr, so that a long run shows where it is (stdout carries the JSON)."""
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
 def proc_memory(pid):
     """Memory of a process from smaps_rollup, in bytes: Rss, Pss (shared pages, such as the
     store's map, divided among the processes using them), Pss_Anon, Pss_File, Pss_Shmem."""
@@ -165,6 +170,8 @@ def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, befor
     printed = [c.read() for c in loadgens]
     notes = [p["notify_latency"] for p in printed]
     result["received"] = sum(n["count"] for n in notes)
+    # Each loadgen's percentiles, for the latency CDF (bench/plots.py weighs them by count).
+    result["cdfs"] = [{"count": n["count"], "cdf_us": n.get("cdf_us", [])} for n in notes]
     # When the slow ones (over 2 ms) were sent, by tenth of a second of the run.
     slow = [p["over_2ms_per_tenth"] for p in printed]
     result["over_2ms_per_tenth"] = [sum(s[i] for s in slow if i < len(s))
@@ -183,6 +190,7 @@ def main():
     probes, event_rate = env_int("BENCH_PROBES", 200), env_int("BENCH_EVENT_RATE", 1000)
     result = {"devices": devices, "users": users, "workers": workers, "clients": clients}
     with tempfile.TemporaryDirectory(prefix="presenced-scale-") as workdir:
+        progress(f"scale: {users + probes} assertions")
         assertions = identities(workdir, users + probes)
         os.makedirs(f"{workdir}/data")
         seed = json.loads(subprocess.run([APP_SEED, f"{workdir}/data", str(users + probes)],
@@ -200,6 +208,7 @@ def main():
             result["idle_server_cpu_ms_per_5s_without_connections"] = round(
                 (cpu_end - cpu_start) * 1000, 1)
             per_client = devices // clients
+            progress(f"scale: connecting {devices} devices from {clients} loadgens")
             started = time.monotonic()
             loadgens = [Client(["devices", port, f"127.0.0.{10 + i}", per_client,
                                 i * per_client, per_user, assertions]) for i in range(clients)]
@@ -220,6 +229,8 @@ def main():
             _, cpu_after = server_stat(admin_port, proc.pid)
             result["idle_server_cpu_ms_per_5s"] = round((cpu_after - cpu_before) * 1000, 1)
 
+            progress(f"scale: {result['connected']} connected in {result['connect_seconds']} s; "
+                     f"status updates at {status_rate}/s")
             for c in loadgens:
                 c.send(f"status {status_rate / clients} 5")
             runs = [c.read() for c in loadgens]
@@ -234,10 +245,12 @@ def main():
                           users, assertions, probes])
             loadgens.append(app)
             app.read()  # authenticated
+            progress(f"scale: notifications at {notify_rate}/s")
             result["notify_across_workers"] = notify_across_workers(
                 workdir, admin_port, app, loadgens[:-1], users, notify_rate, before)
             app.send("probes")
             result["probes"] = app.read()["ready"]
+            progress(f"scale: status flips to the AppService at {event_rate}/s")
             app.send(f"events {event_rate} 5")
             events = app.read()
             result["status_to_appservice"] = {"flips": events["flips"],
@@ -248,6 +261,7 @@ def main():
             app.quit()
 
             reconnect = env_int("BENCH_RECONNECT", devices)
+            progress(f"scale: reconnect storm of {reconnect}")
             for c in loadgens:
                 c.send(f"reconnect {reconnect // clients}")
             again = [c.read() for c in loadgens]

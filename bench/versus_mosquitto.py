@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
-"""make bench, side by side with Mosquitto 2.0 (Debian's, MQTT over WebSocket): the same number
-of idle connections for memory per connection, and the same offered rate of status updates
-(presenced) and QoS 1 publishes of the same payload size (Mosquitto) for throughput and round
-trips. Prints one JSON object; BENCH_VS_CONNECTIONS (10000) and BENCH_VS_RATE (100000/s offered)
-set the sizes."""
+"""make bench, side by side with Mosquitto 2.0 (Debian's, MQTT over WebSocket), in one run:
+
+- a connection sweep: idle connections added a step at a time (BENCH_SWEEP_STEP, 10000) up to
+  BENCH_SWEEP_MAX (60000) for presenced, and as far as Mosquitto can go (one process, at most
+  20,000 open files here: BENCH_SWEEP_MOSQUITTO_MAX, 15000); at each count the server's memory
+  per connection (growth of Pss) and its CPU over 5 idle seconds;
+- a rate sweep on BENCH_VS_CONNECTIONS (10000) connections each: status updates (presenced) and
+  QoS 1 publishes of the same payload size (Mosquitto) offered at each rate of BENCH_VS_RATES
+  (5000 … 160000 per second) for 3 s, until the server saturates (answers under 85% of what is
+  offered); round trips p50/p99, throughput, and server CPU per operation (schedstat of every
+  server process). The point at BENCH_VS_RATE (100000) gives the table's ratios.
+
+Prints one JSON object; progress lines go to stderr."""
 import json
 import os
 import signal
@@ -15,31 +23,79 @@ import time
 from scale import Client, identities, proc_cpu, proc_memory, server_stat, start
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+RATES = "5000,10000,20000,40000,60000,80000,100000,120000,160000"
+SATURATED = 0.85
 
 
-def load_and_measure(args, rate, server_rss, server_cpu):
-    """Opens the connections of one loadgen, measures the server's memory growth over them, then
-    a 3 s run at rate per second. server_rss() gives the server's Pss (resident bytes, shared
-    pages divided among the processes sharing them), server_cpu() its CPU seconds."""
-    rss_before = server_rss()
-    client = Client(args)
-    ready = client.read()
+def progress(text):
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+class Server:
+    """What the sweeps need of a server: its Pss, its CPU seconds, and the loadgen arguments
+    of count connections from address addr (first: the index of the first)."""
+
+    def __init__(self, name, memory, cpu, loadgen_args):
+        self.name, self.memory, self.cpu, self.loadgen_args = name, memory, cpu, loadgen_args
+
+
+def connection_sweep(server, step, largest):
+    """Adds step connections at a time (each step its own loadgen and source address) up to
+    largest; at each count the memory per connection and the CPU of 5 idle seconds."""
+    points, clients = [], []
+    base = server.memory()
+    try:
+        for count in range(step, largest + 1, step):
+            progress(f"{server.name}: {count} idle connections")
+            client = Client(server.loadgen_args(step, count - step, f"127.0.0.{40 + len(clients)}"))
+            clients.append(client)
+            ready = client.read()["ready"]
+            if ready < step:
+                progress(f"{server.name}: only {ready} of {step} connected; sweep ends")
+                break
+            time.sleep(2)
+            memory = server.memory()
+            cpu_before = server.cpu()
+            time.sleep(5)
+            points.append({"connections": count,
+                           "bytes_per_connection": round((memory - base) / count),
+                           "idle_cpu_ms_per_5s": round((server.cpu() - cpu_before) * 1000, 1)})
+    finally:
+        for client in clients:
+            client.quit()
+    return points
+
+
+def rate_sweep(server, connections, rates):
+    """status RATE 3 at each rate on the same connections, until the server saturates."""
+    client = Client(server.loadgen_args(connections, 0, "127.0.0.22"))
+    ready = client.read()["ready"]
     time.sleep(2)
-    rss_after = server_rss()
-    cpu_before = server_cpu()
-    client.send(f"status {rate} 3")
-    run = client.read()
-    cpu = server_cpu() - cpu_before
-    client.quit()
-    answered = max(run["answered"], 1)
-    return {"connected": ready["ready"],
-            "bytes_per_connection": round((rss_after - rss_before) / ready["ready"]),
-            "per_second": run["per_second"], "rtt_p50_us": run["status_rtt"]["p50_us"],
-            "rtt_p99_us": run["status_rtt"]["p99_us"],
-            "server_cpu_us_per_update": round(cpu * 1e6 / answered, 1)}
+    points = []
+    try:
+        for rate in rates:
+            progress(f"{server.name}: {rate}/s offered on {ready} connections")
+            cpu_before = server.cpu()
+            client.send(f"status {rate} 3")
+            run = client.read()
+            cpu = server.cpu() - cpu_before
+            points.append({"offered_per_second": rate, "per_second": run["per_second"],
+                           "rtt_p50_us": run["status_rtt"]["p50_us"],
+                           "rtt_p99_us": run["status_rtt"]["p99_us"],
+                           "server_cpu_us_per_update": round(cpu * 1e6 /
+                                                             max(run["answered"], 1), 1)})
+            if run["per_second"] < SATURATED * rate:
+                break
+    finally:
+        client.quit()
+    return ready, points
 
 
-def mosquitto(workdir, connections, rate):
+def mosquitto_server(workdir):
     conf = os.path.join(workdir, "mosquitto.conf")
     with open(conf, "w") as f:
         # Debian's 2.0.11 starts its websockets listener only after a plain MQTT one.
@@ -47,38 +103,80 @@ def mosquitto(workdir, connections, rate):
                 "allow_anonymous true\nmax_connections -1\npersistence false\n"
                 "log_dest none\nuser root\n")
     proc = subprocess.Popen([MOSQUITTO, "-c", conf], stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1)
-        return load_and_measure(["mqtt", 18503, "127.0.0.21", connections, 0], rate,
-                                lambda: proc_memory(proc.pid)["Pss"],
-                                lambda: proc_cpu(proc.pid))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    time.sleep(1)
+    return proc, Server("mosquitto", lambda: proc_memory(proc.pid)["Pss"],
+                        lambda: proc_cpu(proc.pid),
+                        lambda count, first, addr: ["mqtt", 18503, addr, count, first])
 
 
-def presenced(workdir, connections, rate):
-    assertions = identities(workdir, (connections + 9) // 10)
+def presenced_server(workdir, devices):
+    assertions = identities(workdir, (devices + 9) // 10)
     os.makedirs(f"{workdir}/data")
-    proc, port, admin_port = start(workdir, 2, connections)
-    try:
-        return load_and_measure(["devices", port, "127.0.0.22", connections, 0, 10, assertions],
-                                rate, lambda: server_stat(admin_port, proc.pid)[0]["Pss"],
-                                lambda: server_stat(admin_port, proc.pid)[1])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    # A worker holds at most 20,000 files: enough workers for the largest count.
+    workers = max(2, -(-devices // 15000))
+    proc, port, admin_port = start(workdir, workers, devices)
+    return proc, Server("presenced", lambda: server_stat(admin_port, proc.pid)[0]["Pss"],
+                        lambda: server_stat(admin_port, proc.pid)[1],
+                        lambda count, first, addr: ["devices", port, addr, count, first, 10,
+                                                    assertions])
+
+
+def stopped(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def sweep_both(step, largest, mosquitto_largest, connections, rates):
+    out = {}
+    for name in ("presenced", "mosquitto"):
+        with tempfile.TemporaryDirectory(prefix=f"presenced-vs-{name}-") as workdir:
+            # A fresh server for each sweep: the rate sweep's memory starts from nothing.
+            for sweep in ("connections", "rates"):
+                if name == "presenced":
+                    proc, server = presenced_server(
+                        tempfile.mkdtemp(dir=workdir),
+                        largest if sweep == "connections" else connections)
+                else:
+                    proc, server = mosquitto_server(workdir)
+                try:
+                    if sweep == "connections":
+                        out.setdefault(name, {})["connections"] = connection_sweep(
+                            server, step, largest if name == "presenced" else mosquitto_largest)
+                    else:
+                        held, points = rate_sweep(server, connections, rates)
+                        out[name]["rate_connections"] = held
+                        out[name]["rates"] = points
+                finally:
+                    stopped(proc)
+    return out
+
+
+def at_rate(points, rate):
+    """The sweep's point at rate (the last one below it when the server saturated first)."""
+    below = [p for p in points if p["offered_per_second"] <= rate]
+    return below[-1] if below else points[0]
 
 
 def main():
-    connections = int(os.environ.get("BENCH_VS_CONNECTIONS", "10000"))
-    rate = int(os.environ.get("BENCH_VS_RATE", "100000"))
-    with tempfile.TemporaryDirectory(prefix="presenced-vs-") as workdir:
-        ours = presenced(workdir, connections, rate)
-        theirs = mosquitto(workdir, connections, rate)
+    connections = env_int("BENCH_VS_CONNECTIONS", 10000)
+    rate = env_int("BENCH_VS_RATE", 100000)
+    rates = sorted({int(r) for r in os.environ.get("BENCH_VS_RATES", RATES).split(",")} | {rate})
+    step = env_int("BENCH_SWEEP_STEP", 10000)
+    sweeps = sweep_both(step, env_int("BENCH_SWEEP_MAX", 60000),
+                        env_int("BENCH_SWEEP_MOSQUITTO_MAX", 15000), connections, rates)
+    ours, theirs = at_rate(sweeps["presenced"]["rates"], rate), at_rate(
+        sweeps["mosquitto"]["rates"], rate)
+    # Memory per connection at the comparison's size (the sweep's point nearest to it).
+    def memory(name):
+        points = sweeps[name]["connections"]
+        return min(points, key=lambda p: abs(p["connections"] - connections))
+    ours_mem, theirs_mem = memory("presenced"), memory("mosquitto")
+    for side, mem in ((ours, ours_mem), (theirs, theirs_mem)):
+        side["bytes_per_connection"] = mem["bytes_per_connection"]
+        side["memory_connections"] = mem["connections"]
     print(json.dumps({
-        "connections": connections, "offered_per_second": rate,
-        "presenced": ours, "mosquitto": theirs,
+        "connections": connections, "offered_per_second": ours["offered_per_second"],
+        "presenced": ours, "mosquitto": theirs, "sweeps": sweeps,
         "memory_ratio": round(ours["bytes_per_connection"] / theirs["bytes_per_connection"], 2),
         "throughput_ratio": round(ours["per_second"] / max(theirs["per_second"], 1), 2),
         "cpu_per_update_ratio": round(ours["server_cpu_us_per_update"] /
