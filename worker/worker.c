@@ -369,11 +369,13 @@ static void worker_teardown(struct worker *w)
     mailbox_stop(w);
     handles_close(w);
     device_verifications_cancel(w);
+    /* Closing the connections cancels what their requests wait for (a sign-in's verification,
+     * an issuer's keys, a fetch): identity and the fetcher must still be there. */
+    lws_teardown(w);
     identity_stop(w->identity);
     fetcher_stop(w->fetcher);
     /* lws closes its own handles and finishes destroying its context from their callbacks,
      * so the loop runs until they are all gone. */
-    lws_teardown(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     lws_teardown_finish(w);
     ws_tap_stop();

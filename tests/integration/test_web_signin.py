@@ -245,3 +245,38 @@ def test_config_checks_of_oidc_login(tmp_path):
     assert rc == 1 and err.startswith("FILE:1: oidc_login: 'http://op.test' must be"), err
     rc, err = check("oidc_login https://op.test web\n")
     assert rc == 1 and "expected ISSUER CLIENT_ID SECRET_FILE [LABEL]" in err, err
+
+
+def test_stopping_while_a_sign_in_waits_on_the_provider(make_server, ca, tmp_path):
+    # The provider accepts and never answers; the server stops meanwhile: nothing the sign-in
+    # held may be used once it is gone (the sanitizers watch the log).
+    import signal
+    import threading
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    silent.settimeout(20)
+    try:
+        secret = tmp_path / "secret"
+        secret.write_text("s\n")
+        server = make_server(verify_timeout="30s", workers=1)
+        server.write_config(public_url=server.url, extra="\n".join([
+            f"oidc_login {op.ISSUER} web {secret}", f"ca_file {ca.ca_file}",
+            f"connect_to {op.HOST}:443:127.0.0.1:{silent.getsockname()[1]}"]))
+        server.start()
+        browser = Browser(server.port)
+        forms, _ = login_forms(browser)
+        fields = next(f["fields"] for f in forms if f["action"] == "/login/oidc/start")
+
+        def start():
+            try:
+                browser.post("/login/oidc/start", fields)
+            except OSError:
+                pass  # the server stopped: no answer
+        threading.Thread(target=start, daemon=True).start()
+        connection, _ = silent.accept()  # the worker now waits on the provider
+        server.signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=20) == 0
+        connection.close()
+    finally:
+        silent.close()
