@@ -57,7 +57,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps deps-test node-deps run demo check unit unit-asan integration fuzz install clean bench
+.PHONY: all deps deps-test node-deps run demo check unit unit-asan integration fuzz install clean bench \
+        bench-instructions
 
 all: deps
 	@$(MAKE) --no-print-directory build/presenced build/presencectl
@@ -207,14 +208,21 @@ build/bench/loadgen: bench/loadgen.c bench/ws_client.c bench/ws_client.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/loadgen.c bench/ws_client.c
 
-# What `make bench` adds: the broker it is compared with.
-DEB_BENCH := mosquitto python3-matplotlib
+# What `make bench` adds: the broker it is compared with, the plots, the instruction counter.
+DEB_BENCH := mosquitto python3-matplotlib valgrind
 
 bench: deps-test
 	@$(call deb_install,$(DEB_BENCH))
 	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%) \
 	  build/bench/id_bench build/bench/app_seed build/bench/loadgen
 	$(PYTHON) bench/run.py
+
+# Instructions per status update and per Mosquitto QoS 1 publish under callgrind: deterministic,
+# so it can run on a busy machine (about 4 minutes).
+bench-instructions: deps-test
+	@$(call deb_install,$(DEB_BENCH))
+	@$(MAKE) --no-print-directory build/presenced build/bench/loadgen
+	$(PYTHON) bench/instructions.py
 
 install: build/presenced build/presencectl
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR) \

@@ -436,7 +436,7 @@ static void status_run(struct gen *g, double rate, double seconds)
         events_run(g, 1);
     }
     int64_t drain = now_ns();
-    while (seconds_since(drain) < 2 && g->answered < sent)
+    while (seconds_since(drain) < 10 && g->answered < sent)
         events_run(g, 10);
     char extra[160];
     snprintf(extra, sizeof extra, ",\"sent\":%llu,\"answered\":%llu,\"per_second\":%.0f",

@@ -4,6 +4,9 @@
  * of well-formed byte sequences of the Unicode Standard (§3.9, Table 3-7). */
 #include "utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
 /* The range the second byte of a sequence may take after first byte c; the bytes after it are
  * 0x80..0xBF. *more is how many bytes follow c. False for a byte that cannot start one. */
 static bool sequence_start(unsigned char c, unsigned char *low, unsigned char *high, int *more)
@@ -52,6 +55,12 @@ bool utf8_valid(const char *text, size_t len)
 {
     size_t at = 0;
     while (at < len) {
+        /* Text is mostly ASCII: eight bytes at a time while none has its high bit set. */
+        uint64_t eight;
+        if (len - at >= 8 && (memcpy(&eight, text + at, 8), (eight & 0x8080808080808080ull) == 0)) {
+            at += 8;
+            continue;
+        }
         size_t n = utf8_sequence(text + at, len - at);
         if (n == 0)
             return false;

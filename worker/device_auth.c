@@ -108,11 +108,11 @@ void device_auth_abandon(struct ws_session *s)
 }
 
 /* What says "the same credential again": a hash of its kind and of its text. */
-static void credential_tag(const char *credential, bool token, unsigned char *tag)
+static void credential_tag(const char *credential, size_t len, bool token, unsigned char *tag)
 {
     unsigned char kinded[1 + SHA256_DIGEST_LENGTH], digest[SHA256_DIGEST_LENGTH];
     kinded[0] = token ? 'T' : 'A';
-    SHA256((const unsigned char *)credential, strlen(credential), kinded + 1);
+    SHA256((const unsigned char *)credential, len, kinded + 1);
     SHA256(kinded, sizeof kinded, digest);
     memcpy(tag, digest, ASSERTION_TAG_LEN);
 }
@@ -277,9 +277,9 @@ static void verification_start(struct worker *w, struct ws_session *s, const str
     memcpy(p->tag, tag, sizeof p->tag);
     s->pending = p;
     struct identity_result result;
-    int rc = p->token ? identity_verify_token(w->identity, msg->token, strlen(msg->token), NULL,
+    int rc = p->token ? identity_verify_token(w->identity, msg->token, msg->token_len, NULL,
                                               &result, verification_answered, s, &p->req)
-                      : identity_verify(w->identity, msg->assertion, strlen(msg->assertion), NULL,
+                      : identity_verify(w->identity, msg->assertion, msg->assertion_len, NULL,
                                         &result, verification_answered, s, &p->req);
     if (rc == 0)
         verification_done(w, s, &result);
@@ -313,6 +313,7 @@ void device_status_handle(struct worker *w, struct ws_session *s, const struct d
         return;
     }
     const char *credential = msg->assertion ? msg->assertion : msg->token;
+    size_t credential_len = msg->assertion ? msg->assertion_len : msg->token_len;
     if (credential == NULL) {
         if (s->email == NULL)
             session_error(w, s, 30, "authentication required", 0);
@@ -321,7 +322,7 @@ void device_status_handle(struct worker *w, struct ws_session *s, const struct d
         return;
     }
     unsigned char tag[ASSERTION_TAG_LEN];
-    credential_tag(credential, msg->token != NULL, tag);
+    credential_tag(credential, credential_len, msg->token != NULL, tag);
     if (s->email != NULL && memcmp(tag, s->tag, sizeof tag) == 0)
         /* The same assertion or token: not verified again, even once expired. */
         status_apply(w, s, msg->email, msg->device_given ? msg->device : NULL, msg->status);

@@ -2,6 +2,8 @@
 #ifndef PRESENCED_DEVICE_MSG_H
 #define PRESENCED_DEVICE_MSG_H
 
+#include "../shm/conn.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,18 +12,22 @@ enum dev_msg_kind { DEV_MSG_PING, DEV_MSG_STATUS };
 
 struct dev_msg {
     enum dev_msg_kind kind;
-    const char *email;     /* points into root; valid until dev_msg_free */
-    const char *assertion; /* NULL when absent */
-    const char *token;     /* an OpenID Connect or OAuth 2 JWT (SPEC.md §3.1); NULL when absent;
-                              never both */
-    const char *device;    /* "default" when absent */
-    bool device_given;
     uint8_t status; /* enum shm_status */
-    struct json_object *root;
+    bool device_given;
+    char email[SHM_EMAIL_MAX + 1];
+    char device[SHM_DEVICE_MAX + 1]; /* "default" when absent */
+    /* The credential, at most one of them (NULL when absent): in the text parsed, or in a copy
+     * owned by the message when the JSON string carried escapes. Not NUL-terminated. */
+    const char *assertion;
+    size_t assertion_len;
+    const char *token; /* an OpenID Connect or OAuth 2 JWT (SPEC.md §3.1) */
+    size_t token_len;
+    char *decoded; /* that copy, or NULL */
 };
 
-/* Parses one text frame. Returns 0, or the errno of SPEC.md §1 (10, 11, 12) with *error set to
- * the short English text for the reply. */
+/* Parses one text frame, which must outlive the message. Returns 0, or the errno of SPEC.md §1
+ * (10, 11, 12; 60 when out of memory) with *error set to the short English text for the reply.
+ * Nothing to free after an error. */
 int dev_msg_parse(const char *text, size_t len, struct dev_msg *out, const char **error);
 void dev_msg_free(struct dev_msg *msg);
 

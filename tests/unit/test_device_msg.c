@@ -1,16 +1,32 @@
-/* Unit tests of worker/device_msg: what a device may send on /presence and the errno it gets. */
+/* Unit tests of worker/device_msg: what a device may send on /presence and the errno it gets;
+ * each input also goes through the json-c path the parser replaced, which must agree. */
 #include "tap.h"
 
 #include "../../shm/conn.h"
-#include "../../worker/device_msg.h"
+#include "../tools/dev_msg_reference.h"
+
+static int disagreements;
 
 static int parse(const char *text, struct dev_msg *msg)
 {
     const char *error = NULL;
-    int rc = dev_msg_parse(text, strlen(text), msg, &error);
+    size_t len = strlen(text);
+    int rc = dev_msg_parse(text, len, msg, &error);
     if (rc != 0 && error == NULL)
         diag("errno %d without a message", rc);
+    struct dev_msg_ref ref;
+    dev_msg_reference(text, len, &ref);
+    if (!dev_msg_agrees(rc, error, msg, &ref)) {
+        diag("the json-c path says %d (%s) of %s", ref.rc, ref.error ? ref.error : "", text);
+        disagreements++;
+    }
+    dev_msg_reference_free(&ref);
     return rc;
+}
+
+static bool text_is(const char *text, size_t len, const char *want)
+{
+    return text != NULL && len == strlen(want) && memcmp(text, want, len) == 0;
 }
 
 static void expect(const char *text, int want, const char *name)
@@ -35,7 +51,7 @@ int main(void)
     is_int(msg.kind, DEV_MSG_STATUS, "of kind status");
     is_str(msg.email, "a@example.com", "email");
     is_str(msg.device, "phone-1", "device");
-    is_str(msg.assertion, "x~y", "assertion");
+    ok(text_is(msg.assertion, msg.assertion_len, "x~y"), "assertion");
     is_int(msg.status, SHM_STATUS_ONLINE, "online");
     dev_msg_free(&msg);
     is_int(parse("{\"email\":\"a@example.com\",\"status\":\"unavailable\"}", &msg), 0,
@@ -75,7 +91,7 @@ int main(void)
            "an assertion with a NUL byte");
     is_int(parse("{\"email\":\"a@example.com\",\"status\":\"online\",\"token\":\"h.p.s\"}", &msg),
            0, "a token instead of an assertion (SPEC 3.1)");
-    is_str(msg.token, "h.p.s", "token");
+    ok(text_is(msg.token, msg.token_len, "h.p.s"), "token");
     ok(msg.assertion == NULL, "and no assertion");
     dev_msg_free(&msg);
     expect("{\"email\":\"a@b\",\"status\":\"online\",\"token\":\"h.p.s\",\"assertion\":\"x~y\"}",
@@ -112,5 +128,39 @@ int main(void)
     memcpy(deep, "{\"a\":", 5);
     deep[sizeof deep - 1] = '\0';
     expect(deep, 10, "deep nesting is refused, not recursed into");
+
+    /* Where a parser of its own could part from json-c's. */
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":[[[[[[[[[[[[[[1]]]]]]]]]]]]]]}", 0,
+           "15 levels of nesting, as deep as json-c goes");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}",
+           10, "16 levels: json-c refuses them");
+    expect("{\"email\":1,\"email\":\"a@b\",\"status\":\"online\"}", 0,
+           "the last of two members of the same name counts");
+    expect("{\"email\":\"a@b\",\"email\":1,\"status\":\"online\"}", 11,
+           "the last of them, even when it is not a string");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":123456789012345678901234567890,"
+           "\"y\":-1e999,\"z\":1.5e-400,\"w\":-0}",
+           0, "numbers json-c cannot hold are still numbers");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":nul}", 10, "a cut literal");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":-}", 10, "a lone minus");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":1.}", 10, "no digit after the point");
+    expect("{\"email\":\"a@b\",\"status\":\"online\"\f}", 10, "a form feed is not whitespace");
+    expect("{\"email\":\"a@b\",\"status\":\"online\",\"x\":\"\x7f\"}", 0, "DEL is text");
+    is_int(parse("{\"\\u0065mail\":\"\\u0061@b\",\"st\\u0061tus\":\"onl\\u0069ne\","
+                 "\"device\":\"d\\u00e9v\\ud83d\\ude00\",\"assertion\":\"x\\/y\\\\z\\n\"}",
+                 &msg),
+           0, "escapes in member names and values");
+    is_str(msg.email, "a@b", "an escaped e-mail is decoded");
+    is_str(msg.device, "d\xc3\xa9v\xf0\x9f\x98\x80", "a device name is decoded to UTF-8");
+    is_int(msg.status, SHM_STATUS_ONLINE, "an escaped status value is decoded");
+    ok(text_is(msg.assertion, msg.assertion_len, "x/y\\z\n"), "an escaped assertion is decoded");
+    dev_msg_free(&msg);
+    char long_email[400];
+    snprintf(long_email, sizeof long_email, "{\"email\":\"%0254d\",\"status\":\"online\"}", 0);
+    expect(long_email, 0, "a 254-byte e-mail");
+    snprintf(long_email, sizeof long_email, "{\"email\":\"%0254d\\u00e9\",\"status\":\"online\"}",
+             0);
+    expect(long_email, 11, "an e-mail of 256 bytes once decoded");
+    is_int(disagreements, 0, "the json-c path agreed on every input");
     return tap_done();
 }
