@@ -14,15 +14,17 @@ FUZZ_SECONDS ?= 10
 
 # Debian 12 packages: what building needs, and what the tests add.
 DEB_BUILD := gcc make pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
-             libevent-dev libjson-c-dev libcurl4-openssl-dev liblmdb-dev libssl-dev
+             libevent-dev libjson-c-dev libcurl4-openssl-dev liblmdb-dev libssl-dev libnats-dev
 DEB_TEST := clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
             python3-prometheus-client python3-cryptography python3-selenium chromium \
-            chromium-driver lmdb-utils perl curl openssl man-db
+            chromium-driver lmdb-utils perl curl openssl man-db nats-server
 
 # What `make run` adds for the README's first device (a WebSocket client, curl).
 DEB_TRY := python3-websockets curl
 
-PKGS := libwebsockets libuv libevent json-c libcurl lmdb openssl
+# libnats is cnats 3.4 (the cluster's engine client, cluster/); its libuv adapter is the header
+# nats/adapters/libuv.h, compiled into cluster/engine_uv.c, so nothing more links.
+PKGS := libwebsockets libuv libevent json-c libcurl lmdb openssl libnats
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # What /__version__ names as "source"; set it when packaging: make SOURCE_URL=https://...
 SOURCE_URL ?= unknown
@@ -37,7 +39,7 @@ CFLAGS ?= -O2
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent -luv
 SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard common/*.c) $(wildcard shm/*.c) $(wildcard worker/*.c) \
+LIB_SRC := $(wildcard common/*.c) $(wildcard shm/*.c) $(wildcard worker/*.c) $(wildcard cluster/*.c) \
            $(filter-out master/main.c,$(wildcard master/*.c))
 MAIN_SRC := master/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -138,7 +140,8 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/form.c common/next_path.c \
              common/utf8.c common/ws_frame.c \
              common/oidc_doc.c \
-             worker/device_msg.c
+             worker/device_msg.c \
+             cluster/record.c cluster/jsapi.c cluster/node_record.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_DEPS) \

@@ -39,7 +39,9 @@ enum key_type {
     KEY_BOOL,
     KEY_OIDC_ISSUER,
     KEY_OIDC_AUDIENCE,
-    KEY_OIDC_LOGIN
+    KEY_OIDC_LOGIN,
+    KEY_CLUSTER,
+    KEY_NODE_NAME
 };
 
 struct key_spec {
@@ -99,6 +101,11 @@ static const struct key_spec key_specs[] = {
     { "max_map_size", KEY_SIZE, FIELD(max_map_size), 1024 * 1024, 1024 * GIB },
     { "sync_interval", KEY_DURATION, FIELD(sync_interval_ms), 0, 3600 * 1000 },
     { "max_connections", KEY_INT, FIELD(max_connections), 0, 10000000 },
+    { "cluster", KEY_CLUSTER, FIELD(cluster), 0, 0 },
+    { "node_name", KEY_NODE_NAME, FIELD(node_name), 0, 0 },
+    { "node_timeout", KEY_DURATION, FIELD(node_timeout_ms), 2000, 60 * 1000 },
+    { "cluster_shards", KEY_INT, FIELD(cluster_shards), 1, 64 },
+    { "cluster_replicas", KEY_INT, FIELD(cluster_replicas), 1, 5 },
 };
 
 static void oidc_login_free(struct config_oidc_login *login);
@@ -140,6 +147,9 @@ int config_defaults(struct config *cfg)
     cfg->map_size = 256LL * 1024 * 1024;
     cfg->max_map_size = 16 * GIB;
     cfg->sync_interval_ms = 1000;
+    cfg->node_timeout_ms = 5000;
+    cfg->cluster_shards = 12;
+    cfg->cluster_replicas = 3;
     if (cfg->listen == NULL || cfg->data_dir == NULL || cfg->pid_file == NULL ||
         cfg->admin_listen == NULL || cfg->public_url == NULL) {
         config_free(cfg);
@@ -178,6 +188,8 @@ void config_free(struct config *cfg)
         free(cfg->connect_to[i]);
     free(cfg->tls_cert);
     free(cfg->tls_key);
+    free(cfg->cluster);
+    free(cfg->node_name);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -526,6 +538,55 @@ static int add_oidc_login(struct parser *p, char **args, int nargs, const char *
     return 0;
 }
 
+/* One server of the engine: nats://HOST:PORT, HOST a name, an IPv4 address or [v6]. */
+static bool nats_url_valid(const char *url, size_t len)
+{
+    if (len <= 7 || strncmp(url, "nats://", 7) != 0)
+        return false;
+    const char *host = url + 7, *end = url + len;
+    const char *colon = memrchr(host, ':', (size_t)(end - host));
+    if (colon == NULL || colon == host || colon + 1 == end || end - colon - 1 > 5 ||
+        memchr(host, '/', (size_t)(end - host)) != NULL)
+        return false;
+    long port = 0;
+    for (const char *c = colon + 1; c < end; c++) {
+        if (*c < '0' || *c > '9')
+            return false;
+        port = port * 10 + (*c - '0');
+    }
+    return port > 0 && port < 65536;
+}
+
+/* cluster nats://HOST:PORT[,nats://HOST:PORT…]: the engine's servers. */
+static int set_cluster(struct parser *p, const char *value)
+{
+    size_t count = 0;
+    const char *url = value;
+    for (;;) {
+        size_t len = strcspn(url, ",");
+        if (!nats_url_valid(url, len))
+            return fail(p, "cluster: '%.*s' must be nats://HOST:PORT (several joined by commas)",
+                        (int)len, url);
+        if (++count > CONFIG_MAX_LIST)
+            return fail(p, "cluster: at most %d servers", CONFIG_MAX_LIST);
+        if (url[len] == '\0')
+            break;
+        url += len + 1;
+    }
+    return set_string(p, &p->cfg->cluster, value);
+}
+
+/* node_name: a KV key and subject token of the engine, and a name in logs and /status. */
+static int set_node_name(struct parser *p, const char *value)
+{
+    size_t len = strlen(value);
+    if (len == 0 || len > CONFIG_NODE_NAME_MAX ||
+        strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789-") != len)
+        return fail(p, "node_name: '%.64s' must be 1 to %d of a-z, 0-9 and -", value,
+                    CONFIG_NODE_NAME_MAX);
+    return set_string(p, &p->cfg->node_name, value);
+}
+
 static const struct key_spec *key_find(const char *name)
 {
     for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++)
@@ -573,6 +634,10 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
         return add_connect_to(p, args[0]);
     case KEY_OIDC_AUDIENCE:
         return add_oidc_audience(p, args[0]);
+    case KEY_CLUSTER:
+        return set_cluster(p, args[0]);
+    case KEY_NODE_NAME:
+        return set_node_name(p, args[0]);
     case KEY_BOOL: {
         bool yes = strcmp(args[0], "yes") == 0 || strcmp(args[0], "on") == 0;
         if (!yes && strcmp(args[0], "no") != 0 && strcmp(args[0], "off") != 0)
@@ -679,6 +744,19 @@ static int config_check(struct parser *p)
     if (cfg->oidc_issuer_count > 0 && cfg->oidc_audience_count == 0) {
         p->line = line_of(p, "oidc_issuer");
         return fail(p, "oidc_issuer needs oidc_audience: the aud values tokens must carry");
+    }
+    if (cfg->cluster != NULL && cfg->node_name == NULL) {
+        p->line = line_of(p, "cluster");
+        return fail(p, "cluster needs node_name: the name of this node in the cluster");
+    }
+    if (cfg->cluster != NULL && cfg->max_devices_per_user > CONFIG_CLUSTER_DEVICES_MAX) {
+        p->line = line_of(p, "max_devices_per_user");
+        return fail(p, "max_devices_per_user: a node of a cluster allows at most %d",
+                    CONFIG_CLUSTER_DEVICES_MAX);
+    }
+    if (cfg->cluster == NULL && cfg->node_name != NULL) {
+        p->line = line_of(p, "node_name");
+        return fail(p, "node_name is only for a node of a cluster (set cluster too)");
     }
     if (cfg->max_map_size < cfg->map_size) {
         p->line = line_of(p, "max_map_size") ? line_of(p, "max_map_size") : line_of(p, "map_size");

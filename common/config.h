@@ -18,6 +18,9 @@ struct config_oidc_issuer {
 };
 
 #define CONFIG_MAX_LOGINS 8
+#define CONFIG_NODE_NAME_MAX 32
+/* A user's devices live in one engine record in a cluster (cluster/record.h). */
+#define CONFIG_CLUSTER_DEVICES_MAX 1024
 #define CONFIG_SECRET_MAX 512
 #define CONFIG_LABEL_MAX 64
 
@@ -88,6 +91,13 @@ struct config {
     int64_t max_map_size;     /* the map grows up to this on MDB_MAP_FULL */
     int64_t sync_interval_ms; /* 0 = flush every commit */
     int64_t max_connections;  /* per worker; 0 = as many as the file limit allows */
+
+    /* SPEC 8: a node of a cluster on NATS JetStream. NULL: one machine, no engine. */
+    char *cluster;              /* "nats://HOST:PORT[,nats://HOST:PORT…]", checked */
+    char *node_name;            /* [a-z0-9-]{1,32}; required with cluster */
+    int64_t node_timeout_ms;    /* a node silent this long is declared dead */
+    int64_t cluster_shards;     /* user record buckets; fixed when the cluster is made */
+    int64_t cluster_replicas;   /* JetStream replicas of every bucket and stream */
 };
 
 /* Fills cfg with the built-in defaults. */

@@ -218,6 +218,50 @@ static void test_errors(void)
     expect_error(big, "test.conf:1: line longer", "a line too long");
 }
 
+static void test_cluster_keys(void)
+{
+    struct config cfg;
+    char err[512];
+    is_int(parse(&cfg, "", err, sizeof err), 0, "no cluster");
+    ok(cfg.cluster == NULL && cfg.node_name == NULL, "a single node by default");
+    is_int(cfg.node_timeout_ms, 5000, "node_timeout defaults to 5 s");
+    is_int(cfg.cluster_shards, 12, "cluster_shards defaults to 12");
+    is_int(cfg.cluster_replicas, 3, "cluster_replicas defaults to 3");
+    config_free(&cfg);
+    is_int(parse(&cfg,
+                 "cluster nats://127.0.0.1:4222,nats://[::1]:4223,nats://engine-3.example:4224\n"
+                 "node_name node-1\nnode_timeout 3s\ncluster_shards 3\ncluster_replicas 1\n",
+                 err, sizeof err),
+           0, "a node of a cluster: %s", err);
+    is_str(cfg.cluster, "nats://127.0.0.1:4222,nats://[::1]:4223,nats://engine-3.example:4224",
+           "the server list");
+    is_str(cfg.node_name, "node-1", "node_name");
+    ok(cfg.node_timeout_ms == 3000 && cfg.cluster_shards == 3 && cfg.cluster_replicas == 1,
+       "node_timeout, cluster_shards, cluster_replicas");
+    config_free(&cfg);
+    expect_error("cluster nats://127.0.0.1:4222\n", "test.conf:1: cluster needs node_name",
+                 "cluster without node_name");
+    expect_error("node_name n1\n", "test.conf:1: node_name is only for a node of a cluster",
+                 "node_name without cluster");
+    expect_error("node_name N1\n", "test.conf:1: node_name: 'N1' must be", "an upper-case name");
+    expect_error("node_name a.b\n", "test.conf:1: node_name:", "a dot in the name");
+    expect_error("cluster http://127.0.0.1:4222\nnode_name n1\n",
+                 "test.conf:1: cluster: 'http://127.0.0.1:4222' must be nats://HOST:PORT",
+                 "another scheme");
+    expect_error("cluster nats://127.0.0.1\nnode_name n1\n", "test.conf:1: cluster:",
+                 "no port");
+    expect_error("cluster nats://127.0.0.1:4222,\nnode_name n1\n", "test.conf:1: cluster: ''",
+                 "a trailing comma");
+    expect_error("cluster nats://a:99999\nnode_name n1\n", "test.conf:1: cluster:",
+                 "a port too large");
+    expect_error("cluster nats://a:1/x\nnode_name n1\n", "test.conf:1: cluster:", "a path");
+    expect_error("node_timeout 1s\n", "test.conf:1: node_timeout: 1s is out of range",
+                 "node_timeout below 2 s");
+    expect_error("cluster nats://a:1\nnode_name n1\nmax_devices_per_user 5000\n",
+                 "test.conf:3: max_devices_per_user: a node of a cluster allows at most 1024",
+                 "more devices than a user record holds");
+}
+
 static void test_nul_byte(void)
 {
     struct config cfg;
@@ -258,6 +302,7 @@ int main(void)
     test_defaults();
     test_values();
     test_errors();
+    test_cluster_keys();
     test_identity_keys();
     test_oidc_keys();
     test_nul_byte();
