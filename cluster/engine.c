@@ -476,6 +476,22 @@ static void events_take(uv_async_t *async)
     }
 }
 
+/* The server list, split at commas (natsOptions_SetURL of cnats 3.4 takes one URL). */
+static natsStatus servers_set(natsOptions *o, const char *list)
+{
+    char *copy = strdup(list), *save = NULL;
+    const char *urls[32];
+    int count = 0;
+    if (copy == NULL)
+        return NATS_NO_MEMORY;
+    for (char *url = strtok_r(copy, ",", &save); url != NULL && count < 32;
+         url = strtok_r(NULL, ",", &save))
+        urls[count++] = url;
+    natsStatus s = count > 0 ? natsOptions_SetServers(o, urls, count) : NATS_INVALID_ARG;
+    free(copy);
+    return s;
+}
+
 static int options_make(struct engine *e, const struct engine_options *opt)
 {
     natsOptions *o = NULL;
@@ -483,7 +499,7 @@ static int options_make(struct engine *e, const struct engine_options *opt)
         return -1;
     e->opts = o;
     struct engine_bridge *b = e->bridge;
-    if (natsOptions_SetURL(o, opt->servers) != NATS_OK ||
+    if (servers_set(o, opt->servers) != NATS_OK ||
         natsOptions_SetName(o, opt->name) != NATS_OK ||
         natsOptions_SetSendAsap(o, true) != NATS_OK ||
         natsOptions_SetTimeout(o, CONNECT_TIMEOUT_MS) != NATS_OK ||
