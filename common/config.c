@@ -722,6 +722,26 @@ static int public_origin_set(struct config *cfg)
     return 0;
 }
 
+/* The OpenID keys' rules: audiences for the issuers, discovery for the sign-ins. */
+static int oidc_check(struct parser *p)
+{
+    struct config *cfg = p->cfg;
+    if (cfg->oidc_issuer_count > 0 && cfg->oidc_audience_count == 0) {
+        p->line = line_of(p, "oidc_issuer");
+        return fail(p, "oidc_issuer needs oidc_audience: the aud values tokens must carry");
+    }
+    for (size_t i = 0; i < cfg->oidc_login_count; i++)
+        for (size_t j = 0; j < cfg->oidc_issuer_count; j++)
+            if (cfg->oidc_issuer[j].jwks_file != NULL &&
+                strcmp(cfg->oidc_issuer[j].issuer, cfg->oidc_login[i].issuer) == 0) {
+                p->line = line_of(p, "oidc_login");
+                return fail(p, "oidc_login: %s has a JWKS_FILE in oidc_issuer, but the sign-in "
+                               "needs its discovery document: drop the file",
+                            cfg->oidc_login[i].issuer);
+            }
+    return 0;
+}
+
 /* Rules that join several keys, reported at the line of the key that breaks them. */
 static int config_check(struct parser *p)
 {
@@ -741,10 +761,8 @@ static int config_check(struct parser *p)
         p->line = line_of(p, "public_url");
         return fail(p, "public_url: '%s' has no origin (scheme://host[:port])", cfg->public_url);
     }
-    if (cfg->oidc_issuer_count > 0 && cfg->oidc_audience_count == 0) {
-        p->line = line_of(p, "oidc_issuer");
-        return fail(p, "oidc_issuer needs oidc_audience: the aud values tokens must carry");
-    }
+    if (oidc_check(p) != 0)
+        return -1;
     if (cfg->cluster != NULL && cfg->node_name == NULL) {
         p->line = line_of(p, "cluster");
         return fail(p, "cluster needs node_name: the name of this node in the cluster");

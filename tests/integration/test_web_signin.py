@@ -243,6 +243,13 @@ def test_config_checks_of_oidc_login(tmp_path):
     assert rc == 1 and err.startswith("FILE:1: oidc_login: /nonexistent:"), err
     rc, err = check(f"oidc_login http://op.test web {secret}\n")
     assert rc == 1 and err.startswith("FILE:1: oidc_login: 'http://op.test' must be"), err
+    jwks = tmp_path / "op.jwks"
+    jwks.write_text('{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}')
+    rc, err = check(f"oidc_audience web\noidc_issuer https://op.test {jwks}\n"
+                    f"oidc_login https://op.test web {secret}\n")
+    assert rc == 1 and "FILE:3: oidc_login: https://op.test has a JWKS_FILE" in err, err
+    assert check(f"oidc_audience web\noidc_issuer https://op.test\n"
+                 f"oidc_login https://op.test web {secret}\n")[0] == 0
     rc, err = check("oidc_login https://op.test web\n")
     assert rc == 1 and "expected ISSUER CLIENT_ID SECRET_FILE [LABEL]" in err, err
 
