@@ -5,6 +5,8 @@
 
 #include "../common/clock.h"
 #include "../common/version.h"
+#include "../shm/app.h"
+#include "../shm/app_channel.h"
 #include "../shm/census.h"
 #include "../shm/notif.h"
 #include "../shm/store.h"
@@ -12,9 +14,15 @@
 
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* /status names the apps with the most AppService connections open (appids are no label of
+ * /metrics, whose series must stay bounded). */
+#define STATUS_TOP_APPS 10
 
 struct snapshot {
     size_t count;
@@ -23,6 +31,9 @@ struct snapshot {
     uint64_t notifications_dropped, notifications_expired;
     struct meter node; /* the workers' meters, the retired ones' and the master's, added up */
     struct shm_census census;
+    struct shm_app_busy busiest[STATUS_TOP_APPS];
+    char busiest_names[STATUS_TOP_APPS][SHM_APP_NAME_MAX + 1];
+    size_t busiest_count;
 };
 
 static const char *const proc_state_names[] = { "starting", "ready", "draining" };
@@ -44,6 +55,13 @@ static int snapshot_read(struct master *m, struct shm_store *store, struct snaps
         rc = shm_notif_counters(store, &snap->notifications_dropped, &snap->notifications_expired);
     if (rc == SHM_OK)
         rc = shm_census_take(store, &snap->census);
+    if (rc == SHM_OK)
+        rc = shm_app_conns_busiest(store, snap->busiest, STATUS_TOP_APPS, &snap->busiest_count);
+    for (size_t i = 0; rc == SHM_OK && i < snap->busiest_count; i++) {
+        struct shm_app app;
+        if (shm_app_get(store, snap->busiest[i].appid, &app) == SHM_OK)
+            snprintf(snap->busiest_names[i], sizeof snap->busiest_names[i], "%s", app.name);
+    }
     return rc;
 }
 
@@ -66,6 +84,28 @@ static int snapshot_take(struct master *m, struct snapshot *snap)
     for (size_t i = 0; i < snap->count; i++)
         meter_add(&snap->node, &snap->infos[i].meter);
     return 0;
+}
+
+/* [{"appid","name","connections"}…], most connections first (app names are the developers'
+ * text: json-c escapes them). */
+static int busiest_apps_json(const struct snapshot *snap, struct evbuffer *out)
+{
+    struct json_object *list = json_object_new_array();
+    if (list == NULL)
+        return -1;
+    for (size_t i = 0; i < snap->busiest_count; i++) {
+        struct json_object *app = json_object_new_object();
+        json_object_object_add(app, "appid", json_object_new_string(snap->busiest[i].appid));
+        json_object_object_add(app, "name", json_object_new_string(snap->busiest_names[i]));
+        json_object_object_add(app, "connections",
+                               json_object_new_int64((int64_t)snap->busiest[i].connections));
+        json_object_array_add(list, app);
+    }
+    const char *text = json_object_to_json_string_ext(list, JSON_C_TO_STRING_PLAIN |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE);
+    int rc = text != NULL ? evbuffer_add(out, text, strlen(text)) : -1;
+    json_object_put(list);
+    return rc;
 }
 
 int metrics_status_json(struct master *m, struct evbuffer *out)
@@ -96,11 +136,13 @@ int metrics_status_json(struct master *m, struct evbuffer *out)
     evbuffer_add_printf(out,
                         "],\"connections\":%" PRIu64 ",\"websockets\":%" PRIu64
                         ",\"store\":{\"map_size\":%" PRIu64 ",\"used_bytes\":%" PRIu64
-                        ",\"readers\":%u}}\n",
+                        ",\"readers\":%u},\"busiest_apps\":",
                         connections, websockets, snap.store.map_size, snap.store.used_bytes,
                         snap.store.readers_used);
+    int rc = busiest_apps_json(&snap, out);
+    evbuffer_add_printf(out, "}\n");
     free(snap.infos);
-    return 0;
+    return rc;
 }
 
 static void family(struct evbuffer *out, const char *name, const char *type, const char *help)

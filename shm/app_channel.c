@@ -103,6 +103,63 @@ int shm_app_conn_remove(struct shm_store *store, const char *appid, int32_t pid,
     return away_mark(store, txn, appid, now_ms);
 }
 
+/* Keeps out (*count of max) the busiest, most first, with (appid, n) offered. */
+static void busiest_offer(struct shm_app_busy *out, size_t max, size_t *count, const char *appid,
+                          uint64_t n)
+{
+    size_t at = *count;
+    while (at > 0 && out[at - 1].connections < n)
+        at--;
+    if (at >= max)
+        return;
+    size_t last = *count < max ? *count : max - 1;
+    memmove(out + at + 1, out + at, (last - at) * sizeof *out);
+    memcpy(out[at].appid, appid, SHM_APPID_LEN);
+    out[at].appid[SHM_APPID_LEN] = '\0';
+    out[at].connections = n;
+    if (*count < max)
+        (*count)++;
+}
+
+int shm_app_conns_busiest(struct shm_store *store, struct shm_app_busy *out, size_t max,
+                          size_t *count)
+{
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    *count = 0;
+    if (max == 0)
+        return SHM_OK;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    if (mdb_cursor_open(txn, store->app_conns, &cursor) != 0) {
+        store_read_end(store, txn);
+        return SHM_ERROR;
+    }
+    /* Keys are ordered by appid: each app's connections come together. */
+    char current[SHM_APPID_LEN + 1] = "";
+    uint64_t run = 0;
+    MDB_val key, value;
+    int rc;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if (key.mv_size != CONN_KEY_LEN)
+            continue;
+        if (run > 0 && memcmp(key.mv_data, current, SHM_APPID_LEN) == 0) {
+            run++;
+            continue;
+        }
+        if (run > 0)
+            busiest_offer(out, max, count, current, run);
+        memcpy(current, key.mv_data, SHM_APPID_LEN);
+        run = 1;
+    }
+    if (run > 0)
+        busiest_offer(out, max, count, current, run);
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    return rc == MDB_NOTFOUND ? SHM_OK : store_result(rc);
+}
+
 int shm_app_conns(struct shm_store *store, const char *appid, struct shm_app_conn **out,
                   size_t *count)
 {

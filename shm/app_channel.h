@@ -32,6 +32,15 @@ int shm_app_conns(struct shm_store *store, const char *appid, struct shm_app_con
 /* Forgets every connection of a (dead) worker. */
 int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms);
 
+/* The apps with the most open connections, most first: up to max of them in out, *count. One
+ * read of every open connection's record (for /status: appids are no metrics label). */
+struct shm_app_busy {
+    char appid[SHM_APPID_LEN + 1];
+    uint64_t connections;
+};
+int shm_app_conns_busiest(struct shm_store *store, struct shm_app_busy *out, size_t max,
+                          size_t *count);
+
 /* At the start of the master, before the previous run's connections are dropped: each app that
  * had one open is away from now, so that it hears what changed meanwhile when it is back. */
 int shm_app_conns_restart(struct shm_store *store, int64_t now_ms);

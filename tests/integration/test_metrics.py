@@ -199,6 +199,9 @@ def test_each_series_holds_what_was_done(site, ident, domain):
                     value(before, "presenced_notifications_delivered_total") == 3)
             return m if done else None
         now = await asyncio.to_thread(wait_for, settled, 15)
+        # The busiest apps are in /status, not in labels.
+        busiest = (await asyncio.to_thread(server.status))["busiest_apps"]
+        assert busiest == [{"appid": appid, "name": "Chat", "connections": 1}], busiest
         for ws in (again, laptop, desk, bad.ws, app.ws):
             await ws.close()
         return now or samples(server), events

@@ -4,6 +4,7 @@
 
 #include "../../common/histogram.h"
 #include "../../common/meter.h"
+#include "../../shm/app_channel.h"
 #include "../../shm/census.h"
 #include "../../shm/conn.h"
 #include "../../shm/notif.h"
@@ -174,6 +175,31 @@ static void test_census(struct shm_store *store)
     is_int(census.users[SHM_STATUS_OFFLINE], 0, "none appearing offline, d held is not counted");
 }
 
+static void test_busiest(struct shm_store *store)
+{
+    static const char *const appids[] = { "00000000-0000-4000-8000-00000000000a",
+                                           "00000000-0000-4000-8000-00000000000b",
+                                           "00000000-0000-4000-8000-00000000000c" };
+    static const int conns[] = { 2, 5, 1 };
+    uint64_t conn_id = 100;
+    for (int a = 0; a < 3; a++)
+        for (int i = 0; i < conns[a]; i++) {
+            size_t others;
+            shm_app_conn_add(store, appids[a], 10 + i % 2, conn_id++, &others);
+        }
+    is_int(shm_batch_commit(store), SHM_OK, "connections of three apps");
+    struct shm_app_busy top[2];
+    size_t count;
+    is_int(shm_app_conns_busiest(store, top, 2, &count), SHM_OK, "the busiest");
+    is_int(count, 2, "two asked, two given");
+    ok(count == 2 && strcmp(top[0].appid, appids[1]) == 0 && top[0].connections == 5 &&
+           strcmp(top[1].appid, appids[0]) == 0 && top[1].connections == 2,
+       "most connections first");
+    struct shm_app_busy all[10];
+    is_int(shm_app_conns_busiest(store, all, 10, &count), SHM_OK, "all of them");
+    ok(count == 3 && all[2].connections == 1, "three apps, the quietest last");
+}
+
 int main(void)
 {
     test_buckets();
@@ -184,6 +210,7 @@ int main(void)
     if (store != NULL) {
         test_retired(store);
         test_census(store);
+        test_busiest(store);
         shm_store_close(store);
     }
     char cmd[128];
