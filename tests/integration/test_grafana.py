@@ -73,3 +73,4 @@ def test_the_dashboard_is_importable_json():
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
             g = panel["gridPos"]
             assert 0 <= g["x"] and g["x"] + g["w"] <= 24, panel["title"]
+

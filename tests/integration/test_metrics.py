@@ -6,6 +6,8 @@ node holds. The totals survive the workers being replaced."""
 import asyncio
 import collections
 import json
+import os
+import re
 import signal
 import subprocess
 import urllib.error
@@ -14,7 +16,7 @@ import urllib.request
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BINARY, http_get, wait_for
+from conftest import BINARY, ROOT, http_get, wait_for
 from test_appservice import DEVICE_AUDIENCE, AppService, grant
 from web_fixtures import activated_app, signed_in
 
@@ -271,3 +273,14 @@ def test_each_series_holds_what_was_done(site, ident, domain):
                           {"credential": "token", "outcome": "verified"}),
                          ("presenced_http_request_seconds_count", {"route": "health"})):
         assert value(after, name, **labels) == value(now, name, **labels), name
+
+
+def test_every_series_is_described_in_presenced_8(server):
+    """presenced(8) METRICS describes each family /metrics exports (issue 17)."""
+    page = open(os.path.join(ROOT, "man", "presenced.8")).read()
+    section = page.split(".SH METRICS", 1)[1].split("\n.SH ", 1)[0].replace("\\", "")
+    families = {line.split()[2] for line in server.admin("/metrics").splitlines()
+                if line.startswith("# TYPE ")}
+    assert len(families) > 30
+    missing = sorted(f for f in families if not re.search(rf"\b{f}\b", section))
+    assert not missing, f"not in presenced(8) METRICS: {missing}"
