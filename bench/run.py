@@ -43,8 +43,8 @@ QUICK_SIZES = (("BENCH_CONNECTIONS", "500"), ("BENCH_DEVICES", "4000"), ("BENCH_
                ("BENCH_NOTIFY_RATE", "1000"), ("BENCH_EVENT_RATE", "200"),
                ("BENCH_PROBES", "50"), ("BENCH_RECONNECT", "2000"),
                ("BENCH_VS_CONNECTIONS", "2000"), ("BENCH_VS_RATE", "10000"),
-               ("BENCH_VS_RATES", "2000,5000,10000,20000"), ("BENCH_SWEEP_STEP", "2000"),
-               ("BENCH_SWEEP_MAX", "6000"), ("BENCH_SWEEP_MOSQUITTO_MAX", "4000"))
+               ("BENCH_VS_RATES", "2000,5000,10000,20000"),
+               ("BENCH_SWEEP_COUNTS", "2000,4000,6000"), ("BENCH_SWEEP_MOSQUITTO_MAX", "5000"))
 if QUICK:
     for _key, _value in QUICK_SIZES:
         os.environ.setdefault(_key, _value)
@@ -223,10 +223,9 @@ def plots_section(results, figures, base_dir):
              f"Machine: {m['cores']} cores ({m['model']}), {m['memory_gib']} GiB, kernel "
              f"{m['kernel']}; {', '.join(m['packages'])}. Load average (1, 5, 15 min) "
              f"{' '.join(start['load'])} at the start, {' '.join(m['load'])} at the end.", "",
-             f"Connection sweep: {steps[0]['connections'] if steps else 0} to "
-             f"{steps[-1]['connections'] if steps else 0} idle connections for presenced "
-             f"(a step of {os.environ.get('BENCH_SWEEP_STEP', '10000')}), as far as "
-             f"Mosquitto goes in one process (20,000 files); rate sweep on "
+             f"Connection sweep: {', '.join(str(p['connections']) for p in steps)} idle "
+             f"connections for presenced, as far as Mosquitto goes in one process (20,000 "
+             f"files); rate sweep on "
              f"{vs['connections']} connections each, 3 s per offered rate, until a server "
              f"answers less than 85% of it. Notifications: {at['devices']} devices, "
              f"{at['notify_across_workers']['notify']['per_second']}/s from one AppService, "

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """make bench, side by side with Mosquitto 2.0 (Debian's, MQTT over WebSocket), in one run:
 
-- a connection sweep: idle connections added a step at a time (BENCH_SWEEP_STEP, 10000) up to
-  BENCH_SWEEP_MAX (60000) for presenced, and as far as Mosquitto can go (one process, at most
-  20,000 open files here: BENCH_SWEEP_MOSQUITTO_MAX, 15000); at each count the server's memory
-  per connection (growth of Pss) and its CPU over 5 idle seconds;
+- a connection sweep: idle connections added a step at a time up to each count of
+  BENCH_SWEEP_COUNTS (10000 … 60000) for presenced, and as far as Mosquitto can go (one process,
+  at most 20,000 open files here: BENCH_SWEEP_MOSQUITTO_MAX, 19000, is its last count); at each
+  count the server's memory per connection (growth of Pss) and its CPU over 5 idle seconds;
 - a rate sweep on BENCH_VS_CONNECTIONS (10000) connections each: status updates (presenced) and
   QoS 1 publishes of the same payload size (Mosquitto) offered at each rate of BENCH_VS_RATES
   (5000 … 160000 per second) for 3 s, until the server saturates (answers under 85% of what is
@@ -24,6 +24,7 @@ from scale import Client, identities, proc_cpu, proc_memory, server_stat, start
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 RATES = "5000,10000,20000,40000,60000,80000,100000,120000,160000"
+COUNTS = "10000,15000,20000,30000,40000,50000,60000"
 SATURATED = 0.85
 
 
@@ -43,17 +44,19 @@ class Server:
         self.name, self.memory, self.cpu, self.loadgen_args = name, memory, cpu, loadgen_args
 
 
-def connection_sweep(server, step, largest):
-    """Adds step connections at a time (each step its own loadgen and source address) up to
-    largest; at each count the memory per connection and the CPU of 5 idle seconds."""
+def connection_sweep(server, counts):
+    """Adds connections up to each of counts (each step its own loadgen and source address); at
+    each count the memory per connection and the CPU of 5 idle seconds."""
     points, clients = [], []
-    base = server.memory()
+    base, held = server.memory(), 0
     try:
-        for count in range(step, largest + 1, step):
+        for count in counts:
+            step = count - held
             progress(f"{server.name}: {count} idle connections")
-            client = Client(server.loadgen_args(step, count - step, f"127.0.0.{40 + len(clients)}"))
+            client = Client(server.loadgen_args(step, held, f"127.0.0.{40 + len(clients)}"))
             clients.append(client)
             ready = client.read()["ready"]
+            held = count
             if ready < step:
                 progress(f"{server.name}: only {ready} of {step} connected; sweep ends")
                 break
@@ -126,7 +129,13 @@ def stopped(proc):
     proc.wait(timeout=60)
 
 
-def sweep_both(step, largest, mosquitto_largest, connections, rates):
+def mosquitto_counts(counts, largest):
+    """The counts Mosquitto can hold, and its largest when the sweep goes beyond it."""
+    within = [c for c in counts if c <= largest]
+    return within + ([largest] if largest not in within and max(counts) > largest else [])
+
+
+def sweep_both(counts, mosquitto_largest, connections, rates):
     out = {}
     for name in ("presenced", "mosquitto"):
         with tempfile.TemporaryDirectory(prefix=f"presenced-vs-{name}-") as workdir:
@@ -135,13 +144,14 @@ def sweep_both(step, largest, mosquitto_largest, connections, rates):
                 if name == "presenced":
                     proc, server = presenced_server(
                         tempfile.mkdtemp(dir=workdir),
-                        largest if sweep == "connections" else connections)
+                        max(counts) if sweep == "connections" else connections)
                 else:
                     proc, server = mosquitto_server(workdir)
                 try:
                     if sweep == "connections":
                         out.setdefault(name, {})["connections"] = connection_sweep(
-                            server, step, largest if name == "presenced" else mosquitto_largest)
+                            server, counts if name == "presenced" else
+                            mosquitto_counts(counts, mosquitto_largest))
                     else:
                         held, points = rate_sweep(server, connections, rates)
                         out[name]["rate_connections"] = held
@@ -161,9 +171,8 @@ def main():
     connections = env_int("BENCH_VS_CONNECTIONS", 10000)
     rate = env_int("BENCH_VS_RATE", 100000)
     rates = sorted({int(r) for r in os.environ.get("BENCH_VS_RATES", RATES).split(",")} | {rate})
-    step = env_int("BENCH_SWEEP_STEP", 10000)
-    sweeps = sweep_both(step, env_int("BENCH_SWEEP_MAX", 60000),
-                        env_int("BENCH_SWEEP_MOSQUITTO_MAX", 15000), connections, rates)
+    counts = sorted({int(c) for c in os.environ.get("BENCH_SWEEP_COUNTS", COUNTS).split(",")})
+    sweeps = sweep_both(counts, env_int("BENCH_SWEEP_MOSQUITTO_MAX", 19000), connections, rates)
     ours, theirs = at_rate(sweeps["presenced"]["rates"], rate), at_rate(
         sweeps["mosquitto"]["rates"], rate)
     # Memory per connection at the comparison's size (the sweep's point nearest to it).
