@@ -219,7 +219,7 @@ def plots_section(results, figures, base_dir):
     steps = vs["sweeps"]["presenced"]["connections"]
     lines = [PLOTS_BEGIN, "## Plots", "",
              f"`make bench` at commit `{m['commit']}`, {m['date']}"
-             f"{' (BENCH_QUICK: small sizes, not a standard run)' if QUICK else ''}. "
+             f"{' (BENCH_QUICK: small sizes, not a standard run)' if results.get('quick') else ''}. "
              f"Machine: {m['cores']} cores ({m['model']}), {m['memory_gib']} GiB, kernel "
              f"{m['kernel']}; {', '.join(m['packages'])}. Load average (1, 5, 15 min) "
              f"{' '.join(start['load'])} at the start, {' '.join(m['load'])} at the end.", "",
