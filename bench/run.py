@@ -53,6 +53,7 @@ BUILD_BENCH = os.path.join(ROOT, "build", "bench")
 FIGURES = os.path.join(BUILD_BENCH, "figures") if QUICK else os.path.join(ROOT, "bench",
                                                                             "figures")
 RESULTS_MD = os.path.join(ROOT, "bench", "RESULTS.md")
+QUICK_NOTE = " (BENCH_QUICK: small sizes, not a standard run)"
 PLOTS_BEGIN, PLOTS_END = "<!-- plots: written by make bench -->", "<!-- plots end -->"
 
 
@@ -219,7 +220,7 @@ def plots_section(results, figures, base_dir):
     steps = vs["sweeps"]["presenced"]["connections"]
     lines = [PLOTS_BEGIN, "## Plots", "",
              f"`make bench` at commit `{m['commit']}`, {m['date']}"
-             f"{' (BENCH_QUICK: small sizes, not a standard run)' if results.get('quick') else ''}. "
+             f"{QUICK_NOTE if results.get('quick') else ''}. "
              f"Machine: {m['cores']} cores ({m['model']}), {m['memory_gib']} GiB, kernel "
              f"{m['kernel']}; {', '.join(m['packages'])}. Load average (1, 5, 15 min) "
              f"{' '.join(start['load'])} at the start, {' '.join(m['load'])} at the end.", "",
