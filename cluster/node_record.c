@@ -38,8 +38,12 @@ static int int_member(struct json_object *root, const char *key, int64_t *out, b
 
 static bool name_valid(const char *s, size_t len)
 {
-    return len <= CONFIG_NODE_NAME_MAX &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
+    if (len > CONFIG_NODE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
 }
 
 static int decode_members(struct json_object *root, struct cl_node *out, const char **why)
@@ -135,4 +139,43 @@ void cl_node_pid_remove(struct cl_node *node, uint32_t pid)
             node->dead_pids[i] = node->dead_pids[--node->dead_pid_count];
             return;
         }
+}
+
+int cl_heartbeat_encode(const char *node, uint64_t epoch, uint64_t seq, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s %" PRIu64 " %" PRIu64, node, epoch, seq);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+static int decimal(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t next = n * 10 + (uint64_t)(s[i] - '0');
+        if (next / 10 != n)
+            return -1;
+        n = next;
+    }
+    *out = n;
+    return 0;
+}
+
+int cl_heartbeat_parse(const void *data, size_t len, char name[CONFIG_NODE_NAME_MAX + 1],
+                       uint64_t *epoch, uint64_t *seq)
+{
+    const char *s = data, *end = s + len;
+    const char *sp1 = memchr(s, ' ', len);
+    if (sp1 == NULL || !name_valid(s, (size_t)(sp1 - s)) || sp1 == s)
+        return -1;
+    const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
+    if (sp2 == NULL || decimal(sp1 + 1, (size_t)(sp2 - sp1 - 1), epoch) != 0 ||
+        decimal(sp2 + 1, (size_t)(end - sp2 - 1), seq) != 0)
+        return -1;
+    memcpy(name, s, (size_t)(sp1 - s));
+    name[sp1 - s] = '\0';
+    return 0;
 }

@@ -40,4 +40,11 @@ bool cl_node_live(const struct cl_node *node, uint64_t epoch, uint32_t pid);
 int cl_node_pid_add(struct cl_node *node, uint32_t pid);
 void cl_node_pid_remove(struct cl_node *node, uint32_t pid);
 
+/* A heartbeat on the core subject pd.hb: "<node> <epoch> <seq>" (epoch 0: not registered). */
+#define CL_HEARTBEAT_MAX (CONFIG_NODE_NAME_MAX + 2 * 21 + 2)
+int cl_heartbeat_encode(const char *node, uint64_t epoch, uint64_t seq, char *out, size_t cap);
+/* Reads one: 0, or -1 on anything else (name out of node_name's set, numbers not decimal). */
+int cl_heartbeat_parse(const void *data, size_t len, char name[CONFIG_NODE_NAME_MAX + 1],
+                       uint64_t *epoch, uint64_t *seq);
+
 #endif

@@ -30,6 +30,7 @@ static void stop_deadline(evutil_socket_t fd, short events, void *arg)
         log_warning("%zu worker(s) still running at the deadline: killing them", workers_alive(m));
         workers_signal(m, SIGKILL, false);
     }
+    master_agent_stop(m, SIGKILL);
     event_base_loopexit(m->base, NULL);
 }
 
@@ -60,7 +61,7 @@ void master_quit(struct master *m)
     master_workers_changed(m);
 }
 
-static void stop_start(struct master *m)
+void master_stop(struct master *m)
 {
     if (m->state == MASTER_STOPPING)
         return;
@@ -75,8 +76,14 @@ static void stop_start(struct master *m)
 
 void master_workers_changed(struct master *m)
 {
-    if (m->state != MASTER_RUNNING && workers_alive(m) == 0)
-        event_base_loopexit(m->base, NULL);
+    if (m->state == MASTER_RUNNING || workers_alive(m) > 0)
+        return;
+    /* The agent leaves last: it vouches for the node while its workers drain. */
+    if (m->agent.pid != 0) {
+        master_agent_stop(m, SIGTERM);
+        return;
+    }
+    event_base_loopexit(m->base, NULL);
 }
 
 static int slots_wanted(const struct config *cfg)
@@ -251,7 +258,7 @@ static void on_signal(evutil_socket_t signum, short events, void *arg)
         break;
     case SIGTERM:
     case SIGINT:
-        stop_start(m);
+        master_stop(m);
         break;
     case SIGQUIT:
         master_quit(m);
@@ -323,6 +330,7 @@ static void master_teardown(struct master *m)
     free(m->old_listen_fds);
     admin_free(m->admin);
     workers_free(m);
+    master_agent_free(m);
     for (int i = 0; m->restarts != NULL && i < m->restart_slots; i++)
         if (m->restarts[i].timer != NULL) {
             free(event_get_callback_arg(m->restarts[i].timer));
@@ -395,15 +403,17 @@ int master_run(struct master *m)
     addr_format(&m->addr, where, sizeof where);
     log_notice("presenced listening on %s with %d worker(s); admin on %s; store in %s", where,
                m->slot_count, m->cfg.admin_listen, m->cfg.data_dir);
-    if (workers_spawn_generation(m) != 0)
+    if (master_agent_spawn(m) != 0 || workers_spawn_generation(m) != 0)
         goto out;
     started_report(m);
     event_base_dispatch(m->base);
-    rc = 0;
+    rc = m->exit_code;
     log_notice("stopped");
 out:
     if (rc != 0 && workers_alive(m) > 0)
         workers_signal(m, SIGKILL, false);
+    if (rc != 0)
+        master_agent_stop(m, SIGKILL);
     master_teardown(m);
     return rc;
 }

@@ -31,6 +31,15 @@ struct slot_restart {
     struct event *timer;
 };
 
+/* The cluster agent (cluster/agent.h), when cluster is set. */
+struct agent_proc {
+    pid_t pid; /* 0 while none runs */
+    int64_t started_ms;
+    unsigned quick_deaths;
+    bool stop_sent;
+    struct event *timer;
+};
+
 struct master {
     struct config cfg;
     const char *config_path;
@@ -65,6 +74,8 @@ struct master {
     /* Where the sweeps of expired assertions, notifications, web sessions and last seen stopped. */
     struct shm_sweep sweep_assertions, sweep_notifications, sweep_sessions, sweep_last_seen;
     uint64_t restarts_total, reloads_total, reload_failures_total;
+    struct agent_proc agent;
+    int exit_code; /* of master_run once the loop ends (1: stopped for a fatal error) */
     struct meter meter; /* the master's part of the node-wide metrics (operator notifications) */
     int lock_fd;
 };
@@ -83,6 +94,19 @@ size_t workers_alive(const struct master *m);
 void workers_check_replaced(struct master *m);
 void workers_free(struct master *m);
 
+/* agent_proc.c */
+int master_agent_spawn(struct master *m);
+void master_agent_died(struct master *m, int status);
+void master_agent_worker_dead(struct master *m, pid_t worker);
+void master_agent_stop(struct master *m, int signum);
+void master_agent_free(struct master *m);
+
+/* cluster_status.c: the "cluster" member of /status (nothing without cluster). */
+struct evbuffer;
+void cluster_status_json(struct master *m, struct evbuffer *out);
+
+/* master.c: stops now, as TERM does. */
+void master_stop(struct master *m);
 /* master.c: called by workers.c when the last worker is gone or a reload completes. */
 void master_workers_changed(struct master *m);
 /* master.c: a reload's new generation accepts; the master lets go of the sockets it retired,

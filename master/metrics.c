@@ -140,6 +140,7 @@ int metrics_status_json(struct master *m, struct evbuffer *out)
                         connections, websockets, snap.store.map_size, snap.store.used_bytes,
                         snap.store.readers_used);
     int rc = busiest_apps_json(&snap, out);
+    cluster_status_json(m, out);
     evbuffer_add_printf(out, "}\n");
     free(snap.infos);
     return rc;

@@ -264,6 +264,7 @@ static void proc_died(struct master *m, struct worker_proc *p, int status)
     int64_t lived = clock_mono_ms() - p->started_ms;
     proc_forget(m, p);
     master_store_release_worker(m, pid);
+    master_agent_worker_dead(m, pid);
     if (!expected)
         restart_schedule(m, slot, lived);
 }
@@ -276,6 +277,8 @@ void workers_reap(struct master *m)
         struct worker_proc *p = proc_find(m, pid);
         if (p != NULL)
             proc_died(m, p, status);
+        else if (pid == m->agent.pid)
+            master_agent_died(m, status);
     }
     workers_check_replaced(m);
     master_workers_changed(m);

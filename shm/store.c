@@ -13,7 +13,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define STORE_MAX_DBS 24
+#define STORE_MAX_DBS 32
 #define STORE_MAX_READERS 1022
 /* Grow the map before a batch when it is fuller than this share: a batch then never meets
  * MDB_MAP_FULL unless max_map_size is reached. */
@@ -64,7 +64,8 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
         "meta",     "conns",      "conns_by_worker", "workers",     "mail",          "assertions",
         "presence", "notifs",     "web_sessions",    "apps",        "apps_by_owner", "grants",
         "puids",    "app_grants", "app_conns",       "app_changes", "app_away",
-        "presence_grace", "presence_due"
+        "presence_grace", "presence_due", "cl_self", "cl_nodes", "cl_cursors", "cl_users",
+        "cl_incarnations"
     };
     MDB_dbi *slots[] = { &store->meta,        &store->conns,         &store->conns_by_worker,
                          &store->workers,     &store->mail,          &store->assertions,
@@ -72,7 +73,8 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
                          &store->apps,        &store->apps_by_owner, &store->grants,
                          &store->puids,       &store->app_grants,    &store->app_conns,
                          &store->app_changes, &store->app_away,      &store->presence_grace,
-                         &store->presence_due };
+                         &store->presence_due,  &store->cl_self,       &store->cl_nodes,
+                         &store->cl_cursors,    &store->cl_users,      &store->cl_incarnations };
     _Static_assert(sizeof names / sizeof names[0] == sizeof slots / sizeof slots[0],
                    "one slot per database name");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -396,7 +398,7 @@ int shm_store_reset_volatile(struct shm_store *store)
     if (txn == NULL)
         return SHM_ERROR;
     MDB_dbi volatile_dbis[] = { store->conns, store->conns_by_worker, store->workers,
-                                store->mail,  store->app_conns };
+                                store->mail,  store->app_conns,       store->cl_self };
     for (size_t i = 0; i < sizeof volatile_dbis / sizeof volatile_dbis[0]; i++) {
         int rc = mdb_drop(txn, volatile_dbis[i], 0);
         if (rc != 0)

@@ -33,6 +33,11 @@ struct shm_store {
     MDB_dbi app_changes;     /* appid, PUID -> u8 status, be64 ms (the latest change) */
     MDB_dbi app_away;        /* appid -> be64 ms since the app has no connection open */
     MDB_dbi notifs;          /* e-mail \0 be64 ms, be64 store seq -> be64 expiry, JSON */
+    MDB_dbi cl_self;         /* "self" -> this node's incarnation as its agent sees it */
+    MDB_dbi cl_nodes;        /* node name -> be64 rev, be64 heard ms, the engine's JSON */
+    MDB_dbi cl_cursors;      /* stream name -> be64 last applied sequence */
+    MDB_dbi cl_users;        /* user key (32 hex) -> be64 rev, user record */
+    MDB_dbi cl_incarnations; /* node \0 be64 epoch be32 pid user key -> "" */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     int batch_error;         /* first error of the batch: it will roll back */
     struct shm_commit_waiter *waiters;

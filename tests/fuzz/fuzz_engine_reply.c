@@ -1,6 +1,6 @@
 /* libFuzzer target: everything presenced reads from the cluster's engine — PubAck and API
  * error JSON, leader-get messages (base64 data and header blocks), header blocks, ack subjects,
- * times, node records and user records (re-encoded, the encoding must read back the same). */
+ * times, heartbeats, node records and user records (re-encoded, the encoding must read back the same). */
 #include "../../cluster/jsapi.h"
 #include "../../cluster/node_record.h"
 #include "../../cluster/record.h"
@@ -63,6 +63,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cl_node_decode(data, size, "n1", &node, &why) == 0) {
         char json[CL_NODE_RECORD_MAX];
         if (cl_node_encode(&node, json, sizeof json) < 0)
+            __builtin_trap();
+    }
+    char name[CONFIG_NODE_NAME_MAX + 1];
+    uint64_t epoch, seq;
+    if (cl_heartbeat_parse(data, size, name, &epoch, &seq) == 0) {
+        char hb[CL_HEARTBEAT_MAX];
+        if (cl_heartbeat_encode(name, epoch, seq, hb, sizeof hb) < 0)
             __builtin_trap();
     }
     user_record(data, size);

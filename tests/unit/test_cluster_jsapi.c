@@ -203,8 +203,25 @@ static void test_node_record(void)
            -1, "a declarer that is no node name");
 }
 
+static void test_heartbeat(void)
+{
+    char hb[CL_HEARTBEAT_MAX], name[CONFIG_NODE_NAME_MAX + 1];
+    uint64_t epoch, seq;
+    int n = cl_heartbeat_encode("node-1", 3, 99, hb, sizeof hb);
+    is_str(hb, "node-1 3 99", "a heartbeat");
+    is_int(cl_heartbeat_parse(hb, (size_t)n, name, &epoch, &seq), 0, "reads back");
+    ok(strcmp(name, "node-1") == 0 && epoch == 3 && seq == 99, "name, epoch, sequence");
+    is_int(cl_heartbeat_parse(S("n1 0 1"), name, &epoch, &seq), 0, "epoch 0: not registered yet");
+    is_int(cl_heartbeat_parse(S("N1 1 1"), name, &epoch, &seq), -1, "a name node_name refuses");
+    is_int(cl_heartbeat_parse(S("n1 1"), name, &epoch, &seq), -1, "no sequence");
+    is_int(cl_heartbeat_parse(S("n1 1 2 3"), name, &epoch, &seq), -1, "a fourth word");
+    is_int(cl_heartbeat_parse(S("n1 -1 2"), name, &epoch, &seq), -1, "a sign");
+    is_int(cl_heartbeat_parse(S(" 1 2"), name, &epoch, &seq), -1, "no name");
+}
+
 int main(void)
 {
+    test_heartbeat();
     test_puback();
     test_api_result();
     test_msg_get();
