@@ -2,6 +2,7 @@
  * loop, so that no request ever blocks it. */
 #include "fetch.h"
 
+#include "../common/list.h"
 #include "../common/log.h"
 #include "../common/version.h"
 
@@ -13,7 +14,7 @@
 #include <string.h>
 
 struct fetch {
-    struct fetch *next, *prev;
+    struct list_link link; /* in the fetcher's active list */
     struct fetcher *owner;
     CURL *easy;
     struct curl_slist *headers;
@@ -33,7 +34,7 @@ struct fetcher {
     bool timer_ready;
     struct curl_slist *connect_to;
     const char *ca_file;
-    struct fetch *active;
+    struct list_link active; /* the fetches under way */
 };
 
 /* One per socket curl watches. */
@@ -42,16 +43,6 @@ struct fetch_socket {
     curl_socket_t fd;
     struct fetcher *owner;
 };
-
-static void list_remove(struct fetcher *f, struct fetch *x)
-{
-    if (x->prev != NULL)
-        x->prev->next = x->next;
-    else
-        f->active = x->next;
-    if (x->next != NULL)
-        x->next->prev = x->prev;
-}
 
 static void fetch_free(struct fetch *x)
 {
@@ -62,7 +53,7 @@ static void fetch_free(struct fetch *x)
     free(x);
 }
 
-static void finished(struct fetcher *f, CURL *easy, CURLcode code)
+static void finished(CURL *easy, CURLcode code)
 {
     struct fetch *x;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
@@ -77,7 +68,7 @@ static void finished(struct fetcher *f, CURL *easy, CURLcode code)
                        : x->not_public ? "the address is not public"
                        : x->error[0]   ? x->error
                                        : curl_easy_strerror(code);
-    list_remove(f, x);
+    list_remove(&x->link);
     fetch_done_cb cb = x->cb;
     void *arg = x->arg;
     cb(arg, &result);
@@ -90,7 +81,7 @@ static void done_collect(struct fetcher *f)
     int pending;
     while ((msg = curl_multi_info_read(f->multi, &pending)) != NULL)
         if (msg->msg == CURLMSG_DONE)
-            finished(f, msg->easy_handle, msg->data.result);
+            finished(msg->easy_handle, msg->data.result);
 }
 
 static void on_poll(uv_poll_t *poll, int status, int events)
@@ -166,6 +157,7 @@ int fetcher_init(struct fetcher **out, uv_loop_t *loop, const struct config *cfg
     struct fetcher *f = calloc(1, sizeof *f);
     if (f == NULL)
         return -1;
+    list_init(&f->active);
     f->loop = loop;
     f->ca_file = cfg->ca_file;
     *out = f;
@@ -190,10 +182,11 @@ void fetcher_stop(struct fetcher *f)
 {
     if (f == NULL)
         return;
-    while (f->active != NULL) {
-        struct fetch *x = f->active;
-        list_remove(f, x);
-        fetch_free(x); /* curl's CURL_POLL_REMOVE closes the socket handles */
+    struct list_link *first;
+    while ((first = list_first(&f->active)) != NULL) {
+        list_remove(first);
+        /* curl's CURL_POLL_REMOVE closes the socket handles */
+        fetch_free(LIST_ENTRY(first, struct fetch, link));
     }
     if (f->timer_ready) {
         uv_close((uv_handle_t *)&f->timer, NULL);
@@ -326,15 +319,12 @@ struct fetch *fetch_start(struct fetcher *f, const struct fetch_request *req, fe
         fetch_free(x);
         return NULL;
     }
-    x->next = f->active;
-    if (f->active != NULL)
-        f->active->prev = x;
-    f->active = x;
+    list_push_front(&f->active, &x->link);
     return x;
 }
 
 void fetch_cancel(struct fetch *x)
 {
-    list_remove(x->owner, x);
+    list_remove(&x->link);
     fetch_free(x);
 }

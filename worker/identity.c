@@ -49,6 +49,7 @@ int identity_init(struct identity **out, struct fetcher *fetcher, struct shm_sto
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    list_init(&id->pending);
     id->cfg = cfg;
     id->store = store;
     id->trust_id = trust_id_compute(cfg);
@@ -62,13 +63,7 @@ int identity_init(struct identity **out, struct fetcher *fetcher, struct shm_sto
 
 static void req_free(struct identity_req *req)
 {
-    struct identity *id = req->id;
-    if (req->prev != NULL)
-        req->prev->next = req->next;
-    else if (id->pending == req)
-        id->pending = req->next;
-    if (req->next != NULL)
-        req->next->prev = req->prev;
+    list_remove(&req->link);
     if (req->wait != NULL)
         issuer_key_cancel(req->wait);
     if (req->fetch != NULL)
@@ -88,8 +83,9 @@ void identity_stop(struct identity *id)
 {
     if (id == NULL)
         return;
-    while (id->pending != NULL)
-        req_free(id->pending);
+    struct list_link *first;
+    while ((first = list_first(&id->pending)) != NULL)
+        req_free(LIST_ENTRY(first, struct identity_req, link));
     issuer_keys_free(id->keys);
     id->keys = NULL;
 }
@@ -284,12 +280,10 @@ struct identity_req *identity_req_new(struct identity *id, const char *text, siz
     memcpy(copy, text, len);
     copy[len] = '\0';
     *req = (struct identity_req){
-        .id = id, .text = copy, .len = len, .cb = cb, .arg = arg, .out = out, .next = id->pending
+        .id = id, .text = copy, .len = len, .cb = cb, .arg = arg, .out = out
     };
     memcpy(req->hash, hash, sizeof req->hash);
-    if (id->pending != NULL)
-        id->pending->prev = req;
-    id->pending = req;
+    list_push_front(&id->pending, &req->link);
     return req;
 }
 

@@ -6,6 +6,7 @@
 #include "identity.h"
 
 #include "../common/jwt.h"
+#include "../common/list.h"
 
 #include <openssl/sha.h>
 
@@ -19,12 +20,12 @@ struct identity {
     uint64_t token_trust_id;            /* the same for tokens: issuers, key files, audiences */
     char dev_issuer[JWT_VALUE_MAX + 1]; /* the development issuer's iss; "" when off */
     char dev_kid[JWK_KID_MAX + 1];      /* and its key's kid */
-    struct identity_req *pending;
+    struct list_link pending;           /* the requests under way */
     struct identity_stats stats;
 };
 
 struct identity_req {
-    struct identity_req *next, *prev;
+    struct list_link link; /* in the identity's pending list */
     struct identity *id;
     char *text;
     size_t len;

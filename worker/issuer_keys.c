@@ -8,6 +8,7 @@
 #include "../common/id_assertion.h"
 #include "../common/id_support.h"
 #include "../common/jwt.h"
+#include "../common/list.h"
 #include "../common/log.h"
 #include "../common/oidc_doc.h"
 
@@ -22,8 +23,7 @@
 enum entry_state { ENTRY_FETCHING, ENTRY_READY, ENTRY_FAILED };
 
 struct issuer_wait {
-    struct issuer_wait *next, *prev;
-    struct issuer_entry *entry;
+    struct list_link link; /* in its entry's waiters */
     issuer_key_cb cb;
     issuer_oidc_cb oidc_cb; /* instead of cb, for an OpenID issuer */
     void *arg;
@@ -32,7 +32,7 @@ struct issuer_wait {
 struct oidc_state;
 
 struct issuer_entry {
-    struct issuer_entry *next, *prev;
+    struct list_link link; /* in the cache's entries */
     struct issuer_keys *keys;
     char host[ID_HOST_MAX + 1];
     enum entry_state state;
@@ -47,8 +47,8 @@ struct issuer_entry {
     char *chain; /* the authorities delegated to, in order, each NUL-terminated */
     size_t chain_len;
     struct fetch *fetch;
-    struct issuer_wait *waiters;
-    struct oidc_state *oidc; /* OpenID issuers only; such entries are never evicted */
+    struct list_link waiters; /* told the outcome, the newest first */
+    struct oidc_state *oidc;  /* OpenID issuers only; such entries are never evicted */
 };
 
 static void oidc_state_free(struct oidc_state *st);
@@ -56,30 +56,24 @@ static void oidc_state_free(struct oidc_state *st);
 struct issuer_keys {
     struct fetcher *fetcher;
     const struct config *cfg;
-    struct issuer_entry *entries; /* most recently added first */
+    struct list_link entries; /* the most recently added first */
     size_t count;
 };
 
-static void entry_unlink(struct issuer_keys *keys, struct issuer_entry *e)
+static struct issuer_entry *entry_of(struct list_link *link)
 {
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        keys->entries = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    keys->count--;
+    return link != NULL ? LIST_ENTRY(link, struct issuer_entry, link) : NULL;
 }
 
 static void entry_free(struct issuer_keys *keys, struct issuer_entry *e)
 {
-    entry_unlink(keys, e);
+    list_remove(&e->link);
+    keys->count--;
     if (e->fetch != NULL)
         fetch_cancel(e->fetch);
-    for (struct issuer_wait *w = e->waiters, *next; w != NULL; w = next) {
-        next = w->next;
-        free(w);
-    }
+    struct list_link *pos, *tmp;
+    LIST_EACH_SAFE(pos, tmp, &e->waiters)
+        free(LIST_ENTRY(pos, struct issuer_wait, link));
     id_key_free(&e->key);
     oidc_state_free(e->oidc);
     free(e->chain);
@@ -90,10 +84,9 @@ static struct issuer_entry *entry_add(struct issuer_keys *keys, const char *host
 {
     /* Past the cap, the oldest settled entry makes room; one still fetching is kept. */
     if (keys->count >= ISSUER_CACHE_MAX) {
-        struct issuer_entry *last = keys->entries, *victim = NULL;
-        while (last != NULL && last->next != NULL)
-            last = last->next;
-        for (struct issuer_entry *e = last; e != NULL && victim == NULL; e = e->prev)
+        struct issuer_entry *victim = NULL;
+        for (struct issuer_entry *e = entry_of(list_last(&keys->entries));
+             e != NULL && victim == NULL; e = entry_of(list_prev(&keys->entries, &e->link)))
             if (!e->fixed && !e->settling && e->state != ENTRY_FETCHING && e->oidc == NULL)
                 victim = e;
         if (victim == NULL)
@@ -105,19 +98,20 @@ static struct issuer_entry *entry_add(struct issuer_keys *keys, const char *host
         return NULL;
     snprintf(e->host, sizeof e->host, "%s", host);
     e->keys = keys;
-    e->next = keys->entries;
-    if (keys->entries != NULL)
-        keys->entries->prev = e;
-    keys->entries = e;
+    list_init(&e->waiters);
+    list_push_front(&keys->entries, &e->link);
     keys->count++;
     return e;
 }
 
 static struct issuer_entry *entry_find(struct issuer_keys *keys, const char *host)
 {
-    for (struct issuer_entry *e = keys->entries; e != NULL; e = e->next)
+    struct list_link *pos;
+    LIST_EACH(pos, &keys->entries) {
+        struct issuer_entry *e = entry_of(pos);
         if (e->oidc == NULL && strcmp(e->host, host) == 0)
             return e;
+    }
     return NULL;
 }
 
@@ -129,6 +123,7 @@ int issuer_keys_init(struct issuer_keys **out, struct fetcher *fetcher, const st
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    list_init(&keys->entries);
     keys->fetcher = fetcher;
     keys->cfg = cfg;
     for (size_t i = 0; i < cfg->trusted_issuer_count; i++) {
@@ -163,8 +158,9 @@ void issuer_keys_free(struct issuer_keys *keys)
 {
     if (keys == NULL)
         return;
-    while (keys->entries != NULL)
-        entry_free(keys, keys->entries);
+    struct list_link *first;
+    while ((first = list_first(&keys->entries)) != NULL)
+        entry_free(keys, entry_of(first));
     free(keys);
 }
 
@@ -176,11 +172,10 @@ static void waiters_tell(struct issuer_entry *e, int error, const char *why)
     /* A callback may cancel other waiters or look keys up: the list stays consistent and the
      * entry cannot be evicted meanwhile. */
     e->settling = true;
-    struct issuer_wait *w;
-    while ((w = e->waiters) != NULL) {
-        e->waiters = w->next;
-        if (e->waiters != NULL)
-            e->waiters->prev = NULL;
+    struct list_link *first;
+    while ((first = list_first(&e->waiters)) != NULL) {
+        struct issuer_wait *w = LIST_ENTRY(first, struct issuer_wait, link);
+        list_remove(first);
         if (w->oidc_cb != NULL)
             w->oidc_cb(w->arg, error, why, error == 0 ? oidc_published(e) : NULL);
         else
@@ -289,13 +284,9 @@ static int entry_wait(struct issuer_entry *e, issuer_key_cb cb, void *arg,
     struct issuer_wait *w = calloc(1, sizeof *w);
     if (w == NULL)
         return 35;
-    w->entry = e;
     w->cb = cb;
     w->arg = arg;
-    w->next = e->waiters;
-    if (e->waiters != NULL)
-        e->waiters->prev = w;
-    e->waiters = w;
+    list_push_front(&e->waiters, &w->link);
     *wait = w;
     return 1;
 }
@@ -363,13 +354,7 @@ bool issuer_key_chain_has(struct issuer_keys *keys, const char *host, const char
 
 void issuer_key_cancel(struct issuer_wait *w)
 {
-    struct issuer_entry *e = w->entry;
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        e->waiters = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
+    list_remove(&w->link);
     free(w);
 }
 
@@ -407,9 +392,12 @@ static const struct issuer_oidc *oidc_published(const struct issuer_entry *e)
 
 static struct issuer_entry *oidc_find(struct issuer_keys *keys, const char *issuer)
 {
-    for (struct issuer_entry *e = keys->entries; e != NULL; e = e->next)
+    struct list_link *pos;
+    LIST_EACH(pos, &keys->entries) {
+        struct issuer_entry *e = entry_of(pos);
         if (e->oidc != NULL && strcmp(e->oidc->issuer, issuer) == 0)
             return e;
+    }
     return NULL;
 }
 
