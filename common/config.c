@@ -85,6 +85,7 @@ static const struct key_spec key_specs[] = {
     { "tls_cert", KEY_STRING, FIELD(tls_cert), 0, 0 },
     { "tls_key", KEY_STRING, FIELD(tls_key), 0, 0 },
     { "max_message_size", KEY_SIZE, FIELD(max_message_size), 64, 1024 * 1024 },
+    { "max_output_buffer", KEY_SIZE, FIELD(max_output_buffer), 16 * 1024, 64 * 1024 * 1024 },
     { "status_rate", KEY_INT, FIELD(status_rate), 1, 1000000 },
     { "status_burst", KEY_INT, FIELD(status_burst), 1, 1000000 },
     { "abuse_limit", KEY_INT, FIELD(abuse_limit), 1, 1000000 },
@@ -133,6 +134,7 @@ int config_defaults(struct config *cfg)
     cfg->issuer_cache_ttl_ms = 3600 * 1000;
     cfg->issuer_failure_ttl_ms = 30 * 1000;
     cfg->max_message_size = 4096;
+    cfg->max_output_buffer = 64 * 1024;
     cfg->status_rate = 5;
     cfg->status_burst = 20;
     cfg->abuse_limit = 50;

@@ -74,6 +74,7 @@ struct config {
     char *tls_key;
 
     int64_t max_message_size;
+    int64_t max_output_buffer; /* unsent bytes a WebSocket may have before it is a slow consumer */
     int64_t status_rate;
     int64_t status_burst;
     int64_t abuse_limit;

@@ -58,6 +58,7 @@ struct meter {
     uint64_t appservice_auths;        /* AppService connections authenticated */
     uint64_t appservice_events;       /* presence events written to AppService connections */
     uint64_t takeovers;               /* a device connection superseded by a newer one (52) */
+    uint64_t slow_consumers[METER_CHANNELS]; /* closed past max_output_buffer (1008) */
 };
 
 #define METER_WORDS (sizeof(struct meter) / sizeof(uint64_t))

@@ -21,9 +21,10 @@ static enum ws_frame_verdict length_known(struct ws_frame_scan *scan, uint64_t m
     if (IS_CONTROL(scan->first))
         return WS_FRAME_OK;
     uint64_t before = OPCODE(scan->first) == 0 ? scan->message : 0;
-    if (scan->left > max_message || before > max_message - scan->left)
+    if (scan->left > max_message || before > max_message - scan->left ||
+        before + scan->left > UINT32_MAX)
         return WS_FRAME_TOO_BIG;
-    scan->message = IS_FIN(scan->first) ? 0 : before + scan->left;
+    scan->message = IS_FIN(scan->first) ? 0 : (uint32_t)(before + scan->left);
     return WS_FRAME_OK;
 }
 

@@ -132,6 +132,11 @@ static void counters(struct evbuffer *out, const struct meter *m)
             "Device connections superseded by a newer one for the same e-mail and device "
             "(errno 52).",
             m->takeovers);
+    family(out, "presenced_slow_consumers_total", "counter",
+           "WebSockets closed (1008) with more than max_output_buffer unsent, by channel.");
+    for (int ch = 0; ch < METER_CHANNELS; ch++)
+        evbuffer_add_printf(out, "presenced_slow_consumers_total{channel=\"%s\"} %" PRIu64 "\n",
+                            meter_channel_name(ch), m->slow_consumers[ch]);
 }
 
 void metrics_meter_render(struct evbuffer *out, const struct meter *node,

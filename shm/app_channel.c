@@ -15,7 +15,9 @@
 
 #define CONN_KEY_LEN (SHM_APPID_LEN + 4 + 8)
 #define CHANGE_KEY_LEN (SHM_APPID_LEN + SHM_PUID_LEN)
-#define EVENT_LEN (8 + SHM_PUID_LEN + 1 + 8)
+/* SHM_MAIL_APP_EVENT: conn_id, PUID, status, be64 since (the status's), be64 when the change
+ * was recorded. */
+#define EVENT_LEN (8 + SHM_PUID_LEN + 1 + 8 + 8)
 /* app_changes: u8 status, be64 when published, be64 since; an older presenced wrote the first
  * two only (since is then when). */
 #define CHANGE_LEN (1 + 8 + 8)
@@ -267,7 +269,7 @@ struct event_post {
     struct shm_store *store;
     const char *puid;
     uint8_t status;
-    int64_t since_ms;
+    int64_t since_ms, now_ms;
     int32_t *rings;
     size_t cap, *ring_count;
 };
@@ -283,6 +285,7 @@ static int event_mail(void *arg, MDB_cursor *cursor, const MDB_val *key)
     memcpy(payload + 8, post->puid, SHM_PUID_LEN);
     payload[8 + SHM_PUID_LEN] = post->status;
     store_put_be64(payload + 8 + SHM_PUID_LEN + 1, (uint64_t)post->since_ms);
+    store_put_be64(payload + 8 + SHM_PUID_LEN + 9, (uint64_t)post->now_ms);
     int rc = shm_mail_post(post->store, pid, SHM_MAIL_APP_EVENT, payload, sizeof payload);
     size_t i;
     for (i = 0; i < *post->ring_count && post->rings[i] != pid; i++) {
@@ -325,8 +328,14 @@ static void grant_event(void *arg, const char *appid, const char *puid)
         ev->result = store_batch_fail(ev->store, rc, "app change");
         return;
     }
-    struct event_post post = { ev->store,    puid,     ev->status,        ev->since_ms,
-                               ev->rings,    ev->cap,  ev->ring_count };
+    struct event_post post = { .store = ev->store,
+                               .puid = puid,
+                               .status = ev->status,
+                               .since_ms = ev->since_ms,
+                               .now_ms = ev->now_ms,
+                               .rings = ev->rings,
+                               .cap = ev->cap,
+                               .ring_count = ev->ring_count };
     ev->result = conns_walk(ev->store, txn, appid, event_mail, &post);
 }
 
@@ -361,7 +370,7 @@ void shm_app_presence_changed(void *arg, const char *email, const struct shm_pre
 }
 
 int shm_app_event_decode(const void *payload, size_t len, uint64_t *conn_id, char *puid,
-                         uint8_t *status, int64_t *since_ms)
+                         uint8_t *status, int64_t *since_ms, int64_t *changed_ms)
 {
     const unsigned char *p = payload;
     if (len != EVENT_LEN)
@@ -371,11 +380,12 @@ int shm_app_event_decode(const void *payload, size_t len, uint64_t *conn_id, cha
     puid[SHM_PUID_LEN] = '\0';
     *status = p[8 + SHM_PUID_LEN];
     *since_ms = (int64_t)store_get_be64(p + 8 + SHM_PUID_LEN + 1);
+    *changed_ms = (int64_t)store_get_be64(p + 8 + SHM_PUID_LEN + 9);
     return 0;
 }
 
-int shm_app_changes_since_away(struct shm_store *store, const char *appid, int64_t now_ms,
-                               shm_app_change_cb cb, void *arg)
+int shm_app_away_take(struct shm_store *store, const char *appid, int64_t now_ms,
+                      int64_t *since_ms)
 {
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL || strlen(appid) != SHM_APPID_LEN)
@@ -386,28 +396,74 @@ int shm_app_changes_since_away(struct shm_store *store, const char *appid, int64
         return 0;
     if (rc != 0)
         return store_batch_fail(store, rc, "app away");
-    int64_t since = (int64_t)store_get_be64(avalue.mv_data);
-    if (since < now_ms - SHM_APP_CHANGES_KEEP_MS)
-        since = now_ms - SHM_APP_CHANGES_KEEP_MS;
+    *since_ms = (int64_t)store_get_be64(avalue.mv_data);
+    if (*since_ms < now_ms - SHM_APP_CHANGES_KEEP_MS)
+        *since_ms = now_ms - SHM_APP_CHANGES_KEEP_MS;
+    rc = mdb_del(txn, store->app_away, &akey, NULL);
+    if (rc != 0)
+        return store_batch_fail(store, rc, "app away");
+    return 1;
+}
+
+int shm_app_changes_page(struct shm_store *store, const char *appid, int64_t since_ms,
+                         char *after_puid, size_t max, shm_app_change_cb cb, void *arg,
+                         bool *done)
+{
+    *done = false;
+    MDB_txn *txn = store_batch_txn(store);
+    size_t after_len = strlen(after_puid);
+    if (txn == NULL || strlen(appid) != SHM_APPID_LEN || after_len > SHM_PUID_LEN)
+        return SHM_ERROR;
+    unsigned char start[CHANGE_KEY_LEN];
+    memcpy(start, appid, SHM_APPID_LEN);
+    memcpy(start + SHM_APPID_LEN, after_puid, after_len);
     MDB_cursor *cursor;
-    if ((rc = mdb_cursor_open(txn, store->app_changes, &cursor)) != 0)
+    int rc = mdb_cursor_open(txn, store->app_changes, &cursor);
+    if (rc != 0)
         return store_batch_fail(store, rc, "app changes");
-    MDB_val key = { SHM_APPID_LEN, (void *)appid }, value;
+    MDB_val key = { SHM_APPID_LEN + after_len, start }, value;
     int count = 0;
     for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-         rc == 0 && key.mv_size == CHANGE_KEY_LEN && memcmp(key.mv_data, appid, SHM_APPID_LEN) == 0;
+         rc == 0 && (size_t)count < max && key.mv_size == CHANGE_KEY_LEN &&
+         memcmp(key.mv_data, appid, SHM_APPID_LEN) == 0;
          rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        const char *puid = (const char *)key.mv_data + SHM_APPID_LEN;
+        if (after_len == SHM_PUID_LEN && memcmp(puid, after_puid, SHM_PUID_LEN) == 0)
+            continue; /* where the last page stopped */
+        memcpy(after_puid, puid, SHM_PUID_LEN);
+        after_puid[SHM_PUID_LEN] = '\0';
+        after_len = SHM_PUID_LEN;
         const unsigned char *v = value.mv_data;
         if ((value.mv_size != CHANGE_LEN && value.mv_size != CHANGE_LEN_V0) ||
-            (int64_t)store_get_be64(v + 1) < since)
+            (int64_t)store_get_be64(v + 1) < since_ms)
             continue;
-        char puid[SHM_PUID_LEN + 1];
-        memcpy(puid, (char *)key.mv_data + SHM_APPID_LEN, SHM_PUID_LEN);
-        puid[SHM_PUID_LEN] = '\0';
-        cb(arg, puid, v[0], (int64_t)store_get_be64(value.mv_size == CHANGE_LEN ? v + 9 : v + 1));
+        cb(arg, after_puid, v[0],
+           (int64_t)store_get_be64(value.mv_size == CHANGE_LEN ? v + 9 : v + 1));
         count++;
     }
+    *done = rc != 0 || key.mv_size != CHANGE_KEY_LEN ||
+            memcmp(key.mv_data, appid, SHM_APPID_LEN) != 0;
     mdb_cursor_close(cursor);
-    mdb_del(txn, store->app_away, &akey, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "app changes");
     return count;
+}
+
+int shm_app_changes_since_away(struct shm_store *store, const char *appid, int64_t now_ms,
+                               shm_app_change_cb cb, void *arg)
+{
+    int64_t since_ms;
+    int away = shm_app_away_take(store, appid, now_ms, &since_ms);
+    if (away <= 0)
+        return away;
+    char after[SHM_PUID_LEN + 1] = "";
+    bool done = false;
+    int total = 0;
+    while (!done) {
+        int count = shm_app_changes_page(store, appid, since_ms, after, 1000, cb, arg, &done);
+        if (count < 0)
+            return count;
+        total += count;
+    }
+    return total;
 }

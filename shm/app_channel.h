@@ -9,6 +9,7 @@
 #include "presence.h"
 #include "store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,13 +66,28 @@ struct shm_rings {
 void shm_app_presence_changed(void *arg, const char *email, const struct shm_presence *before,
                               const struct shm_presence *after, struct shm_store *store);
 
-/* Decodes a SHM_MAIL_APP_EVENT payload. Returns 0 or -1. */
+/* Decodes a SHM_MAIL_APP_EVENT payload: *since_ms is since when the user has the status,
+ * *changed_ms when the change was recorded (as the changes replayed after an absence count
+ * time). Returns 0 or -1. */
 int shm_app_event_decode(const void *payload, size_t len, uint64_t *conn_id, char *puid,
-                         uint8_t *status, int64_t *since_ms);
+                         uint8_t *status, int64_t *since_ms, int64_t *changed_ms);
 
-/* After an absence: calls cb with the latest change of each PUID since the app went away (at
- * most SHM_APP_CHANGES_KEEP_MS ago), and clears the absence. Returns the count, or < 0. */
+/* Back from an absence: 1 with *since_ms the time the app went away (at most
+ * SHM_APP_CHANGES_KEEP_MS before now_ms), the absence cleared; 0 when it was not away. */
+int shm_app_away_take(struct shm_store *store, const char *appid, int64_t now_ms,
+                      int64_t *since_ms);
+
+/* The latest change of each PUID of appid recorded since since_ms (its status, and since when
+ * the user has it), in PUID order after after_puid ("" for the first page; it is advanced past
+ * every PUID examined, so the next page goes on from there): cb gets at most max. *done says
+ * the end was reached. Returns how many cb got, or < 0. */
 typedef void (*shm_app_change_cb)(void *arg, const char *puid, uint8_t status, int64_t since_ms);
+int shm_app_changes_page(struct shm_store *store, const char *appid, int64_t since_ms,
+                         char *after_puid, size_t max, shm_app_change_cb cb, void *arg,
+                         bool *done);
+
+/* Both at once: cb gets every change since the app went away, and the absence is cleared.
+ * Returns the count (0 when it was not away), or < 0. */
 int shm_app_changes_since_away(struct shm_store *store, const char *appid, int64_t now_ms,
                                shm_app_change_cb cb, void *arg);
 

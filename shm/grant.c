@@ -179,6 +179,50 @@ int shm_grant_list_app(struct shm_store *store, const char *appid, shm_grant_app
     return store_prefix_walk(store, store->app_grants, appid, app_grant, &walk);
 }
 
+int shm_grant_page_app(struct shm_store *store, const char *appid, char *after_puid, size_t max,
+                       shm_grant_app_cb cb, void *arg, bool *done)
+{
+    *done = false;
+    unsigned char start[SHM_APPID_LEN + 1 + SHM_PUID_LEN];
+    size_t after_len = strlen(after_puid), prefix_len = SHM_APPID_LEN + 1;
+    if (strlen(appid) != SHM_APPID_LEN || after_len > SHM_PUID_LEN)
+        return SHM_ERROR;
+    memcpy(start, appid, prefix_len); /* with its NUL */
+    memcpy(start + prefix_len, after_puid, after_len);
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    if (mdb_cursor_open(txn, store->app_grants, &cursor) != 0) {
+        store_read_end(store, txn);
+        return SHM_ERROR;
+    }
+    MDB_val key = { prefix_len + after_len, start }, value;
+    int count = 0, rc;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == prefix_len + SHM_PUID_LEN &&
+         memcmp(key.mv_data, start, prefix_len) == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        const char *puid = (const char *)key.mv_data + prefix_len;
+        if (after_len == SHM_PUID_LEN && memcmp(puid, after_puid, SHM_PUID_LEN) == 0)
+            continue; /* where the last page stopped */
+        if ((size_t)count == max)
+            break;
+        memcpy(after_puid, puid, SHM_PUID_LEN);
+        after_puid[SHM_PUID_LEN] = '\0';
+        after_len = SHM_PUID_LEN;
+        MDB_val rest = { SHM_PUID_LEN, (void *)puid };
+        struct app_walk walk = { cb, arg };
+        app_grant(&walk, &rest, &value);
+        count++;
+    }
+    *done = rc != 0 || key.mv_size != prefix_len + SHM_PUID_LEN ||
+            memcmp(key.mv_data, start, prefix_len) != 0;
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    return count;
+}
+
 /* The grants of one app, gathered before they are deleted. */
 struct grant_list {
     char (*puids)[SHM_PUID_LEN + 1];

@@ -6,6 +6,8 @@
 #include "conn.h"
 #include "store.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SHM_PUID_LEN 36 /* a UUID */
@@ -30,5 +32,9 @@ int shm_grant_list_user(struct shm_store *store, const char *email, shm_grant_us
 /* Calls cb for each user who granted appid (their PUID and e-mail). Returns the count, or < 0. */
 typedef void (*shm_grant_app_cb)(void *arg, const char *puid, const char *email);
 int shm_grant_list_app(struct shm_store *store, const char *appid, shm_grant_app_cb cb, void *arg);
+/* The same in pages: at most max, in PUID order after after_puid ("" for the first page; it is
+ * advanced to the last one given). *done says the end was reached. Returns the count, or < 0. */
+int shm_grant_page_app(struct shm_store *store, const char *appid, char *after_puid, size_t max,
+                       shm_grant_app_cb cb, void *arg, bool *done);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "../common/grow.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,11 +52,25 @@ static bool value_expired(const MDB_val *value, int64_t now_ms)
     return value->mv_size < EXPIRES_LEN || (int64_t)store_get_be64(value->mv_data) <= now_ms;
 }
 
+/* How much of a queue's walk cb is given: the first budget bytes of JSON (at least one
+ * notification); *more says whether live ones were left. */
+struct walk_budget {
+    size_t bytes;
+    bool *more;
+};
+
+static const struct walk_budget WHOLE = { SIZE_MAX, NULL };
+
 /* Walks email's queue oldest first: expired entries are deleted (counted in *expired), then the
- * first `drop` live ones (counted as dropped); cb gets the rest, *live counts all live ones. */
+ * first `drop` live ones (counted as dropped); cb gets the rest, *live counts all live ones
+ * (those cb got when the budget stops the walk). */
 static int queue_walk(struct shm_store *store, MDB_txn *txn, const char *email, int64_t now_ms,
-                      size_t drop, shm_notif_cb cb, void *arg, size_t *live, size_t *expired)
+                      size_t drop, shm_notif_cb cb, void *arg, struct walk_budget budget,
+                      size_t *live, size_t *expired)
 {
+    size_t given = 0;
+    if (budget.more != NULL)
+        *budget.more = false;
     unsigned char prefix[SHM_NOTIF_KEY_MAX];
     size_t prefix_len = prefix_make(email, prefix), dropped = 0;
     MDB_cursor *cursor;
@@ -77,6 +92,12 @@ static int queue_walk(struct shm_store *store, MDB_txn *txn, const char *email, 
                 dropped++;
             continue;
         }
+        size_t json_len = value.mv_size - EXPIRES_LEN;
+        if (*live > 0 && (given >= budget.bytes || json_len > budget.bytes - given)) {
+            *budget.more = true; /* a WHOLE budget never gets here */
+            break;
+        }
+        given += json_len;
         (*live)++;
         if (cb != NULL) {
             struct shm_notif_key k = { .len = key.mv_size };
@@ -106,11 +127,11 @@ int shm_notif_add(struct shm_store *store, const char *email, const char *json, 
     if (txn == NULL)
         return SHM_ERROR;
     size_t live, expired;
-    int rc = queue_walk(store, txn, email, now_ms, 0, NULL, NULL, &live, &expired);
+    int rc = queue_walk(store, txn, email, now_ms, 0, NULL, NULL, WHOLE, &live, &expired);
     if (rc == SHM_OK && live >= max_pending) {
         /* Room for the new one: the oldest go. */
         *dropped = live - max_pending + 1;
-        rc = queue_walk(store, txn, email, now_ms, *dropped, NULL, NULL, &live, &expired);
+        rc = queue_walk(store, txn, email, now_ms, *dropped, NULL, NULL, WHOLE, &live, &expired);
     }
     if (rc != SHM_OK)
         return rc;
@@ -146,7 +167,7 @@ int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms
     if (txn == NULL)
         return SHM_ERROR;
     size_t live, expired;
-    int rc = queue_walk(store, txn, email, now_ms, 0, cb, arg, &live, &expired);
+    int rc = queue_walk(store, txn, email, now_ms, 0, cb, arg, WHOLE, &live, &expired);
     return rc == SHM_OK ? (int)live : rc;
 }
 
@@ -156,6 +177,29 @@ int64_t shm_notif_key_queued_ms(const struct shm_notif_key *key)
     if (key->len < 17)
         return 0;
     return (int64_t)store_get_be64(key->bytes + key->len - 16);
+}
+
+int shm_notif_page(struct shm_store *store, const char *email, int64_t now_ms, size_t max_bytes,
+                   shm_notif_cb cb, void *arg, bool *more)
+{
+    *more = false;
+    size_t email_len = strlen(email);
+    if (email_len == 0 || email_len > SHM_EMAIL_MAX)
+        return SHM_ERROR;
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    size_t live, expired;
+    struct walk_budget budget = { max_bytes, more };
+    int rc = queue_walk(store, txn, email, now_ms, 0, cb, arg, budget, &live, &expired);
+    return rc == SHM_OK ? (int)live : rc;
+}
+
+bool shm_notif_exists(struct shm_store *store, const struct shm_notif_key *key)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    MDB_val k = { key->len, (void *)key->bytes }, v;
+    return txn != NULL && mdb_get(txn, store->notifs, &k, &v) == 0;
 }
 
 int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key)

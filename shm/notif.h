@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,14 @@ int shm_notif_pending(struct shm_store *store, const char *email, int64_t now_ms
 
 /* When the notification of key was queued (wall ms). */
 int64_t shm_notif_key_queued_ms(const struct shm_notif_key *key);
+
+/* Like shm_notif_pending, but cb gets only the oldest ones whose JSON fits in max_bytes (at
+ * least one); *more says whether live ones are left after them. Returns how many cb got. */
+int shm_notif_page(struct shm_store *store, const char *email, int64_t now_ms, size_t max_bytes,
+                   shm_notif_cb cb, void *arg, bool *more);
+
+/* Whether the notification is still queued (in the batch: its deletes count). */
+bool shm_notif_exists(struct shm_store *store, const struct shm_notif_key *key);
 
 /* Removes one notification (written to a device); SHM_NOT_FOUND when it was not there (taken
  * by another device, or expired), which is not an error. */

@@ -32,6 +32,12 @@ struct app_state {
     char name[SHM_APP_NAME_MAX + 1];
     bool authed;
     int64_t opened_ms;
+    /* Bulk output, made in pages as the connection takes them (session_out.c). */
+    bool replaying;                       /* the changes missed while away */
+    int64_t replay_since_ms;              /* ... recorded since then */
+    char replay_after[SHM_PUID_LEN + 1];  /* the last PUID replayed ("": none yet) */
+    unsigned snapshots;                   /* snapshots asked for and not finished */
+    char snapshot_after[SHM_PUID_LEN + 1]; /* the last PUID of the running one */
 };
 
 /* Notify requests per second of one app, counted on this worker. */
@@ -109,8 +115,15 @@ void appservice_close(struct worker *w, struct ws_session *s)
     struct app_state *a = s->app;
     if (a == NULL)
         return;
+    /* The app is away (when this was its last connection) from the first change it was not
+     * given: a slow consumer's dropped events, a replay cut short, come again on its return. */
+    int64_t away_ms = session_missed_since(s);
+    if (a->replaying && (away_ms == 0 || a->replay_since_ms < away_ms))
+        away_ms = a->replay_since_ms;
+    if (away_ms == 0)
+        away_ms = clock_wall_ms();
     if (a->authed &&
-        shm_app_conn_remove(w->store, a->appid, w->info.pid, s->conn_id, clock_wall_ms()) != SHM_OK)
+        shm_app_conn_remove(w->store, a->appid, w->info.pid, s->conn_id, away_ms) != SHM_OK)
         w->info.store_failures_total++;
     list_remove(w, a);
     free(a);
@@ -123,7 +136,10 @@ static struct json_object *since_value(int64_t since_ms)
     return since_ms > 0 ? json_object_new_int64(since_ms) : NULL;
 }
 
-static void event_send(struct ws_session *s, const char *puid, uint8_t status, int64_t since_ms)
+/* changed_ms: when the change was recorded (for a replayed one, the start of the replay), so
+ * that a connection that does not write it has it replayed from there. */
+static void event_send(struct ws_session *s, const char *puid, uint8_t status, int64_t since_ms,
+                       int64_t changed_ms)
 {
     char json[160], since[24] = "null";
     if (since_ms > 0)
@@ -131,12 +147,13 @@ static void event_send(struct ws_session *s, const char *puid, uint8_t status, i
     int n = snprintf(json, sizeof json, "{\"uid\":\"%s\",\"status\":\"%s\",\"since\":%s}", puid,
                      status_name(status), since);
     worker_of(s->wsi)->info.meter.appservice_events++;
-    session_send(s, json, (size_t)n);
+    session_send_event(s, json, (size_t)n, changed_ms);
 }
 
 static void missed_change(void *arg, const char *puid, uint8_t status, int64_t since_ms)
 {
-    event_send(arg, puid, status, since_ms);
+    struct ws_session *s = arg;
+    event_send(s, puid, status, since_ms, s->app->replay_since_ms);
 }
 
 static void auth(struct worker *w, struct ws_session *s, struct json_object *msg, const char *id)
@@ -175,30 +192,36 @@ static void auth(struct worker *w, struct ws_session *s, struct json_object *msg
     snprintf(a->name, sizeof a->name, "%s", app.name);
     static const char ok[] = "{\"action\":\"auth\",\"result\":\"OK\"}";
     session_send(s, ok, sizeof ok - 1);
-    /* Back from an absence: the latest change of each user since, before live events. */
-    if (others == 0 &&
-        shm_app_changes_since_away(w->store, a->appid, clock_wall_ms(), missed_change, s) < 0)
+    /* Back from an absence: the latest change of each user since, in pages after the OK. */
+    int away = others == 0 ? shm_app_away_take(w->store, a->appid, clock_wall_ms(),
+                                               &a->replay_since_ms)
+                           : 0;
+    if (away < 0)
         w->info.store_failures_total++;
+    a->replaying = away == 1;
+    a->replay_after[0] = '\0';
+}
+
+#define REPLAY_PAGE 64
+
+/* One page of the missed changes; false when there was none left. */
+static bool replay_page(struct worker *w, struct ws_session *s)
+{
+    struct app_state *a = s->app;
+    bool done;
+    int count = shm_app_changes_page(w->store, a->appid, a->replay_since_ms, a->replay_after,
+                                     REPLAY_PAGE, missed_change, s, &done);
+    if (count < 0)
+        w->info.store_failures_total++;
+    if (count < 0 || done)
+        a->replaying = false;
+    return count > 0;
 }
 
 struct snapshot {
     struct worker *w;
-    struct ws_session *s;
     struct json_object *chunk;
 };
-
-static void snapshot_flush(struct snapshot *snap, bool last)
-{
-    struct json_object *o = json_object_new_object();
-    json_object_object_add(o, "action", json_object_new_string("snapshot"));
-    json_object_object_add(o, "presence", snap->chunk);
-    json_object_object_add(o, "last", json_object_new_boolean(last));
-    size_t len;
-    const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-    session_send(snap->s, json, len);
-    json_object_put(o);
-    snap->chunk = json_object_new_array();
-}
 
 static void snapshot_add(void *arg, const char *puid, const char *email)
 {
@@ -210,17 +233,58 @@ static void snapshot_add(void *arg, const char *puid, const char *email)
     json_object_object_add(entry, "status", json_object_new_string(status_name(presence.status)));
     json_object_object_add(entry, "since", since_value(presence.since_ms));
     json_object_array_add(snap->chunk, entry);
-    if (json_object_array_length(snap->chunk) == SNAPSHOT_CHUNK)
-        snapshot_flush(snap, false);
 }
 
+/* One chunk of the running snapshot: the current status of the next SNAPSHOT_CHUNK granted
+ * PUIDs, "last" on the final one. */
+static void snapshot_chunk(struct worker *w, struct ws_session *s)
+{
+    struct app_state *a = s->app;
+    struct snapshot snap = { w, json_object_new_array() };
+    bool done;
+    if (shm_grant_page_app(w->store, a->appid, a->snapshot_after, SNAPSHOT_CHUNK, snapshot_add,
+                           &snap, &done) < 0) {
+        w->info.store_failures_total++;
+        done = true;
+    }
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "action", json_object_new_string("snapshot"));
+    json_object_object_add(o, "presence", snap.chunk);
+    json_object_object_add(o, "last", json_object_new_boolean(done));
+    size_t len;
+    const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    session_send(s, json, len);
+    json_object_put(o);
+    if (done) {
+        a->snapshots--;
+        a->snapshot_after[0] = '\0';
+    }
+}
+
+/* The first chunk answers at once, like any reply; the others follow as the connection takes
+ * them. A snapshot asked for while one is being sent follows it. */
 static void snapshot(struct worker *w, struct ws_session *s)
 {
-    struct snapshot snap = { w, s, json_object_new_array() };
-    if (shm_grant_list_app(w->store, s->app->appid, snapshot_add, &snap) < 0)
-        w->info.store_failures_total++;
-    snapshot_flush(&snap, true);
-    json_object_put(snap.chunk);
+    struct app_state *a = s->app;
+    if (a->snapshots++ > 0)
+        return;
+    a->snapshot_after[0] = '\0';
+    snapshot_chunk(w, s);
+}
+
+bool appservice_refill(struct worker *w, struct ws_session *s)
+{
+    struct app_state *a = s->app;
+    if (!a->authed)
+        return false;
+    while (a->replaying)
+        if (replay_page(w, s))
+            return true;
+    if (a->snapshots > 0) {
+        snapshot_chunk(w, s);
+        return true;
+    }
+    return false;
 }
 
 /* Token bucket of notify per app (app_rate per second, app_burst). 0, or seconds to wait. */
@@ -444,14 +508,20 @@ void appservice_event(struct worker *w, const void *payload, size_t len)
     uint64_t conn_id;
     char puid[SHM_PUID_LEN + 1];
     uint8_t status;
-    int64_t since_ms;
-    if (shm_app_event_decode(payload, len, &conn_id, puid, &status, &since_ms) != 0)
+    int64_t since_ms, changed_ms;
+    if (shm_app_event_decode(payload, len, &conn_id, puid, &status, &since_ms, &changed_ms) != 0)
         return;
     struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
-    if (s != NULL && s->app != NULL && s->app->authed && s->close_code == 0) {
-        event_send(s, puid, status, since_ms);
-        session_write_now(s);
+    if (s == NULL || s->app == NULL || !s->app->authed)
+        return;
+    if (s->close_code != 0) {
+        /* Closing: not written, so replayed on the app's return. */
+        if (s->missed_ms == 0 || changed_ms < s->missed_ms)
+            s->missed_ms = changed_ms;
+        return;
     }
+    event_send(s, puid, status, since_ms, changed_ms);
+    session_write_now(s);
 }
 
 static const char *app_closed_text(int number)

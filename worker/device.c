@@ -16,102 +16,6 @@ size_t device_session_size(void)
     return sizeof(struct ws_session);
 }
 
-static struct out_msg *out_append(struct ws_session *s, const char *text, size_t len, size_t cap,
-                                  struct shm_notif_key *acks, size_t ack_count)
-{
-    struct out_msg *m = malloc(sizeof *m + LWS_PRE + cap);
-    if (m == NULL) {
-        /* Without memory for a reply the connection cannot keep its one-reply promise. */
-        free(acks);
-        s->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
-        lws_callback_on_writable(s->wsi);
-        return NULL;
-    }
-    *m = (struct out_msg){ .acks = acks, .ack_count = ack_count, .len = len, .cap = cap };
-    if (acks == NULL) { /* the first reply after a status update is read is its reply */
-        m->status_stamp = s->status_stamp;
-        s->status_stamp = 0;
-    }
-    if (text != NULL)
-        memcpy(m->buf + LWS_PRE, text, len);
-    if (s->out_tail != NULL)
-        s->out_tail->next = m;
-    else
-        s->out_head = m;
-    s->out_tail = m;
-    return m;
-}
-
-struct out_msg *session_send_acked(struct ws_session *s, const char *text, size_t len,
-                                   struct shm_notif_key *acks, size_t ack_count)
-{
-    struct out_msg *m = out_append(s, text, len, len, acks, ack_count);
-    if (m != NULL)
-        lws_callback_on_writable(s->wsi);
-    return m;
-}
-
-void session_send(struct ws_session *s, const char *text, size_t len)
-{
-    session_send_acked(s, text, len, NULL, 0);
-}
-
-struct out_msg *session_hold(struct ws_session *s, size_t cap)
-{
-    struct out_msg *m = out_append(s, NULL, 0, cap, NULL, 0);
-    if (m != NULL)
-        m->held = true;
-    return m;
-}
-
-struct out_msg *session_send_held(struct ws_session *s, const char *text, size_t len,
-                                  struct shm_notif_key *acks, size_t ack_count)
-{
-    struct out_msg *m = out_append(s, text, len, len, acks, ack_count);
-    if (m != NULL)
-        m->held = true;
-    return m;
-}
-
-void session_release(struct ws_session *s, struct out_msg *m, const char *text, size_t len)
-{
-    if (text != NULL) {
-        m->len = len < m->cap ? len : m->cap;
-        memcpy(m->buf + LWS_PRE, text, m->len);
-    }
-    m->held = false;
-    session_write_now(s);
-}
-
-static void out_msg_free(struct out_msg *m)
-{
-    free(m->acks);
-    free(m);
-}
-
-void session_drop(struct ws_session *s, struct out_msg *m)
-{
-    struct out_msg **link = &s->out_head, *prev = NULL;
-    while (*link != NULL && *link != m) {
-        prev = *link;
-        link = &(*link)->next;
-    }
-    if (*link == NULL)
-        return;
-    *link = m->next;
-    if (s->out_tail == m)
-        s->out_tail = prev;
-    out_msg_free(m);
-    lws_callback_on_writable(s->wsi);
-}
-
-static void session_close_after_send(struct ws_session *s, uint16_t code)
-{
-    if (s->close_code == 0)
-        s->close_code = code;
-    lws_callback_on_writable(s->wsi);
-}
-
 void session_error_counted(struct worker *w, struct ws_session *s, uint16_t close_code)
 {
     if (close_code != 0)
@@ -188,11 +92,7 @@ static void session_free(struct ws_session *s)
     free(s->email);
     free(s->device);
     s->email = s->device = NULL;
-    for (struct out_msg *m = s->out_head, *next; m != NULL; m = next) {
-        next = m->next;
-        out_msg_free(m);
-    }
-    s->out_head = s->out_tail = NULL;
+    session_out_free(s);
     free(s->rx);
     s->rx = NULL;
 }
@@ -317,65 +217,6 @@ static void receive(struct worker *w, struct ws_session *s, const char *in, size
     s->rx_too_big = false;
 }
 
-/* lws 4.1 on libuv drops the connection without the close frame lws_close_reason() prepared,
- * so the frame is written here (code, no reason text) before the connection is dropped. The
- * header keeps LWS_WRITE_CLOSE private; its value is the gap left at 4 in lws_write_protocol. */
-#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
-
-static int close_frame_send(struct ws_session *s)
-{
-    unsigned char frame[LWS_PRE + 2];
-    frame[LWS_PRE] = (unsigned char)(s->close_code >> 8);
-    frame[LWS_PRE + 1] = (unsigned char)(s->close_code & 0xff);
-    lws_write(s->wsi, frame + LWS_PRE, 2, WS_WRITE_CLOSE);
-    return -1;
-}
-
-/* lws reports a pong only when its ping carried a payload. */
-static int ping_write(struct ws_session *s)
-{
-    unsigned char frame[LWS_PRE + 1];
-    frame[LWS_PRE] = 'p';
-    s->ping_due = false;
-    return lws_write(s->wsi, frame + LWS_PRE, 1, LWS_WRITE_PING) < 0 ? -1 : 0;
-}
-
-/* Writes the message at the head of the queue; its notifications leave the store's queue. */
-static int out_head_write(struct ws_session *s)
-{
-    struct out_msg *m = s->out_head;
-    s->out_head = m->next;
-    if (s->out_head == NULL)
-        s->out_tail = NULL;
-    int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-    if (n >= 0) {
-        struct worker *w = worker_of(s->wsi);
-        histogram_since_stamp(&w->info.meter.status_update, m->status_stamp);
-        device_notify_written(w, m);
-    }
-    out_msg_free(m);
-    return n < 0 ? -1 : 0;
-}
-
-/* Something is left for a WRITEABLE callback: a message that is not held, a ping, a close. */
-static bool writeable_wanted(const struct ws_session *s)
-{
-    return (s->out_head != NULL && !s->out_head->held) || s->ping_due || s->close_code != 0;
-}
-
-void session_write_now(struct ws_session *s)
-{
-    if (s->ping_due && s->close_code == 0 && !lws_partial_buffered(s->wsi) && ping_write(s) != 0)
-        return; /* lws closes the connection */
-    /* A write the socket did not take whole is buffered by lws: the rest waits for it. */
-    while (s->out_head != NULL && !s->out_head->held && !s->ping_due && s->close_code == 0 &&
-           !lws_partial_buffered(s->wsi))
-        if (out_head_write(s) != 0)
-            break;
-    if (writeable_wanted(s))
-        lws_callback_on_writable(s->wsi);
-}
-
 static struct ws_session *session_of_link(struct keepalive_link *link)
 {
     return (struct ws_session *)((char *)link - offsetof(struct ws_session, alive));
@@ -404,31 +245,12 @@ int device_keepalive_init(struct worker *w)
                           w->cfg->ping_timeout_ms, keepalive_ping, keepalive_drop, w);
 }
 
-/* Writes a due ping, or one queued message per writable event, then the close when one is
- * due. */
+/* Acts on what the tap saw, then writes a due ping, what is queued, or the close. */
 static int writeable(struct worker *w, struct ws_session *s)
 {
     if (s->frame_verdict != WS_FRAME_OK)
         frame_verdict_act(w, s);
-    if (s->ping_due && s->close_code == 0) {
-        if (ping_write(s) != 0)
-            return -1;
-        if (writeable_wanted(s))
-            lws_callback_on_writable(s->wsi);
-        return 0;
-    }
-    if (s->out_head != NULL && s->out_head->held)
-        return 0; /* released after the commit, which comes before the loop sleeps */
-    if (s->out_head != NULL) {
-        if (out_head_write(s) != 0)
-            return -1;
-        if (writeable_wanted(s))
-            lws_callback_on_writable(s->wsi);
-        return 0;
-    }
-    if (s->close_code != 0)
-        return close_frame_send(s);
-    return 0;
+    return session_writeable(w, s);
 }
 
 int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -460,14 +282,21 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                           LWS_CLOSE_STATUS_GOINGAWAY);
         return 0;
     case LWS_CALLBACK_RECEIVE:
-        keepalive_heard(&w->keepalive, &s->alive);
+        /* A connection being closed is not kept by what it sends: one that takes nothing
+         * (a slow consumer) is dropped by the keep-alive like a dead peer. */
+        if (s->close_code == 0)
+            keepalive_heard(&w->keepalive, &s->alive);
         receive(w, s, in, len);
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        keepalive_heard(&w->keepalive, &s->alive);
+        if (s->close_code == 0)
+            keepalive_heard(&w->keepalive, &s->alive);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return writeable(w, s);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* The answer to our close: the handshake is over. Otherwise lws answers it. */
+        return s->close_sent ? -1 : 0;
     case LWS_CALLBACK_CLOSED:
         ws_tap_detach(&s->tap);
         device_auth_release(w, s);
@@ -493,9 +322,16 @@ void device_verifications_cancel(struct worker *w)
 
 void device_drain_all(struct worker *w)
 {
-    for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
+    for (struct ws_session *s = w->sessions; s != NULL; s = s->next) {
+        if (s->close_sent) {
+            /* Waiting for a peer's close: the worker is going, it waits no more. */
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
         session_error(w, s, 61, "service shutting down, reconnect later",
                       LWS_CLOSE_STATUS_GOINGAWAY);
+    }
+    lws_cancel_service(w->lws);
 }
 
 void device_kick(struct worker *w, uint64_t conn_id)

@@ -48,6 +48,7 @@ static void session_unbind(struct ws_session *s)
     free(s->device);
     s->email = s->device = NULL;
     s->owner = false;
+    s->backlog = false;
 }
 
 static void reply_committed(void *arg, int result)
@@ -95,7 +96,10 @@ static void reply_after_commit(struct worker *w, struct ws_session *s, bool bind
     if (!binding)
         return;
     struct notify_batch pending;
-    device_notify_collect(w, s->email, &pending);
+    device_notify_collect(w, s, &pending);
+    /* More than a page: the rest follows in pages as the device takes them. */
+    s->backlog = pending.more;
+    s->paged = s->paged || pending.more;
     r->notifications = device_notify_hold(w, s, &pending);
 }
 

@@ -1,5 +1,7 @@
 /* device_notify: live notifications to a device — everything pending right after it binds, in
- * one message, and each new one as another process mails it (SPEC.md §2). */
+ * one message when it fits in a page (half of max_output_buffer) and in pages sent one after
+ * the other as the device takes them otherwise, and each new one as another process mails it
+ * (SPEC.md §2). */
 #include "device_session.h"
 
 #include "../common/clock.h"
@@ -53,9 +55,10 @@ static void batch_add(void *arg, const struct shm_notif_key *key, const char *js
     b->failed = !ok;
 }
 
-/* Closes the JSON and gives text and keys to a message of s; frees what is left. */
+/* Closes the JSON and gives text and keys to a message of s, of delivery (METER_LIVE: sent as
+ * they came; METER_PENDING: waiting in the queue); frees what is left. */
 static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struct notify_batch *b,
-                                   bool held)
+                                   bool held, enum meter_delivery delivery)
 {
     struct out_msg *m = NULL;
     if (!b->failed && b->key_count > 0 && text_add(b, NOTIFICATIONS_TAIL, 2)) {
@@ -64,8 +67,8 @@ static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struc
         } else {
             m = session_send_acked(s, b->text, b->len, b->keys, b->key_count);
         }
-        if (m != NULL) /* held: what was pending at bind; otherwise sent as it came */
-            m->delivery = held ? METER_PENDING : METER_LIVE;
+        if (m != NULL)
+            m->delivery = (uint8_t)delivery;
         b->keys = NULL;
     } else if (b->failed) {
         log_warning("out of memory: pending notifications stay queued");
@@ -77,33 +80,50 @@ static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struc
     return held ? m : NULL;
 }
 
-void device_notify_written(struct worker *w, const struct out_msg *m)
+void device_notify_written(struct worker *w, const struct shm_notif_key *acks, size_t ack_count,
+                           uint8_t delivery)
 {
-    for (size_t i = 0; i < m->ack_count; i++) {
+    for (size_t i = 0; i < ack_count; i++) {
         /* Not found: another device of the user took it first, or it expired meanwhile. */
-        if (shm_notif_delete(w->store, &m->acks[i]) == SHM_OK)
+        if (shm_notif_delete(w->store, &acks[i]) == SHM_OK)
             w->info.meter.notifications_delivered++;
-        meter_delivered(&w->info.meter, (enum meter_delivery)m->delivery,
-                        shm_notif_key_queued_ms(&m->acks[i]));
+        meter_delivered(&w->info.meter, (enum meter_delivery)delivery,
+                        shm_notif_key_queued_ms(&acks[i]));
     }
 }
 
 void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b)
 {
-    batch_queue(w, s, b, false);
+    batch_queue(w, s, b, false, METER_LIVE);
     session_write_now(s);
 }
 
 struct out_msg *device_notify_hold(struct worker *w, struct ws_session *s, struct notify_batch *b)
 {
-    return batch_queue(w, s, b, true);
+    return batch_queue(w, s, b, true, METER_PENDING);
 }
 
-void device_notify_collect(struct worker *w, const char *email, struct notify_batch *b)
+void device_notify_collect(struct worker *w, struct ws_session *s, struct notify_batch *b)
 {
     memset(b, 0, sizeof *b);
-    if (shm_notif_pending(w->store, email, clock_wall_ms(), batch_add, b) < 0)
+    if (shm_notif_page(w->store, s->email, clock_wall_ms(), session_page_budget(s), batch_add, b,
+                       &b->more) < 0)
         w->info.store_failures_total++;
+}
+
+bool device_notify_refill(struct worker *w, struct ws_session *s)
+{
+    if (s->email == NULL || session_unsent(s) > 0) {
+        s->backlog = false;
+        return false;
+    }
+    struct notify_batch b;
+    device_notify_collect(w, s, &b);
+    /* Nothing left: what is sent from now on is mailed, and checked against the store. */
+    s->backlog = b.more || b.failed;
+    bool queued = b.key_count > 0 && !b.failed;
+    batch_queue(w, s, &b, false, METER_PENDING);
+    return queued;
 }
 
 void device_deliver(struct worker *w, const void *payload, size_t len)
@@ -120,6 +140,10 @@ void device_deliver(struct worker *w, const void *payload, size_t len)
         return;
     size_t email_len = strlen(s->email);
     if (key.len <= email_len || memcmp(key.bytes, s->email, email_len + 1) != 0)
+        return;
+    /* After pages, the mail may be for one a page took (written: gone from the store; or being
+     * sent). Before them, the binding's batch decided: mailed ones were not pending then. */
+    if (s->paged && (!shm_notif_exists(w->store, &key) || session_out_has_ack(s, &key)))
         return;
     struct notify_batch b = { 0 };
     batch_add(&b, &key, json, json_len);

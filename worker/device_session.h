@@ -1,6 +1,6 @@
-/* device_session: one /presence WebSocket's state, shared by the files of the device channel
- * (device.c framing and lifecycle, device_auth.c identity and status, device_notify.c
- * notifications). */
+/* device_session: one WebSocket's state, shared by the files of the two channels (device.c
+ * framing and lifecycle, session_out.c output and flow control, device_auth.c identity and
+ * status, device_notify.c notifications, appservice.c the AppService channel). */
 #ifndef PRESENCED_DEVICE_SESSION_H
 #define PRESENCED_DEVICE_SESSION_H
 
@@ -20,6 +20,7 @@ struct out_msg {
     struct out_msg *next;
     struct shm_notif_key *acks; /* notifications to delete from the queue once written */
     size_t ack_count;
+    int64_t event_ms;      /* an AppService event: when its change was recorded; 0: not one */
     bool held;             /* waits for a commit: nothing after it is written either */
     uint8_t delivery;      /* notifications: METER_LIVE or METER_PENDING */
     uint32_t status_stamp; /* the reply to a status update read then (histogram_stamp), or 0 */
@@ -27,39 +28,63 @@ struct out_msg {
     unsigned char buf[]; /* LWS_PRE bytes, then the text */
 };
 
+/* The message last given to lws, while lws holds part of it (session_out.c). */
+struct out_sent {
+    struct shm_notif_key *acks;
+    int64_t event_ms;
+    uint32_t len; /* 0: lws holds nothing */
+    uint32_t ack_count;
+    uint8_t delivery;
+};
+
 struct pending_update;
 
+/* Fields ordered so that padding is small: one of these per WebSocket. */
 struct ws_session {
     enum conn_kind kind; /* CONN_DEVICE */
+    uint32_t errors;
     struct ws_session *next, *prev;
     struct lws *wsi;
     struct keepalive_link alive;
-    bool ping_due; /* a ping is to be written */
     uint64_t conn_id;
     char *email;  /* the verified identity this connection is bound to; NULL before */
     char *device; /* bound with it */
     unsigned char tag[ASSERTION_TAG_LEN];
-    bool owner;                     /* holds the (e-mail, device) record in the store */
     struct pending_update *pending; /* reading is paused meanwhile, so replies keep their order */
     struct app_state *app;          /* an AppService connection (/myapps/<appid>); NULL: a device */
     struct out_msg *out_head, *out_tail;
-    char *rx; /* a message arriving in fragments; NULL between messages */
+    size_t out_bytes;     /* what the queue holds (held messages at their cap) */
+    struct out_sent sent; /* unsent too, until lws's buffer is empty */
+    int64_t missed_ms;    /* the oldest AppService change dropped unwritten; 0: none */
+    char *rx;             /* a message arriving in fragments; NULL between messages */
     size_t rx_len, rx_cap;
-    bool rx_too_big;
-    struct ws_tap_link tap;      /* the frame headers of what the client sends */
-    uint8_t frame_verdict;       /* a violation the tap saw, to act on (enum ws_frame_verdict) */
-    uint16_t close_code; /* close with this once the queue is written */
-    uint32_t errors;
-    float tokens;          /* status_rate token bucket */
-    uint32_t status_stamp; /* a status update waits for its reply since (its out_msg takes it) */
-    int64_t refill_ms;     /* when tokens were last topped up (monotonic) */
+    struct ws_tap_link tap; /* the frame headers of what the client sends */
+    int64_t refill_ms;      /* when tokens were last topped up (monotonic) */
+    float tokens;           /* status_rate token bucket */
+    uint32_t status_stamp;  /* a status update waits for its reply since (its out_msg takes it) */
+    uint16_t close_code;    /* close with this once the queue is written */
+    uint8_t frame_verdict;  /* a violation the tap saw, to act on (enum ws_frame_verdict) */
+    bool ping_due : 1;      /* a ping is to be written */
+    bool owner : 1;         /* holds the (e-mail, device) record in the store */
+    bool rx_too_big : 1;
+    bool slow : 1;       /* closed as a slow consumer: nothing more is queued */
+    bool backlog : 1;    /* pending notifications left in the store, sent in pages */
+    bool paged : 1;      /* ... there were: live deliveries are checked against the store */
+    bool close_sent : 1; /* the close frame is written: the peer's answer is awaited */
 };
+
+/* session_out.c: the output of a session and its flow control. Queueing past
+ * max_output_buffer closes the connection as a slow consumer (1008) and queues nothing
+ * (NULL). */
 
 /* Queues text for the device. acks (moved into the message, may be NULL) are deleted from the
  * notification queue once it is written. */
 struct out_msg *session_send_acked(struct ws_session *s, const char *text, size_t len,
                                    struct shm_notif_key *acks, size_t ack_count);
 void session_send(struct ws_session *s, const char *text, size_t len);
+/* An AppService presence event, whose change was recorded at changed_ms: a slow consumer gets
+ * it again among the changes missed while away (session_missed_since). */
+void session_send_event(struct ws_session *s, const char *text, size_t len, int64_t changed_ms);
 /* A reply whose text is known only once the batch commits: its place in the queue is kept (cap
  * bytes) and the queue waits for it. NULL when out of memory. */
 struct out_msg *session_hold(struct ws_session *s, size_t cap);
@@ -75,6 +100,21 @@ void session_write_now(struct ws_session *s);
 void session_release(struct ws_session *s, struct out_msg *m, const char *text, size_t len);
 /* Removes a held message unsent. */
 void session_drop(struct ws_session *s, struct out_msg *m);
+/* Closes with code once what is queued is written. */
+void session_close_after_send(struct ws_session *s, uint16_t code);
+/* The WRITEABLE callback: a due ping, what is queued as far as the socket takes it, or the
+ * close; 0, or -1 (close). */
+int session_writeable(struct worker *w, struct ws_session *s);
+/* Bytes queued and not yet written (what max_output_buffer bounds). */
+size_t session_unsent(const struct ws_session *s);
+/* How many bytes of text a page of bulk output may take. */
+size_t session_page_budget(const struct ws_session *s);
+/* Whether a notification is queued, or with lws, unwritten on this session. */
+bool session_out_has_ack(const struct ws_session *s, const struct shm_notif_key *key);
+/* When the oldest AppService change this session did not write was recorded; 0: none. */
+int64_t session_missed_since(const struct ws_session *s);
+/* Frees what is queued: its notifications stay in the store. */
+void session_out_free(struct ws_session *s);
 /* Sends {"result":"KO","errno":N,"error":"..."}; closes with close_code when non-zero; counts
  * towards abuse_limit otherwise. */
 void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
@@ -95,6 +135,8 @@ void device_auth_abandon(struct ws_session *s);
 int appservice_open(struct worker *w, struct ws_session *s);
 void appservice_message(struct worker *w, struct ws_session *s, const char *text, size_t len);
 void appservice_close(struct worker *w, struct ws_session *s);
+/* Queues more of a snapshot or of the missed changes; whether anything was queued. */
+bool appservice_refill(struct worker *w, struct ws_session *s);
 
 /* device_notify.c: {"notifications":[…]} being gathered, with the queue keys of its entries. */
 struct notify_batch {
@@ -103,14 +145,22 @@ struct notify_batch {
     struct shm_notif_key *keys;
     size_t key_count, key_cap;
     bool failed;
+    bool more; /* pending ones were left out: the page budget was reached */
 };
-/* Gathers everything pending for email (in the current store batch). */
-void device_notify_collect(struct worker *w, const char *email, struct notify_batch *b);
+/* Gathers what is pending for s's e-mail (in the current store batch), the oldest first, as
+ * much as a page of s takes (b->more when some are left). */
+void device_notify_collect(struct worker *w, struct ws_session *s, struct notify_batch *b);
 /* Sends the batch when it holds anything (its entries leave the queue once written); frees it. */
 void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b);
 /* The same, held (session_hold) until released; NULL when there was nothing to send. */
 struct out_msg *device_notify_hold(struct worker *w, struct ws_session *s, struct notify_batch *b);
-/* m was written: its notifications leave the store's queue, and are counted. */
-void device_notify_written(struct worker *w, const struct out_msg *m);
+/* These notifications were written (all of their message left lws): they leave the store's
+ * queue, and are counted. */
+void device_notify_written(struct worker *w, const struct shm_notif_key *acks, size_t ack_count,
+                           uint8_t delivery);
+/* A backlog (s->backlog): queues the next page of what is pending, or ends the backlog when
+ * nothing is; whether anything was queued. Only with nothing unsent, so that the store's queue
+ * holds nothing the session is sending. */
+bool device_notify_refill(struct worker *w, struct ws_session *s);
 
 #endif

@@ -54,6 +54,7 @@ int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason
     case LWS_CALLBACK_RECEIVE:
     case LWS_CALLBACK_RECEIVE_PONG:
     case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
     case LWS_CALLBACK_CLOSED:
         return device_callback(wsi, reason, user, in, len);
     default:

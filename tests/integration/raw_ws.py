@@ -110,7 +110,8 @@ class RawWebSocket:
             return json.loads(payload)
 
     def frames_until_close(self):
-        """Every frame up to the end of the stream: (texts as JSON, close code or None)."""
+        """Every frame up to the end of the stream: (texts as JSON, close code or None). The
+        server's close is answered, as RFC 6455 §5.5.1 has a client do."""
         texts, code = [], None
         while True:
             got = self.recv_frame()
@@ -121,8 +122,10 @@ class RawWebSocket:
                 texts.append(json.loads(payload))
             elif opcode == OP_CLOSE:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-            elif opcode == OP_PING:
-                continue
+                try:
+                    self.send(frame(OP_CLOSE, payload[:2]))
+                except OSError:
+                    pass  # gone already
 
     def close(self):
         self.sock.close()

@@ -42,6 +42,7 @@ static void test_defaults(void)
     is_str(cfg.listen, "*:8282", "default listen is port 8282");
     is_int(cfg.workers, 0, "default workers is one per core");
     is_int(cfg.max_message_size, 4096, "default max_message_size");
+    is_int(cfg.max_output_buffer, 65536, "default max_output_buffer is 64 KiB");
     is_int(cfg.notification_ttl_ms, 3600000, "default notification_ttl is an hour");
     is_int(cfg.max_pending_notifications, 100, "default max_pending_notifications");
     is_str(cfg.admin_listen, "127.0.0.1:8283", "the admin endpoint is on loopback by default");
@@ -185,6 +186,10 @@ static void test_errors(void)
     expect_error("max_message_size 10\n", "test.conf:1: max_message_size: 10 is out of range",
                  "a size below its minimum");
     expect_error("max_message_size 99999999999999999999\n", "test.conf:1:", "an overflowing size");
+    expect_error("max_output_buffer 8k\n", "test.conf:1: max_output_buffer: 8k is out of range",
+                 "max_output_buffer below 16 KiB (room for a page of bulk output)");
+    expect_error("max_output_buffer 1g\n", "test.conf:1: max_output_buffer:",
+                 "max_output_buffer above 64 MiB");
     expect_error("status_rate -1\n", "test.conf:1:", "a negative number");
     expect_error("listen 70000\n", "test.conf:1: listen: '70000': port", "a port too large");
     expect_error("listen example.com:80\n", "test.conf:1: listen:", "a host name to resolve");
