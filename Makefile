@@ -137,7 +137,8 @@ build/asan/tools/%: tests/tools/%.c $(TEST_HEADERS) build/asan/libpresenced.a
 FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c common/origin.c \
              common/b64url.c common/id_key.c common/id_assertion.c common/id_support.c \
              common/id_verify.c common/jwk.c common/jwt.c common/notification.c common/uuid.c \
-             common/form.c common/next_path.c \
+             common/form.c common/next_path.c common/push_crypto.c common/push_subscription.c \
+             common/vapid.c \
              common/utf8.c common/ws_frame.c \
              common/oidc_doc.c \
              worker/device_msg.c \
@@ -202,7 +203,7 @@ build/tools/%: tests/tools/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
-build/bench/id_bench build/bench/app_seed: build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
+build/bench/id_bench build/bench/app_seed build/bench/push_bench: build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
@@ -217,7 +218,7 @@ DEB_BENCH := mosquitto python3-matplotlib valgrind
 bench: deps-test
 	@$(call deb_install,$(DEB_BENCH))
 	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%) \
-	  build/bench/id_bench build/bench/app_seed build/bench/loadgen
+	  build/bench/id_bench build/bench/app_seed build/bench/push_bench build/bench/loadgen
 	$(PYTHON) bench/run.py
 
 # Instructions per status update and per Mosquitto QoS 1 publish under callgrind: deterministic,

@@ -6,6 +6,7 @@
 - cross-process wake-up: round trip of mail + doorbell through a real worker
 - identity: assertion verifications per second on one core (DS128 and RS256) and cache hits
 - device channel: status update round trip, and operator notification to device latency
+- Web Push: pushes per second of CPU on one core (RFC 8291 encryption, VAPID signing)
 - at scale (scale.py) and side by side with Mosquitto (versus_mosquitto.py, with its sweeps)
 
 It prints the table, saves every figure as JSON (build/bench/results.json), draws the plots
@@ -48,6 +49,7 @@ QUICK_SIZES = (("BENCH_CONNECTIONS", "500"), ("BENCH_DEVICES", "4000"), ("BENCH_
 if QUICK:
     for _key, _value in QUICK_SIZES:
         os.environ.setdefault(_key, _value)
+PUSH_BENCH = os.path.join(ROOT, "build", "bench", "push_bench")
 IDLE_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4000"))
 BUILD_BENCH = os.path.join(ROOT, "build", "bench")
 FIGURES = os.path.join(BUILD_BENCH, "figures") if QUICK else os.path.join(ROOT, "bench",
@@ -108,6 +110,13 @@ def identity_rates():
         if run.returncode != 0:
             raise SystemExit(f"id_bench failed: {run.stderr}")
         return json.loads(run.stdout)
+
+
+def push_rates():
+    run = subprocess.run([PUSH_BENCH, "3000"], capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        raise SystemExit(f"push_bench failed: {run.stderr}")
+    return json.loads(run.stdout)
 
 
 def percentiles(samples):
@@ -259,6 +268,7 @@ def results_update(section):
 def main():
     started_on = machine()
     rates = identity_rates()
+    push = push_rates()
     status_rtt, notify_latency = device_channel()
     with tempfile.TemporaryDirectory(prefix="presenced-bench-") as workdir:
         proc, port, admin = start(workdir)
@@ -293,6 +303,10 @@ def main():
          f"{rates['token_rs256_per_s']}/s RS256, {rates['token_es256_per_s']}/s ES256, "
          f"{rates['token_eddsa_per_s']}/s EdDSA, {rates['token_cache_hit_per_s']}/s cached",
          "", ""),
+        ("Web Push messages, one core (per CPU second)",
+         f"{push['push_per_s']}/s encrypted ({push['plaintext_bytes']} B), "
+         f"{push['push_signed_per_s']}/s with a new VAPID token; encryption alone "
+         f"{push['encrypt_per_s']}/s, ES256 signing alone {push['sign_per_s']}/s", "", ""),
         ("status round trip, one Python client",
          f"p50 {status_rtt[0]:.0f} us, p99 {status_rtt[1]:.0f} us", "", ""),
         ("operator notification (admin POST) to device",

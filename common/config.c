@@ -7,6 +7,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "origin.h"
+#include "vapid.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -98,6 +99,8 @@ static const struct key_spec key_specs[] = {
     { "drain_grace", KEY_DURATION, FIELD(drain_grace_ms), 0, DAY_MS },
     { "offline_grace", KEY_DURATION, FIELD(offline_grace_ms), 0, 3600 * 1000 },
     { "last_seen_ttl", KEY_DURATION, FIELD(last_seen_ttl_ms), 0, 365 * DAY_MS },
+    { "vapid_key", KEY_STRING, FIELD(vapid_key), 0, 0 },
+    { "vapid_subject", KEY_STRING, FIELD(vapid_subject), 0, 0 },
     { "map_size", KEY_SIZE, FIELD(map_size), 1024 * 1024, 1024 * GIB },
     { "max_map_size", KEY_SIZE, FIELD(max_map_size), 1024 * 1024, 1024 * GIB },
     { "sync_interval", KEY_DURATION, FIELD(sync_interval_ms), 0, 3600 * 1000 },
@@ -192,6 +195,8 @@ void config_free(struct config *cfg)
     free(cfg->tls_key);
     free(cfg->cluster);
     free(cfg->node_name);
+    free(cfg->vapid_key);
+    free(cfg->vapid_subject);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -744,6 +749,29 @@ static int oidc_check(struct parser *p)
     return 0;
 }
 
+/* Web Push: a P-256 key and a contact, both or neither. */
+static int push_check(struct parser *p)
+{
+    struct config *cfg = p->cfg;
+    if ((cfg->vapid_key == NULL) != (cfg->vapid_subject == NULL)) {
+        p->line = line_of(p, cfg->vapid_key ? "vapid_key" : "vapid_subject");
+        return fail(p, "vapid_key and vapid_subject must be set together");
+    }
+    if (cfg->vapid_subject != NULL && !vapid_subject_valid(cfg->vapid_subject)) {
+        p->line = line_of(p, "vapid_subject");
+        return fail(p, "vapid_subject: '%.64s' must be a mailto: or https: URI", cfg->vapid_subject);
+    }
+    char why[512];
+    struct vapid_key key;
+    if (cfg->vapid_key != NULL && vapid_key_load(cfg->vapid_key, &key, why, sizeof why) != 0) {
+        p->line = line_of(p, "vapid_key");
+        return fail(p, "vapid_key: %s", why);
+    }
+    if (cfg->vapid_key != NULL)
+        vapid_key_free(&key);
+    return 0;
+}
+
 /* Rules that join several keys, reported at the line of the key that breaks them. */
 static int config_check(struct parser *p)
 {
@@ -778,6 +806,8 @@ static int config_check(struct parser *p)
         p->line = line_of(p, "node_name");
         return fail(p, "node_name is only for a node of a cluster (set cluster too)");
     }
+    if (push_check(p) != 0)
+        return -1;
     if (cfg->max_map_size < cfg->map_size) {
         p->line = line_of(p, "max_map_size") ? line_of(p, "max_map_size") : line_of(p, "map_size");
         return fail(p, "max_map_size must not be smaller than map_size");
@@ -879,8 +909,8 @@ static int path_absolute(char **path, const char *base_dir)
 
 int config_paths_absolute(struct config *cfg, const char *base_dir)
 {
-    char **paths[] = { &cfg->data_dir, &cfg->pid_file, &cfg->log_file,
-                       &cfg->tls_cert, &cfg->tls_key,  &cfg->ca_file };
+    char **paths[] = { &cfg->data_dir, &cfg->pid_file, &cfg->log_file, &cfg->tls_cert,
+                       &cfg->tls_key,  &cfg->ca_file,  &cfg->vapid_key };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (path_absolute(paths[i], base_dir) != 0)
             return -1;

@@ -87,6 +87,8 @@ struct config {
     int64_t drain_grace_ms; /* QUIT: serve on, /__lbheartbeat__ 503, this long before draining */
     int64_t offline_grace_ms;   /* a departed device's status is held this long; 0: not held */
     int64_t last_seen_ttl_ms;   /* an offline user's "since" is kept this long; 0: not kept */
+    char *vapid_key;     /* PEM P-256 private key of Web Push (RFC 8292); NULL: push is off */
+    char *vapid_subject; /* mailto: or https: contact for push services, with vapid_key */
 
     int64_t map_size;         /* bytes of the LMDB map at start */
     int64_t max_map_size;     /* the map grows up to this on MDB_MAP_FULL */

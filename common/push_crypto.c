@@ -14,6 +14,7 @@
 #include <openssl/kdf.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SECRET_LEN 32
@@ -44,6 +45,59 @@ static int hkdf(const unsigned char *salt, size_t salt_len, const unsigned char 
     return ok ? 0 : -1;
 }
 
+struct push_crypto {
+    EVP_PKEY *params;      /* the P-256 group, without a key */
+    EVP_PKEY_CTX *keygen;  /* makes the sender's key pairs from it */
+};
+
+struct push_crypto *push_crypto_new(void)
+{
+    struct push_crypto *c = calloc(1, sizeof *c);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    if (c == NULL || ctx == NULL || EVP_PKEY_paramgen_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_group_name(ctx, "prime256v1") != 1 ||
+        EVP_PKEY_paramgen(ctx, &c->params) != 1 ||
+        (c->keygen = EVP_PKEY_CTX_new_from_pkey(NULL, c->params, NULL)) == NULL ||
+        EVP_PKEY_keygen_init(c->keygen) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        push_crypto_free(c);
+        return NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return c;
+}
+
+void push_crypto_free(struct push_crypto *c)
+{
+    if (c == NULL)
+        return;
+    EVP_PKEY_CTX_free(c->keygen);
+    EVP_PKEY_free(c->params);
+    free(c);
+}
+
+/* A user agent's public key from its point, checked to be on the curve: a point an attacker
+ * chose gets no agreement. P-256's cofactor is 1, so an on-curve point other than infinity has
+ * the group's order and the full check's scalar multiplication (n·Q = O) would prove nothing
+ * more: the quick check is the one. */
+static EVP_PKEY *point_import(struct push_crypto *c, const unsigned char point[PUSH_P256_LEN])
+{
+    EVP_PKEY *key = EVP_PKEY_new();
+    if (point[0] != 0x04 || key == NULL || EVP_PKEY_copy_parameters(key, c->params) != 1 ||
+        EVP_PKEY_set1_encoded_public_key(key, point, PUSH_P256_LEN) != 1) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    bool valid = check != NULL && EVP_PKEY_public_check_quick(check) == 1;
+    EVP_PKEY_CTX_free(check);
+    if (!valid) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
 static EVP_PKEY *p256_from_point(const unsigned char point[PUSH_P256_LEN])
 {
     OSSL_PARAM params[] = {
@@ -59,9 +113,9 @@ static EVP_PKEY *p256_from_point(const unsigned char point[PUSH_P256_LEN])
         return NULL;
     }
     EVP_PKEY_CTX_free(ctx);
-    /* On the curve, not the point at infinity: a point an attacker chose gets no agreement. */
+    /* As point_import checks it. */
     EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-    bool valid = check != NULL && EVP_PKEY_public_check(check) == 1;
+    bool valid = check != NULL && EVP_PKEY_public_check_quick(check) == 1;
     EVP_PKEY_CTX_free(check);
     if (!valid) {
         EVP_PKEY_free(key);
@@ -127,8 +181,9 @@ static int ecdh(EVP_PKEY *mine, EVP_PKEY *peer, unsigned char secret[SECRET_LEN]
 {
     size_t len = SECRET_LEN;
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(mine, NULL);
+    /* The peer was checked as it was imported (p256_from_point): not again. */
     int ok = ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
-             EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+             EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) == 1 &&
              EVP_PKEY_derive(ctx, secret, &len) == 1 && len == SECRET_LEN;
     EVP_PKEY_CTX_free(ctx);
     return ok ? 0 : -1;
@@ -177,7 +232,8 @@ static int record_seal(const unsigned char cek[CEK_LEN], const unsigned char non
     return ok ? 0 : -1;
 }
 
-int push_encrypt_with(EVP_PKEY *as_key, const unsigned char salt[PUSH_SALT_LEN],
+int push_encrypt_with(struct push_crypto *c, EVP_PKEY *as_key,
+                      const unsigned char salt[PUSH_SALT_LEN],
                       const unsigned char ua_public[PUSH_P256_LEN],
                       const unsigned char auth[PUSH_AUTH_LEN], const void *plaintext, size_t len,
                       unsigned char *out, size_t *out_len)
@@ -185,7 +241,7 @@ int push_encrypt_with(EVP_PKEY *as_key, const unsigned char salt[PUSH_SALT_LEN],
     unsigned char as_public[PUSH_P256_LEN], secret[SECRET_LEN], cek[CEK_LEN], nonce[NONCE_LEN];
     if (len > PUSH_PLAINTEXT_MAX || push_p256_public(as_key, as_public) != 0)
         return -1;
-    EVP_PKEY *ua_key = p256_from_point(ua_public);
+    EVP_PKEY *ua_key = point_import(c, ua_public);
     if (ua_key == NULL)
         return -1;
     int rc = ecdh(as_key, ua_key, secret) == 0 &&
@@ -210,17 +266,15 @@ int push_encrypt_with(EVP_PKEY *as_key, const unsigned char salt[PUSH_SALT_LEN],
     return 0;
 }
 
-int push_encrypt(const unsigned char ua_public[PUSH_P256_LEN],
+int push_encrypt(struct push_crypto *c, const unsigned char ua_public[PUSH_P256_LEN],
                  const unsigned char auth[PUSH_AUTH_LEN], const void *plaintext, size_t len,
                  unsigned char *out, size_t *out_len)
 {
     unsigned char salt[PUSH_SALT_LEN];
-    if (RAND_bytes(salt, sizeof salt) != 1)
+    EVP_PKEY *as_key = NULL;
+    if (RAND_bytes(salt, sizeof salt) != 1 || EVP_PKEY_keygen(c->keygen, &as_key) != 1)
         return -1;
-    EVP_PKEY *as_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    if (as_key == NULL)
-        return -1;
-    int rc = push_encrypt_with(as_key, salt, ua_public, auth, plaintext, len, out, out_len);
+    int rc = push_encrypt_with(c, as_key, salt, ua_public, auth, plaintext, len, out, out_len);
     EVP_PKEY_free(as_key);
     return rc;
 }

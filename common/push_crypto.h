@@ -19,19 +19,26 @@
 
 struct evp_pkey_st;
 
+/* What every message's encryption reuses — P-256's parameters, so that no key pair or imported
+ * key builds the group anew (that costs as much as the ECDH). One per process (not shared
+ * between threads). */
+struct push_crypto;
+struct push_crypto *push_crypto_new(void);
+void push_crypto_free(struct push_crypto *c);
+
 /* Whether p256dh is an uncompressed point on P-256 (what a subscription's keys.p256dh must be). */
 bool push_public_key_valid(const unsigned char p256dh[PUSH_P256_LEN]);
 
 /* Encrypts len bytes (at most PUSH_PLAINTEXT_MAX) to the subscription (ua_public, auth) with a
  * new key pair and salt: out (len + PUSH_OVERHEAD bytes) gets the header and the one record,
  * *out_len their length. Returns 0, or -1 (a bad key, a plaintext too long, no memory). */
-int push_encrypt(const unsigned char ua_public[PUSH_P256_LEN],
+int push_encrypt(struct push_crypto *c, const unsigned char ua_public[PUSH_P256_LEN],
                  const unsigned char auth[PUSH_AUTH_LEN], const void *plaintext, size_t len,
                  unsigned char *out, size_t *out_len);
 
 /* The same with the sender's key pair and salt given: for the test vector of RFC 8291
  * Appendix A. Never reuse a key pair or salt for another message. */
-int push_encrypt_with(struct evp_pkey_st *as_key, const unsigned char salt[PUSH_SALT_LEN],
+int push_encrypt_with(struct push_crypto *c, struct evp_pkey_st *as_key, const unsigned char salt[PUSH_SALT_LEN],
                       const unsigned char ua_public[PUSH_P256_LEN],
                       const unsigned char auth[PUSH_AUTH_LEN], const void *plaintext, size_t len,
                       unsigned char *out, size_t *out_len);

@@ -13,7 +13,9 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,6 +59,35 @@ int vapid_key_load(const char *path, struct vapid_key *out, char *why, size_t wh
                  path);
         return -1;
     }
+    return 0;
+}
+
+int vapid_topic(const struct vapid_key *k, const char *email, char out[VAPID_TOPIC_LEN + 1])
+{
+    /* The secret: SHA-256 of a label and the private scalar, so the topic key is not the
+     * signing key itself. */
+    unsigned char scalar[32], secret[SHA256_DIGEST_LENGTH], mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    BIGNUM *d = NULL;
+    if (EVP_PKEY_get_bn_param(k->key, OSSL_PKEY_PARAM_PRIV_KEY, &d) != 1 ||
+        BN_bn2binpad(d, scalar, sizeof scalar) != sizeof scalar) {
+        BN_clear_free(d);
+        return -1;
+    }
+    BN_clear_free(d);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, "presenced push topic", 20) == 1 &&
+             EVP_DigestUpdate(ctx, scalar, sizeof scalar) == 1 &&
+             EVP_DigestFinal_ex(ctx, secret, NULL) == 1;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(scalar, sizeof scalar);
+    ok = ok && HMAC(EVP_sha256(), secret, sizeof secret, (const unsigned char *)email,
+                    strlen(email), mac, &mac_len) != NULL;
+    OPENSSL_cleanse(secret, sizeof secret);
+    if (!ok || mac_len < 24)
+        return -1;
+    b64url_encode(mac, 24, out);
     return 0;
 }
 

@@ -38,6 +38,14 @@ int vapid_subject_valid(const char *subject);
  * 443). Returns 0, or -1 for an endpoint that is not an https URL with a host. */
 int vapid_audience(const char *endpoint, char *out, size_t cap);
 
+/* RFC 8030 §5.4: at most 32 characters of the base64url alphabet. */
+#define VAPID_TOPIC_LEN 32
+
+/* The Topic of a user's pushes (one per user, so a push service keeps only the latest pending
+ * one): 24 bytes of HMAC-SHA-256 of the e-mail under a secret derived from the private key, in
+ * base64url — stable for a key, and telling the push service nothing of the e-mail. */
+int vapid_topic(const struct vapid_key *k, const char *email, char out[VAPID_TOPIC_LEN + 1]);
+
 /* The Authorization header value "vapid t=<JWT>, k=<public key>" (RFC 8292 §3) for audience,
  * expiring at exp_s (seconds since the epoch) and naming subject. Returns its length, or -1. */
 int vapid_authorization(const struct vapid_key *k, const char *audience, const char *subject,

@@ -17,6 +17,8 @@
 #include "../shm/mail.h"
 #include "../shm/notif.h"
 #include "../shm/presence.h"
+#include "../shm/push_job.h"
+#include "../shm/push_sub.h"
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -73,27 +75,36 @@ static void grant_add(void *arg, const char *appid, const char *puid)
 struct user_facts {
     struct shm_presence presence;
     bool has_presence;
-    int pending, grants, apps_owned;
+    int pending, grants, apps_owned, push_subscriptions;
 };
 
+static void push_device_add(void *arg, const char *device, const struct push_subscription *sub)
+{
+    (void)sub; /* the endpoint and keys are the device's, not the operator's */
+    if (arg != NULL)
+        json_object_array_add(arg, json_object_new_string(device));
+}
+
 static int user_facts_get(struct shm_store *store, const char *email, struct json_object *grants,
-                          struct user_facts *f)
+                          struct json_object *subscribed, struct user_facts *f)
 {
     struct grant_view view = { store, grants };
+    f->push_subscriptions = shm_push_subs(store, email, push_device_add, subscribed);
     int rc = shm_presence_get(store, email, &f->presence);
     f->has_presence = rc == SHM_OK;
     f->pending = shm_notif_pending(store, email, clock_wall_ms(), NULL, NULL);
     f->grants = shm_grant_list_user(store, email, grants ? grant_add : NULL, &view);
     f->apps_owned = shm_app_list_by_owner(store, email, NULL, NULL);
     if ((rc != SHM_OK && rc != SHM_NOT_FOUND) || f->pending < 0 || f->grants < 0 ||
-        f->apps_owned < 0)
+        f->apps_owned < 0 || f->push_subscriptions < 0)
         return -1;
     return 0;
 }
 
 static bool user_known(const struct user_facts *f, int devices)
 {
-    return devices > 0 || f->has_presence || f->pending > 0 || f->grants > 0 || f->apps_owned > 0;
+    return devices > 0 || f->has_presence || f->pending > 0 || f->grants > 0 ||
+           f->apps_owned > 0 || f->push_subscriptions > 0;
 }
 
 static void user_get(struct master *m, struct evhttp_request *req, const char *email)
@@ -105,14 +116,17 @@ static void user_get(struct master *m, struct evhttp_request *req, const char *e
     }
     struct user_facts f;
     struct json_object *obj = json_object_new_object(), *devices = json_object_new_array();
-    struct json_object *grants = json_object_new_array();
+    struct json_object *grants = json_object_new_array(), *subscribed = json_object_new_array();
     int count = shm_conn_devices(store, email, device_add, devices);
-    int rc = obj && devices && grants && count >= 0 ? user_facts_get(store, email, grants, &f) : -1;
+    int rc = obj && devices && grants && subscribed && count >= 0
+                 ? user_facts_get(store, email, grants, subscribed, &f)
+                 : -1;
     shm_store_close(store);
     if (rc != 0) {
         json_object_put(obj);
         json_object_put(devices);
         json_object_put(grants);
+        json_object_put(subscribed);
         admin_reply_error(req, 503, "the store cannot be read");
         return;
     }
@@ -133,6 +147,7 @@ static void user_get(struct master *m, struct evhttp_request *req, const char *e
                                              : NULL);
     json_object_object_add(obj, "published", published);
     json_object_object_add(obj, "devices", devices);
+    json_object_object_add(obj, "push_subscriptions", subscribed);
     json_object_object_add(obj, "pending_notifications", json_object_new_int(f.pending));
     json_object_object_add(obj, "grants", grants);
     json_object_object_add(obj, "apps_owned", json_object_new_int(f.apps_owned));
@@ -191,7 +206,7 @@ static void user_kick(struct master *m, struct evhttp_request *req, const char *
     struct device_owners list = { 0 };
     struct user_facts f;
     int count = shm_conn_devices(store, email, owner_add, &list);
-    int rc = count < 0 || list.failed ? -1 : user_facts_get(store, email, NULL, &f);
+    int rc = count < 0 || list.failed ? -1 : user_facts_get(store, email, NULL, NULL, &f);
     bool known = rc == 0 && user_known(&f, count);
     int kicked = known ? devices_kick(m, store, &list) : 0;
     shm_store_close(store);
@@ -227,6 +242,15 @@ static int notification_queue(struct master *m, const char *email, const char *j
     int rc = shm_notif_send(store, email, json, len, now, now + ttl_ms,
                             (size_t)m->cfg.max_pending_notifications, rings, RINGS_MAX, &ring_count,
                             &dropped);
+    /* Devices not connected get it through their push service: a worker sends it. */
+    size_t pushes = 0;
+    if (rc == SHM_OK && m->cfg.vapid_key != NULL)
+        rc = shm_push_queue(store, email, json, len, now, now + ttl_ms, &pushes);
+    if (rc == SHM_OK && pushes > 0) {
+        int32_t pid = master_push_wake(m, store);
+        if (pid != 0 && ring_count < RINGS_MAX)
+            rings[ring_count++] = pid;
+    }
     if (rc == SHM_OK)
         rc = shm_batch_commit(store);
     shm_store_close(store);

@@ -77,6 +77,7 @@ struct master {
     struct agent_proc agent;
     int exit_code; /* of master_run once the loop ends (1: stopped for a fatal error) */
     struct meter meter; /* the master's part of the node-wide metrics (operator notifications) */
+    size_t push_wake_next; /* the worker slot master_push_wake tries first */
     int lock_fd;
 };
 
@@ -120,5 +121,8 @@ struct shm_store *master_store_visit(struct master *m);
 int master_store_prepare(struct master *m);
 void master_store_release_worker(struct master *m, pid_t pid);
 void master_store_maintain(struct master *m);
+/* Mails one ready worker, in the store's batch, that Web Push jobs are due (the master sends
+ * none itself): returns its pid to ring after the commit, or 0 when no worker is ready. */
+int32_t master_push_wake(struct master *m, struct shm_store *store);
 
 #endif

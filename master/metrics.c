@@ -9,6 +9,8 @@
 #include "../shm/app_channel.h"
 #include "../shm/census.h"
 #include "../shm/notif.h"
+#include "../shm/push_job.h"
+#include "../shm/push_sub.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -34,6 +36,8 @@ struct snapshot {
     struct shm_app_busy busiest[STATUS_TOP_APPS];
     char busiest_names[STATUS_TOP_APPS][SHM_APP_NAME_MAX + 1];
     size_t busiest_count;
+    struct shm_push_counters push;
+    uint64_t push_subscriptions;
 };
 
 static const char *const proc_state_names[] = { "starting", "ready", "draining" };
@@ -53,6 +57,10 @@ static int snapshot_read(struct master *m, struct shm_store *store, struct snaps
         rc = shm_store_stats(store, &snap->store);
     if (rc == SHM_OK)
         rc = shm_notif_counters(store, &snap->notifications_dropped, &snap->notifications_expired);
+    if (rc == SHM_OK)
+        rc = shm_push_counters(store, &snap->push);
+    if (rc == SHM_OK)
+        rc = shm_push_sub_count(store, &snap->push_subscriptions);
     if (rc == SHM_OK)
         rc = shm_census_take(store, &snap->census);
     if (rc == SHM_OK)
@@ -176,6 +184,37 @@ static void workers_by_state(struct evbuffer *out, const struct master *m)
 
 #define INFO_FIELD(f) offsetof(struct shm_worker_info, f)
 
+/* Web Push (SPEC.md §7): store-wide totals, kept across restarts like the notifications'. */
+static void push_families(struct evbuffer *out, const struct snapshot *snap)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } rows[] = {
+        { "presenced_pushes_queued_total", "counter",
+          "Pushes queued: a notification for a subscribed device not connected.",
+          offsetof(struct snapshot, push.queued) },
+        { "presenced_pushes_sent_total", "counter", "Pushes a push service accepted (2xx).",
+          offsetof(struct snapshot, push.sent) },
+        { "presenced_pushes_failed_total", "counter",
+          "Pushes given up: refused (4xx), not public, or still failing when they expired.",
+          offsetof(struct snapshot, push.failed) },
+        { "presenced_push_retries_total", "counter",
+          "Push attempts retried (429, 5xx, unreachable; 413 without payload).",
+          offsetof(struct snapshot, push.retried) },
+        { "presenced_push_subscriptions_removed_total", "counter",
+          "Subscriptions removed because their push service said they are gone (404, 410).",
+          offsetof(struct snapshot, push.gone) },
+        { "presenced_push_subscriptions", "gauge", "Web Push subscriptions in the store.",
+          offsetof(struct snapshot, push_subscriptions) },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        family(out, rows[i].name, rows[i].type, rows[i].help);
+        evbuffer_add_printf(out, "%s %" PRIu64 "\n", rows[i].name,
+                            *(const uint64_t *)((const char *)snap + rows[i].offset));
+    }
+}
+
 int metrics_prometheus(struct master *m, struct evbuffer *out)
 {
     struct snapshot snap;
@@ -231,6 +270,7 @@ int metrics_prometheus(struct master *m, struct evbuffer *out)
            "Pending notifications that expired before a device took them.");
     evbuffer_add_printf(out, "presenced_notifications_expired_total %" PRIu64 "\n",
                         snap.notifications_expired);
+    push_families(out, &snap);
     family(out, "presenced_store_map_size_bytes", "gauge", "Size of the LMDB map.");
     evbuffer_add_printf(out, "presenced_store_map_size_bytes %" PRIu64 "\n", snap.store.map_size);
     family(out, "presenced_store_used_bytes", "gauge", "Bytes of the map in use.");

@@ -11,6 +11,7 @@
 #include "../shm/notif.h"
 #include "../shm/web_session.h"
 #include "../shm/presence.h"
+#include "../shm/push_job.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -140,12 +141,44 @@ static void holds_end(struct master *m, struct shm_store *store, int64_t wall)
         rings_ring(m, &rings);
 }
 
+int32_t master_push_wake(struct master *m, struct shm_store *store)
+{
+    /* One worker is enough: it takes every due job it has room for and looks again as its
+     * requests finish. Which one rotates, so a busy worker is not always the one. */
+    size_t count = m->proc_count;
+    for (size_t i = 0; i < count; i++) {
+        const struct worker_proc *p = &m->procs[(m->push_wake_next + i) % count];
+        if (p->state != PROC_READY)
+            continue;
+        m->push_wake_next = (m->push_wake_next + i + 1) % count;
+        return shm_mail_post(store, p->pid, SHM_MAIL_PUSH, "", 0) == SHM_OK ? p->pid : 0;
+    }
+    return 0;
+}
+
+/* Web Push jobs overdue by a second that no worker took (their worker died, or no worker was
+ * ready when they were queued): a ready worker is told. */
+static void pushes_overdue(struct master *m, struct shm_store *store, int64_t wall)
+{
+    int64_t due;
+    if (m->cfg.vapid_key == NULL || shm_push_next_due(store, &due) != SHM_OK || due == 0 ||
+        due > wall - 1000)
+        return; /* without vapid_key the workers send nothing: the jobs wait for one */
+    struct shm_rings rings = { .count = 0 };
+    int32_t pid = master_push_wake(m, store);
+    if (pid != 0 && shm_batch_commit(store) == SHM_OK) {
+        rings.pids[rings.count++] = pid;
+        rings_ring(m, &rings);
+    }
+}
+
 /* One bounded step of each sweep, each in its own transaction. */
 static void sweep_expired(struct master *m, struct shm_store *store)
 {
     int64_t wall = clock_wall_ms();
     size_t assertions = 0, notifications = 0, sessions = 0, last_seen = 0;
     holds_end(m, store, wall);
+    pushes_overdue(m, store, wall);
     if (shm_assertion_expire(store, wall, SWEEP_SCAN, &m->sweep_assertions, &assertions) !=
             SHM_OK ||
         shm_batch_commit(store) != SHM_OK)

@@ -19,6 +19,7 @@ enum shm_mail_type {
     SHM_MAIL_APP_CLOSE = 7, /* payload: be64 conn id, u8 errno — an AppService connection of an
                                app disabled (41), deleted (40) or re-keyed (42): close 1008 */
     SHM_MAIL_WORKER_DEAD = 8, /* payload: be32 pid — to a cluster node's agent, from the master */
+    SHM_MAIL_PUSH = 9,        /* payload: none — Web Push jobs are due: take them (push_job.h) */
 };
 
 /* Queues a message for the process target_pid in the current batch; ring its doorbell after the

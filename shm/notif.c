@@ -17,24 +17,6 @@
 #define COUNTER_DROPPED "notifications_dropped"
 #define COUNTER_EXPIRED "notifications_expired"
 
-/* A counter in meta, added to in the batch. */
-static int counter_add(struct shm_store *store, MDB_txn *txn, const char *name, uint64_t n)
-{
-    MDB_val key = { strlen(name), (void *)name }, value;
-    uint64_t total = n;
-    int rc = mdb_get(txn, store->meta, &key, &value);
-    if (rc == 0 && value.mv_size == 8)
-        total += store_get_be64(value.mv_data);
-    else if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_batch_fail(store, rc, "notification counter");
-    unsigned char buf[8];
-    store_put_be64(buf, total);
-    value.mv_size = sizeof buf;
-    value.mv_data = buf;
-    rc = mdb_put(txn, store->meta, &key, &value, 0);
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "notification counter");
-}
-
 static size_t prefix_make(const char *email, unsigned char *buf)
 {
     size_t len = strlen(email);
@@ -108,10 +90,10 @@ static int queue_walk(struct shm_store *store, MDB_txn *txn, const char *email, 
     mdb_cursor_close(cursor);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_batch_fail(store, rc, "notification queue");
-    if (*expired > 0 && (rc = counter_add(store, txn, COUNTER_EXPIRED, *expired)) != SHM_OK)
+    if (*expired > 0 && (rc = store_counter_add(store, txn, COUNTER_EXPIRED, *expired)) != SHM_OK)
         return rc;
     if (dropped > 0)
-        return counter_add(store, txn, COUNTER_DROPPED, dropped);
+        return store_counter_add(store, txn, COUNTER_DROPPED, dropped);
     return SHM_OK;
 }
 
@@ -220,16 +202,8 @@ int shm_notif_expire(struct shm_store *store, int64_t now_ms, size_t max, struct
     int rc = store_expired_sweep(store, store->notifs, now_ms, max, sweep, removed,
                                  "notification expiry");
     if (rc == SHM_OK && *removed > 0)
-        rc = counter_add(store, store_batch_txn(store), COUNTER_EXPIRED, *removed);
+        rc = store_counter_add(store, store_batch_txn(store), COUNTER_EXPIRED, *removed);
     return rc;
-}
-
-static uint64_t counter_read(struct shm_store *store, MDB_txn *txn, const char *name)
-{
-    MDB_val key = { strlen(name), (void *)name }, value;
-    if (mdb_get(txn, store->meta, &key, &value) != 0 || value.mv_size != 8)
-        return 0;
-    return store_get_be64(value.mv_data);
 }
 
 int shm_notif_counters(struct shm_store *store, uint64_t *dropped, uint64_t *expired)
@@ -237,8 +211,8 @@ int shm_notif_counters(struct shm_store *store, uint64_t *dropped, uint64_t *exp
     MDB_txn *txn;
     if (store_read_begin(store, &txn) != SHM_OK)
         return SHM_ERROR;
-    *dropped = counter_read(store, txn, COUNTER_DROPPED);
-    *expired = counter_read(store, txn, COUNTER_EXPIRED);
+    *dropped = store_counter_read(store, txn, COUNTER_DROPPED);
+    *expired = store_counter_read(store, txn, COUNTER_EXPIRED);
     store_read_end(store, txn);
     return SHM_OK;
 }

@@ -65,7 +65,7 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
         "presence", "notifs",     "web_sessions",    "apps",        "apps_by_owner", "grants",
         "puids",    "app_grants", "app_conns",       "app_changes", "app_away",
         "presence_grace", "presence_due", "cl_self", "cl_nodes", "cl_cursors", "cl_users",
-        "cl_incarnations"
+        "cl_incarnations", "push_subs", "push_jobs"
     };
     MDB_dbi *slots[] = { &store->meta,        &store->conns,         &store->conns_by_worker,
                          &store->workers,     &store->mail,          &store->assertions,
@@ -74,7 +74,8 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
                          &store->puids,       &store->app_grants,    &store->app_conns,
                          &store->app_changes, &store->app_away,      &store->presence_grace,
                          &store->presence_due,  &store->cl_self,       &store->cl_nodes,
-                         &store->cl_cursors,    &store->cl_users,      &store->cl_incarnations };
+                         &store->cl_cursors,    &store->cl_users,      &store->cl_incarnations,
+                         &store->push_subs,     &store->push_jobs };
     _Static_assert(sizeof names / sizeof names[0] == sizeof slots / sizeof slots[0],
                    "one slot per database name");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -526,6 +527,31 @@ int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, si
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_batch_fail(store, rc, what);
     return SHM_OK;
+}
+
+int store_counter_add(struct shm_store *store, MDB_txn *txn, const char *name, uint64_t n)
+{
+    MDB_val key = { strlen(name), (void *)name }, value;
+    uint64_t total = n;
+    int rc = mdb_get(txn, store->meta, &key, &value);
+    if (rc == 0 && value.mv_size == 8)
+        total += store_get_be64(value.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, name);
+    unsigned char buf[8];
+    store_put_be64(buf, total);
+    value.mv_size = sizeof buf;
+    value.mv_data = buf;
+    rc = mdb_put(txn, store->meta, &key, &value, 0);
+    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, name);
+}
+
+uint64_t store_counter_read(struct shm_store *store, MDB_txn *txn, const char *name)
+{
+    MDB_val key = { strlen(name), (void *)name }, value;
+    if (mdb_get(txn, store->meta, &key, &value) != 0 || value.mv_size != 8)
+        return 0;
+    return store_get_be64(value.mv_data);
 }
 
 int store_prefix_walk(struct shm_store *store, MDB_dbi dbi, const char *prefix, store_prefix_cb cb,

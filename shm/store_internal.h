@@ -23,6 +23,8 @@ struct shm_store {
     MDB_dbi presence;        /* e-mail -> be64 expiry, published and live status and since */
     MDB_dbi presence_grace;  /* e-mail \0 device -> be64 due, u8 status, be64 left (a hold) */
     MDB_dbi presence_due;    /* be64 due, e-mail \0 device -> "" (the holds by time) */
+    MDB_dbi push_subs;       /* e-mail \0 device -> be64 created, p256dh, auth, endpoint */
+    MDB_dbi push_jobs;       /* be64 due, be64 seq -> expiry, owner, attempts, flags, who, JSON */
     MDB_dbi web_sessions;    /* sha256 of a cookie token -> be64 expiry, CSRF token, e-mail */
     MDB_dbi apps;            /* appid -> the app as JSON */
     MDB_dbi apps_by_owner;   /* owner e-mail \0 appid -> "" */
@@ -80,6 +82,11 @@ int store_prefix_walk(struct shm_store *store, MDB_dbi dbi, const char *prefix, 
  * write lock meanwhile, so no other process can take the same number, and a batch that rolls
  * back gives its numbers back with the records that used them. SHM_OK or the batch's error. */
 int store_seq_next(struct shm_store *store, MDB_txn *txn, uint64_t *out);
+
+/* A u64 counter in meta, added to in the batch (the store-wide totals /metrics reports), and read
+ * (0 when absent) in txn. */
+int store_counter_add(struct shm_store *store, MDB_txn *txn, const char *name, uint64_t n);
+uint64_t store_counter_read(struct shm_store *store, MDB_txn *txn, const char *name);
 
 void store_put_be32(unsigned char *out, uint32_t value);
 void store_put_be64(unsigned char *out, uint64_t value);

@@ -439,6 +439,7 @@ static void notify(struct worker *w, struct ws_session *s, struct json_object *m
     }
     for (size_t i = 0; i < ring_count; i++)
         mailbox_ring_later(w, rings[i]);
+    push_notification_queued(w, email, json, (size_t)len, now, now + ttl);
     notify_reply_hold(w, s, id);
 }
 

@@ -59,6 +59,8 @@ static void message_handle(struct worker *w, struct ws_session *s, const char *t
     }
     if (msg.kind == DEV_MSG_PING)
         session_send(s, "{}", 2);
+    else if (msg.kind == DEV_MSG_COMMAND)
+        device_command_handle(w, s, &msg);
     else {
         s->status_stamp = histogram_stamp(); /* metered from here to its reply written */
         device_status_handle(w, s, &msg);

@@ -291,8 +291,7 @@ static void verification_start(struct worker *w, struct ws_session *s, const str
         lws_rx_flow_control(s->wsi, 0);
 }
 
-/* Token bucket: status_rate per second up to status_burst. Returns 0, or the seconds to wait. */
-static int rate_take(struct worker *w, struct ws_session *s)
+int device_rate_take(struct worker *w, struct ws_session *s)
 {
     int64_t now = clock_mono_ms();
     float rate = (float)w->cfg->status_rate, burst = (float)w->cfg->status_burst;
@@ -311,7 +310,7 @@ static int rate_take(struct worker *w, struct ws_session *s)
 
 void device_status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
 {
-    int retry_after = rate_take(w, s);
+    int retry_after = device_rate_take(w, s);
     if (retry_after > 0) {
         session_slow_down(w, s, retry_after);
         return;

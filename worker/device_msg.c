@@ -32,7 +32,7 @@ struct field {
     bool escaped; /* the string holds escapes: decode it */
 };
 
-enum field_name { F_EMAIL, F_STATUS, F_DEVICE, F_ASSERTION, F_TOKEN, F_COUNT };
+enum field_name { F_EMAIL, F_STATUS, F_DEVICE, F_ASSERTION, F_TOKEN, F_ACTION, F_COUNT };
 
 static bool is_space(unsigned char c)
 {
@@ -319,7 +319,8 @@ static enum field_name field_of(const struct field *name)
                          [F_STATUS] = { "status", 6 },
                          [F_DEVICE] = { "device", 6 },
                          [F_ASSERTION] = { "assertion", 9 },
-                         [F_TOKEN] = { "token", 5 } };
+                         [F_TOKEN] = { "token", 5 },
+                         [F_ACTION] = { "action", 6 } };
     for (int i = 0; i < F_COUNT; i++)
         if (len == names[i].len && memcmp(text, names[i].name, len) == 0)
             return (enum field_name)i;
@@ -457,6 +458,22 @@ static int status_fields(struct dev_msg *out, const struct field *f, const char 
     return 0;
 }
 
+/* A command: its action; the handler parses the rest (a command is rare, a json-c tree then is
+ * no cost). */
+static int command_fields(struct dev_msg *out, const struct field *f, const char *text,
+                          size_t len, const char **error)
+{
+    if (!f[F_ACTION].is_string)
+        return failed(error, 11, "invalid field: action");
+    out->kind = DEV_MSG_COMMAND;
+    out->action_len = string_decode(&f[F_ACTION], out->action, DEV_MSG_ACTION_MAX);
+    out->action[out->action_len < DEV_MSG_ACTION_MAX ? out->action_len : DEV_MSG_ACTION_MAX] =
+        '\0';
+    out->text = text;
+    out->text_len = len;
+    return 0;
+}
+
 int dev_msg_parse(const char *text, size_t len, struct dev_msg *out, const char **error)
 {
     struct field fields[F_COUNT] = { 0 };
@@ -466,12 +483,18 @@ int dev_msg_parse(const char *text, size_t len, struct dev_msg *out, const char 
     out->assertion = out->token = NULL;
     out->assertion_len = out->token_len = 0;
     out->decoded = NULL;
+    out->action[0] = '\0';
+    out->action_len = 0;
+    out->text = NULL;
+    out->text_len = 0;
     if (len > INT32_MAX || object_scan(&s, fields, &members) != 0)
         return failed(error, 10, "malformed JSON, or not an object");
     if (s.nul)
         return failed(error, 11, "a string carries U+0000");
     if (members == 0)
         return 0;
+    if (fields[F_ACTION].present)
+        return command_fields(out, fields, text, len, error);
     return status_fields(out, fields, error);
 }
 

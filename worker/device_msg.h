@@ -8,7 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum dev_msg_kind { DEV_MSG_PING, DEV_MSG_STATUS };
+/* A message with "action" is a command (push_subscribe...; SPEC.md §7), one without a status
+ * update, {} a keep-alive. */
+enum dev_msg_kind { DEV_MSG_PING, DEV_MSG_STATUS, DEV_MSG_COMMAND };
+
+#define DEV_MSG_ACTION_MAX 32 /* a longer action is no command presenced knows */
 
 struct dev_msg {
     enum dev_msg_kind kind;
@@ -23,6 +27,12 @@ struct dev_msg {
     const char *token; /* an OpenID Connect or OAuth 2 JWT (SPEC.md §3.1) */
     size_t token_len;
     char *decoded; /* that copy, or NULL */
+    /* DEV_MSG_COMMAND: its action (cut at DEV_MSG_ACTION_MAX; action_len is the whole length),
+     * and the text parsed, which its handler reads for the rest. */
+    char action[DEV_MSG_ACTION_MAX + 1];
+    size_t action_len;
+    const char *text;
+    size_t text_len;
 };
 
 /* Parses one text frame, which must outlive the message. Returns 0, or the errno of SPEC.md §1

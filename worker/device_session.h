@@ -126,6 +126,13 @@ void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s
 
 /* device_auth.c: a status update (dev_msg kind STATUS). */
 void device_status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg);
+/* Token bucket of status_rate per second up to status_burst, shared by status updates and
+ * commands. Returns 0, or the seconds to wait. */
+int device_rate_take(struct worker *w, struct ws_session *s);
+
+/* device_command.c: a command (dev_msg kind COMMAND): push_subscribe, push_unsubscribe. */
+void device_command_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg);
+
 /* The session is closing: its record and the user's presence are updated. */
 void device_auth_release(struct worker *w, struct ws_session *s);
 /* Drops a verification under way. */

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 struct fetch {
     struct list_link link; /* in the fetcher's active list */
@@ -24,6 +26,7 @@ struct fetch {
     size_t len, max_bytes;
     bool too_big;
     bool not_public; /* the only addresses were private, loopback or link-local */
+    int64_t retry_after_s;
     char error[CURL_ERROR_SIZE];
 };
 
@@ -60,7 +63,9 @@ static void finished(CURL *easy, CURLcode code)
     struct fetch_result result = { .transport_ok = code == CURLE_OK,
                                    .too_large = x->too_big,
                                    .body = x->body ? x->body : "",
-                                   .len = x->len };
+                                   .len = x->len,
+                                   .not_public = x->not_public,
+                                   .retry_after_s = x->retry_after_s };
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &result.status);
     curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &result.content_type);
     if (code != CURLE_OK)
@@ -223,6 +228,30 @@ static size_t body_write(char *data, size_t size, size_t count, void *userp)
     return n;
 }
 
+/* Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date, as seconds from now. */
+static size_t header_seen(char *data, size_t size, size_t count, void *userp)
+{
+    struct fetch *x = userp;
+    size_t n = size * count;
+    static const char name[] = "retry-after:";
+    if (n > sizeof name - 1 && n < 200 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        char value[200];
+        size_t len = n - (sizeof name - 1);
+        memcpy(value, data + sizeof name - 1, len);
+        value[len] = '\0';
+        char *start = value + strspn(value, " \t");
+        start[strcspn(start, "\r\n")] = '\0';
+        if (start[0] != '\0' && strspn(start, "0123456789") == strlen(start) && strlen(start) < 10) {
+            x->retry_after_s = strtoll(start, NULL, 10);
+        } else {
+            time_t when = curl_getdate(start, NULL);
+            if (when > 0)
+                x->retry_after_s = when > time(NULL) ? (int64_t)(when - time(NULL)) : 0;
+        }
+    }
+    return n;
+}
+
 /* Whether addr is one a public service may be at: not loopback, private, link-local, CGNAT,
  * multicast or unspecified. */
 static bool address_public(const struct sockaddr *addr)
@@ -265,6 +294,8 @@ static bool easy_setup(struct fetcher *f, struct fetch *x, const struct fetch_re
               curl_easy_setopt(e, CURLOPT_PRIVATE, x) == CURLE_OK &&
               curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write) == CURLE_OK &&
               curl_easy_setopt(e, CURLOPT_WRITEDATA, x) == CURLE_OK &&
+              curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_seen) == CURLE_OK &&
+              curl_easy_setopt(e, CURLOPT_HEADERDATA, x) == CURLE_OK &&
               curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error) == CURLE_OK &&
               curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms) == CURLE_OK &&
               curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
@@ -290,7 +321,18 @@ static bool easy_setup(struct fetcher *f, struct fetch *x, const struct fetch_re
             x->headers = grown;
         ok = grown != NULL;
     }
-    if (ok && req->body != NULL) {
+    for (size_t i = 0; ok && x->headers != NULL && req->headers && req->headers[i]; i++) {
+        struct curl_slist *grown = curl_slist_append(x->headers, req->headers[i]);
+        ok = grown != NULL;
+        if (grown != NULL)
+            x->headers = grown;
+    }
+    if (ok && req->bytes != NULL) {
+        /* Binary, so its length is given: curl must not look for a NUL. */
+        ok = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)req->bytes_len) == CURLE_OK &&
+             curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->bytes_len ? req->bytes : "") ==
+                 CURLE_OK;
+    } else if (ok && req->body != NULL) {
         char header[128];
         snprintf(header, sizeof header, "Content-Type: %s", req->content_type);
         struct curl_slist *grown = x->headers ? curl_slist_append(x->headers, header) : NULL;
@@ -312,6 +354,7 @@ struct fetch *fetch_start(struct fetcher *f, const struct fetch_request *req, fe
     x->cb = cb;
     x->arg = arg;
     x->max_bytes = req->max_bytes;
+    x->retry_after_s = -1;
     x->easy = curl_easy_init();
     if (x->easy == NULL || !easy_setup(f, x, req) ||
         curl_multi_add_handle(f->multi, x->easy) != CURLM_OK) {

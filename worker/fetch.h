@@ -14,6 +14,9 @@ struct fetch_request {
     const char *url;
     const char *body; /* NULL: GET; else POSTed as content_type */
     const char *content_type;
+    const void *bytes; /* instead of body: body_len bytes POSTed (0 is an empty POST) */
+    size_t bytes_len;
+    const char *const *headers; /* NULL, or more request headers ("Name: value"), NULL-ended */
     const char *authorization; /* NULL, or the Authorization header's value */
     int64_t timeout_ms; /* the whole request, connection included */
     size_t max_bytes;   /* a longer answer fails the request */
@@ -29,6 +32,8 @@ struct fetch_result {
     size_t len;
     const char *content_type; /* the answer's Content-Type, NULL when none; as body */
     const char *error;        /* why transport_ok is false */
+    bool not_public;          /* the host's only addresses were private, loopback... */
+    int64_t retry_after_s;    /* the answer's Retry-After (seconds or a date), -1 when none */
 };
 
 typedef void (*fetch_done_cb)(void *arg, const struct fetch_result *result);

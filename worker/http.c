@@ -259,6 +259,20 @@ static void version(struct http_req *req)
     http_reply_json(req, HTTP_STATUS_OK, body);
 }
 
+/* GET /vapid: the VAPID public key, the applicationServerKey browsers subscribe with (SPEC.md
+ * §7). */
+static void vapid(struct worker *w, struct http_req *req)
+{
+    const char *key = push_public_key(w);
+    if (key == NULL) {
+        http_reply_error(req, HTTP_STATUS_NOT_FOUND, "Web Push is not enabled (no vapid_key)");
+        return;
+    }
+    char body[160];
+    snprintf(body, sizeof body, "{\"publicKey\":\"%s\"}", key);
+    http_reply_json(req, HTTP_STATUS_OK, body);
+}
+
 /* Health checks answer any method that reads; the rest goes to the web handlers. */
 static void request_route(struct worker *w, struct http_req *req)
 {
@@ -269,8 +283,10 @@ static void request_route(struct worker *w, struct http_req *req)
         lbheartbeat(w, req);
     else if (reads && strcmp(req->uri, "/__version__") == 0)
         version(req);
+    else if (reads && strcmp(req->uri, "/vapid") == 0)
+        vapid(w, req);
     else if (strcmp(req->uri, "/__heartbeat__") == 0 || strcmp(req->uri, "/__lbheartbeat__") == 0 ||
-             strcmp(req->uri, "/__version__") == 0)
+             strcmp(req->uri, "/__version__") == 0 || strcmp(req->uri, "/vapid") == 0)
         http_reply_error(req, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
     else if (strcmp(req->uri, "/presence") == 0)
         http_reply_error(req, HTTP_STATUS_BAD_REQUEST, "this is a WebSocket endpoint");

@@ -297,7 +297,7 @@ static int identity_attach(struct worker *w)
         log_error("identity: %s", err);
         return -1;
     }
-    return 0;
+    return push_sender_init(w);
 }
 
 static void ready_signal(int ready_fd)
@@ -369,6 +369,7 @@ static void worker_teardown(struct worker *w)
     mailbox_stop(w);
     handles_close(w);
     device_verifications_cancel(w);
+    push_sender_stop(w);
     /* Closing the connections cancels what their requests wait for (a sign-in's verification,
      * an issuer's keys, a fetch): identity and the fetcher must still be there. */
     lws_teardown(w);
@@ -387,6 +388,7 @@ static void worker_teardown(struct worker *w)
     fetcher_free(w->fetcher);
     w->fetcher = NULL;
     store_detach(w);
+    push_sender_free(w);
     free(w->rings);
     u64map_free(&w->sessions_by_id);
     appservice_free_buckets(w);

@@ -17,6 +17,7 @@ struct ws_session;
 struct identity;
 struct app_state;
 struct app_bucket;
+struct push_sender;
 
 /* What a connection's lws user data holds; the first member of each kind's struct. */
 enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_DEVICE, CONN_APPSERVICE };
@@ -40,6 +41,7 @@ struct worker {
     struct shm_store *store;
     struct fetcher *fetcher; /* HTTPS requests: support documents, verifier, app domains */
     struct identity *identity;
+    struct push_sender *push; /* Web Push wake-ups (push_sender.c); NULL without vapid_key */
     struct wake_bells bells;
     uv_poll_t bell_poll;
     uv_prepare_t commit_prepare; /* commits the iteration's batch before the loop sleeps */
@@ -131,6 +133,21 @@ void appservice_close_app(struct worker *w, const char *appid, int number);
  * since_ms (wall ms; 0 when not known). */
 void appservice_publish(struct worker *w, const char *email, uint8_t status, int64_t since_ms,
                         const char *only_appid);
+
+/* push_sender.c: Web Push (SPEC.md §7). Started when vapid_key is set; stop cancels what is
+ * under way (back to the store for another worker), free releases the rest. */
+int push_sender_init(struct worker *w);
+void push_sender_stop(struct worker *w);
+void push_sender_free(struct worker *w);
+bool push_enabled(const struct worker *w);
+/* The VAPID public key in base64url (GET /vapid), NULL when push is off. */
+const char *push_public_key(const struct worker *w);
+/* Pushes may be due: the sender looks at once (mail from the master, a job queued here). */
+void push_sender_kick(struct worker *w);
+/* A notification was queued for email (in the batch): a push for each of its subscribed devices
+ * not connected now, sent from this worker. */
+void push_notification_queued(struct worker *w, const char *email, const char *json, size_t len,
+                              int64_t now_ms, int64_t expires_ms);
 
 /* presence_pub.c: what apps hear of a user's presence (SPEC.md §7). A connected device's status
  * changed; a device bound a connection (a hold it left ends); a bound connection went away (its

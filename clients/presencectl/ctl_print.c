@@ -114,6 +114,14 @@ void ctl_print_user(FILE *out, struct json_object *user)
                 ctl_str(d, "status"), when(ctl_int(d, "since"), at, sizeof at),
                 ctl_int(d, "worker"));
     }
+    struct json_object *subscribed = member(user, "push_subscriptions");
+    size_t subscribed_count = subscribed ? json_object_array_length(subscribed) : 0;
+    if (subscribed_count > 0) {
+        fprintf(out, "Web Push:");
+        for (size_t i = 0; i < subscribed_count; i++)
+            fprintf(out, " %s", json_object_get_string(json_object_array_get_idx(subscribed, i)));
+        fprintf(out, "\n");
+    }
     fprintf(out, "%lld notification(s) pending\n", ctl_int(user, "pending_notifications"));
     fprintf(out, "%zu app(s) allowed\n", grant_count);
     for (size_t i = 0; i < grant_count; i++) {

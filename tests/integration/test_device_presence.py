@@ -335,7 +335,8 @@ def test_admin_user_endpoint_refusals(start):
     body = user(server, "nobody@example.com")
     assert body == {"email": "nobody@example.com", "known": False, "status": "offline",
                     "since": None, "published": {"status": "offline", "since": None},
-                    "devices": [], "pending_notifications": 0, "grants": [], "apps_owned": 0}
+                    "devices": [], "push_subscriptions": [], "pending_notifications": 0,
+                    "grants": [], "apps_owned": 0}
 
 
 def test_kill_9_of_the_worker_shows_offline_within_2s(start, ident):

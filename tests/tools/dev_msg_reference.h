@@ -20,6 +20,8 @@ struct dev_msg_ref {
     char email[SHM_EMAIL_MAX + 1], device[SHM_DEVICE_MAX + 1];
     char *assertion, *token; /* NULL when absent; the caller frees them */
     size_t assertion_len, token_len;
+    char *action; /* a command's; the caller frees it */
+    size_t action_len;
 };
 
 static int ref_status(const char *text, uint8_t *out)
@@ -92,6 +94,19 @@ static int ref_fields(struct json_object *root, struct dev_msg_ref *out)
     return 0;
 }
 
+/* A message with "action" is a command: its action must be a string. */
+static int ref_command(struct json_object *root, struct dev_msg_ref *out)
+{
+    const char *action;
+    size_t action_len;
+    if (json_strict_string(root, "action", &action, &action_len) != 1)
+        return ref_fail(out, 11, "invalid field: action");
+    out->kind = DEV_MSG_COMMAND;
+    out->action = ref_copy(action, action_len);
+    out->action_len = action_len;
+    return 0;
+}
+
 static int dev_msg_reference(const char *text, size_t len, struct dev_msg_ref *out)
 {
     memset(out, 0, sizeof *out);
@@ -104,6 +119,8 @@ static int dev_msg_reference(const char *text, size_t len, struct dev_msg_ref *o
         rc = ref_fail(out, 10, "malformed JSON, or not an object");
     else if (json_object_object_length(root) == 0)
         rc = 0;
+    else if (json_object_object_get_ex(root, "action", NULL))
+        rc = ref_command(root, out);
     else
         rc = ref_fields(root, out);
     json_object_put(root);
@@ -114,7 +131,8 @@ static void dev_msg_reference_free(struct dev_msg_ref *ref)
 {
     free(ref->assertion);
     free(ref->token);
-    ref->assertion = ref->token = NULL;
+    free(ref->action);
+    ref->assertion = ref->token = ref->action = NULL;
 }
 
 static bool ref_same_text(const char *a, size_t a_len, const char *b, size_t b_len)
@@ -137,6 +155,11 @@ static bool dev_msg_agrees(int rc, const char *error, const struct dev_msg *msg,
         return false;
     if (msg->kind == DEV_MSG_PING)
         return true;
+    if (msg->kind == DEV_MSG_COMMAND) {
+        size_t kept = ref->action_len < DEV_MSG_ACTION_MAX ? ref->action_len : DEV_MSG_ACTION_MAX;
+        return msg->action_len == ref->action_len && strlen(msg->action) == kept &&
+               memcmp(msg->action, ref->action, kept) == 0;
+    }
     return msg->status == ref->status && msg->device_given == ref->device_given &&
            strcmp(msg->email, ref->email) == 0 && strcmp(msg->device, ref->device) == 0 &&
            ref_same_text(msg->assertion, msg->assertion_len, ref->assertion,

@@ -4,6 +4,11 @@
 #include "../../common/config.h"
 #include "../../common/log.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 static int parse(struct config *cfg, const char *text, char *err, size_t errlen)
 {
     config_defaults(cfg);
@@ -302,9 +307,50 @@ static void test_paths_absolute(void)
     config_free(&cfg);
 }
 
+/* offline_grace, last_seen_ttl, and Web Push's vapid_key and vapid_subject (SPEC.md §7). */
+static void test_presence_and_push_keys(void)
+{
+    struct config cfg;
+    char err[512], path[] = "/tmp/presenced-test-vapid-XXXXXX", text[600];
+    is_int(parse(&cfg, "", err, sizeof err), 0, "defaults");
+    ok(cfg.offline_grace_ms == 5000 && cfg.last_seen_ttl_ms == 7LL * 86400 * 1000 &&
+           cfg.vapid_key == NULL,
+       "offline_grace 5s, last_seen_ttl 7d, push off");
+    config_free(&cfg);
+    is_int(parse(&cfg, "offline_grace 0\nlast_seen_ttl 0\n", err, sizeof err), 0, "0 turns both off");
+    config_free(&cfg);
+    expect_error("offline_grace 2h\n", "test.conf:1: offline_grace: 2h is out of range",
+                 "a grace over an hour");
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    EVP_PKEY_free(key);
+    fclose(f);
+    snprintf(text, sizeof text, "vapid_key %s\n", path);
+    expect_error(text, "test.conf:1: vapid_key and vapid_subject must be set together",
+                 "vapid_key alone");
+    snprintf(text, sizeof text, "vapid_key %s\nvapid_subject ops@example.com\n", path);
+    expect_error(text, "test.conf:2: vapid_subject: 'ops@example.com' must be a mailto: or https:",
+                 "a subject that is not a URI");
+    expect_error("vapid_key /nonexistent.pem\nvapid_subject mailto:ops@example.com\n",
+                 "test.conf:1: vapid_key: cannot read /nonexistent.pem", "a missing key file");
+    snprintf(text, sizeof text, "vapid_key /etc/hostname\nvapid_subject mailto:o@example.com\n");
+    expect_error(text, "test.conf:1: vapid_key: /etc/hostname holds no PEM private key",
+                 "a file that is not a key");
+    snprintf(text, sizeof text, "vapid_key %s\nvapid_subject mailto:ops@example.com\n", path);
+    int rc = parse(&cfg, text, err, sizeof err);
+    is_int(rc, 0, "a P-256 key and a mailto: subject: %s", err);
+    if (rc == 0)
+        is_str(cfg.vapid_subject, "mailto:ops@example.com", "the subject");
+    config_free(&cfg);
+    unlink(path);
+}
+
 int main(void)
 {
     test_defaults();
+    test_presence_and_push_keys();
     test_values();
     test_errors();
     test_cluster_keys();

@@ -61,6 +61,16 @@ int main(void)
     is_int(msg.status, SHM_STATUS_UNAVAILABLE, "unavailable");
     dev_msg_free(&msg);
 
+    is_int(parse("{\"action\":\"push_subscribe\",\"subscription\":{}}", &msg), 0,
+           "a message with action is a command");
+    is_int(msg.kind, DEV_MSG_COMMAND, "of kind command");
+    is_str(msg.action, "push_subscribe", "its action");
+    dev_msg_free(&msg);
+    is_int(parse("{\"action\":\"x\",\"email\":\"a@example.com\",\"status\":\"bogus\"}", &msg),
+           0, "a command is not read as a status update");
+    dev_msg_free(&msg);
+    expect("{\"action\":7}", 11, "an action that is not a string");
+
     expect("", 10, "empty text");
     expect("nope", 10, "not JSON");
     expect("[1,2]", 10, "an array is not an object");

@@ -29,6 +29,8 @@ static const char BODY[] =
     "WAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexS"
     "gSxsj_Qulcy4a-fN";
 
+static struct push_crypto *crypto;
+
 static size_t decode(const char *text, unsigned char *out)
 {
     long n = b64url_decode(text, strlen(text), out);
@@ -51,7 +53,7 @@ static void test_rfc8291_example(void)
     unsigned char point[65];
     ok(as_key && push_p256_public(as_key, point) == 0 && memcmp(point, as_public, 65) == 0,
        "its public point is the vector's as_public");
-    is_int(push_encrypt_with(as_key, salt, ua_public, auth, PLAINTEXT, strlen(PLAINTEXT), out,
+    is_int(push_encrypt_with(crypto, as_key, salt, ua_public, auth, PLAINTEXT, strlen(PLAINTEXT), out,
                              &out_len),
            0, "encrypts");
     is_int(out_len, body_len, "the body's length");
@@ -135,12 +137,12 @@ static void test_round_trip_and_limits(void)
     decode(UA_PRIVATE, ua_private);
     decode(AUTH, auth);
     const char *message = "{\"source\":\"Bob\",\"message\":\"caf\xc3\xa9\"}";
-    is_int(push_encrypt(ua_public, auth, message, strlen(message), out, &len), 0,
+    is_int(push_encrypt(crypto, ua_public, auth, message, strlen(message), out, &len), 0,
            "a fresh key pair and salt");
     long n = ua_decrypt(ua_private, auth, out, len, plain);
     ok(n == (long)strlen(message) && memcmp(plain, message, (size_t)n) == 0,
        "the user agent's key opens it");
-    push_encrypt(ua_public, auth, message, strlen(message), out2, &len2);
+    push_encrypt(crypto, ua_public, auth, message, strlen(message), out2, &len2);
     ok(memcmp(out, out2, 16) != 0 && memcmp(out + 21, out2 + 21, 65) != 0,
        "two messages share neither salt nor key pair");
     auth[0] ^= 1;
@@ -148,16 +150,16 @@ static void test_round_trip_and_limits(void)
     auth[0] ^= 1;
     static unsigned char big[PUSH_PLAINTEXT_MAX + 1];
     memset(big, 'x', sizeof big);
-    is_int(push_encrypt(ua_public, auth, big, PUSH_PLAINTEXT_MAX, out, &len), 0,
+    is_int(push_encrypt(crypto, ua_public, auth, big, PUSH_PLAINTEXT_MAX, out, &len), 0,
            "the largest plaintext a 4096-byte body holds");
     is_int(len, PUSH_BODY_MAX, "makes a body of 4096 bytes");
-    is_int(push_encrypt(ua_public, auth, big, sizeof big, out, &len), -1, "one byte more: refused");
+    is_int(push_encrypt(crypto, ua_public, auth, big, sizeof big, out, &len), -1, "one byte more: refused");
     ok(push_public_key_valid(ua_public), "the vector's key is a point of P-256");
     unsigned char bad[65];
     memcpy(bad, ua_public, 65);
     bad[40] ^= 0xff;
     ok(!push_public_key_valid(bad), "a point off the curve is refused");
-    is_int(push_encrypt(bad, auth, "x", 1, out, &len), -1, "and nothing is encrypted to it");
+    is_int(push_encrypt(crypto, bad, auth, "x", 1, out, &len), -1, "and nothing is encrypted to it");
     bad[0] = 0x02;
     ok(!push_public_key_valid(bad), "a compressed point is refused");
     memset(bad, 0, sizeof bad);
@@ -256,8 +258,11 @@ static void test_vapid_token(void)
 
 int main(void)
 {
+    crypto = push_crypto_new();
+    ok(crypto != NULL, "the P-256 parameters are made");
     test_rfc8291_example();
     test_round_trip_and_limits();
     test_vapid_token();
+    push_crypto_free(crypto);
     return tap_done();
 }
