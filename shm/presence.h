@@ -9,6 +9,12 @@
  * — so that a page reload or a change of network (the device back on any worker before the end)
  * changes nothing apps see; a status a device sends itself counts at once.
  *
+ * Since: each of the two statuses is stored with the wall-clock time it began, and the record
+ * lives in the store, not in a process: it outlives every restart, while a device is connected
+ * or held and then last_seen_ttl more after the user went offline (the master's sweep forgets
+ * the older ones). A fall that only the end of a hold made dates from when the device left, so
+ * an offline user's since is when they were last seen, not the end of the grace.
+ *
  * Who ends a hold: the grace record's due time is in the store, indexed by time, so any process
  * can end the holds that are due (shm_presence_expire). The worker that saw the device leave
  * arms a timer for it; the master's once-a-second sweep ends the ones whose worker died or exited
