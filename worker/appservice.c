@@ -26,7 +26,7 @@
 #define RINGS_MAX 64
 
 struct app_state {
-    struct app_state *next, *prev; /* the worker's AppService connections */
+    struct list_link link; /* in the worker's AppService connections */
     struct ws_session *s;
     char appid[SHM_APPID_LEN + 1];
     char name[SHM_APP_NAME_MAX + 1];
@@ -42,7 +42,7 @@ struct app_state {
 
 /* Notify requests per second of one app, counted on this worker. */
 struct app_bucket {
-    struct app_bucket *next;
+    struct list_link link; /* in the worker's buckets */
     char appid[SHM_APPID_LEN + 1];
     double tokens;
     int64_t refill_ms;
@@ -79,17 +79,6 @@ static void app_error(struct worker *w, struct ws_session *s, const char *action
     session_error_counted(w, s, close_code);
 }
 
-static void list_remove(struct worker *w, struct app_state *a)
-{
-    if (a->prev != NULL)
-        a->prev->next = a->next;
-    else if (w->apps == a)
-        w->apps = a->next;
-    if (a->next != NULL)
-        a->next->prev = a->prev;
-    a->next = a->prev = NULL;
-}
-
 int appservice_open(struct worker *w, struct ws_session *s)
 {
     char uri[128];
@@ -102,10 +91,7 @@ int appservice_open(struct worker *w, struct ws_session *s)
     memcpy(a->appid, uri + 8, SHM_APPID_LEN + 1);
     a->s = s;
     a->opened_ms = clock_mono_ms();
-    a->next = w->apps;
-    if (w->apps != NULL)
-        w->apps->prev = a;
-    w->apps = a;
+    list_push_front(&w->apps, &a->link);
     s->app = a;
     return 0;
 }
@@ -125,7 +111,7 @@ void appservice_close(struct worker *w, struct ws_session *s)
     if (a->authed &&
         shm_app_conn_remove(w->store, a->appid, w->info.pid, s->conn_id, away_ms) != SHM_OK)
         w->info.store_failures_total++;
-    list_remove(w, a);
+    list_remove(&a->link);
     free(a);
     s->app = NULL;
 }
@@ -287,12 +273,21 @@ bool appservice_refill(struct worker *w, struct ws_session *s)
     return false;
 }
 
+static struct app_bucket *bucket_find(struct worker *w, const char *appid)
+{
+    struct list_link *pos;
+    LIST_EACH(pos, &w->app_buckets) {
+        struct app_bucket *b = LIST_ENTRY(pos, struct app_bucket, link);
+        if (strcmp(b->appid, appid) == 0)
+            return b;
+    }
+    return NULL;
+}
+
 /* Token bucket of notify per app (app_rate per second, app_burst). 0, or seconds to wait. */
 static int app_rate_take(struct worker *w, const char *appid)
 {
-    struct app_bucket *b = w->app_buckets;
-    while (b != NULL && strcmp(b->appid, appid) != 0)
-        b = b->next;
+    struct app_bucket *b = bucket_find(w, appid);
     int64_t now = clock_mono_ms();
     if (b == NULL) {
         if ((b = calloc(1, sizeof *b)) == NULL)
@@ -300,8 +295,7 @@ static int app_rate_take(struct worker *w, const char *appid)
         snprintf(b->appid, sizeof b->appid, "%s", appid);
         b->tokens = (double)w->cfg->app_burst;
         b->refill_ms = now;
-        b->next = w->app_buckets;
-        w->app_buckets = b;
+        list_push_front(&w->app_buckets, &b->link);
     }
     b->tokens += (double)(now - b->refill_ms) * (double)w->cfg->app_rate / 1000.0;
     if (b->tokens > (double)w->cfg->app_burst)
@@ -578,17 +572,20 @@ void appservice_publish(struct worker *w, const char *email, uint8_t status, int
 void appservice_deadlines(struct worker *w)
 {
     int64_t now = clock_mono_ms();
-    for (struct app_state *a = w->apps; a != NULL; a = a->next)
+    struct list_link *pos;
+    LIST_EACH(pos, &w->apps) {
+        struct app_state *a = LIST_ENTRY(pos, struct app_state, link);
         if (!a->authed && a->s->close_code == 0 && now - a->opened_ms >= AUTH_DEADLINE_MS)
             app_error(w, a->s, "auth", NULL, 30, "authentication required within 10 seconds",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
+    }
 }
 
 void appservice_free_buckets(struct worker *w)
 {
-    for (struct app_bucket *b = w->app_buckets, *next; b != NULL; b = next) {
-        next = b->next;
-        free(b);
+    struct list_link *pos, *tmp;
+    LIST_EACH_SAFE(pos, tmp, &w->app_buckets) {
+        list_remove(pos);
+        free(LIST_ENTRY(pos, struct app_bucket, link));
     }
-    w->app_buckets = NULL;
 }

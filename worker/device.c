@@ -68,26 +68,6 @@ static void message_handle(struct worker *w, struct ws_session *s, const char *t
     dev_msg_free(&msg);
 }
 
-static void session_list_add(struct worker *w, struct ws_session *s)
-{
-    s->prev = NULL;
-    s->next = w->sessions;
-    if (w->sessions != NULL)
-        w->sessions->prev = s;
-    w->sessions = s;
-}
-
-static void session_list_remove(struct worker *w, struct ws_session *s)
-{
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else if (w->sessions == s)
-        w->sessions = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
-
 static void session_free(struct ws_session *s)
 {
     device_auth_abandon(s);
@@ -268,7 +248,8 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->conn_id = ++w->next_conn_id;
         s->tokens = (float)w->cfg->status_burst;
         s->refill_ms = clock_mono_ms();
-        session_list_add(w, s);
+        list_init(&s->out);
+        list_push_front(&w->sessions, &s->link);
         ws_tap_attach(wsi, &s->tap); /* not watched when it cannot be: lws's checks remain */
         keepalive_heard(&w->keepalive, &s->alive);
         if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0 ||
@@ -305,7 +286,7 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         appservice_close(w, s);
         u64map_del(&w->sessions_by_id, s->conn_id);
         keepalive_forget(&s->alive);
-        session_list_remove(w, s);
+        list_remove(&s->link);
         session_free(s);
         if (w->info.websockets > 0)
             w->info.websockets--;
@@ -318,13 +299,16 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 void device_verifications_cancel(struct worker *w)
 {
-    for (struct ws_session *s = w->sessions; s != NULL; s = s->next)
-        device_auth_abandon(s);
+    struct list_link *pos;
+    LIST_EACH(pos, &w->sessions)
+        device_auth_abandon(LIST_ENTRY(pos, struct ws_session, link));
 }
 
 void device_drain_all(struct worker *w)
 {
-    for (struct ws_session *s = w->sessions; s != NULL; s = s->next) {
+    struct list_link *pos;
+    LIST_EACH(pos, &w->sessions) {
+        struct ws_session *s = LIST_ENTRY(pos, struct ws_session, link);
         if (s->close_sent) {
             /* Waiting for a peer's close: the worker is going, it waits no more. */
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

@@ -17,7 +17,7 @@
 #define ASSERTION_TAG_LEN 16 /* of SHA-256: recognises the assertion a session was bound with */
 
 struct out_msg {
-    struct out_msg *next;
+    struct list_link link;      /* in its session's queue, the oldest first */
     struct shm_notif_key *acks; /* notifications to delete from the queue once written */
     size_t ack_count;
     int64_t event_ms;      /* an AppService event: when its change was recorded; 0: not one */
@@ -43,7 +43,7 @@ struct pending_update;
 struct ws_session {
     enum conn_kind kind; /* CONN_DEVICE */
     uint32_t errors;
-    struct ws_session *next, *prev;
+    struct list_link link; /* in the worker's sessions */
     struct lws *wsi;
     struct keepalive_link alive;
     uint64_t conn_id;
@@ -52,7 +52,7 @@ struct ws_session {
     unsigned char tag[ASSERTION_TAG_LEN];
     struct pending_update *pending; /* reading is paused meanwhile, so replies keep their order */
     struct app_state *app;          /* an AppService connection (/myapps/<appid>); NULL: a device */
-    struct out_msg *out_head, *out_tail;
+    struct list_link out;           /* the queue of messages to write (struct out_msg) */
     size_t out_bytes;     /* what the queue holds (held messages at their cap) */
     struct out_sent sent; /* unsent too, until lws's buffer is empty */
     int64_t missed_ms;    /* the oldest AppService change dropped unwritten; 0: none */

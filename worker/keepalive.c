@@ -9,31 +9,15 @@
  * when connections made together fall due together) would hold up everything else. */
 #define KEEPALIVE_PINGS_PER_RUN 64
 
-static void ring_init(struct keepalive_link *head)
+/* The first of a list, which is due soonest; the list is not empty. */
+static struct keepalive_link *first_of(const struct list_link *head)
 {
-    head->next = head->prev = head;
-}
-
-static bool ring_empty(const struct keepalive_link *head)
-{
-    return head->next == head;
-}
-
-static void ring_append(struct keepalive_link *head, struct keepalive_link *link)
-{
-    link->prev = head->prev;
-    link->next = head;
-    head->prev->next = link;
-    head->prev = link;
+    return LIST_ENTRY(head->next, struct keepalive_link, link);
 }
 
 void keepalive_forget(struct keepalive_link *link)
 {
-    if (link->next == NULL)
-        return;
-    link->prev->next = link->next;
-    link->next->prev = link->prev;
-    link->next = link->prev = NULL;
+    list_remove(&link->link);
 }
 
 static void timer_fired(uv_timer_t *timer);
@@ -58,8 +42,8 @@ int keepalive_init(struct keepalive *ka, uv_loop_t *loop, int64_t interval_ms, i
                    void (*drop)(struct keepalive_link *, void *), void *arg)
 {
     for (int lane = 0; lane < KEEPALIVE_LANES; lane++)
-        ring_init(&ka->quiet[lane]);
-    ring_init(&ka->pinged);
+        list_init(&ka->quiet[lane]);
+    list_init(&ka->pinged);
     ka->next_lane = 0;
     ka->interval_ms = interval_ms;
     ka->timeout_ms = timeout_ms;
@@ -83,48 +67,48 @@ void keepalive_close(struct keepalive *ka)
 
 void keepalive_heard(struct keepalive *ka, struct keepalive_link *link)
 {
-    if (link->next == NULL && link->lane == 0)
+    if (!list_linked(&link->link) && link->lane == 0)
         link->lane = (uint8_t)(ka->next_lane++ % KEEPALIVE_LANES);
     keepalive_forget(link);
     link->due_ms = (int64_t)uv_now(ka->timer.loop) + ka->interval_ms +
                    ka->interval_ms * link->lane / (4 * KEEPALIVE_LANES);
-    ring_append(&ka->quiet[link->lane], link);
+    list_push_back(&ka->quiet[link->lane], &link->link);
     if (!uv_is_active((uv_handle_t *)&ka->timer))
         timer_arm(ka, link->due_ms);
 }
 
 /* The quiet list whose first member is due soonest; NULL when all are empty. */
-static struct keepalive_link *quiet_soonest(struct keepalive *ka)
+static struct list_link *quiet_soonest(struct keepalive *ka)
 {
-    struct keepalive_link *soonest = NULL;
+    struct list_link *soonest = NULL;
     for (int lane = 0; lane < KEEPALIVE_LANES; lane++)
-        if (!ring_empty(&ka->quiet[lane]) &&
-            (soonest == NULL || ka->quiet[lane].next->due_ms < soonest->next->due_ms))
+        if (!list_empty(&ka->quiet[lane]) &&
+            (soonest == NULL || first_of(&ka->quiet[lane])->due_ms < first_of(soonest)->due_ms))
             soonest = &ka->quiet[lane];
     return soonest;
 }
 
 int64_t keepalive_run(struct keepalive *ka, int64_t now_ms)
 {
-    while (!ring_empty(&ka->pinged) && ka->pinged.next->due_ms <= now_ms) {
-        struct keepalive_link *link = ka->pinged.next;
+    while (!list_empty(&ka->pinged) && first_of(&ka->pinged)->due_ms <= now_ms) {
+        struct keepalive_link *link = first_of(&ka->pinged);
         keepalive_forget(link);
         ka->drop(link, ka->arg);
     }
-    struct keepalive_link *quiet;
+    struct list_link *quiet;
     for (int pings = 0; pings < KEEPALIVE_PINGS_PER_RUN && (quiet = quiet_soonest(ka)) != NULL &&
-                        quiet->next->due_ms <= now_ms + KEEPALIVE_PING_EARLY_MS;
+                        first_of(quiet)->due_ms <= now_ms + KEEPALIVE_PING_EARLY_MS;
          pings++) {
-        struct keepalive_link *link = quiet->next;
+        struct keepalive_link *link = first_of(quiet);
         keepalive_forget(link);
         link->due_ms = now_ms + ka->timeout_ms;
-        ring_append(&ka->pinged, link);
+        list_push_back(&ka->pinged, &link->link);
         ka->ping(link, ka->arg);
     }
     int64_t next = -1;
-    if (!ring_empty(&ka->pinged))
-        next = ka->pinged.next->due_ms;
-    if ((quiet = quiet_soonest(ka)) != NULL && (next < 0 || quiet->next->due_ms < next))
-        next = quiet->next->due_ms;
+    if (!list_empty(&ka->pinged))
+        next = first_of(&ka->pinged)->due_ms;
+    if ((quiet = quiet_soonest(ka)) != NULL && (next < 0 || first_of(quiet)->due_ms < next))
+        next = first_of(quiet)->due_ms;
     return next;
 }

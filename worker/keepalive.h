@@ -4,6 +4,8 @@
 #ifndef PRESENCED_KEEPALIVE_H
 #define PRESENCED_KEEPALIVE_H
 
+#include "../common/list.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -11,9 +13,9 @@
 /* Embedded in what is kept alive. Every member of a list got the same delay when it joined, so
  * appending keeps each list sorted by due time. */
 struct keepalive_link {
-    struct keepalive_link *next, *prev; /* NULL when in no list */
-    int64_t due_ms;                     /* loop time of the next ping, or of the drop */
-    uint8_t lane;                       /* which quiet list; 0 until first heard */
+    struct list_link link; /* in a quiet list or pinged; in none when zeroed or forgotten */
+    int64_t due_ms;        /* loop time of the next ping, or of the drop */
+    uint8_t lane;          /* which quiet list; 0 until first heard */
 };
 
 /* Connections heard from together (a reconnect storm, a burst of updates) would fall due
@@ -21,8 +23,8 @@ struct keepalive_link {
 #define KEEPALIVE_LANES 8
 
 struct keepalive {
-    struct keepalive_link quiet[KEEPALIVE_LANES]; /* heard from; pinged at due_ms, oldest first */
-    struct keepalive_link pinged; /* pinged; dropped at due_ms unless heard from */
+    struct list_link quiet[KEEPALIVE_LANES]; /* heard from; pinged at due_ms, oldest first */
+    struct list_link pinged;                 /* pinged; dropped at due_ms unless heard from */
     unsigned next_lane;
     int64_t interval_ms, timeout_ms;
     void (*ping)(struct keepalive_link *link, void *arg);

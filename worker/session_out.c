@@ -52,14 +52,28 @@ static size_t out_msg_size(const struct out_msg *m)
     return m->held ? m->cap : m->len;
 }
 
-static void out_unlink(struct ws_session *s, struct out_msg *m, struct out_msg *prev)
+static struct out_msg *out_of(struct list_link *link)
 {
-    if (prev != NULL)
-        prev->next = m->next;
-    else
-        s->out_head = m->next;
-    if (s->out_tail == m)
-        s->out_tail = prev;
+    return LIST_ENTRY(link, struct out_msg, link);
+}
+
+/* The message at the head of the queue, or NULL. */
+static struct out_msg *out_first(const struct ws_session *s)
+{
+    struct list_link *first = list_first(&s->out);
+    return first != NULL ? out_of(first) : NULL;
+}
+
+/* Whether the queue has a message to write now: one at its head that is not held. */
+static bool out_ready(const struct ws_session *s)
+{
+    const struct out_msg *m = out_first(s);
+    return m != NULL && !m->held;
+}
+
+static void out_unlink(struct ws_session *s, struct out_msg *m)
+{
+    list_remove(&m->link);
     s->out_bytes -= out_msg_size(m);
 }
 
@@ -75,14 +89,13 @@ static void slow_consumer(struct worker *w, struct ws_session *s)
     w->info.meter.slow_consumers[s->app != NULL ? METER_APPSERVICE : METER_DEVICE]++;
     log_info("a %s connection closed as a slow consumer: more than %lld bytes unsent",
              s->app != NULL ? "AppService" : "device", (long long)w->cfg->max_output_buffer);
-    for (struct out_msg *m = s->out_head, *prev = NULL, *next; m != NULL; m = next) {
-        next = m->next;
-        if (m->held) {
-            prev = m;
+    struct list_link *pos, *tmp;
+    LIST_EACH_SAFE(pos, tmp, &s->out) {
+        struct out_msg *m = out_of(pos);
+        if (m->held)
             continue;
-        }
         missed_at(s, m->event_ms);
-        out_unlink(s, m, prev);
+        out_unlink(s, m);
         out_msg_free(m);
     }
     if (s->close_code == 0)
@@ -119,11 +132,7 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
     }
     if (text != NULL)
         memcpy(m->buf + LWS_PRE, text, len);
-    if (s->out_tail != NULL)
-        s->out_tail->next = m;
-    else
-        s->out_head = m;
-    s->out_tail = m;
+    list_push_back(&s->out, &m->link);
     s->out_bytes += cap;
     return m;
 }
@@ -167,14 +176,9 @@ struct out_msg *session_send_held(struct ws_session *s, const char *text, size_t
 
 void session_drop(struct ws_session *s, struct out_msg *m)
 {
-    struct out_msg *prev = NULL, *at = s->out_head;
-    while (at != NULL && at != m) {
-        prev = at;
-        at = at->next;
-    }
-    if (at == NULL)
+    if (!list_linked(&m->link))
         return;
-    out_unlink(s, m, prev);
+    out_unlink(s, m);
     out_msg_free(m);
     lws_callback_on_writable(s->wsi);
 }
@@ -258,8 +262,8 @@ static int ping_write(struct ws_session *s)
  * lws holds nothing of it. */
 static int out_head_write(struct worker *w, struct ws_session *s)
 {
-    struct out_msg *m = s->out_head;
-    out_unlink(s, m, NULL);
+    struct out_msg *m = out_first(s);
+    out_unlink(s, m);
     int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
     if (n < 0) {
         missed_at(s, m->event_ms);
@@ -281,8 +285,7 @@ static int out_head_write(struct worker *w, struct ws_session *s)
 /* Something is left for a WRITEABLE callback: a message that is not held, a ping, a close. */
 static bool writeable_wanted(const struct ws_session *s)
 {
-    return (s->out_head != NULL && !s->out_head->held) || s->ping_due ||
-           (s->close_code != 0 && !s->close_sent);
+    return out_ready(s) || s->ping_due || (s->close_code != 0 && !s->close_sent);
 }
 
 /* More of the bulk output, while the queue is low: whether anything was queued. */
@@ -303,8 +306,7 @@ void session_write_now(struct ws_session *s)
         return; /* lws closes the connection */
     /* A write the socket did not take whole is buffered by lws: the rest waits for it. */
     do {
-        while (s->out_head != NULL && !s->out_head->held && !s->ping_due && s->close_code == 0 &&
-               !lws_partial_buffered(s->wsi))
+        while (out_ready(s) && !s->ping_due && s->close_code == 0 && !lws_partial_buffered(s->wsi))
             if (out_head_write(w, s) != 0)
                 return;
     } while (!lws_partial_buffered(s->wsi) && session_refill(w, s));
@@ -322,13 +324,13 @@ int session_writeable(struct worker *w, struct ws_session *s)
     if (s->ping_due && s->close_code == 0 && ping_write(s) != 0)
         return -1;
     do {
-        while (s->out_head != NULL && !s->out_head->held && !lws_partial_buffered(s->wsi))
+        while (out_ready(s) && !lws_partial_buffered(s->wsi))
             if (out_head_write(w, s) != 0)
                 return -1;
-    } while (s->out_head == NULL && !lws_partial_buffered(s->wsi) && session_refill(w, s));
-    if (s->out_head != NULL && s->out_head->held)
+    } while (list_empty(&s->out) && !lws_partial_buffered(s->wsi) && session_refill(w, s));
+    if (!list_empty(&s->out) && !out_ready(s))
         return 0; /* released after the commit, which comes before the loop sleeps */
-    if (s->out_head == NULL && s->close_code != 0 && !lws_partial_buffered(s->wsi))
+    if (list_empty(&s->out) && s->close_code != 0 && !lws_partial_buffered(s->wsi))
         return close_frame_send(w, s);
     if (writeable_wanted(s))
         lws_callback_on_writable(s->wsi);
@@ -341,10 +343,13 @@ bool session_out_has_ack(const struct ws_session *s, const struct shm_notif_key 
         if (s->sent.acks[i].len == key->len &&
             memcmp(s->sent.acks[i].bytes, key->bytes, key->len) == 0)
             return true;
-    for (const struct out_msg *m = s->out_head; m != NULL; m = m->next)
+    const struct list_link *pos;
+    LIST_EACH(pos, &s->out) {
+        const struct out_msg *m = LIST_ENTRY(pos, struct out_msg, link);
         for (size_t i = 0; i < m->ack_count; i++)
             if (m->acks[i].len == key->len && memcmp(m->acks[i].bytes, key->bytes, key->len) == 0)
                 return true;
+    }
     return false;
 }
 
@@ -353,19 +358,24 @@ int64_t session_missed_since(const struct ws_session *s)
     int64_t since = s->missed_ms;
     if (s->sent.len > 0 && s->sent.event_ms > 0 && (since == 0 || s->sent.event_ms < since))
         since = s->sent.event_ms;
-    for (const struct out_msg *m = s->out_head; m != NULL; m = m->next)
+    const struct list_link *pos;
+    LIST_EACH(pos, &s->out) {
+        const struct out_msg *m = LIST_ENTRY(pos, struct out_msg, link);
         if (m->event_ms > 0 && (since == 0 || m->event_ms < since))
             since = m->event_ms;
+    }
     return since;
 }
 
 void session_out_free(struct ws_session *s)
 {
-    for (struct out_msg *m = s->out_head, *next; m != NULL; m = next) {
-        next = m->next;
-        out_msg_free(m);
+    if (s->out.next == NULL)
+        return; /* never established: lws closes a refused handshake too */
+    struct list_link *pos, *tmp;
+    LIST_EACH_SAFE(pos, tmp, &s->out) {
+        list_remove(pos);
+        out_msg_free(out_of(pos));
     }
-    s->out_head = s->out_tail = NULL;
     s->out_bytes = 0;
     free(s->sent.acks); /* lws did not write all of it: its notifications stay queued */
     s->sent = (struct out_sent){ 0 };

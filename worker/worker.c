@@ -399,6 +399,9 @@ int worker_run(const struct worker_start *start)
     struct worker w = { .cfg = start->cfg, .slot = start->slot, .generation = start->generation };
     w.acceptor.fd = -1;
     w.bells.fd = -1;
+    list_init(&w.sessions);
+    list_init(&w.apps);
+    list_init(&w.app_buckets);
     char role[32];
     snprintf(role, sizeof role, "worker %d", start->slot);
     log_set_role(role);

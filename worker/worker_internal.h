@@ -49,14 +49,14 @@ struct worker {
     uv_timer_t drain_timer;
     uv_signal_t signals[5];
     struct acceptor acceptor;
-    struct ws_session *sessions;  /* every open /presence WebSocket, for drain and wake-ups */
+    struct list_link sessions;    /* every open WebSocket, for drain and wake-ups */
     struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
-    struct app_state *apps;       /* AppService connections, for the auth deadline */
+    struct list_link apps;        /* AppService connections, for the auth deadline */
     uv_timer_t auth_timer;
     uv_timer_t grace_timer; /* ends the offline_grace holds due (presence_pub.c) */
     int64_t grace_due_ms;   /* wall ms the grace timer fires at; 0 when not armed */
     struct keepalive keepalive; /* pings of the WebSockets (lws's own are off) */
-    struct app_bucket *app_buckets; /* per-app notify rate, on this worker */
+    struct list_link app_buckets; /* per-app notify rate, on this worker */
     uint64_t next_conn_id; /* the last id taken, from this worker's block of the store sequence */
     pid_t *rings; /* processes to ring once the batch is committed */
     size_t ring_count, ring_cap;

@@ -51,13 +51,13 @@ static void test_schedule(uv_loop_t *loop)
     keepalive_heard(&ka, &b.link);
     keepalive_forget(&c.link); /* c closed */
     keepalive_forget(&c.link);
-    ok(c.link.next == NULL, "forgetting twice is harmless");
+    ok(!list_linked(&c.link.link), "forgetting twice is harmless");
     is_int(keepalive_run(&ka, t0 + 39989), t0 + 39990, "a is not dropped a millisecond early");
     is_int(a.drops, 0, "a still waits");
     is_int(b.pings, 2, "b's interval restarted when it answered");
     keepalive_run(&ka, t0 + 39990);
     ok(a.drops == 1 && b.drops == 0 && c.drops == 0, "only the silent peer is dropped");
-    ok(a.link.next == NULL, "a dropped peer is in no list");
+    ok(!list_linked(&a.link.link), "a dropped peer is in no list");
     is_int(keepalive_run(&ka, t0 + 40000), t0 + 39989 + 10000, "next is b's second deadline");
     keepalive_forget(&b.link);
     is_int(keepalive_run(&ka, t0 + 40000), -1, "nothing kept: nothing due");
