@@ -39,9 +39,12 @@ CFLAGS ?= -O2
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent -luv
 SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard common/*.c) $(wildcard shm/*.c) $(wildcard worker/*.c) $(wildcard cluster/*.c) \
+# worker/ has a folder per concern (session/, device/, appservice/, web/, identity/, push/).
+LIB_SRC := $(wildcard common/*.c) $(wildcard shm/*.c) $(wildcard worker/*.c) \
+           $(wildcard worker/*/*.c) $(wildcard cluster/*.c) \
            $(filter-out master/main.c,$(wildcard master/*.c))
 MAIN_SRC := master/main.c
+HEADERS := $(wildcard */*.h) $(wildcard worker/*/*.h)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -84,12 +87,12 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-build/obj/%.o: %.c $(wildcard */*.h)
+build/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
 	@$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
 
-build/asan/obj/%.o: %.c $(wildcard */*.h)
+build/asan/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "CC (asan) $<"
 	@$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c $< -o $@
@@ -141,9 +144,9 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/vapid.c \
              common/utf8.c common/ws_frame.c \
              common/oidc_doc.c \
-             worker/device_msg.c \
+             worker/device/device_msg.c \
              cluster/record.c cluster/jsapi.c cluster/node_record.c
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(wildcard */*.h)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_DEPS) \
 	  $(shell pkg-config --libs json-c openssl)

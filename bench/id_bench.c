@@ -9,7 +9,7 @@
 #include "../common/config.h"
 #include "../shm/store.h"
 #include "../worker/fetch.h"
-#include "../worker/identity.h"
+#include "../worker/identity/identity.h"
 
 #include <stdlib.h>
 #include <time.h>

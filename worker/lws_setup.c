@@ -47,7 +47,7 @@ static void lws_log_to_ours(int level, const char *line)
 
 /* lws's own keep-alive ("validity") timers sit in one sorted list per thread: each insertion
  * walks it, so 30,000 WebSockets cost 30,000 steps per connection and per pong. They are off
- * (a zero hang-up time) and worker/keepalive.c pings instead. */
+ * (a zero hang-up time) and worker/session/keepalive.c pings instead. */
 static const lws_retry_bo_t no_validity_timers = { .secs_since_valid_hangup = 0 };
 
 static int vhost_create(struct worker *w)

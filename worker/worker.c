@@ -2,10 +2,10 @@
 #include "worker.h"
 
 #include "worker_internal.h"
-#include "ws_tap.h"
+#include "session/ws_tap.h"
 
 #include "fetch.h"
-#include "identity.h"
+#include "identity/identity.h"
 
 #include "../common/clock.h"
 #include "../common/log.h"

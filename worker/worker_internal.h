@@ -5,7 +5,7 @@
 #include "../common/config.h"
 #include "../common/u64map.h"
 #include "../common/wake.h"
-#include "keepalive.h"
+#include "session/keepalive.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -110,7 +110,7 @@ void device_drain_all(struct worker *w);
 void device_verifications_cancel(struct worker *w);
 /* Starts pinging this worker's WebSockets after ping_interval of silence. */
 int device_keepalive_init(struct worker *w);
-/* Starts looking at the frame headers of the WebSockets (worker/ws_tap.c), on this thread. */
+/* Starts looking at the frame headers of the WebSockets (session/ws_tap.c), on this thread. */
 void device_frames_init(struct worker *w);
 /* Closes the session with conn_id after sending errno 52 (superseded). */
 void device_supersede(struct worker *w, uint64_t conn_id);

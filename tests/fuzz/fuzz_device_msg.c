@@ -1,7 +1,7 @@
-/* libFuzzer target: a device's WebSocket text frame through dev_msg_parse, worker/device_msg.c's
- * own parser, compared with the json-c path it replaced (tests/tools/dev_msg_reference.h): the
- * same errno and text for every input, the same fields for every message taken. What it takes
- * is well-formed UTF-8 and carries no U+0000. */
+/* libFuzzer target: a device's WebSocket text frame through dev_msg_parse,
+ * worker/device/device_msg.c's own parser, compared with the json-c path it replaced
+ * (tests/tools/dev_msg_reference.h): the same errno and text for every input, the same fields
+ * for every message taken. What it takes is well-formed UTF-8 and carries no U+0000. */
 #include "../../common/utf8.h"
 #include "../tools/dev_msg_reference.h"
 

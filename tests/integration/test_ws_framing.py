@@ -172,7 +172,7 @@ def test_an_escaped_lone_surrogate_is_errno_10(quiet_server, escape):
 
 
 def test_under_tls_the_same_rules_hold(make_server, workdir):
-    """Under TLS the headers are read from what lws decrypts (worker/ws_tap.c)."""
+    """Under TLS the headers are read from what lws decrypts (worker/session/ws_tap.c)."""
     import ssl
     from test_operations import make_certificate
     cert, key = make_certificate(workdir)

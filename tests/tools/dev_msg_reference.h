@@ -1,11 +1,11 @@
 /* dev_msg_reference: a device message parsed the json-c way (common/json_strict.c, then json-c's
- * tree), as worker/device_msg.c parsed it before its own parser: what that parser must agree
+ * tree), as worker/device/device_msg.c parsed it before its own parser: what that parser must agree
  * with on every input (tests/fuzz/fuzz_device_msg.c, tests/unit/test_device_msg.c). */
 #ifndef PRESENCED_TESTS_DEV_MSG_REFERENCE_H
 #define PRESENCED_TESTS_DEV_MSG_REFERENCE_H
 
 #include "../../common/json_strict.h"
-#include "../../worker/device_msg.h"
+#include "../../worker/device/device_msg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * libuv loop; timing through keepalive_run at chosen times, and the timer on the loop. */
 #include "tap.h"
 
-#include "../../worker/keepalive.h"
+#include "../../worker/session/keepalive.h"
 
 #include <stdint.h>
 

@@ -1,5 +1,5 @@
-/* Unit tests of the paged reads that bulk output is made of (worker/session_out.c): a user's
- * pending notifications (shm_notif_page, shm_notif_exists), an app's grants
+/* Unit tests of the paged reads that bulk output is made of (worker/session/session_out.c): a
+ * user's pending notifications (shm_notif_page, shm_notif_exists), an app's grants
  * (shm_grant_page_app), its missed changes (shm_app_away_take, shm_app_changes_page), and the
  * change time an AppService event carries. */
 #include "tap.h"

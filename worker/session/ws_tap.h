@@ -4,7 +4,7 @@
 #ifndef PRESENCED_WS_TAP_H
 #define PRESENCED_WS_TAP_H
 
-#include "../common/ws_frame.h"
+#include "../../common/ws_frame.h"
 
 #include <libwebsockets.h>
 #include <stdbool.h>

@@ -3,10 +3,10 @@
  * push_unsubscribe removes it. Each gets one reply, OK once stored. */
 #include "device_session.h"
 
-#include "../common/clock.h"
-#include "../common/json_strict.h"
-#include "../common/push_subscription.h"
-#include "../shm/push_sub.h"
+#include "../../common/clock.h"
+#include "../../common/json_strict.h"
+#include "../../common/push_subscription.h"
+#include "../../shm/push_sub.h"
 
 #include <json-c/json.h>
 #include <stdio.h>

@@ -11,16 +11,16 @@
  * job is overdue. A push may therefore, rarely, go out twice (a worker died after the push
  * service took it): devices drop duplicates by the notification's id, and the notification
  * stays queued until a device connects, when it gets it on its WebSocket too. */
-#include "worker_internal.h"
+#include "../worker_internal.h"
 
-#include "fetch.h"
+#include "../fetch.h"
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/vapid.h"
-#include "../shm/conn.h"
-#include "../shm/push_job.h"
-#include "../shm/push_sub.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
+#include "../../common/vapid.h"
+#include "../../shm/conn.h"
+#include "../../shm/push_job.h"
+#include "../../shm/push_sub.h"
 
 #include <inttypes.h>
 #include <stdio.h>

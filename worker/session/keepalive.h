@@ -4,7 +4,7 @@
 #ifndef PRESENCED_KEEPALIVE_H
 #define PRESENCED_KEEPALIVE_H
 
-#include "../common/list.h"
+#include "../../common/list.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * the Content-Security-Policy), no scripts, no external resources. */
 #include "web_page.h"
 
-#include "../common/b64url.h"
+#include "../../common/b64url.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>

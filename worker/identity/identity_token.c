@@ -6,10 +6,10 @@
 
 #include "issuer_keys.h"
 
-#include "../common/clock.h"
-#include "../common/dev_issuer.h"
-#include "../common/log.h"
-#include "../shm/assertion_cache.h"
+#include "../../common/clock.h"
+#include "../../common/dev_issuer.h"
+#include "../../common/log.h"
+#include "../../shm/assertion_cache.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>

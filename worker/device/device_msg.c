@@ -9,7 +9,7 @@
  * same name. tests/fuzz/fuzz_device_msg.c compares the two on every input. */
 #include "device_msg.h"
 
-#include "../common/utf8.h"
+#include "../../common/utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,11 +4,11 @@
 #ifndef PRESENCED_ISSUER_KEYS_H
 #define PRESENCED_ISSUER_KEYS_H
 
-#include "fetch.h"
+#include "../fetch.h"
 
-#include "../common/config.h"
-#include "../common/id_key.h"
-#include "../common/jwk.h"
+#include "../../common/config.h"
+#include "../../common/id_key.h"
+#include "../../common/jwk.h"
 
 #define ISSUER_MAX_DELEGATIONS 6
 

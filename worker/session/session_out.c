@@ -13,9 +13,9 @@
  * Bulk output (the notifications pending when a device binds, an AppService's snapshot and its
  * missed changes) is made in pages as the queue drains (session_refill), so that a reader as
  * fast as the network is never a slow consumer whatever the size of the bulk. */
-#include "device_session.h"
+#include "../device/device_session.h"
 
-#include "../common/log.h"
+#include "../../common/log.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,12 +4,12 @@
 #ifndef PRESENCED_DEVICE_SESSION_H
 #define PRESENCED_DEVICE_SESSION_H
 
-#include "worker_internal.h"
+#include "../worker_internal.h"
 
 #include "device_msg.h"
-#include "ws_tap.h"
+#include "../session/ws_tap.h"
 
-#include "../shm/notif.h"
+#include "../../shm/notif.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -5,8 +5,8 @@
 
 #include "identity.h"
 
-#include "../common/jwt.h"
-#include "../common/list.h"
+#include "../../common/jwt.h"
+#include "../../common/list.h"
 
 #include <openssl/sha.h>
 

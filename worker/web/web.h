@@ -6,7 +6,7 @@
 
 #include "http_req.h"
 
-#include "../common/form.h"
+#include "../../common/form.h"
 
 #include <stdbool.h>
 

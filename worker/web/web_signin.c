@@ -9,15 +9,15 @@
  * this browser's cookie's is refused. */
 #include "web.h"
 
-#include "fetch.h"
-#include "identity.h"
-#include "issuer_keys.h"
+#include "../fetch.h"
+#include "../identity/identity.h"
+#include "../identity/issuer_keys.h"
 #include "web_page.h"
 
-#include "../common/b64url.h"
-#include "../common/id_assertion.h"
-#include "../common/log.h"
-#include "../common/oidc_doc.h"
+#include "../../common/b64url.h"
+#include "../../common/id_assertion.h"
+#include "../../common/log.h"
+#include "../../common/oidc_doc.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

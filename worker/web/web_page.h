@@ -3,7 +3,7 @@
 #ifndef PRESENCED_WEB_PAGE_H
 #define PRESENCED_WEB_PAGE_H
 
-#include "../common/html.h"
+#include "../../common/html.h"
 
 /* The Content-Security-Policy of every response. */
 const char *web_page_csp(void);

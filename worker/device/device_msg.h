@@ -2,7 +2,7 @@
 #ifndef PRESENCED_DEVICE_MSG_H
 #define PRESENCED_DEVICE_MSG_H
 
-#include "../shm/conn.h"
+#include "../../shm/conn.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,11 +4,11 @@
 
 #include "web_page.h"
 
-#include "../common/clock.h"
-#include "../common/origin.h"
-#include "../common/uuid.h"
-#include "../shm/app.h"
-#include "../shm/grant.h"
+#include "../../common/clock.h"
+#include "../../common/origin.h"
+#include "../../common/uuid.h"
+#include "../../shm/app.h"
+#include "../../shm/grant.h"
 
 #include <json-c/json.h>
 #include <stdio.h>

@@ -2,16 +2,16 @@
  * key shown once, deactivate, rotate, delete — and the polling endpoint (SPEC.md §4). */
 #include "web.h"
 
-#include "fetch.h"
+#include "../fetch.h"
 #include "web_page.h"
 
-#include "../common/app_rules.h"
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/uuid.h"
-#include "../shm/app.h"
-#include "../shm/grant.h"
-#include "../shm/presence.h"
+#include "../../common/app_rules.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
+#include "../../common/uuid.h"
+#include "../../shm/app.h"
+#include "../../shm/grant.h"
+#include "../../shm/presence.h"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>

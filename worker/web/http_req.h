@@ -3,10 +3,10 @@
 #ifndef PRESENCED_HTTP_REQ_H
 #define PRESENCED_HTTP_REQ_H
 
-#include "worker_internal.h"
+#include "../worker_internal.h"
 
-#include "../common/html.h"
-#include "../shm/web_session.h"
+#include "../../common/html.h"
+#include "../../shm/web_session.h"
 
 #include <stdbool.h>
 #include <stddef.h>

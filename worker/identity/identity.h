@@ -5,9 +5,9 @@
 #ifndef PRESENCED_IDENTITY_H
 #define PRESENCED_IDENTITY_H
 
-#include "../common/config.h"
-#include "../common/id_assertion.h"
-#include "../shm/store.h"
+#include "../../common/config.h"
+#include "../../common/id_assertion.h"
+#include "../../shm/store.h"
 
 #include <stdbool.h>
 #include <stdint.h>

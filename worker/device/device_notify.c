@@ -4,8 +4,8 @@
  * (SPEC.md §2). */
 #include "device_session.h"
 
-#include "../common/clock.h"
-#include "../common/log.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
 
 #include <stdlib.h>
 #include <string.h>

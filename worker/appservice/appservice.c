@@ -1,17 +1,17 @@
 /* appservice: the AppService Presence Channel (/myapps/<appid>) — API-key authentication within
  * 10 s, presence events by PUID, missed changes after an absence, snapshots, notify (SPEC.md
  * §5). It runs on the device channel's session machinery (device_session.h). */
-#include "device_session.h"
+#include "../device/device_session.h"
 
-#include "../common/clock.h"
-#include "../common/json_strict.h"
-#include "../common/log.h"
-#include "../common/notification.h"
-#include "../shm/app.h"
-#include "../shm/app_channel.h"
-#include "../shm/grant.h"
-#include "../shm/mail.h"
-#include "../shm/presence.h"
+#include "../../common/clock.h"
+#include "../../common/json_strict.h"
+#include "../../common/log.h"
+#include "../../common/notification.h"
+#include "../../shm/app.h"
+#include "../../shm/app_channel.h"
+#include "../../shm/grant.h"
+#include "../../shm/mail.h"
+#include "../../shm/presence.h"
 
 #include <json-c/json.h>
 #include <openssl/crypto.h>

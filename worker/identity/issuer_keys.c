@@ -4,13 +4,13 @@
  * cache for both: the same entries, waiters, failure caching and lifetimes. */
 #include "issuer_keys.h"
 
-#include "../common/clock.h"
-#include "../common/id_assertion.h"
-#include "../common/id_support.h"
-#include "../common/jwt.h"
-#include "../common/list.h"
-#include "../common/log.h"
-#include "../common/oidc_doc.h"
+#include "../../common/clock.h"
+#include "../../common/id_assertion.h"
+#include "../../common/id_support.h"
+#include "../../common/jwt.h"
+#include "../../common/list.h"
+#include "../../common/log.h"
+#include "../../common/oidc_doc.h"
 
 #include <ctype.h>
 #include <stdio.h>

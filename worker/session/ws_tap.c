@@ -13,7 +13,7 @@
  * Reads of anything not attached (HTTP, libcurl, the store's bells) pass straight through. */
 #include "ws_tap.h"
 
-#include "../common/u64map.h"
+#include "../../common/u64map.h"
 
 #include <dlfcn.h>
 #include <openssl/ssl.h>

@@ -3,16 +3,16 @@
  * Tokens (§3.1) are identity_token.c's. */
 #include "identity.h"
 
-#include "fetch.h"
+#include "../fetch.h"
 #include "identity_internal.h"
 #include "issuer_keys.h"
 
-#include "../common/clock.h"
-#include "../common/id_support.h"
-#include "../common/id_verify.h"
-#include "../common/log.h"
-#include "../common/origin.h"
-#include "../shm/assertion_cache.h"
+#include "../../common/clock.h"
+#include "../../common/id_support.h"
+#include "../../common/id_verify.h"
+#include "../../common/log.h"
+#include "../../common/origin.h"
+#include "../../shm/assertion_cache.h"
 
 #include <stdio.h>
 #include <stdlib.h>

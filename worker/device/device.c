@@ -1,10 +1,10 @@
 /* device: the Device Presence Channel (/presence) — one WebSocket per device (SPEC.md §2). */
 #include "device_session.h"
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/u64map.h"
-#include "../common/utf8.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
+#include "../../common/u64map.h"
+#include "../../common/utf8.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -2,13 +2,13 @@
  * the store, CSRF tokens, sign-out. */
 #include "web.h"
 
-#include "identity.h"
+#include "../identity/identity.h"
 #include "web_page.h"
 
-#include "../common/b64url.h"
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/next_path.h"
+#include "../../common/b64url.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
+#include "../../common/next_path.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>

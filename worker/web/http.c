@@ -4,9 +4,9 @@
 
 #include "web_page.h"
 
-#include "../common/clock.h"
-#include "../common/tcp_bytes.h"
-#include "../common/version.h"
+#include "../../common/clock.h"
+#include "../../common/tcp_bytes.h"
+#include "../../common/version.h"
 
 #include <json-c/json.h>
 

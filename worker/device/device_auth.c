@@ -3,12 +3,12 @@
  * user's aggregate presence (SPEC.md §2). */
 #include "device_session.h"
 
-#include "identity.h"
+#include "../identity/identity.h"
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../shm/conn.h"
-#include "../shm/mail.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
+#include "../../shm/conn.h"
+#include "../../shm/mail.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
