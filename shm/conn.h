@@ -26,9 +26,21 @@ int shm_conn_claim(struct shm_store *store, const char *email, const char *devic
                    const struct shm_conn_owner *owner, struct shm_conn_owner *previous,
                    int *had_previous);
 
+/* What a walk of a user's devices hands each one to. */
+typedef void (*shm_device_cb)(void *arg, const char *device, const struct shm_conn_owner *owner);
+
 /* Changes the status, only while (pid, conn_id) still owns the record: SHM_NOT_FOUND otherwise. */
 int shm_conn_set_status(struct shm_store *store, const char *email, const char *device, int32_t pid,
                         uint64_t conn_id, uint8_t status);
+
+/* The same, and cb hears each connected device of email with its status (the new one for
+ * device), all in one walk of the user's records: what a status update needs to recompute the
+ * user's presence. cb must not use the store. SHM_OK, SHM_NOT_FOUND when (pid, conn_id) does
+ * not own (email, device) (nothing written; cb may have heard some devices), or an error. In the
+ * batch. */
+int shm_conn_set_status_devices(struct shm_store *store, const char *email, const char *device,
+                                int32_t pid, uint64_t conn_id, uint8_t status, shm_device_cb cb,
+                                void *arg);
 
 /* Removes the record if (pid, conn_id) still owns it; a superseded connection removes nothing. */
 int shm_conn_release(struct shm_store *store, const char *email, const char *device, int32_t pid,
@@ -50,7 +62,6 @@ int shm_conn_get(struct shm_store *store, const char *email, const char *device,
                  struct shm_conn_owner *out);
 
 /* Calls cb for each connected device of email. Returns the number of devices, or < 0. */
-typedef void (*shm_device_cb)(void *arg, const char *device, const struct shm_conn_owner *owner);
 int shm_conn_devices(struct shm_store *store, const char *email, shm_device_cb cb, void *arg);
 
 /* The user's presence: the highest status over the connected devices, offline when none. */

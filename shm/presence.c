@@ -53,6 +53,13 @@ static int record_decode(const MDB_val *value, struct shm_presence *out)
     return SHM_OK;
 }
 
+/* A record as it was read, so that an unchanged one is not written again (nor read again). */
+struct record_raw {
+    bool found;
+    size_t len; /* of bytes: 0 when there was none or it was longer */
+    unsigned char bytes[RECORD_SIZE];
+};
+
 /* The record of email: SHM_OK, or SHM_NOT_FOUND with offline and nothing known in *out. */
 static int record_read(struct shm_store *store, MDB_txn *txn, MDB_val *key,
                        struct shm_presence *out)
@@ -64,6 +71,31 @@ static int record_read(struct shm_store *store, MDB_txn *txn, MDB_val *key,
         return SHM_NOT_FOUND;
     if (rc != 0)
         return store_result(rc);
+    return record_decode(&value, out);
+}
+
+/* The same in the batch, through its presence cursor, which stays on the record for
+ * record_write (no second search); raw gets the record's bytes. */
+static int record_read_batch(struct shm_store *store, MDB_val *key, struct shm_presence *out,
+                             struct record_raw *raw)
+{
+    MDB_cursor *cursor = store_batch_cursor(store, store->presence);
+    MDB_val at = *key, value;
+    memset(out, 0, sizeof *out);
+    raw->found = false;
+    raw->len = 0;
+    if (cursor == NULL)
+        return SHM_ERROR;
+    int rc = mdb_cursor_get(cursor, &at, &value, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND)
+        return SHM_NOT_FOUND;
+    if (rc != 0)
+        return store_batch_fail(store, rc, "presence");
+    raw->found = true;
+    if (value.mv_size <= sizeof raw->bytes) {
+        raw->len = value.mv_size;
+        memcpy(raw->bytes, value.mv_data, value.mv_size);
+    }
     return record_decode(&value, out);
 }
 
@@ -116,24 +148,38 @@ static bool record_expiry(const struct shm_presence *p, const struct shm_presenc
     return true;
 }
 
+/* Whether the batch's presence cursor still stands on key (record_read_batch put it there). */
+static bool cursor_on(MDB_cursor *cursor, const MDB_val *key)
+{
+    MDB_val at, value;
+    return cursor != NULL && mdb_cursor_get(cursor, &at, &value, MDB_GET_CURRENT) == 0 &&
+           at.mv_size == key->mv_size && memcmp(at.mv_data, key->mv_data, key->mv_size) == 0;
+}
+
+/* Writes the record read as old by record_read_batch: in place when there was one. */
 static int record_write(struct shm_store *store, MDB_txn *txn, MDB_val *key,
-                        const struct shm_presence *p, const struct shm_presence_policy *policy)
+                        const struct shm_presence *p, const struct shm_presence_policy *policy,
+                        const struct record_raw *old)
 {
     uint64_t expiry;
     int rc;
+    MDB_cursor *cursor = old->found ? store->cursors[store->presence] : NULL;
+    bool in_place = old->found && cursor_on(cursor, key);
     if (!record_expiry(p, policy, &expiry)) {
-        rc = mdb_del(txn, store->presence, key, NULL);
+        if (!old->found)
+            return SHM_OK;
+        rc = in_place ? mdb_cursor_del(cursor, 0) : mdb_del(txn, store->presence, key, NULL);
         if (rc == MDB_NOTFOUND)
             rc = 0;
     } else {
         unsigned char buf[RECORD_SIZE];
-        MDB_val value = { sizeof buf, buf }, old;
+        MDB_val value = { sizeof buf, buf };
         record_encode(p, expiry, buf);
         /* An unchanged record is not written again: a repeated status costs no page. */
-        if (mdb_get(txn, store->presence, key, &old) == 0 && old.mv_size == sizeof buf &&
-            memcmp(old.mv_data, buf, sizeof buf) == 0)
+        if (old->len == sizeof buf && memcmp(old->bytes, buf, sizeof buf) == 0)
             return SHM_OK;
-        rc = mdb_put(txn, store->presence, key, &value, 0);
+        rc = in_place ? mdb_cursor_put(cursor, key, &value, MDB_CURRENT)
+                      : mdb_put(txn, store->presence, key, &value, 0);
     }
     return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "presence");
 }
@@ -210,6 +256,12 @@ struct holds {
 static int holds_fold(struct shm_store *store, MDB_txn *txn, MDB_val *email, int64_t now_ms,
                       struct holds *out)
 {
+    MDB_stat stat;
+    if (mdb_stat(txn, store->presence_grace, &stat) == 0 && stat.ms_entries == 0) {
+        /* No hold anywhere (the usual case): nothing to look for. */
+        memset(out, 0, sizeof *out);
+        return SHM_OK;
+    }
     unsigned char prefix[SHM_EMAIL_MAX + 1];
     memcpy(prefix, email->mv_data, email->mv_size);
     prefix[email->mv_size] = '\0';
@@ -276,34 +328,70 @@ static void presence_next(const struct shm_presence *old, const struct holds *h,
     now->since_ms = hold_ended ? h->ended_left_ms : now_ms;
 }
 
+/* Stores the presence of the user of key from its record as read (old, raw) and what the
+ * connected devices say (now: live and devices): the holds are folded in, those whose time is
+ * up end, and the record is written when it changed. */
+static int presence_store(struct shm_store *store, MDB_txn *txn, MDB_val *key,
+                          const struct shm_presence *old, const struct record_raw *raw,
+                          struct shm_presence *now, const struct shm_presence_policy *policy,
+                          int64_t now_ms, struct shm_presence *before, struct shm_presence *after)
+{
+    struct holds holds;
+    int rc = holds_fold(store, txn, key, now_ms, &holds);
+    if (rc != SHM_OK)
+        return rc;
+    presence_next(old, &holds, now_ms, now);
+    if ((rc = record_write(store, txn, key, now, policy, raw)) != SHM_OK)
+        return rc;
+    if (before != NULL)
+        *before = *old;
+    if (after != NULL)
+        *after = *now;
+    return SHM_OK;
+}
+
 /* Recomputes and stores the presence of email, in the batch. */
 static int recompute(struct shm_store *store, const char *email,
                      const struct shm_presence_policy *policy, int64_t now_ms,
                      struct shm_presence *before, struct shm_presence *after)
 {
     struct shm_presence old, now = { 0 };
-    struct holds holds;
+    struct record_raw raw;
     MDB_val key;
     if (email_key(email, &key) != SHM_OK)
         return SHM_ERROR;
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
         return SHM_ERROR;
-    int rc = record_read(store, txn, &key, &old);
+    int rc = record_read_batch(store, &key, &old, &raw);
     if (rc != SHM_OK && rc != SHM_NOT_FOUND)
         return rc;
     if (shm_conn_devices(store, email, devices_fold, &now) < 0)
         return SHM_ERROR;
-    if ((rc = holds_fold(store, txn, &key, now_ms, &holds)) != SHM_OK)
+    return presence_store(store, txn, &key, &old, &raw, &now, policy, now_ms, before, after);
+}
+
+int shm_presence_device_status(struct shm_store *store, const char *email, const char *device,
+                               int32_t pid, uint64_t conn_id, uint8_t status,
+                               const struct shm_presence_policy *policy, int64_t now_ms,
+                               struct shm_presence *before, struct shm_presence *after)
+{
+    struct shm_presence old, now = { 0 };
+    struct record_raw raw;
+    MDB_val key;
+    if (email_key(email, &key) != SHM_OK)
+        return SHM_ERROR;
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    int rc = record_read_batch(store, &key, &old, &raw);
+    if (rc != SHM_OK && rc != SHM_NOT_FOUND)
         return rc;
-    presence_next(&old, &holds, now_ms, &now);
-    if ((rc = record_write(store, txn, &key, &now, policy)) != SHM_OK)
+    rc = shm_conn_set_status_devices(store, email, device, pid, conn_id, status, devices_fold,
+                                     &now);
+    if (rc != SHM_OK)
         return rc;
-    if (before != NULL)
-        *before = old;
-    if (after != NULL)
-        *after = now;
-    return SHM_OK;
+    return presence_store(store, txn, &key, &old, &raw, &now, policy, now_ms, before, after);
 }
 
 int shm_presence_refresh(struct shm_store *store, const char *email,

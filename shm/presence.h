@@ -50,6 +50,14 @@ int shm_presence_refresh(struct shm_store *store, const char *email,
                          const struct shm_presence_policy *policy, int64_t now_ms,
                          struct shm_presence *before, struct shm_presence *after);
 
+/* A connected device's new status: stored (shm_conn_set_status) and the presence recomputed,
+ * as shm_presence_refresh does, in one walk of the user's devices. SHM_NOT_FOUND (and nothing
+ * done) when (pid, conn_id) no longer owns (email, device). */
+int shm_presence_device_status(struct shm_store *store, const char *email, const char *device,
+                               int32_t pid, uint64_t conn_id, uint8_t status,
+                               const struct shm_presence_policy *policy, int64_t now_ms,
+                               struct shm_presence *before, struct shm_presence *after);
+
 /* A device bound a connection (its shm_conn record is claimed): a hold it left ends, since it
  * is back, and the presence is recomputed. */
 int shm_presence_device_bound(struct shm_store *store, const char *email, const char *device,

@@ -13,39 +13,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define STORE_MAX_DBS 32
 #define STORE_MAX_READERS 1022
 /* Grow the map before a batch when it is fuller than this share: a batch then never meets
  * MDB_MAP_FULL unless max_map_size is reached. */
 #define STORE_GROW_PERCENT 75
-
-void store_put_be32(unsigned char *out, uint32_t value)
-{
-    for (int i = 3; i >= 0; i--, value >>= 8)
-        out[i] = (unsigned char)value;
-}
-
-void store_put_be64(unsigned char *out, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--, value >>= 8)
-        out[i] = (unsigned char)value;
-}
-
-uint32_t store_get_be32(const unsigned char *in)
-{
-    uint32_t value = 0;
-    for (int i = 0; i < 4; i++)
-        value = value << 8 | in[i];
-    return value;
-}
-
-uint64_t store_get_be64(const unsigned char *in)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = value << 8 | in[i];
-    return value;
-}
 
 int store_result(int rc)
 {
@@ -188,6 +159,7 @@ void shm_store_close(struct shm_store *store)
         shm_batch_commit(store);
     mdb_env_close(store->env);
     free(store->waiters);
+    free(store->spare);
     free(store);
 }
 
@@ -234,6 +206,22 @@ MDB_txn *store_batch_txn(struct shm_store *store)
     store->batch_error = 0;
     store->seq_loaded = store->seq_dirty = false;
     return store->batch;
+}
+
+MDB_cursor *store_batch_cursor(struct shm_store *store, MDB_dbi dbi)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL || dbi >= sizeof store->cursors / sizeof store->cursors[0])
+        return NULL;
+    if (store->cursors[dbi] == NULL) {
+        int rc = mdb_cursor_open(txn, dbi, &store->cursors[dbi]);
+        if (rc != 0) {
+            store->cursors[dbi] = NULL;
+            store_batch_fail(store, rc, "cursor");
+            return NULL;
+        }
+    }
+    return store->cursors[dbi];
 }
 
 #define SEQ_KEY "seq"
@@ -326,14 +314,23 @@ bool shm_batch_pending(const struct shm_store *store)
 
 static void waiters_notify(struct shm_store *store, int result)
 {
-    /* A callback may start the next batch and register new waiters: take the list first. */
-    size_t count = store->waiter_count;
+    /* A callback may start the next batch and register new waiters: they go in the other
+     * list. Both lists are kept, so that a batch allocates nothing. */
+    size_t count = store->waiter_count, cap = store->waiter_cap;
     struct shm_commit_waiter *list = store->waiters;
-    store->waiters = NULL;
-    store->waiter_count = store->waiter_cap = 0;
+    store->waiters = store->spare;
+    store->waiter_cap = store->spare_cap;
+    store->waiter_count = 0;
+    store->spare = NULL;
+    store->spare_cap = 0;
     for (size_t i = 0; i < count; i++)
         list[i].cb(list[i].arg, result);
-    free(list);
+    if (store->spare == NULL) {
+        store->spare = list;
+        store->spare_cap = cap;
+    } else {
+        free(list);
+    }
 }
 
 /* A batch that failed; one refused for lack of room is reported by /__heartbeat__ for
@@ -357,6 +354,8 @@ int shm_batch_commit(struct shm_store *store)
             store_batch_fail(store, rc, "store sequence");
         MDB_txn *txn = store->batch;
         store->batch = NULL;
+        /* The commit or the abort closes the batch's cursors. */
+        memset(store->cursors, 0, sizeof store->cursors);
         store->seq_loaded = store->seq_dirty = false;
         if (store->batch_error != 0) {
             mdb_txn_abort(txn);

@@ -6,6 +6,10 @@
 
 #include <lmdb.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define STORE_MAX_DBS 32
 
 struct shm_commit_waiter {
     shm_commit_cb cb;
@@ -41,9 +45,12 @@ struct shm_store {
     MDB_dbi cl_users;        /* user key (32 hex) -> be64 rev, user record */
     MDB_dbi cl_incarnations; /* node \0 be64 epoch be32 pid user key -> "" */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
+    MDB_cursor *cursors[STORE_MAX_DBS + 2]; /* of the batch, by dbi (store_batch_cursor) */
     int batch_error;         /* first error of the batch: it will roll back */
     struct shm_commit_waiter *waiters;
     size_t waiter_count, waiter_cap;
+    struct shm_commit_waiter *spare; /* the other list, kept for the next batch */
+    size_t spare_cap;
     uint64_t max_map_size;
     uint64_t seq_next;      /* the batch's next store sequence number (store_seq_next) */
     bool seq_loaded;        /* seq_next was read from meta in this batch */
@@ -58,6 +65,11 @@ struct shm_store {
 int store_result(int rc);
 /* The batch transaction, begun on first use. NULL when it cannot begin (logged). */
 MDB_txn *store_batch_txn(struct shm_store *store);
+/* A cursor on dbi in the batch, opened at its first use and kept until the batch ends (LMDB
+ * closes it then): the walks of a status update would otherwise allocate one each time. Never
+ * closed by the caller, and only for a use that calls nothing that could take the same cursor
+ * meanwhile. NULL when it cannot be opened (the batch then rolls back). */
+MDB_cursor *store_batch_cursor(struct shm_store *store, MDB_dbi dbi);
 /* Records a failed write: the batch will roll back at commit. Returns the shm_result for rc. */
 int store_batch_fail(struct shm_store *store, int rc, const char *what);
 /* A read transaction (the batch when one is open, so a process reads its own writes). */
@@ -88,9 +100,40 @@ int store_seq_next(struct shm_store *store, MDB_txn *txn, uint64_t *out);
 int store_counter_add(struct shm_store *store, MDB_txn *txn, const char *name, uint64_t n);
 uint64_t store_counter_read(struct shm_store *store, MDB_txn *txn, const char *name);
 
-void store_put_be32(unsigned char *out, uint32_t value);
-void store_put_be64(unsigned char *out, uint64_t value);
-uint32_t store_get_be32(const unsigned char *in);
-uint64_t store_get_be64(const unsigned char *in);
+/* Big-endian fields, so that any process reads a record alike and keys sort by number: inline,
+ * one load or store and a byte swap each (a status update runs them dozens of times). */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define STORE_BE32(x) __builtin_bswap32(x)
+#define STORE_BE64(x) __builtin_bswap64(x)
+#else
+#define STORE_BE32(x) (x)
+#define STORE_BE64(x) (x)
+#endif
+
+static inline void store_put_be32(unsigned char *out, uint32_t value)
+{
+    value = STORE_BE32(value);
+    memcpy(out, &value, sizeof value);
+}
+
+static inline void store_put_be64(unsigned char *out, uint64_t value)
+{
+    value = STORE_BE64(value);
+    memcpy(out, &value, sizeof value);
+}
+
+static inline uint32_t store_get_be32(const unsigned char *in)
+{
+    uint32_t value;
+    memcpy(&value, in, sizeof value);
+    return STORE_BE32(value);
+}
+
+static inline uint64_t store_get_be64(const unsigned char *in)
+{
+    uint64_t value;
+    memcpy(&value, in, sizeof value);
+    return STORE_BE64(value);
+}
 
 #endif

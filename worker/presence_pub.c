@@ -64,15 +64,16 @@ static void presence_grace_due(uv_timer_t *timer)
         grace_arm(w, next);
 }
 
-void presence_device_changed(struct worker *w, const char *email)
+int presence_device_status(struct worker *w, const char *email, const char *device,
+                           uint64_t conn_id, uint8_t status)
 {
     struct shm_presence before, after;
     struct shm_presence_policy policy = policy_of(w);
-    if (shm_presence_refresh(w->store, email, &policy, clock_wall_ms(), &before, &after) !=
-        SHM_OK)
-        w->info.store_failures_total++;
-    else
+    int rc = shm_presence_device_status(w->store, email, device, w->info.pid, conn_id, status,
+                                        &policy, clock_wall_ms(), &before, &after);
+    if (rc == SHM_OK)
         changed_publish(w, email, &before, &after);
+    return rc;
 }
 
 void presence_device_bound(struct worker *w, const char *email, const char *device)

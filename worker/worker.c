@@ -68,8 +68,10 @@ static void stats_tick(uv_timer_t *timer)
 static void commit_before_sleep(uv_prepare_t *prepare)
 {
     struct worker *w = prepare->data;
-    /* What the commit releases is written at once, and written notifications leave the queue:
-     * a second, smaller batch. The loop must not sleep holding the store's write lock. */
+    /* The turn's status updates are stored now, in one short hold of the store's write lock.
+     * What the commit releases is written at once, and written notifications leave the queue:
+     * a second, smaller batch. The loop must not sleep holding the write lock. */
+    device_batch_apply(w);
     for (int round = 0; round < 4 && shm_batch_pending(w->store); round++) {
         if (shm_batch_commit(w->store) != SHM_OK)
             w->info.store_failures_total++;
@@ -391,6 +393,7 @@ static void worker_teardown(struct worker *w)
     push_sender_free(w);
     free(w->rings);
     u64map_free(&w->sessions_by_id);
+    device_batch_free(w);
     appservice_free_buckets(w);
 }
 
@@ -402,6 +405,7 @@ int worker_run(const struct worker_start *start)
     list_init(&w.sessions);
     list_init(&w.apps);
     list_init(&w.app_buckets);
+    device_batch_init(&w);
     char role[32];
     snprintf(role, sizeof role, "worker %d", start->slot);
     log_set_role(role);

@@ -23,6 +23,21 @@ struct push_sender;
 enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_DEVICE, CONN_APPSERVICE };
 struct fetcher;
 
+/* The status updates of the loop turn, stored just before the commit, and the replies that
+ * wait for it (worker/device/device_batch.c); small messages kept for reuse (session_out.c). */
+struct staged_update;
+struct commit_reply;
+struct out_msg;
+struct device_batch {
+    struct staged_update *updates;
+    size_t update_count, update_cap;
+    struct commit_reply *replies, *releasing;
+    size_t reply_count, reply_cap, releasing_cap;
+    bool waiting; /* the replies wait for the store's batch (shm_batch_on_commit) */
+    struct list_link pool; /* free small messages (list_init by device_batch_init) */
+    size_t pool_count;
+};
+
 struct acceptor {
     int fd;
     uv_poll_t poll;
@@ -56,6 +71,7 @@ struct worker {
     uv_timer_t grace_timer; /* ends the offline_grace holds due (presence_pub.c) */
     int64_t grace_due_ms;   /* wall ms the grace timer fires at; 0 when not armed */
     struct keepalive keepalive; /* pings of the WebSockets (lws's own are off) */
+    struct device_batch device_batch;
     struct list_link app_buckets; /* per-app notify rate, on this worker */
     uint64_t next_conn_id; /* the last id taken, from this worker's block of the store sequence */
     pid_t *rings; /* processes to ring once the batch is committed */
@@ -108,6 +124,11 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 void device_drain_all(struct worker *w);
 /* Abandons the assertion verifications under way (the worker is exiting). */
 void device_verifications_cancel(struct worker *w);
+/* Stores the status updates of the loop turn (worker/device/device_batch.c); called before each
+ * commit. */
+void device_batch_init(struct worker *w);
+void device_batch_apply(struct worker *w);
+void device_batch_free(struct worker *w);
 /* Starts pinging this worker's WebSockets after ping_interval of silence. */
 int device_keepalive_init(struct worker *w);
 /* Starts looking at the frame headers of the WebSockets (session/ws_tap.c), on this thread. */
@@ -149,10 +170,12 @@ void push_sender_kick(struct worker *w);
 void push_notification_queued(struct worker *w, const char *email, const char *json, size_t len,
                               int64_t now_ms, int64_t expires_ms);
 
-/* presence_pub.c: what apps hear of a user's presence (SPEC.md §7). A connected device's status
- * changed; a device bound a connection (a hold it left ends); a bound connection went away (its
- * status is held for offline_grace). */
-void presence_device_changed(struct worker *w, const char *email);
+/* presence_pub.c: what apps hear of a user's presence (SPEC.md §7). A bound device's status
+ * update: stored, the presence recomputed and published if it changed (SHM_OK, SHM_NOT_FOUND
+ * when conn_id no longer owns the device, or an error). A device bound a connection (a hold it
+ * left ends); a bound connection went away (its status is held for offline_grace). */
+int presence_device_status(struct worker *w, const char *email, const char *device,
+                           uint64_t conn_id, uint8_t status);
 void presence_device_bound(struct worker *w, const char *email, const char *device);
 void presence_device_left(struct worker *w, const char *email, const char *device,
                           uint64_t conn_id);

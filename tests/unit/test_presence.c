@@ -112,25 +112,65 @@ static void test_own_status_at_once(struct shm_store *store)
     const char *u = "own@example.com";
     struct shm_presence before, after;
     bind_device(store, u, "phone", 10, 4, SHM_STATUS_ONLINE, 20000, &before, &after);
-    shm_conn_set_status(store, u, "phone", 10, 4, SHM_STATUS_UNAVAILABLE);
-    shm_presence_refresh(store, u, &policy, 21000, &before, &after);
+    is_int(shm_presence_device_status(store, u, "phone", 10, 4, SHM_STATUS_UNAVAILABLE, &policy,
+                                      21000, &before, &after),
+           SHM_OK, "a status update");
     ok(before.status == SHM_STATUS_ONLINE && after.status == SHM_STATUS_UNAVAILABLE &&
            after.since_ms == 21000,
        "a device's own unavailable is published at once");
     /* Two devices: the phone (online) goes away, the laptop stays unavailable. */
-    shm_conn_set_status(store, u, "phone", 10, 4, SHM_STATUS_ONLINE);
-    shm_presence_refresh(store, u, &policy, 22000, &before, &after);
+    shm_presence_device_status(store, u, "phone", 10, 4, SHM_STATUS_ONLINE, &policy, 22000,
+                               &before, &after);
     bind_device(store, u, "laptop", 10, 5, SHM_STATUS_UNAVAILABLE, 22500, &before, &after);
     shm_presence_device_left(store, u, "phone", 10, 4, &policy, 23000, &before, &after);
     ok(after.status == SHM_STATUS_ONLINE && after.live == SHM_STATUS_UNAVAILABLE,
        "the phone's online is held over the laptop's unavailable");
-    shm_conn_set_status(store, u, "laptop", 10, 5, SHM_STATUS_OFFLINE);
-    shm_presence_refresh(store, u, &policy, 24000, &before, &after);
+    shm_presence_device_status(store, u, "laptop", 10, 5, SHM_STATUS_OFFLINE, &policy, 24000,
+                               &before, &after);
     is_int(after.status, SHM_STATUS_ONLINE, "the laptop's own offline does not end the phone's hold");
     bind_device(store, u, "phone", 11, 6, SHM_STATUS_UNAVAILABLE, 25000, &before, &after);
     ok(after.status == SHM_STATUS_UNAVAILABLE && after.since_ms == 25000 && !after.held,
        "the phone back with a lower status of its own: published at once");
     shm_batch_commit(store);
+}
+
+/* A status update walks the user's devices once: the record changes only for its owner, and
+ * the presence comes out as a separate update and refresh would make it. */
+static void test_device_status(struct shm_store *store)
+{
+    const char *u = "walk@example.com";
+    struct shm_presence before, after;
+    struct shm_conn_owner owner;
+    bind_device(store, u, "phone", 10, 7, SHM_STATUS_ONLINE, 30000, &before, &after);
+    bind_device(store, u, "laptop", 10, 8, SHM_STATUS_ONLINE, 30000, &before, &after);
+    is_int(shm_presence_device_status(store, u, "phone", 10, 7, SHM_STATUS_UNAVAILABLE, &policy,
+                                      31000, &before, &after),
+           SHM_OK, "the phone goes unavailable");
+    ok(after.status == SHM_STATUS_ONLINE && after.live == SHM_STATUS_ONLINE &&
+           after.devices == 2 && after.since_ms == before.since_ms,
+       "the laptop keeps the user online: nothing changes for apps");
+    shm_presence_device_status(store, u, "laptop", 10, 8, SHM_STATUS_UNAVAILABLE, &policy, 32000,
+                               &before, &after);
+    ok(before.status == SHM_STATUS_ONLINE && after.status == SHM_STATUS_UNAVAILABLE &&
+           after.since_ms == 32000 && after.live_since_ms == 32000,
+       "both unavailable: the user is, since now");
+    is_int(shm_presence_device_status(store, u, "phone", 10, 99, SHM_STATUS_ONLINE, &policy,
+                                      33000, &before, &after),
+           SHM_NOT_FOUND, "another connection of the phone changes nothing");
+    ok(shm_conn_get(store, u, "phone", &owner) == SHM_OK &&
+           owner.status == SHM_STATUS_UNAVAILABLE && owner.conn_id == 7,
+       "the phone's record is as it was");
+    is_int(shm_presence_device_status(store, u, "tablet", 10, 7, SHM_STATUS_ONLINE, &policy,
+                                      33000, &before, &after),
+           SHM_NOT_FOUND, "a device not connected changes nothing");
+    is_int(shm_presence_device_status(store, "nobody@example.com", "phone", 10, 7,
+                                      SHM_STATUS_ONLINE, &policy, 33000, &before, &after),
+           SHM_NOT_FOUND, "nor does a user without devices");
+    struct shm_presence got;
+    shm_batch_commit(store);
+    ok(shm_presence_get(store, u, &got) == SHM_OK && got.status == SHM_STATUS_UNAVAILABLE &&
+           got.since_ms == 32000,
+       "stored");
 }
 
 static void test_no_grace(const char *dir)
@@ -242,6 +282,7 @@ int main(void)
     test_reload_within_the_grace(store);
     test_gone_past_the_grace(store);
     test_own_status_at_once(store);
+    test_device_status(store);
     test_last_seen_expires(store);
     test_events_carry_since(store);
     shm_store_close(store);

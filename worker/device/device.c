@@ -24,14 +24,30 @@ void session_error_counted(struct worker *w, struct ws_session *s, uint16_t clos
         session_close_after_send(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
+static size_t error_reply(char *reply, size_t size, int number, const char *text)
+{
+    int n = snprintf(reply, size, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}", number,
+                     text);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
 void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
                    uint16_t close_code)
 {
     char reply[256];
-    int n = snprintf(reply, sizeof reply, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}",
-                     number, text);
+    size_t n = error_reply(reply, sizeof reply, number, text);
     meter_error_reply(&w->info.meter, s->app ? METER_APPSERVICE : METER_DEVICE, number);
-    session_send(s, reply, (size_t)n);
+    session_send(s, reply, n);
+    session_error_counted(w, s, close_code);
+}
+
+void session_release_error(struct worker *w, struct ws_session *s, struct out_msg *m, int number,
+                           const char *text, uint16_t close_code)
+{
+    char reply[DEVICE_REPLY_CAP + 1];
+    size_t n = error_reply(reply, sizeof reply, number, text);
+    meter_error_reply(&w->info.meter, METER_DEVICE, number);
+    session_release(s, m, reply, n);
     session_error_counted(w, s, close_code);
 }
 

@@ -28,20 +28,6 @@ struct pending_update {
     int64_t started_us; /* for the meter */
 };
 
-static const char OK_REPLY[] = "{\"result\":\"OK\"}";
-
-/* An update's reply waits for the commit of the batch that holds it: OK only once stored. Its
- * place in the session's queue is held meanwhile, so replies keep the order of the messages. */
-struct commit_reply {
-    struct worker *w;
-    uint64_t conn_id;
-    bool binding;                  /* the first update: undone if the batch rolls back */
-    struct out_msg *reply;         /* held in the session's queue */
-    struct out_msg *notifications; /* binding: what was pending for the user, held after it */
-};
-
-#define REPLY_CAP 128
-
 static void session_unbind(struct ws_session *s)
 {
     free(s->email);
@@ -49,58 +35,6 @@ static void session_unbind(struct ws_session *s)
     s->email = s->device = NULL;
     s->owner = false;
     s->backlog = false;
-}
-
-static void reply_committed(void *arg, int result)
-{
-    struct commit_reply *r = arg;
-    /* The held messages live as long as their session. */
-    struct ws_session *s = u64map_get(&r->w->sessions_by_id, r->conn_id);
-    if (s != NULL && result == SHM_OK) {
-        session_release(s, r->reply, OK_REPLY, sizeof OK_REPLY - 1);
-        if (r->notifications != NULL)
-            session_release(s, r->notifications, NULL, 0);
-    } else if (s != NULL) {
-        static const char failed[] =
-            "{\"result\":\"KO\",\"errno\":60,\"error\":\"internal error: not stored\"}";
-        meter_error_reply(&r->w->info.meter, METER_DEVICE, 60);
-        if (r->binding)
-            session_unbind(s);
-        if (r->notifications != NULL)
-            session_drop(s, r->notifications);
-        session_release(s, r->reply, failed, sizeof failed - 1);
-    }
-    free(r);
-}
-
-/* Holds the reply (and, when binding, the pending notifications after it) until the commit. */
-static void reply_after_commit(struct worker *w, struct ws_session *s, bool binding)
-{
-    struct commit_reply *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->reply = session_hold(s, REPLY_CAP)) == NULL ||
-        shm_batch_on_commit(w->store, reply_committed, r) != SHM_OK) {
-        if (r != NULL && r->reply != NULL)
-            session_drop(s, r->reply);
-        free(r);
-        if (binding) {
-            /* Not bound after all: the claim in this batch goes too. */
-            shm_conn_release(w->store, s->email, s->device, w->info.pid, s->conn_id);
-            session_unbind(s);
-        }
-        session_error(w, s, 60, "internal error", 0);
-        return;
-    }
-    r->w = w;
-    r->conn_id = s->conn_id;
-    r->binding = binding;
-    if (!binding)
-        return;
-    struct notify_batch pending;
-    device_notify_collect(w, s, &pending);
-    /* More than a page: the rest follows in pages as the device takes them. */
-    s->backlog = pending.more;
-    s->paged = s->paged || pending.more;
-    r->notifications = device_notify_hold(w, s, &pending);
 }
 
 void device_auth_abandon(struct ws_session *s)
@@ -121,7 +55,8 @@ static void credential_tag(const char *credential, size_t len, bool token, unsig
     memcpy(tag, digest, ASSERTION_TAG_LEN);
 }
 
-/* A status update of a bound connection: same e-mail, same device (NULL: not named). */
+/* A status update of a bound connection: same e-mail, same device (NULL: not named). Checked
+ * now, stored with the others at the end of the loop turn (device_batch.c). */
 static void status_apply(struct worker *w, struct ws_session *s, const char *email,
                          const char *device, uint8_t status)
 {
@@ -136,21 +71,11 @@ static void status_apply(struct worker *w, struct ws_session *s, const char *ema
         session_error(w, s, 11, "invalid field: device (a connection keeps its device)", 0);
         return;
     }
-    int rc = s->owner ? shm_conn_set_status(w->store, s->email, s->device, w->info.pid, s->conn_id,
-                                            status)
-                      : SHM_NOT_FOUND;
-    if (rc == SHM_NOT_FOUND) {
-        /* A newer connection took the device; its mail may still be on the way. */
-        s->owner = false;
+    if (!s->owner) {
         session_error(w, s, 52, "superseded by a newer connection", 4001);
         return;
     }
-    if (rc != SHM_OK) {
-        session_error(w, s, 60, "internal error", 0);
-        return;
-    }
-    presence_device_changed(w, s->email);
-    reply_after_commit(w, s, false);
+    device_batch_update(w, s, status);
 }
 
 struct device_count {
@@ -217,7 +142,15 @@ static void session_bind(struct worker *w, struct ws_session *s, const struct pe
     s->owner = true;
     memcpy(s->tag, p->tag, sizeof s->tag);
     presence_device_bound(w, s->email, s->device);
-    reply_after_commit(w, s, true);
+    struct out_msg *reply = session_hold(s, DEVICE_REPLY_CAP);
+    if (reply == NULL || device_batch_reply(w, s, reply, true) != 0) {
+        if (reply != NULL)
+            session_drop(s, reply);
+        /* Not bound after all: the claim in this batch goes too. */
+        shm_conn_release(w->store, s->email, s->device, w->info.pid, s->conn_id);
+        session_unbind(s);
+        session_error(w, s, 60, "internal error", 0);
+    }
 }
 
 static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r,

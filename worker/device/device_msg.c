@@ -90,6 +90,21 @@ static const unsigned char *escape_scan(struct scan *s, const unsigned char *p)
     return low >= 0xDC00 && low <= 0xDFFF ? p + 6 : NULL;
 }
 
+#define BYTES(b) (0x0101010101010101ull * (b))
+
+/* Whether any of the eight bytes at p needs a look of its own: a quote, a backslash, a control
+ * character or a byte of a multibyte sequence (the word tricks of "Bit Twiddling Hacks"). */
+static bool eight_need_look(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    uint64_t quote = v ^ BYTES('"'), backslash = v ^ BYTES('\\');
+    uint64_t zero_quote = (quote - BYTES(1)) & ~quote;
+    uint64_t zero_backslash = (backslash - BYTES(1)) & ~backslash;
+    uint64_t below_space = (v - BYTES(0x20)) & ~v;
+    return ((zero_quote | zero_backslash | below_space | v) & BYTES(0x80)) != 0;
+}
+
 /* A string, s->p at its opening quote: its contents are [*start, *stop), s->p goes past the
  * closing quote. No raw control character, well-formed UTF-8, known escapes only. */
 static int string_scan(struct scan *s, struct field *f)
@@ -98,25 +113,31 @@ static int string_scan(struct scan *s, struct field *f)
     f->start = p;
     f->escaped = false;
     while (p < s->end) {
-        unsigned char c = *p;
-        if (c == '"') {
-            f->stop = p;
-            s->p = p + 1;
-            return 0;
-        }
-        if (c >= 0x20 && c < 0x80 && c != '\\') {
-            p++;
-        } else if (c >= 0x80) {
-            size_t n = utf8_sequence((const char *)p, (size_t)(s->end - p));
-            if (n == 0)
-                return -1;
-            p += n;
-        } else if (c == '\\') {
-            f->escaped = true;
-            if ((p = escape_scan(s, p + 1)) == NULL)
-                return -1;
-        } else {
-            return -1; /* a raw control character, U+0000 among them */
+        while (s->end - p >= 8 && !eight_need_look(p))
+            p += 8; /* plain ASCII text */
+        /* The eight bytes (or what is left) where something needs a look: one at a time. */
+        const unsigned char *window = s->end - p > 8 ? p + 8 : s->end;
+        while (p < window) {
+            unsigned char c = *p;
+            if (c == '"') {
+                f->stop = p;
+                s->p = p + 1;
+                return 0;
+            }
+            if (c >= 0x20 && c < 0x80 && c != '\\') {
+                p++;
+            } else if (c >= 0x80) {
+                size_t n = utf8_sequence((const char *)p, (size_t)(s->end - p));
+                if (n == 0)
+                    return -1;
+                p += n;
+            } else if (c == '\\') {
+                f->escaped = true;
+                if ((p = escape_scan(s, p + 1)) == NULL)
+                    return -1;
+            } else {
+                return -1; /* a raw control character, U+0000 among them */
+            }
         }
     }
     return -1;

@@ -18,6 +18,7 @@
 
 struct out_msg {
     struct list_link link;      /* in its session's queue, the oldest first */
+    bool small; /* of DEVICE_REPLY_CAP: back to the worker's pool once written */
     struct shm_notif_key *acks; /* notifications to delete from the queue once written */
     size_t ack_count;
     int64_t event_ms;      /* an AppService event: when its change was recorded; 0: not one */
@@ -100,6 +101,10 @@ void session_write_now(struct ws_session *s);
 void session_release(struct ws_session *s, struct out_msg *m, const char *text, size_t len);
 /* Removes a held message unsent. */
 void session_drop(struct ws_session *s, struct out_msg *m);
+/* What a reply to a status update holds room for. Messages this small come from the worker's
+ * pool (no allocation per update); device_pool_free empties it. */
+#define DEVICE_REPLY_CAP 128
+void device_pool_free(struct worker *w);
 /* Closes with code once what is queued is written. */
 void session_close_after_send(struct ws_session *s, uint16_t code);
 /* The WRITEABLE callback: a due ping, what is queued as far as the socket takes it, or the
@@ -119,10 +124,22 @@ void session_out_free(struct ws_session *s);
  * towards abuse_limit otherwise. */
 void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
                    uint16_t close_code);
+/* Lets a held message go as {"result":"KO","errno":N,"error":"..."}, as session_error would
+ * send it (closing with close_code when non-zero, counting towards abuse_limit otherwise). */
+void session_release_error(struct worker *w, struct ws_session *s, struct out_msg *m, int number,
+                           const char *text, uint16_t close_code);
 /* Counts an error towards abuse_limit, or closes with close_code when non-zero. */
 void session_error_counted(struct worker *w, struct ws_session *s, uint16_t close_code);
 /* errno 50 with "retry_after". */
 void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s);
+
+/* device_batch.c: a checked status update of a bound session, its reply held now and its store
+ * work done at the end of the loop turn (device_batch_apply). */
+void device_batch_update(struct worker *w, struct ws_session *s, uint8_t status);
+/* Holds reply (and, when binding, what is pending for the user after it) until the current
+ * store batch commits: OK then, or errno 60 if it rolls back. 0, or -1 when out of memory. */
+int device_batch_reply(struct worker *w, struct ws_session *s, struct out_msg *reply,
+                       bool binding);
 
 /* device_auth.c: a status update (dev_msg kind STATUS). */
 void device_status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg);

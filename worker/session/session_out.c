@@ -40,10 +40,45 @@ static void missed_at(struct ws_session *s, int64_t event_ms)
         s->missed_ms = event_ms;
 }
 
-static void out_msg_free(struct out_msg *m)
+/* Free small messages kept beyond this many go back to malloc. */
+#define OUT_POOL_MAX 1024
+
+/* Room for cap bytes of text: replies and errors (at most DEVICE_REPLY_CAP) from the worker's
+ * pool, so that a status update allocates nothing. */
+static struct out_msg *out_msg_alloc(struct worker *w, size_t cap)
 {
+    struct device_batch *b = &w->device_batch;
+    if (cap > DEVICE_REPLY_CAP)
+        return malloc(sizeof(struct out_msg) + LWS_PRE + cap);
+    if (list_empty(&b->pool))
+        return malloc(sizeof(struct out_msg) + LWS_PRE + DEVICE_REPLY_CAP);
+    struct list_link *link = b->pool.next;
+    list_remove(link);
+    b->pool_count--;
+    return LIST_ENTRY(link, struct out_msg, link);
+}
+
+static void out_msg_free(struct worker *w, struct out_msg *m)
+{
+    struct device_batch *b = &w->device_batch;
     free(m->acks);
+    if (m->small && b->pool_count < OUT_POOL_MAX) {
+        list_push_front(&b->pool, &m->link);
+        b->pool_count++;
+        return;
+    }
     free(m);
+}
+
+void device_pool_free(struct worker *w)
+{
+    struct device_batch *b = &w->device_batch;
+    struct list_link *pos, *tmp;
+    LIST_EACH_SAFE(pos, tmp, &b->pool) {
+        list_remove(pos);
+        free(LIST_ENTRY(pos, struct out_msg, link));
+    }
+    b->pool_count = 0;
 }
 
 /* What a message counts for in out_bytes: a held one keeps room for its text. */
@@ -96,7 +131,7 @@ static void slow_consumer(struct worker *w, struct ws_session *s)
             continue;
         missed_at(s, m->event_ms);
         out_unlink(s, m);
-        out_msg_free(m);
+        out_msg_free(worker_of(s->wsi), m);
     }
     if (s->close_code == 0)
         s->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
@@ -114,7 +149,7 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
         missed_at(s, event_ms);
         return NULL;
     }
-    struct out_msg *m = malloc(sizeof *m + LWS_PRE + cap);
+    struct out_msg *m = out_msg_alloc(w, cap);
     if (m == NULL) {
         /* Without memory for a reply the connection cannot keep its one-reply promise. */
         free(acks);
@@ -123,9 +158,12 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
         lws_callback_on_writable(s->wsi);
         return NULL;
     }
-    *m = (struct out_msg){
-        .acks = acks, .ack_count = ack_count, .event_ms = event_ms, .len = len, .cap = cap
-    };
+    *m = (struct out_msg){ .small = cap <= DEVICE_REPLY_CAP,
+                           .acks = acks,
+                           .ack_count = ack_count,
+                           .event_ms = event_ms,
+                           .len = len,
+                           .cap = cap };
     if (acks == NULL) { /* the first reply after a status update is read is its reply */
         m->status_stamp = s->status_stamp;
         s->status_stamp = 0;
@@ -179,7 +217,7 @@ void session_drop(struct ws_session *s, struct out_msg *m)
     if (!list_linked(&m->link))
         return;
     out_unlink(s, m);
-    out_msg_free(m);
+    out_msg_free(worker_of(s->wsi), m);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -267,7 +305,7 @@ static int out_head_write(struct worker *w, struct ws_session *s)
     int n = lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
     if (n < 0) {
         missed_at(s, m->event_ms);
-        out_msg_free(m);
+        out_msg_free(w, m);
         return -1; /* lws closes the connection; the notifications stay queued */
     }
     histogram_since_stamp(&w->info.meter.status_update, m->status_stamp);
@@ -277,7 +315,7 @@ static int out_head_write(struct worker *w, struct ws_session *s)
                                  .ack_count = (uint32_t)m->ack_count,
                                  .delivery = m->delivery };
     m->acks = NULL;
-    out_msg_free(m);
+    out_msg_free(w, m);
     sent_check(w, s);
     return 0;
 }
@@ -374,7 +412,7 @@ void session_out_free(struct ws_session *s)
     struct list_link *pos, *tmp;
     LIST_EACH_SAFE(pos, tmp, &s->out) {
         list_remove(pos);
-        out_msg_free(out_of(pos));
+        out_msg_free(worker_of(s->wsi), out_of(pos));
     }
     s->out_bytes = 0;
     free(s->sent.acks); /* lws did not write all of it: its notifications stay queued */
