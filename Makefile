@@ -213,7 +213,7 @@ build/bench/id_bench build/bench/app_seed build/bench/push_bench: build/bench/%:
 # The load generator is a client: it links nothing of the server.
 build/bench/loadgen: bench/loadgen.c bench/ws_client.c bench/ws_client.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/loadgen.c bench/ws_client.c
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/loadgen.c bench/ws_client.c -lssl -lcrypto
 
 # What `make bench` adds: the broker it is compared with, the plots, the instruction counter.
 DEB_BENCH := mosquitto python3-matplotlib valgrind

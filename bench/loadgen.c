@@ -1,6 +1,8 @@
 /* loadgen: the load generator of `make bench` — one process holding many device connections
  * (or one AppService) to a presenced, driven by commands on stdin, answering in JSON lines.
  *
+ * PORT is a number for ws://, or tls:NUMBER for wss:// (the server's certificate is not checked).
+ *
  *   loadgen devices PORT SRC_ADDR COUNT FIRST PER_USER ASSERTIONS_FILE
  *     Opens COUNT /presence connections from SRC_ADDR, device i (from FIRST) of user
  *     i / PER_USER, whose "email assertion" is that line of ASSERTIONS_FILE, and authenticates
@@ -557,10 +559,23 @@ static int gen_run(struct gen *g)
     return 0;
 }
 
+/* A port argument: NUMBER (ws) or tls:NUMBER (wss, for every connection of this process). */
+static int port_parse(const char *arg)
+{
+    if (strncmp(arg, "tls:", 4) == 0) {
+        if (ws_tls_enable() != 0) {
+            fprintf(stderr, "loadgen: cannot set up TLS\n");
+            exit(1);
+        }
+        arg += 4;
+    }
+    return atoi(arg);
+}
+
 static int mqtt_main(char **argv)
 {
     struct gen g = { .mqtt = true,
-                     .port = atoi(argv[0]),
+                     .port = port_parse(argv[0]),
                      .src = { .addr = argv[1] },
                      .count = atoi(argv[2]),
                      .first = atoi(argv[3]),
@@ -574,7 +589,7 @@ static int mqtt_main(char **argv)
 
 static int devices_main(char **argv)
 {
-    struct gen g = { .port = atoi(argv[0]),
+    struct gen g = { .port = port_parse(argv[0]),
                      .src = { .addr = argv[1] },
                      .count = atoi(argv[2]),
                      .first = atoi(argv[3]),
@@ -762,7 +777,7 @@ static void app_events(struct app *a, double rate, double seconds)
 static int app_main(char **argv)
 {
     struct app a = { 0 };
-    int port = atoi(argv[0]);
+    int port = port_parse(argv[0]);
     a.targets = atoi(argv[4]);
     int probes = atoi(argv[6]);
     if (puids_load(&a, argv[3]) != 0 || a.targets <= 0 || probes < 0 ||

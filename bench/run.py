@@ -7,7 +7,8 @@
 - identity: assertion verifications per second on one core (DS128 and RS256) and cache hits
 - device channel: status update round trip, and operator notification to device latency
 - Web Push: pushes per second of CPU on one core (RFC 8291 encryption, VAPID signing)
-- at scale (scale.py) and side by side with Mosquitto (versus_mosquitto.py, with its sweeps)
+- at scale (scale.py) and side by side with Mosquitto (versus_mosquitto.py, with its sweeps;
+  versus_wss.py over TLS)
 
 It prints the table, saves every figure as JSON (build/bench/results.json), draws the plots
 (plots.py) into bench/figures/ and puts them, with the machine and its load, in the "Plots"
@@ -45,7 +46,8 @@ QUICK_SIZES = (("BENCH_CONNECTIONS", "500"), ("BENCH_DEVICES", "4000"), ("BENCH_
                ("BENCH_PROBES", "50"), ("BENCH_RECONNECT", "2000"),
                ("BENCH_VS_CONNECTIONS", "2000"), ("BENCH_VS_RATE", "10000"),
                ("BENCH_VS_RATES", "2000,5000,10000,20000"),
-               ("BENCH_SWEEP_COUNTS", "2000,4000,6000"), ("BENCH_SWEEP_MOSQUITTO_MAX", "5000"))
+               ("BENCH_SWEEP_COUNTS", "2000,4000,6000"), ("BENCH_SWEEP_MOSQUITTO_MAX", "5000"),
+               ("BENCH_VS_TLS_CONNECTIONS", "1000"), ("BENCH_VS_TLS_RATE", "1000"))
 if QUICK:
     for _key, _value in QUICK_SIZES:
         os.environ.setdefault(_key, _value)
@@ -193,6 +195,10 @@ def versus_mosquitto():
     return part("versus_mosquitto.py")
 
 
+def versus_wss():
+    return part("versus_wss.py")
+
+
 def command_output(args):
     try:
         return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -314,8 +320,9 @@ def main():
     ]
     at = scale()
     vs = versus_mosquitto()
-    table(at, vs, micro)
-    results = {"scale": at, "versus": vs, "micro": micro, "machine": machine(),
+    secure = versus_wss()
+    table(at, vs, secure, micro)
+    results = {"scale": at, "versus": vs, "wss": secure, "micro": micro, "machine": machine(),
                "machine_at_start": started_on, "quick": QUICK}
     os.makedirs(BUILD_BENCH, exist_ok=True)
     with open(os.path.join(BUILD_BENCH, "results.json"), "w") as f:
@@ -337,9 +344,11 @@ def verdict(met):
     return "met" if met else "NOT met"
 
 
-def table(at, vs, micro):
-    """The figures of the scale run and of the Mosquitto comparison, then micro, one row each."""
+def table(at, vs, secure, micro):
+    """The figures of the scale run and of the Mosquitto comparisons (ws, then wss), then micro,
+    one row each."""
     ours, theirs = vs["presenced"], vs["mosquitto"]
+    tls_ours, tls_theirs = secure["presenced"], secure["mosquitto"]
     notify, events = at["notify_across_workers"], at["status_to_appservice"]
     rows = [
         ("devices authenticated and held", f"{at['connected']} of {at['devices']} "
@@ -363,7 +372,19 @@ def table(at, vs, micro):
          ">= 1.5", verdict(vs["throughput_ratio"] >= 1.5)),
         ("server CPU per update vs per QoS 1 publish",
          f"{ours['server_cpu_us_per_update']} us / {theirs['server_cpu_us_per_update']} us = "
-         f"{vs['cpu_per_update_ratio']}", "", ""),
+         f"{vs['cpu_per_update_ratio']}", "<= 1", verdict(vs["cpu_per_update_ratio"] <= 1)),
+        ("  of it user / kernel, presenced vs Mosquitto",
+         f"{ours['server_user_us_per_update']} / {ours['server_kernel_us_per_update']} us vs "
+         f"{theirs['server_user_us_per_update']} / {theirs['server_kernel_us_per_update']} us",
+         "", ""),
+        (f"memory per idle wss connection vs Mosquitto ({secure['connections']} each)",
+         f"{tls_ours['bytes_per_connection']} B / {tls_theirs['bytes_per_connection']} B = "
+         f"{secure['memory_ratio']}", "<= 8192 B",
+         verdict(tls_ours["bytes_per_connection"] <= 8192)),
+        (f"server CPU per update over wss vs Mosquitto ({secure['offered_per_second']}/s)",
+         f"{tls_ours['server_cpu_us_per_update']} us / "
+         f"{tls_theirs['server_cpu_us_per_update']} us = {secure['cpu_per_update_ratio']}", "",
+         ""),
         ("round trip at saturation vs Mosquitto",
          f"p50 {ours['rtt_p50_us']:.0f} us / {theirs['rtt_p50_us']:.0f} us", "", ""),
         (f"notify to device, other workers, {notify['notify']['per_second']}/s",

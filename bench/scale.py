@@ -62,6 +62,21 @@ def proc_cpu(pid):
     return cpu_ns / 1e9
 
 
+def proc_cpu_split(pid):
+    """User and kernel CPU seconds of a process (all its threads), from /proc/<pid>/stat's utime
+    and stime (clock ticks): schedstat has only their sum."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def workers_cpu_split(admin_port):
+    """User and kernel CPU seconds summed over the workers."""
+    split = [proc_cpu_split(w["pid"]) for w in admin(admin_port, "/status")["workers"]]
+    return sum(u for u, _ in split), sum(k for _, k in split)
+
+
 def admin(port, path):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
         return json.loads(r.read())
@@ -82,7 +97,8 @@ def identities(workdir, users):
     return path
 
 
-def start(workdir, workers, devices):
+def start(workdir, workers, devices, extra=""):
+    """presenced on 127.0.0.1:18400 (admin 18401) with workers; extra: more configuration."""
     port, admin_port = 18400, 18401
     conf = os.path.join(workdir, "presenced.conf")
     with open(conf, "w") as f:
@@ -93,7 +109,7 @@ def start(workdir, workers, devices):
                 f"max_devices_per_user 10\nstatus_rate 1000\nstatus_burst 1000\n"
                 f"app_rate 100000\napp_burst 100000\nmap_size 1G\n"
                 f"ping_interval {os.environ.get('BENCH_PING_INTERVAL', '30s')}\n"
-                f"sync_interval {os.environ.get('BENCH_SYNC_INTERVAL', '1s')}\n")
+                f"sync_interval {os.environ.get('BENCH_SYNC_INTERVAL', '1s')}\n{extra}")
     # The server's log stays in build/bench/ for a look after a surprising figure.
     log = open(os.path.join(ROOT, "build", "bench", f"presenced-{port}.log"), "w")
     proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=log)

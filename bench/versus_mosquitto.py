@@ -20,7 +20,8 @@ import sys
 import tempfile
 import time
 
-from scale import Client, identities, proc_cpu, proc_memory, server_stat, start
+from scale import (Client, identities, proc_cpu, proc_cpu_split, proc_memory, server_stat,
+                   start, workers_cpu_split)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 RATES = "5000,10000,20000,40000,60000,80000,100000,120000,160000"
@@ -37,11 +38,13 @@ def env_int(name, default):
 
 
 class Server:
-    """What the sweeps need of a server: its Pss, its CPU seconds, and the loadgen arguments
-    of count connections from address addr (first: the index of the first)."""
+    """What the sweeps need of a server: its Pss, its CPU seconds (and their user and kernel
+    parts), and the loadgen arguments of count connections from address addr (first: the index
+    of the first)."""
 
-    def __init__(self, name, memory, cpu, loadgen_args):
+    def __init__(self, name, memory, cpu, loadgen_args, cpu_split):
         self.name, self.memory, self.cpu, self.loadgen_args = name, memory, cpu, loadgen_args
+        self.cpu_split = cpu_split  # (user, kernel) CPU seconds
 
 
 def connection_sweep(server, counts):
@@ -82,11 +85,16 @@ def rate_sweep(server, connections, rates):
     try:
         for rate in rates:
             progress(f"{server.name}: {rate}/s offered on {ready} connections")
-            cpu_before = server.cpu()
+            cpu_before, split_before = server.cpu(), server.cpu_split()
             client.send(f"status {rate} 3")
             run = client.read()
             cpu = server.cpu() - cpu_before
+            user, kernel = (after - before for after, before in
+                            zip(server.cpu_split(), split_before))
+            answered = max(run["answered"], 1)
             points.append({"offered_per_second": rate, "per_second": run["per_second"],
+                           "server_user_us_per_update": round(user * 1e6 / answered, 1),
+                           "server_kernel_us_per_update": round(kernel * 1e6 / answered, 1),
                            "rtt_p50_us": run["status_rtt"]["p50_us"],
                            "rtt_p99_us": run["status_rtt"]["p99_us"],
                            "server_cpu_us_per_update": round(cpu * 1e6 /
@@ -109,7 +117,8 @@ def mosquitto_server(workdir):
     time.sleep(1)
     return proc, Server("mosquitto", lambda: proc_memory(proc.pid)["Pss"],
                         lambda: proc_cpu(proc.pid),
-                        lambda count, first, addr: ["mqtt", 18503, addr, count, first])
+                        lambda count, first, addr: ["mqtt", 18503, addr, count, first],
+                        lambda: proc_cpu_split(proc.pid))
 
 
 def presenced_server(workdir, devices):
@@ -121,7 +130,8 @@ def presenced_server(workdir, devices):
     return proc, Server("presenced", lambda: server_stat(admin_port, proc.pid)[0]["Pss"],
                         lambda: server_stat(admin_port, proc.pid)[1],
                         lambda count, first, addr: ["devices", port, addr, count, first, 10,
-                                                    assertions])
+                                                    assertions],
+                        lambda: workers_cpu_split(admin_port))
 
 
 def stopped(proc):

@@ -3,6 +3,8 @@
 #include "ws_client.h"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -33,6 +35,67 @@ static int buf_add(char **buf, size_t *len, size_t *cap, const void *data, size_
 static int out_add(struct ws_conn *c, const void *data, size_t n)
 {
     return buf_add(&c->out, &c->out_len, &c->out_cap, data, n);
+}
+
+/* The client context of wss connections; NULL for ws. */
+static SSL_CTX *tls_ctx;
+
+int ws_tls_enable(void)
+{
+    if (tls_ctx != NULL)
+        return 0;
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (tls_ctx == NULL)
+        return -1;
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+    /* A load generator's own memory matters too: buffers go when idle, no session cache. */
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    return 0;
+}
+
+/* send() or SSL_write(): bytes taken, 0 when the socket takes nothing now, -1 on failure. */
+static ssize_t io_send(struct ws_conn *c, const char *data, size_t len)
+{
+    if (c->ssl == NULL) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        return n >= 0 ? n : errno == EAGAIN ? 0 : -1;
+    }
+    int n = SSL_write(c->ssl, data, (int)len);
+    if (n > 0)
+        return n;
+    int err = SSL_get_error(c->ssl, n);
+    return err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ ? 0 : -1;
+}
+
+/* recv() or SSL_read(): bytes read, 0 when nothing is there now, -1 at the end or on failure. */
+static ssize_t io_recv(struct ws_conn *c, char *buf, size_t len)
+{
+    if (c->ssl == NULL) {
+        ssize_t n = recv(c->fd, buf, len, 0);
+        return n > 0 ? n : n < 0 && errno == EAGAIN ? 0 : -1;
+    }
+    int n = SSL_read(c->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    int err = SSL_get_error(c->ssl, n);
+    return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? 0 : -1;
+}
+
+/* One step of the TLS handshake: 0 (done, or waiting for the socket), -1 when it failed. */
+static int tls_step(struct ws_conn *c)
+{
+    ERR_clear_error();
+    int n = SSL_do_handshake(c->ssl);
+    if (n == 1) {
+        c->state = WS_HANDSHAKE;
+        c->tls_wants_write = false;
+        return 0;
+    }
+    int err = SSL_get_error(c->ssl, n);
+    c->tls_wants_write = err == SSL_ERROR_WANT_WRITE;
+    return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? 0 : -1;
 }
 
 int ws_connect(struct ws_conn *c, struct ws_source *src, const char *dst, int port,
@@ -89,9 +152,19 @@ int ws_connect_protocol(struct ws_conn *c, struct ws_source *src, const char *ds
                      protocol ? protocol : "", protocol ? "\r\n" : "");
     if (out_add(c, request, (size_t)n) != 0)
         goto fail;
+    if (tls_ctx != NULL) {
+        c->ssl = SSL_new(tls_ctx);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+            goto fail;
+        SSL_set_connect_state(c->ssl);
+    }
     c->state = WS_CONNECTING;
     return 0;
 fail:
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    free(c->out);
+    c->out = NULL;
     close(c->fd);
     c->fd = -1;
     return -1;
@@ -142,17 +215,27 @@ int ws_send_binary(struct ws_conn *c, const void *data, size_t len)
 
 bool ws_wants_write(const struct ws_conn *c)
 {
+    if (c->state == WS_TLS)
+        return c->tls_wants_write;
     return c->out_off < c->out_len || c->state == WS_CONNECTING;
 }
 
 int ws_flush(struct ws_conn *c)
 {
     if (c->state == WS_CONNECTING)
-        c->state = WS_HANDSHAKE;
+        c->state = c->ssl != NULL ? WS_TLS : WS_HANDSHAKE;
+    if (c->state == WS_TLS) {
+        if (tls_step(c) != 0)
+            return -1;
+        if (c->state == WS_TLS)
+            return 0; /* the request goes once the handshake is done */
+    }
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = io_send(c, c->out + c->out_off, c->out_len - c->out_off);
         if (n < 0)
-            return errno == EAGAIN ? 0 : -1;
+            return -1;
+        if (n == 0)
+            return 0;
         c->out_off += (size_t)n;
     }
     c->out_off = c->out_len = 0;
@@ -217,17 +300,24 @@ static int frame_take(struct ws_conn *c, ws_text_cb on_text)
 int ws_read(struct ws_conn *c, ws_text_cb on_text)
 {
     char buf[16384];
-    for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n == 0)
+    if (c->state == WS_TLS) {
+        if (tls_step(c) != 0)
             return -1;
+        if (c->state == WS_TLS)
+            return 0;
+        /* Done: the upgrade request waits to be written. */
+        if (ws_flush(c) != 0)
+            return -1;
+    }
+    for (;;) {
+        ssize_t n = io_recv(c, buf, sizeof buf);
         if (n < 0)
+            return -1;
+        if (n == 0)
             break;
         if (buf_add(&c->in, &c->in_len, &c->in_cap, buf, (size_t)n) != 0)
             return -1;
     }
-    if (errno != EAGAIN)
-        return -1;
     if (c->state == WS_HANDSHAKE && handshake_take(c) < 0)
         return -1;
     while (c->state == WS_OPEN && frame_take(c, on_text) == 1) {
@@ -243,6 +333,8 @@ void ws_close(struct ws_conn *c)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
         close(c->fd);
     }
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     c->fd = -1;
     free(c->in);
     free(c->out);

@@ -1,5 +1,6 @@
 /* ws_client: a minimal non-blocking WebSocket client for the load generator — connect from a
- * chosen source address, handshake, masked text frames out, frames in, pongs. */
+ * chosen source address, TLS when asked (OpenSSL), handshake, masked text frames out, frames
+ * in, pongs. */
 #ifndef PRESENCED_WS_CLIENT_H
 #define PRESENCED_WS_CLIENT_H
 
@@ -7,11 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ws_state { WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_CLOSED };
+enum ws_state { WS_CONNECTING, WS_TLS, WS_HANDSHAKE, WS_OPEN, WS_CLOSED };
+
+struct ssl_st;
 
 struct ws_conn {
     int fd;
     enum ws_state state;
+    struct ssl_st *ssl;  /* wss: the TLS connection; NULL for ws */
+    bool tls_wants_write; /* the TLS handshake waits for the socket to take more */
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -28,6 +33,10 @@ struct ws_source {
     const char *addr;
     uint16_t next_port;
 };
+
+/* Connections made from now on use TLS (wss), without checking the server's certificate (a
+ * load generator for a test server). Returns 0 or -1. */
+int ws_tls_enable(void);
 
 /* Starts a non-blocking connection from src (NULL: any address and port) to dst:port and queues
  * the handshake for path. Returns 0 or -1 (errno set). */

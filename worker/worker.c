@@ -15,6 +15,7 @@
 #include "../shm/presence.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,9 +61,28 @@ static void auth_deadlines(uv_timer_t *timer)
     appservice_deadlines(timer->data);
 }
 
+/* Connections accepted since the last trim past which one is worth it. */
+#define TRIM_AFTER_ACCEPTS 256
+
+/* A burst of handshakes leaves freed memory behind (a TLS handshake's buffers are about 40 KB
+ * each while it lasts), kept by malloc among the connections' live allocations: once a burst
+ * is over (a second without a new connection), it goes back to the kernel. Nothing happens
+ * while nothing is accepted, so an idle worker still does nothing. */
+static void memory_trim(struct worker *w)
+{
+    uint64_t accepted = w->info.accepted_total;
+    bool burst_over = accepted == w->trim_seen;
+    w->trim_seen = accepted;
+    if (!burst_over || accepted - w->trim_accepted < TRIM_AFTER_ACCEPTS)
+        return;
+    w->trim_accepted = accepted;
+    malloc_trim(0);
+}
+
 static void stats_tick(uv_timer_t *timer)
 {
     stats_publish(timer->data);
+    memory_trim(timer->data);
 }
 
 static void commit_before_sleep(uv_prepare_t *prepare)

@@ -83,6 +83,7 @@ struct worker {
     bool stopping;
     struct shm_worker_info info;
     struct shm_worker_info published; /* info as last written to the store */
+    uint64_t trim_accepted, trim_seen; /* accepted_total at the last trim, at the last tick */
     bool published_once;
 };
 
