@@ -221,6 +221,13 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 static const int worker_signums[] = { WORKER_SIGNALS };
 
+static void worker_sigset(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
+        sigaddset(set, worker_signums[i]);
+}
+
 /* Every handle of ours is initialised up front, so teardown can close each one exactly once
  * whatever point setup reached. */
 static int handles_init(struct worker *w)
@@ -245,12 +252,19 @@ static void handles_close(struct worker *w)
 {
     if (!w->handles_ready)
         return;
-    /* Exiting already: a stop signal arriving now (Ctrl-C reaches master and workers, then the
-     * master's SIGTERM follows) must not kill the process half-way through its teardown. */
-    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
-        signal(worker_signums[i], SIG_IGN);
+    /* Exiting already: a signal arriving now (the HUP of each later reload reaches every worker
+     * still draining, Ctrl-C reaches master and workers, then the master's SIGTERM follows) must
+     * not kill the process half-way through its teardown or its exit (the leak check at exit of
+     * a sanitized build takes a while). Closing a uv_signal_t puts SIG_DFL back, so the signals
+     * are ignored after the close, and held back meanwhile (a worker has one thread then). */
+    sigset_t set, saved;
+    worker_sigset(&set);
+    sigprocmask(SIG_BLOCK, &set, &saved);
     for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
         uv_close((uv_handle_t *)&w->signals[i], NULL);
+    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
+        signal(worker_signums[i], SIG_IGN);
+    sigprocmask(SIG_SETMASK, &saved, NULL);
     uv_close((uv_handle_t *)&w->commit_prepare, NULL);
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -265,9 +279,7 @@ static void handles_close(struct worker *w)
 static int signals_unblock(void)
 {
     sigset_t set;
-    sigemptyset(&set);
-    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
-        sigaddset(&set, worker_signums[i]);
+    worker_sigset(&set);
     return sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 

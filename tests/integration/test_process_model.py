@@ -242,6 +242,29 @@ def test_twenty_hups_in_ten_seconds_drop_no_connection(make_server):
     assert not log_lines(server, "killed by signal"), server.log_text()
 
 
+def test_a_worker_hupped_while_it_exits_exits_0(make_server):
+    """In a reload storm each HUP reaches every worker still draining, so some arrive while a
+    worker tears down and exits (the leak check at exit alone takes a while): they must not
+    kill it. HUPs go to the worker every millisecond: the first makes it drain, and since it
+    holds no connection it exits at once, the others arriving until it has gone."""
+    server = make_server(workers=1).start()
+    pid = server.workers()[0]["pid"]
+    sent = 0
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            os.kill(pid, signal.SIGHUP)
+            sent += 1
+            time.sleep(0.001)
+    except ProcessLookupError:
+        pass
+    assert wait_for(lambda: log_lines(server, rf"worker 0 \(pid {pid}\b.*(exited|killed)"), 10)
+    assert log_lines(server, rf"worker 0 \(pid {pid}\b.* exited with status 0"), \
+        f"{sent} HUPs:\n" + server.log_text()
+    assert log_lines(server, rf"worker 0\[{pid}\] info: exiting")
+    server.wait_ready()
+
+
 def test_hups_that_change_the_worker_count_drop_no_connection(make_server):
     """The same, while each HUP moves between 3 and 2 workers: a slot keeps its socket (and
     its queue) across reloads, and a socket retired with its slot gets no new connection
