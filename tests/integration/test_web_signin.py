@@ -74,9 +74,10 @@ def login_forms(browser, next_path="/account"):
 
 
 def through_provider(server, provider, browser, login="alice@example.com", next_path="/account",
-                     abort=False, follow=True):
+                     abort=False, follow=True, nonce=None):
     """Starts the sign-in on presenced, goes through the provider's login and consent pages, and
-    returns presenced's answer to the provider's redirect."""
+    returns presenced's answer to the provider's redirect. nonce: sent to the provider instead
+    of the one presenced asked for (the provider then puts it in the ID token)."""
     forms, _ = login_forms(browser, next_path)
     fields = next(f["fields"] for f in forms if f["action"] == "/login/oidc/start")
     status, headers, _ = browser.post("/login/oidc/start", fields)
@@ -86,6 +87,10 @@ def through_provider(server, provider, browser, login="alice@example.com", next_
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
     assert query["code_challenge_method"] == ["S256"] and query["scope"] == ["openid email"]
     assert query["redirect_uri"] == [f"{server.url}/login/oidc"]
+    if nonce is not None:
+        query["nonce"] = [nonce]
+        location = urllib.parse.urlsplit(location)._replace(
+            query=urllib.parse.urlencode(query, doseq=True)).geturl()
     agent = op.UserAgent(provider)
     target = urllib.parse.urlsplit(location)._replace(scheme="", netloc="").geturl()
     method, form = "GET", None
@@ -163,6 +168,17 @@ def test_a_tampered_state_is_refused(signin):
     status, _, text = browser.get("/login/oidc?code=abc&state=" + "A" * 43)
     assert status == 403 and "does not belong to this browser" in text
     assert provider.count("/token") == 0
+
+
+def test_an_id_token_for_another_nonce_is_refused(signin):
+    """The state is this browser's, the code is redeemed, but the ID token names a nonce other
+    than the one this sign-in sent (a token minted for another flow): no session."""
+    server, provider, _ = signin()
+    browser = Browser(server.port)
+    (status, _, text), _ = through_provider(server, provider, browser, nonce="n-of-another-flow")
+    assert provider.count("/token") == 1  # redeemed: only the nonce tells it apart
+    assert status == 403 and "could not be verified" in text, (status, text)
+    assert browser.get("/account")[0] == 303
 
 
 def test_the_user_declines_at_the_provider(signin):
