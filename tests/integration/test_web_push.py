@@ -1,10 +1,11 @@
 """Web Push wake-ups (SPEC.md §7) against a stand-in push service (tests/node/push_service.mjs,
 HTTPS with the test CA) that decrypts each message with Mozilla's http_ece and verifies its VAPID
 token with jose: the plaintext is the notification, for an AppService's notify and an operator's
-alike; 410 removes the subscription; 429 with Retry-After is retried after it; 413 is sent again
-without payload; a connected device gets no push; endpoints are https only and private addresses
+alike; 404 and 410 remove the subscription; 429 with Retry-After (seconds or an HTTP-date) is
+retried after it, 5xx after a growing back-off; 413 is sent again without payload; a connected device gets no push; endpoints are https only and private addresses
 refused unless validate_private_addresses; push_subscribe's refusals."""
 import asyncio
+import email.utils
 import json
 import time
 import urllib.parse
@@ -193,6 +194,69 @@ def test_429_is_retried_after_retry_after(push_site, push, ident):
     run(scenario())
     assert wait_for(lambda: metric(server, "presenced_pushes_sent_total") == 1)
     assert metric(server, "presenced_push_retries_total") == 1
+
+
+def test_404_removes_the_subscription(push_site, push, ident):
+    server = push_site()
+    _, ivy = grant(server, ident, "ivy@example.com", server.appid, "ivy")
+    sub_id, subscription = push.subscribe()
+    push.answer(sub_id, {"status": 404})
+
+    async def scenario():
+        await subscribed_then_gone(server, ident, "ivy@example.com", subscription)
+        app = await AppService.connect(server, server.appid, server.api_key)
+        assert (await app.request({"action": "notify", "target": ivy, "source": "s",
+                                   "message": "first"}))["result"] == "OK"
+        assert pushes(push, sub_id, 1)[0]["answered"] == 404
+        assert wait_for(lambda: user(server, "ivy@example.com")["push_subscriptions"] == [], 10)
+        assert metric(server, "presenced_push_subscriptions_removed_total") == 1
+        await app.ws.close()
+    run(scenario())
+    assert len(push.messages(sub_id)) == 1  # not retried
+
+
+def test_5xx_is_retried_after_a_growing_back_off(push_site, push, ident):
+    """Without Retry-After, a 503 then a 500 are tried again after 1 s, then 2 s."""
+    server = push_site()
+    _, jon = grant(server, ident, "jon@example.com", server.appid, "jon")
+    sub_id, subscription = push.subscribe()
+    push.answer(sub_id, {"status": 503}, {"status": 500})
+
+    async def scenario():
+        await subscribed_then_gone(server, ident, "jon@example.com", subscription)
+        app = await AppService.connect(server, server.appid, server.api_key)
+        assert (await app.request({"action": "notify", "target": jon, "source": "s",
+                                   "message": "again", "ttl": 120}))["result"] == "OK"
+        first, second, third = pushes(push, sub_id, 3)[:3]
+        assert (first["answered"], second["answered"], third["answered"]) == (503, 500, 201)
+        assert second["at_ms"] - first["at_ms"] >= 990, (first["at_ms"], second["at_ms"])
+        assert third["at_ms"] - second["at_ms"] >= 1990, (second["at_ms"], third["at_ms"])
+        assert json.loads(third["plaintext"])["message"] == "again"
+        await app.ws.close()
+    run(scenario())
+    assert wait_for(lambda: metric(server, "presenced_pushes_sent_total") == 1)
+    assert metric(server, "presenced_push_retries_total") == 2
+
+
+def test_retry_after_as_an_http_date(push_site, push, ident):
+    """Retry-After may be an HTTP-date (RFC 9110 §10.2.3): 4 s ahead is waited for, where the
+    back-off alone would have tried again after 1 s."""
+    server = push_site()
+    _, kim = grant(server, ident, "kim@example.com", server.appid, "kim")
+    sub_id, subscription = push.subscribe()
+
+    async def scenario():
+        await subscribed_then_gone(server, ident, "kim@example.com", subscription)
+        app = await AppService.connect(server, server.appid, server.api_key)
+        push.answer(sub_id, {"status": 503,
+                             "retry_after": email.utils.formatdate(time.time() + 4, usegmt=True)})
+        assert (await app.request({"action": "notify", "target": kim, "source": "s",
+                                   "message": "dated", "ttl": 120}))["result"] == "OK"
+        first, second = pushes(push, sub_id, 2)[:2]
+        assert (first["answered"], second["answered"]) == (503, 201)
+        assert second["at_ms"] - first["at_ms"] >= 2900, (first["at_ms"], second["at_ms"])
+        await app.ws.close()
+    run(scenario())
 
 
 def test_413_is_sent_again_without_payload(push_site, push, ident):
