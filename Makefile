@@ -63,7 +63,7 @@ ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 .PHONY: all deps deps-test node-deps run demo check unit unit-asan integration fuzz install clean bench \
-        bench-instructions
+        bench-instructions bench-million
 
 all: deps
 	@$(MAKE) --no-print-directory build/presenced build/presencectl
@@ -206,7 +206,7 @@ build/tools/%: tests/tools/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
-build/bench/id_bench build/bench/app_seed build/bench/push_bench: build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
+build/bench/id_bench build/bench/app_seed build/bench/push_bench build/bench/conn_dump: build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
@@ -221,8 +221,16 @@ DEB_BENCH := mosquitto python3-matplotlib valgrind
 bench: deps-test
 	@$(call deb_install,$(DEB_BENCH))
 	@$(MAKE) --no-print-directory build/presenced $(TOOL_SRC:tests/tools/%.c=build/tools/%) \
-	  build/bench/id_bench build/bench/app_seed build/bench/push_bench build/bench/loadgen
+	  build/bench/id_bench build/bench/app_seed build/bench/push_bench build/bench/conn_dump \
+	  build/bench/loadgen
 	$(PYTHON) bench/run.py
+
+# A million authenticated devices at once on this machine (bench/million.py; about 20 minutes, and
+# 5 more the first time, to make the assertions it keeps in build/bench/million/).
+bench-million: deps-test
+	@$(MAKE) --no-print-directory build/presenced build/bench/app_seed build/bench/conn_dump \
+	  build/bench/loadgen
+	$(PYTHON) bench/million.py
 
 # Instructions per status update and per Mosquitto QoS 1 publish under callgrind: deterministic,
 # so it can run on a busy machine (about 4 minutes).

@@ -48,6 +48,9 @@ int main(int argc, char **argv)
             (rc = shm_grant_put(store, email, app.appid, puid, clock_wall_ms())) != SHM_OK)
             break;
         printf("%s\"%s\"", i ? "," : "", puid);
+        /* A batch of its own every so many users: the map grows between batches. */
+        if (i % 10000 == 9999)
+            rc = shm_batch_commit(store);
     }
     printf("]}\n");
     if (rc == SHM_OK)

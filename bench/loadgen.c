@@ -76,7 +76,9 @@ struct gen {
     struct device *devices;
     int count, first, per_user;
     char **emails, **assertions;
-    int users;
+    int users;      /* lines loaded */
+    int user_first; /* the user of emails[0] (line user_first of the file) */
+    bool wrap;      /* the file had fewer users than the devices: user i is line i % users */
     int authed, opening, next_to_open, open_limit; /* devices below open_limit get (re)opened */
     bool counting_some; /* count_only was given: only counted devices' notifications count */
     /* Notifications over 2 ms, by tenth of a second since the first one counted was sent: when
@@ -147,27 +149,57 @@ static void watch(int epoll, struct ws_conn *c, bool add)
     epoll_ctl(epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+static void assertion_keep(struct gen *g, char *line)
+{
+    char *space = strchr(line, ' ');
+    if (space == NULL)
+        return;
+    *space = '\0';
+    space[1 + strcspn(space + 1, "\n")] = '\0';
+    g->emails = realloc(g->emails, (size_t)(g->users + 1) * sizeof *g->emails);
+    g->assertions = realloc(g->assertions, (size_t)(g->users + 1) * sizeof *g->assertions);
+    g->emails[g->users] = strdup(line);
+    g->assertions[g->users++] = strdup(space + 1);
+}
+
+/* Line i of the file is user i's "email assertion": only the lines of this process's users
+ * are kept (a million devices' file is most of a gigabyte), and reading stops after the last.
+ * A file with fewer lines than users serves them in turn (user i takes line i % lines). */
 static int assertions_load(struct gen *g, const char *path)
 {
+    int lo = g->first / g->per_user, hi = (g->first + g->count - 1) / g->per_user;
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
     char *line = NULL;
     size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        char *space = strchr(line, ' ');
-        if (space == NULL)
-            continue;
-        *space = '\0';
-        line[strcspn(space + 1, "\n") + (size_t)(space + 1 - line)] = '\0';
-        g->emails = realloc(g->emails, (size_t)(g->users + 1) * sizeof *g->emails);
-        g->assertions = realloc(g->assertions, (size_t)(g->users + 1) * sizeof *g->assertions);
-        g->emails[g->users] = strdup(line);
-        g->assertions[g->users++] = strdup(space + 1);
+    int index = 0;
+    g->user_first = lo;
+    while (index <= hi && getline(&line, &cap, f) > 0) {
+        if (index++ >= lo)
+            assertion_keep(g, line);
+    }
+    if (index <= hi) { /* too few lines: all of them, in turn */
+        for (int i = 0; i < g->users; i++) {
+            free(g->emails[i]);
+            free(g->assertions[i]);
+        }
+        g->users = 0;
+        g->user_first = 0;
+        g->wrap = true;
+        rewind(f);
+        while (getline(&line, &cap, f) > 0)
+            assertion_keep(g, line);
     }
     free(line);
     fclose(f);
     return g->users > 0 ? 0 : -1;
+}
+
+/* Where user's e-mail and assertion are in g->emails and g->assertions. */
+static int user_slot(const struct gen *g, int user)
+{
+    return g->wrap ? user % g->users : user - g->user_first;
 }
 
 /* MQTT's remaining length: 7 bits a byte, high bit for "more". */
@@ -228,7 +260,7 @@ static void auth_send(struct gen *g, struct device *d)
         return;
     }
     char msg[16384];
-    int user = d->user % g->users;
+    int user = user_slot(g, d->user);
     d->online = true;
     int n = snprintf(msg, sizeof msg,
                      "{\"email\":\"%s\",\"status\":\"online\",\"device\":\"d%d\","
@@ -425,7 +457,7 @@ static void status_run(struct gen *g, double rate, double seconds)
             char msg[128];
             d->online = !d->online;
             int len = snprintf(msg, sizeof msg, "{\"email\":\"%s\",\"status\":\"%s\"}",
-                               g->users ? g->emails[d->user % g->users] : "user0@bench.example",
+                               g->users ? g->emails[user_slot(g, d->user)] : "user0@bench.example",
                                d->online ? "online" : "unavailable");
             d->sent_ns = d->flipped_ns = now_ns();
             if (g->mqtt)
@@ -757,7 +789,8 @@ static void app_events(struct app *a, double rate, double seconds)
             char msg[128];
             d->online = !d->online;
             int len = snprintf(msg, sizeof msg, "{\"email\":\"%s\",\"status\":\"%s\"}",
-                               g->emails[d->user], d->online ? "online" : "unavailable");
+                               g->emails[user_slot(g, d->user)],
+                               d->online ? "online" : "unavailable");
             d->sent_ns = d->flipped_ns = now_ns();
             ws_send_text(&d->ws, msg, (size_t)len);
             watch(g->epoll, &d->ws, false);

@@ -7,27 +7,30 @@ processes, each from its own 127.0.0.x), BENCH_DEVICES_PER_USER (10, as max_devi
 allows by default), BENCH_STATUS_RATE (updates per second over all clients), BENCH_NOTIFY_RATE,
 BENCH_PROBES (users with one device whose status flips are timed to the AppService's event),
 BENCH_EVENT_RATE (flips per second), BENCH_PING_INTERVAL and BENCH_SYNC_INTERVAL (the server's
-ping_interval and sync_interval, 30s and 1s) and
-BENCH_RECONNECT (devices dropped and reconnected at once,
-all by default)."""
+ping_interval and sync_interval, 30s and 1s), BENCH_MAP_SIZE (its map_size, 1G),
+BENCH_RECONNECT (devices dropped and reconnected at once, all by default; 0: none),
+BENCH_ISSUER and BENCH_ASSERTIONS_DIR (see identities())."""
 import json
+import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import idp  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 BINARY = os.path.join(ROOT, "build", "presenced")
 LOADGEN = os.path.join(ROOT, "build", "bench", "loadgen")
 APP_SEED = os.path.join(ROOT, "build", "bench", "app_seed")
+CONN_DUMP = os.path.join(ROOT, "build", "bench", "conn_dump")
 AUDIENCE = "https://bench.example"
 
 
@@ -82,19 +85,92 @@ def admin(port, path):
         return json.loads(r.read())
 
 
+def _key_pem(key):
+    return key.private.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+
+
+def _key_load(pem):
+    """An idp key (RSKey or DSKey) from its PEM."""
+    private = serialization.load_pem_private_key(pem, None)
+    if isinstance(private, rsa.RSAPrivateKey):
+        key = idp.RSKey.__new__(idp.RSKey)
+        key.private, key.alg = private, "RS256"
+    else:
+        key = idp.DSKey.__new__(idp.DSKey)
+        bits = private.key_size
+        key.private, key.alg, key.qbytes = private, "DS128" if bits == 1024 else "DS256", \
+            20 if bits == 1024 else 32
+    return key
+
+
+def _assertions_chunk(job):
+    """The lines of users first..first+count-1 (run in a worker process of the pool)."""
+    issuer_pem, user_pem, first, count, exp_ms = job
+    issuer, user_key = _key_load(issuer_pem), _key_load(user_pem)
+    # The assertion proper names no e-mail: the one device key signs the same one for all; the
+    # certificate binding each e-mail to that key is each user's own (cert~assertion).
+    tail = idp.assertion(user_key, AUDIENCE, exp_ms)
+    lines = []
+    for i in range(first, first + count):
+        email = f"user{i}@bench.example"
+        cert = idp.certificate(issuer, "issuer.example", user_key, email, exp_ms)
+        lines.append(f"{email} {cert}~{tail}")
+    return "\n".join(lines) + "\n"
+
+
 def identities(workdir, users):
-    """One backed assertion per user, all certified by one issuer key file; one device key."""
-    issuer, user_key = idp.RSKey(2048), idp.DSKey(1024)
+    """One backed assertion per user (line i: user i), all certified by one issuer key file
+    (workdir/issuer.json); one device key. Made on every core. BENCH_ISSUER=ds certifies with
+    DSA 1024 (DS128) instead of RSA 2048: about five times faster to make, for a million
+    devices. BENCH_ASSERTIONS_DIR keeps them there for the next run, which takes them as long
+    as they cover the users and stay valid for a day (they are made valid for a week)."""
+    kind = os.environ.get("BENCH_ISSUER", "rs")
+    cache = os.environ.get("BENCH_ASSERTIONS_DIR")
+    if cache:
+        reused = _identities_cached(cache, workdir, users, kind)
+        if reused is not None:
+            return reused
+    issuer = idp.DSKey(1024) if kind == "ds" else idp.RSKey(2048)
+    user_key = idp.DSKey(1024)
+    exp_ms = idp.now_ms() + (7 * 86400 if cache else 3600) * 1000
     with open(os.path.join(workdir, "issuer.json"), "w") as f:
         json.dump(issuer.public_json(), f)
     path = os.path.join(workdir, "assertions.txt")
+    chunk = 2000
+    jobs = [(_key_pem(issuer), _key_pem(user_key), first, min(chunk, users - first), exp_ms)
+            for first in range(0, users, chunk)]
     with open(path, "w") as f:
-        for i in range(users):
-            email = f"user{i}@bench.example"
-            assertion = idp.backed(email, issuer, user_key, AUDIENCE, iss="issuer.example",
-                                   exp_ms=idp.now_ms() + 3600 * 1000)
-            f.write(f"{email} {assertion}\n")
+        if len(jobs) <= 1:
+            for job in jobs:
+                f.write(_assertions_chunk(job))
+        else:
+            with multiprocessing.Pool(os.cpu_count()) as pool:
+                for text in pool.imap(_assertions_chunk, jobs):
+                    f.write(text)
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+        for name in ("issuer.json", "assertions.txt"):
+            shutil.copy(os.path.join(workdir, name), os.path.join(cache, name))
+        with open(os.path.join(cache, "meta.json"), "w") as f:
+            json.dump({"users": users, "issuer": kind, "exp_ms": exp_ms}, f)
     return path
+
+
+def _identities_cached(cache, workdir, users, kind):
+    """The kept assertions when they will do, linked into workdir; None otherwise."""
+    try:
+        with open(os.path.join(cache, "meta.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if meta.get("users", 0) < users or meta.get("issuer") != kind or \
+            meta.get("exp_ms", 0) < idp.now_ms() + 86400 * 1000:
+        return None
+    progress(f"assertions: the {meta['users']} kept in {cache}")
+    shutil.copy(os.path.join(cache, "issuer.json"), os.path.join(workdir, "issuer.json"))
+    return os.path.join(cache, "assertions.txt")
 
 
 def start(workdir, workers, devices, extra=""):
@@ -107,7 +183,8 @@ def start(workdir, workers, devices, extra=""):
                 f"log_level warning\naudience {AUDIENCE}\n"
                 f"trusted_issuer issuer.example {workdir}/issuer.json\n"
                 f"max_devices_per_user 10\nstatus_rate 1000\nstatus_burst 1000\n"
-                f"app_rate 100000\napp_burst 100000\nmap_size 1G\n"
+                f"app_rate 100000\napp_burst 100000\n"
+                f"map_size {os.environ.get('BENCH_MAP_SIZE', '1G')}\n"
                 f"ping_interval {os.environ.get('BENCH_PING_INTERVAL', '30s')}\n"
                 f"sync_interval {os.environ.get('BENCH_SYNC_INTERVAL', '1s')}\n{extra}")
     # The server's log stays in build/bench/ for a look after a surprising figure.
@@ -158,14 +235,35 @@ def worker_websockets(admin_port):
     return {w["pid"]: w["websockets"] for w in admin(admin_port, "/status")["workers"]}
 
 
-def devices_away_from(admin_port, users, worker_pid):
-    """Indices of the devices held by workers other than worker_pid (device "d<i>")."""
-    def away(i):
-        email = urllib.parse.quote(f"user{i}@bench.example")
-        return [int(d["device"][1:]) for d in admin(admin_port, f"/users/{email}")["devices"]
-                if d["worker"] != worker_pid]
-    with ThreadPoolExecutor(8) as pool:
-        return [index for found in pool.map(away, range(users)) for index in found]
+def devices_away_from(workdir, worker_pid):
+    """Indices of the devices held by workers other than worker_pid (device "d<i>"), read from
+    the store by conn_dump (an admin request per user took minutes at a million)."""
+    run = subprocess.run([CONN_DUMP, f"{workdir}/data"], capture_output=True, text=True,
+                         check=True)
+    away = []
+    for line in run.stdout.splitlines():
+        device, pid = line.split()
+        if int(pid) != worker_pid and device.startswith("d") and device[1:].isdigit():
+            away.append(int(device[1:]))
+    return away
+
+
+def kernel_memory():
+    """The kernel's slab (and its two parts) from /proc/meminfo, and the pages TCP sockets hold
+    for their queues (/proc/net/sockstat), in bytes."""
+    fields = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            fields[name] = int(rest.split()[0]) * 1024
+    out = {k: fields[k] for k in ("Slab", "SReclaimable", "SUnreclaim")}
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                words = line.split()
+                out["tcp_queue_bytes"] = int(words[words.index("mem") + 1]) * os.sysconf(
+                    "SC_PAGE_SIZE")
+    return out
 
 
 def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, before):
@@ -173,7 +271,7 @@ def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, befor
     worker is the one whose WebSocket count grew by it (before: the counts without it)."""
     after = worker_websockets(admin_port)
     app_worker = max(after, key=lambda pid: after[pid] - before.get(pid, 0))
-    away = devices_away_from(admin_port, users, app_worker)
+    away = devices_away_from(workdir, app_worker)
     with open(f"{workdir}/away.txt", "w") as f:
         f.write("\n".join(map(str, away)) + "\n")
     for c in loadgens:
@@ -223,11 +321,15 @@ def main():
             memory_before, cpu_end = server_stat(admin_port, proc.pid)
             result["idle_server_cpu_ms_per_5s_without_connections"] = round(
                 (cpu_end - cpu_start) * 1000, 1)
-            per_client = devices // clients
+            # Each loadgen from its own 127.0.0.x: at most 20,000 files a process, and about
+            # 50,000 source ports an address.
+            shares = [devices // clients + (i < devices % clients) for i in range(clients)]
+            firsts = [sum(shares[:i]) for i in range(clients)]
+            kernel_before = kernel_memory()
             progress(f"scale: connecting {devices} devices from {clients} loadgens")
             started = time.monotonic()
-            loadgens = [Client(["devices", port, f"127.0.0.{10 + i}", per_client,
-                                i * per_client, per_user, assertions]) for i in range(clients)]
+            loadgens = [Client(["devices", port, f"127.0.0.{10 + i}", shares[i], firsts[i],
+                                per_user, assertions]) for i in range(clients)]
             ready = [c.read() for c in loadgens]
             result["connected"] = sum(r["ready"] for r in ready)
             result["connect_seconds"] = round(time.monotonic() - started, 2)
@@ -241,6 +343,11 @@ def main():
             result["server_bytes_per_connection"] = round(growth["Pss"])
             result["server_bytes_per_connection_detail"] = {k: round(v) for k, v in
                                                             growth.items()}
+            # The kernel's share: both ends of each connection (the loadgens' sockets too).
+            kernel_after = kernel_memory()
+            result["kernel_bytes_per_connection_both_ends"] = {
+                k: round((kernel_after[k] - kernel_before.get(k, 0)) / result["connected"])
+                for k in kernel_after}
             time.sleep(5)  # idle: no traffic, no pings due yet
             _, cpu_after = server_stat(admin_port, proc.pid)
             result["idle_server_cpu_ms_per_5s"] = round((cpu_after - cpu_before) * 1000, 1)
@@ -277,13 +384,14 @@ def main():
             app.quit()
 
             reconnect = env_int("BENCH_RECONNECT", devices)
-            progress(f"scale: reconnect storm of {reconnect}")
-            for c in loadgens:
-                c.send(f"reconnect {reconnect // clients}")
-            again = [c.read() for c in loadgens]
-            result["reconnected"] = sum(r["reconnected"] for r in again)
-            result["connected_after_reconnect"] = sum(r["ready"] for r in again)
-            result["reconnect_seconds"] = max(r["seconds"] for r in again)
+            if reconnect > 0:
+                progress(f"scale: reconnect storm of {reconnect}")
+                for c in loadgens:
+                    c.send(f"reconnect {reconnect // clients}")
+                again = [c.read() for c in loadgens]
+                result["reconnected"] = sum(r["reconnected"] for r in again)
+                result["connected_after_reconnect"] = sum(r["ready"] for r in again)
+                result["reconnect_seconds"] = max(r["seconds"] for r in again)
         finally:
             for c in loadgens:
                 try:
