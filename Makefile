@@ -141,7 +141,7 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/b64url.c common/id_key.c common/id_assertion.c common/id_support.c \
              common/id_verify.c common/jwk.c common/jwt.c common/notification.c common/uuid.c \
              common/form.c common/next_path.c common/push_crypto.c common/push_subscription.c \
-             common/vapid.c \
+             common/vapid.c common/retry_after.c \
              common/utf8.c common/ws_frame.c \
              common/oidc_doc.c \
              worker/device/device_msg.c \
@@ -149,7 +149,7 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_DEPS) \
-	  $(shell pkg-config --libs json-c openssl)
+	  $(shell pkg-config --libs json-c openssl libcurl)
 
 run: all
 	@$(call deb_install,$(DEB_TRY))

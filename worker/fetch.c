@@ -4,6 +4,7 @@
 
 #include "../common/list.h"
 #include "../common/log.h"
+#include "../common/retry_after.h"
 #include "../common/version.h"
 
 #include <arpa/inet.h>
@@ -234,20 +235,11 @@ static size_t header_seen(char *data, size_t size, size_t count, void *userp)
     struct fetch *x = userp;
     size_t n = size * count;
     static const char name[] = "retry-after:";
-    if (n > sizeof name - 1 && n < 200 && strncasecmp(data, name, sizeof name - 1) == 0) {
-        char value[200];
-        size_t len = n - (sizeof name - 1);
-        memcpy(value, data + sizeof name - 1, len);
-        value[len] = '\0';
-        char *start = value + strspn(value, " \t");
-        start[strcspn(start, "\r\n")] = '\0';
-        if (start[0] != '\0' && strspn(start, "0123456789") == strlen(start) && strlen(start) < 10) {
-            x->retry_after_s = strtoll(start, NULL, 10);
-        } else {
-            time_t when = curl_getdate(start, NULL);
-            if (when > 0)
-                x->retry_after_s = when > time(NULL) ? (int64_t)(when - time(NULL)) : 0;
-        }
+    if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        int64_t seconds = retry_after_parse(data + sizeof name - 1, n - (sizeof name - 1),
+                                            time(NULL));
+        if (seconds >= 0)
+            x->retry_after_s = seconds;
     }
     return n;
 }
