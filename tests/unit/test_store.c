@@ -338,6 +338,49 @@ static void test_presence_records(struct shm_store *store)
        "offline since 7000 (last seen), no device");
 }
 
+/* A worker holding two devices of each of several hundred users, claimed in an order that mixes
+ * the users: releasing it recomputes every user, and tells each change once. */
+static void test_release_many_users(const char *dir)
+{
+    struct shm_store *store = store_open(dir, 8 * MIB, 64 * MIB);
+    if (store == NULL)
+        return;
+    struct shm_presence_policy no_grace = { 0, 3600 * 1000 };
+    struct shm_conn_owner previous;
+    int had, users = 300;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < users; i++) {
+            char email[64], device[16];
+            snprintf(email, sizeof email, "many%d@example.com", (i * 7) % users);
+            snprintf(device, sizeof device, "d%d", round);
+            struct shm_conn_owner owner = { 400, (uint64_t)(round * users + i + 1),
+                                            SHM_STATUS_ONLINE, 1 };
+            shm_conn_claim(store, email, device, &owner, &previous, &had);
+            if (round == 1)
+                shm_presence_refresh(store, email, &no_grace, 9000, NULL, NULL);
+        }
+        is_int(shm_batch_commit(store), SHM_OK, "%d devices of as many users claimed", users);
+    }
+    int changes = 0;
+    size_t released;
+    is_int(shm_presence_release_worker(store, 400, &no_grace, 9500, &released, presence_changed,
+                                       &changes),
+           SHM_OK, "their worker released");
+    ok(released == 2 * (size_t)users && changes == users,
+       "every device released, each user told offline once");
+    shm_batch_commit(store);
+    struct shm_presence got;
+    int offline = 0;
+    for (int i = 0; i < users; i++) {
+        char email[64];
+        snprintf(email, sizeof email, "many%d@example.com", i);
+        offline += shm_presence_get(store, email, &got) == SHM_OK &&
+                   got.status == SHM_STATUS_OFFLINE;
+    }
+    is_int(offline, users, "every one of them offline");
+    shm_store_close(store);
+}
+
 struct seen_notes {
     int count;
     char first[64];
@@ -748,10 +791,11 @@ static void test_stale_reader(const char *dir)
 int main(void)
 {
     char *dir = mkdtemp(dir_template);
-    char small_dir[256], grow_dir[256], visits_dir[256];
+    char small_dir[256], grow_dir[256], visits_dir[256], many_dir[256];
     snprintf(small_dir, sizeof small_dir, "%s/small", dir);
     snprintf(grow_dir, sizeof grow_dir, "%s/grow", dir);
     snprintf(visits_dir, sizeof visits_dir, "%s/visits", dir);
+    snprintf(many_dir, sizeof many_dir, "%s/many", dir);
     struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
     ok(store != NULL, "store opens in %s", dir);
     if (store == NULL)
@@ -766,6 +810,7 @@ int main(void)
     test_batching(store);
     test_assertion_cache(store);
     test_presence_records(store);
+    test_release_many_users(many_dir);
     test_notification_queue(store);
     test_reset_volatile(store);
     struct shm_store_health health;
