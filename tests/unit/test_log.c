@@ -101,6 +101,30 @@ static void test_mozlog(void)
     log_set_level(LOG_LEVEL_DEBUG);
 }
 
+/* Every level has its syslog Severity (presenced(8), LOGGING). */
+static void test_every_severity(void)
+{
+    static const struct {
+        enum log_level level;
+        int severity;
+    } levels[] = { { LOG_LEVEL_DEBUG, 7 },
+                   { LOG_LEVEL_INFO, 6 },
+                   { LOG_LEVEL_NOTICE, 5 },
+                   { LOG_LEVEL_WARNING, 4 },
+                   { LOG_LEVEL_ERROR, 3 } };
+    log_set_format(LOG_FORMAT_MOZLOG);
+    log_set_level(LOG_LEVEL_DEBUG);
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        truncate_log();
+        log_msg(levels[i].level, "level %zu", i);
+        struct json_object *o = only_line(), *v;
+        ok(o != NULL && json_object_object_get_ex(o, "Severity", &v) &&
+               json_object_get_int(v) == levels[i].severity,
+           "level %zu is Severity %d", i, levels[i].severity);
+        json_object_put(o);
+    }
+}
+
 static void test_text(void)
 {
     log_set_format(LOG_FORMAT_TEXT);
@@ -147,6 +171,7 @@ int main(void)
     close(fd);
     ok(log_open(log_path, LOG_LEVEL_DEBUG) == 0, "log opens %s", log_path);
     test_mozlog();
+    test_every_severity();
     test_text();
     test_config_key();
     log_close();
