@@ -57,3 +57,21 @@ def test_every_config_key_is_documented():
     items = re.findall(r"^\.TP\n(.*)$", manual, re.M)  # the term line of each item
     for key in keys:
         assert any(re.search(rf"(^|[ \\fP]){key}\b", item) for item in items), key
+
+
+def test_text_after_an_example_inside_an_item_stays_in_the_item():
+    """An example (.RS/.RE) inside a .TP or .IP item ends with .RE, which puts the margin back at
+    the page's: text that goes on about the item needs an .IP first, or it reads as the next
+    paragraph of the section (as vapid_key's did in presenced.conf(5))."""
+    for page in MAN_PAGES:
+        lines = open(os.path.join(ROOT, page)).read().splitlines()
+        in_item = False
+        for number, line in enumerate(lines, 1):
+            if re.match(r"\.(TP|IP)\b", line):
+                in_item = True
+            elif re.match(r"\.(SH|SS|PP|P|LP)\b", line):
+                in_item = False
+            elif line.startswith(".RE") and in_item and number < len(lines):
+                assert re.match(r"\.(IP|TP|SH|SS|PP|P|LP|RE)\b", lines[number]), \
+                    f"{page}:{number + 1}: {lines[number]}"
+
