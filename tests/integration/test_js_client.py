@@ -1,10 +1,10 @@
 """clients/js/presence.js in a real browser (Debian's headless Chromium, driven by Selenium)
 against a real presenced: signing in with an assertion of the tests' identity provider or a token
 of the development issuer, status(), notifications as events, the page going hidden, keep-alive
-finding a dead connection, errno 50's retry_after, reconnecting after a server restart (and
-sending its status again), after errno 61 later, and never after errno 52. The module and a test
-page come from a small HTTP server the test starts, on another origin than presenced, as an app's
-page would be."""
+finding a dead connection, errno 50's retry_after, the back-off while the server is down
+(doubling, with jitter), reconnecting after a server restart (and sending its status again), after
+errno 61 later, and never after errno 52. The module and a test page come from a small HTTP server
+the test starts, on another origin than presenced, as an app's page would be."""
 import asyncio
 import http.server
 import json
@@ -180,6 +180,31 @@ def test_assertion_status_notifications_and_a_restart(presenced, ident, pages, b
                     "unavailable", 10), devices(server, email)
     # Reconnecting does not replay what was delivered.
     assert len(events(browser, "notification")) == 1
+
+
+def test_reconnection_backs_off_exponentially_with_jitter(presenced, ident, pages, browser):
+    """With the server gone, each failed attempt waits twice as long as the one before, up to
+    maxDelay, and a random part of it: between half of the delay and all of it."""
+    server = presenced()
+    email = "frank@example.com"
+    start(browser, server, email=email, device="tab", assertion=ident(email, pages.origin),
+          initialDelay=200, factor=2, maxDelay=1000)
+    wait_event(browser, "online")
+    server.stop()
+    # The first event is the connection lost (errno 61 or not, as the server went); each one
+    # after it is an attempt that failed: the 1st, 2nd ... since the last online.
+    wait_event(browser, "disconnected", count=7, timeout=30)
+    lost = events(browser, "disconnected")[1:7]
+    assert all(e.get("errno") is None for e in lost), lost
+    delays = [e["reconnectIn"] for e in lost]
+    ceilings = [min(1000, 200 * 2 ** n) for n in range(len(lost))]  # 200 400 800 1000 1000 1000
+    for delay, ceiling in zip(delays, ceilings):
+        assert ceiling / 2 - 1 <= delay <= ceiling + 1, (delays, ceilings)
+    assert any(ceiling / 2 + 1 < delay < ceiling - 1 for delay, ceiling in zip(delays, ceilings)), \
+        f"no jitter: {delays}"
+    # Each wait was kept: the next attempt failed no sooner than it said.
+    for before, after in zip(lost, lost[1:]):
+        assert after["at"] - before["at"] >= before["reconnectIn"] - 5, (before, after)
 
 
 def test_a_development_token_and_the_page_going_hidden(presenced, browser):
