@@ -170,6 +170,29 @@ def test_a_tampered_state_is_refused(signin):
     assert provider.count("/token") == 0
 
 
+def test_an_answer_naming_another_issuer_is_refused(signin):
+    """RFC 9207: a provider that names itself in its answer (iss) must be the one this sign-in
+    went to, or a code from another provider (mix-up) would be redeemed at this one."""
+    server, provider, _ = signin()
+
+    def answer_naming(browser, issuer):
+        _, path = through_provider(server, provider, browser, follow=False)
+        split = urllib.parse.urlsplit(path)
+        query = [(k, v) for k, v in urllib.parse.parse_qsl(split.query) if k != "iss"]
+        return browser.get(split._replace(query=urllib.parse.urlencode(
+            query + [("iss", issuer)])).geturl())
+    browser = Browser(server.port)
+    status, _, text = answer_naming(browser, "https://other-op.test")
+    assert status == 403 and "another provider" in text, (status, text)
+    assert provider.count("/token") == 0  # the code was never redeemed
+    assert browser.get("/account")[0] == 303  # not signed in
+    # The same answer naming the provider the sign-in went to is taken.
+    browser = Browser(server.port)
+    status, headers, _ = answer_naming(browser, op.ISSUER)
+    assert status == 303 and headers["location"] == "/account", (status, headers)
+    assert provider.count("/token") == 1
+
+
 def test_an_id_token_for_another_nonce_is_refused(signin):
     """The state is this browser's, the code is redeemed, but the ID token names a nonce other
     than the one this sign-in sent (a token minted for another flow): no session."""
