@@ -57,8 +57,8 @@ def tokserver(make_server, jwks_file):
         "oidc_audience https://presence.test"])).start()
 
 
-def verify(server, email, token):
-    return run(exchange(server.ws_url, oidc.update(email, token)))[0]
+def verify(server, email, token, raw=None):
+    return run(exchange(server.ws_url, raw or oidc.update(email, token)))[0]
 
 
 @pytest.mark.parametrize("alg", ALGS)
@@ -104,6 +104,22 @@ def test_email_mismatch_is_31_and_closes(tokserver, keys):
     (reply,), code = run(replies_then_close(tokserver.ws_url,
                                             oidc.update("mallory@example.com", token)))
     assert reply["errno"] == 31 and code == 1008
+
+
+def test_the_email_is_compared_exactly(tokserver, keys):
+    """presence(7): the e-mail is the credential's byte for byte, case included; a name given
+    twice in a message counts with its last value."""
+    token = keys["ES256"].sign(oidc.claims(ISSUER, AUDIENCE))  # alice@example.com
+    for other in ("Alice@example.com", "alice@Example.com", "alice@example.com "):
+        (reply,), code = run(replies_then_close(tokserver.ws_url, oidc.update(other, token)))
+        assert reply["errno"] == 31 and code == 1008, (other, reply)
+    fields = oidc.update("alice@example.com", token)[1:-1]  # "email": "alice@...", ...
+    mallory = '"email":"mallory@example.com"'
+    assert verify(tokserver, None, None, raw="{" + mallory + "," + fields + "}") == {
+        "result": "OK"}
+    (reply,), code = run(replies_then_close(tokserver.ws_url,
+                                            "{" + fields + "," + mallory + "}"))
+    assert reply["errno"] == 31 and code == 1008, reply
 
 
 def test_token_and_assertion_together_is_11(tokserver, keys):
