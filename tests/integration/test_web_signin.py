@@ -126,6 +126,17 @@ def test_the_login_page_lists_the_provider(signin):
     assert "/login/dev" not in actions
 
 
+def test_the_browserid_form_stays_beside_the_provider_where_browserid_is_set_up(signin):
+    server, _, _ = signin()
+    server.stop()
+    server.write_config(extra=server.settings["extra"] + f"\naudience {server.url}")
+    server.start()
+    forms, text = login_forms(Browser(server.port))
+    assert "Sign in with Example OP" in text
+    actions = [f["action"] for f in forms]
+    assert "/login/oidc/start" in actions and "/login" in actions, actions
+
+
 def test_sign_in_through_the_provider(signin):
     server, provider, _ = signin()
     browser = Browser(server.port)
