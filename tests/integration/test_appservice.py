@@ -300,3 +300,33 @@ def test_a_notify_target_carrying_u0000_is_errno_11(site, ident, domain):
     url = f"http://127.0.0.1:{server.admin_port}/users/erin%40example.com"
     with urllib.request.urlopen(url, timeout=10) as r:
         assert json.loads(r.read())["pending_notifications"] == 0
+
+
+def test_which_replies_repeat_the_request_id(site, ident, domain):
+    """presence(7): notify's reply and every error reply repeat the id; auth's OK and a
+    snapshot's chunks carry none; an id of another form is ignored and the request served."""
+    server = site(workers=1)
+    dev = signed_in(server, ident, "dev@example.com")
+    appid, api_key = activated_app(dev, domain)
+    _, puid = grant(server, ident, "finn@example.com", appid, "finn")
+
+    async def scenario():
+        app = await AppService.connect(server, appid)
+        assert await app.request({"action": "snapshot", "id": "s0"}) == {
+            "action": "snapshot", "id": "s0", "result": "KO", "errno": 30,
+            "error": "authentication required"}
+        assert await app.request({"action": "auth", "token": api_key, "id": "a1"}) == {
+            "action": "auth", "result": "OK"}
+        assert await app.request({"action": "dance", "id": "d1"}) == {
+            "id": "d1", "result": "KO", "errno": 13, "error": "unknown action"}
+        notify = {"action": "notify", "target": puid, "source": "s", "message": "m"}
+        assert await app.request({**notify, "id": "n1"}) == {
+            "action": "notify", "result": "OK", "id": "n1"}
+        for other in (7, "x" * 65, "not an id"):
+            assert await app.request({**notify, "id": other}) == {
+                "action": "notify", "result": "OK"}, other
+        snapshot = await app.request({"action": "snapshot", "id": "s1"})
+        assert snapshot == {"action": "snapshot", "last": True,
+                            "presence": [{"uid": puid, "status": "offline", "since": None}]}
+        await app.ws.close()
+    run(scenario())

@@ -452,7 +452,8 @@ static const char *known_action(struct json_object *msg)
     return NULL;
 }
 
-/* The request's id, when it has one (a string, or a number kept as text). */
+/* The request's id, when it has one of the form presence(7) gives (a string of up to 64 of
+ * A-Za-z0-9-_.:); an id of another form is ignored, and the request served without it. */
 static const char *request_id(struct json_object *msg, char *buf, size_t cap)
 {
     struct json_object *id;
