@@ -1,4 +1,5 @@
 """Health endpoints, the admin endpoint and its Prometheus text."""
+import http.client
 import json
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,6 +37,24 @@ def test_admin_is_not_on_the_public_port(server):
     assert status == 404
     status, _, _ = http_get(server.url + "/status")
     assert status == 404
+    # Nor any of what presencectl(1) asks the admin endpoint: each is a 404 on the public port,
+    # and nothing was done (no drain, no notification queued, no app made).
+    body = json.dumps({"source": "x", "message": "y", "name": "App", "domain": "app.test"})
+    for method, path in (("POST", "/drain"), ("GET", "/apps"), ("POST", "/apps"),
+                         ("GET", "/apps/00000000-0000-4000-8000-000000000000"),
+                         ("GET", "/users/alice@example.com"),
+                         ("POST", "/users/alice@example.com/notifications"),
+                         ("POST", "/users/alice@example.com/kick")):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request(method, path, body=body if method == "POST" else None,
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == 404, (method, path, response.status)
+    assert server.status()["state"] == "running"
+    assert json.loads(server.admin("/apps"))["apps"] == []
+    assert '"pending_notifications":0' in server.admin("/users/alice@example.com")
 
 
 def test_status_lists_the_workers(server):
