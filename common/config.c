@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -292,6 +293,30 @@ static int set_string(struct parser *p, char **slot, const char *value)
     return 0;
 }
 
+/* A bound of a key as it would be written in the file: 30s, 1h, 7d, 64k, 1M, or a number. */
+static void bound_text(enum key_type type, int64_t n, char *out, size_t cap)
+{
+    static const struct {
+        int64_t size;
+        const char *unit;
+    } durations[] = { { DAY_MS, "d" }, { 3600 * 1000, "h" }, { 60 * 1000, "m" }, { 1000, "s" } },
+      sizes[] = { { GIB, "G" }, { 1024 * 1024, "M" }, { 1024, "k" } };
+    const char *unit = type == KEY_DURATION ? "ms" : "";
+    int64_t shown = n;
+    size_t count = type == KEY_DURATION ? sizeof durations / sizeof durations[0]
+                   : type == KEY_SIZE   ? sizeof sizes / sizeof sizes[0]
+                                        : 0;
+    for (size_t i = 0; n != 0 && i < count; i++) {
+        int64_t size = type == KEY_DURATION ? durations[i].size : sizes[i].size;
+        if (n % size == 0) {
+            shown = n / size;
+            unit = type == KEY_DURATION ? durations[i].unit : sizes[i].unit;
+            break;
+        }
+    }
+    snprintf(out, cap, "%" PRId64 "%s", shown, n == 0 ? "" : unit);
+}
+
 static int set_number(struct parser *p, const struct key_spec *spec, const char *value)
 {
     int64_t number;
@@ -314,8 +339,12 @@ static int set_number(struct parser *p, const struct key_spec *spec, const char 
     }
     if (rc != 0)
         return fail(p, "%s: '%s' is not %s", spec->name, value, expect);
-    if (number < spec->min || number > spec->max)
-        return fail(p, "%s: %s is out of range", spec->name, value);
+    if (number < spec->min || number > spec->max) {
+        char low[32], high[32];
+        bound_text(spec->type, spec->min, low, sizeof low);
+        bound_text(spec->type, spec->max, high, sizeof high);
+        return fail(p, "%s: %s is out of range (from %s to %s)", spec->name, value, low, high);
+    }
     *(int64_t *)((char *)p->cfg + spec->offset) = number;
     return 0;
 }

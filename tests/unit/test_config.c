@@ -191,6 +191,17 @@ static void test_errors(void)
     expect_error("max_message_size 10\n", "test.conf:1: max_message_size: 10 is out of range",
                  "a size below its minimum");
     expect_error("max_message_size 99999999999999999999\n", "test.conf:1:", "an overflowing size");
+    /* Out of range: the message says the range, in the units the file would use. */
+    expect_error("max_message_size 2M\n", "max_message_size: 2M is out of range (from 64 to 1M)",
+                 "a size range");
+    expect_error("verify_timeout 50ms\n", "verify_timeout: 50ms is out of range (from 100ms to 1m)",
+                 "a duration range");
+    expect_error("offline_grace 2h\n", "offline_grace: 2h is out of range (from 0 to 1h)",
+                 "a range from 0");
+    expect_error("session_ttl 30s\n", "session_ttl: 30s is out of range (from 1m to 365d)",
+                 "a range in days");
+    expect_error("status_rate 0\n", "status_rate: 0 is out of range (from 1 to 1000000)",
+                 "a number range");
     expect_error("max_output_buffer 8k\n", "test.conf:1: max_output_buffer: 8k is out of range",
                  "max_output_buffer below 16 KiB (room for a page of bulk output)");
     expect_error("max_output_buffer 1g\n", "test.conf:1: max_output_buffer:",
