@@ -367,6 +367,9 @@ static int set_url(struct parser *p, const struct key_spec *spec, const char *va
 {
     if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
         return fail(p, "%s: '%s' must start with http:// or https://", spec->name, value);
+    /* Paths are added to it (the sign-in's redirect URI, the development issuer's iss). */
+    if (strpbrk(value, "?#") != NULL)
+        return fail(p, "%s: '%s' may not have a query or a fragment", spec->name, value);
     return set_string(p, (char **)((char *)p->cfg + spec->offset), value);
 }
 

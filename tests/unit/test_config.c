@@ -217,6 +217,11 @@ static void test_errors(void)
     expect_error("data_dir\n", "test.conf:1: data_dir: expected one value, got 0", "no value");
     expect_error("log_level loud\n", "test.conf:1: log_level", "an unknown log level");
     expect_error("public_url ftp://x\n", "test.conf:1: public_url", "a URL of another scheme");
+    expect_error("public_url https://p.example/?a=1\n",
+                 "test.conf:1: public_url: 'https://p.example/?a=1' may not have a query",
+                 "a public_url with a query (the redirect URI would be made after it)");
+    expect_error("public_url https://p.example#top\n", "test.conf:1: public_url:",
+                 "a public_url with a fragment");
     expect_error("audience example.com\n", "test.conf:1: audience", "an audience not an origin");
     expect_error("trusted_issuer https://x.org\n", "test.conf:1: trusted_issuer",
                  "an issuer given as a URL");
