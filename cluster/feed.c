@@ -33,18 +33,13 @@ struct feed {
     struct engine_sub *sub;
     char deliver[128];
     char consumer[JS_NAME_MAX + 1]; /* "" until known */
-    uint64_t applied, last_cseq, generation, recreations;
+    uint64_t applied, last_cseq, recreations;
     uint64_t pending_at_create; /* messages the stream held past applied when made */
     bool creating, caught_up, stopped;
     int64_t last_activity_ms, retry_at_ms;
     uint64_t expect_seq;
     int64_t expect_since_ms;
-    uint64_t create_id;
-};
-
-struct create_ctx {
-    struct feed *feed;
-    uint64_t generation;
+    uint64_t create_id; /* the pending create, cancelled by the next one and by feed_stop */
 };
 
 static void consumer_make(struct feed *f);
@@ -60,13 +55,13 @@ static void restart(struct feed *f, const char *why)
 
 static void on_delivery(void *arg, const struct engine_msg *msg);
 
+/* The answer to the current consumer's create: an earlier create is cancelled before the next
+ * one is sent, and feed_stop cancels the last, so this never sees a stale one nor a freed feed
+ * (and nothing is allocated per create that a cancel could leave behind). */
 static void on_created(void *arg, int status, const struct engine_msg *msg)
 {
-    struct create_ctx *ctx = arg;
-    struct feed *f = ctx->feed;
-    bool current = ctx->generation == f->generation;
-    free(ctx);
-    if (f->stopped || !current)
+    struct feed *f = arg;
+    if (f->stopped)
         return;
     f->creating = false;
     f->create_id = 0;
@@ -105,7 +100,6 @@ static void ignore_answer(void *arg, int status, const struct engine_msg *msg)
  * but sooner is cheaper) and makes a new one starting after the last applied sequence. */
 static void consumer_make(struct feed *f)
 {
-    f->generation++;
     if (f->create_id != 0)
         engine_request_cancel(f->engine, f->create_id);
     f->create_id = 0;
@@ -146,12 +140,8 @@ static void consumer_make(struct feed *f)
              "\"num_replicas\":1}}",
              f->stream, f->deliver, start, f->filter, (long long)FEED_HEARTBEAT_MS * 1000000LL);
     snprintf(subject, sizeof subject, "$JS.API.CONSUMER.CREATE.%s", f->stream);
-    struct create_ctx *ctx = malloc(sizeof *ctx);
-    if (ctx == NULL || (*ctx = (struct create_ctx){ f, f->generation },
-                        engine_request(f->engine, subject, NULL, 0, body, strlen(body),
-                                       CREATE_TIMEOUT_MS, on_created, ctx, &f->create_id)) !=
-                           ENGINE_OK) {
-        free(ctx);
+    if (engine_request(f->engine, subject, NULL, 0, body, strlen(body), CREATE_TIMEOUT_MS,
+                       on_created, f, &f->create_id) != ENGINE_OK) {
         f->creating = false;
         f->retry_at_ms = clock_mono_ms() + RETRY_MS;
     }

@@ -6,9 +6,15 @@
  *   engine_probe SERVERS get BUCKET KEY direct|leader
  *   engine_probe SERVERS api WHAT [JSON]
  *   engine_probe SERVERS ping SUBJECT        (a core request; prints the answer)
+ *   engine_probe SERVERS feed BUCKET         (a changefeed of the bucket from its start, read
+ *                                             until caught up; prints the last sequence and how
+ *                                             many it applied; a first feed is stopped before
+ *                                             its consumer was made)
  * It exits 0 when the engine answered (whatever the answer), 1 when it could not be reached. */
 #include "../../cluster/engine.h"
+#include "../../cluster/feed.h"
 #include "../../cluster/js.h"
+#include "../../common/clock.h"
 
 #include <nats/nats.h>
 
@@ -24,6 +30,9 @@ struct probe {
     int argc;
     int rc;
     uv_timer_t give_up;
+    struct feed *feed;
+    uv_timer_t feed_tick;
+    uint64_t feed_count;
 };
 
 static const char *outcome_name(int outcome)
@@ -63,8 +72,11 @@ static void done(struct probe *p, int rc)
 {
     p->rc = rc;
     uv_timer_stop(&p->give_up);
+    feed_stop(p->feed);
+    p->feed = NULL;
     engine_close(p->engine);
     uv_close((uv_handle_t *)&p->give_up, NULL);
+    uv_close((uv_handle_t *)&p->feed_tick, NULL);
 }
 
 static void on_result(void *arg, const struct js_result *r)
@@ -97,6 +109,43 @@ static void on_ping(void *arg, int status, const struct engine_msg *msg)
     done(p, status == ENGINE_OK ? 0 : 1);
 }
 
+static void feed_applied_one(void *arg, const char *subject, uint64_t seq, bool deleted,
+                             const void *data, size_t len, int64_t time_ms)
+{
+    struct probe *p = arg;
+    (void)subject, (void)seq, (void)deleted, (void)data, (void)len, (void)time_ms;
+    p->feed_count++;
+}
+
+static void feed_watch(uv_timer_t *timer)
+{
+    struct probe *p = timer->data;
+    feed_tick(p->feed, clock_mono_ms());
+    if (!feed_caught_up(p->feed))
+        return;
+    printf("{\"outcome\":\"ok\",\"seq\":%" PRIu64 ",\"applied\":%" PRIu64 "}\n",
+           feed_applied(p->feed), p->feed_count);
+    done(p, 0);
+}
+
+static int feed_run(struct probe *p, const char *bucket)
+{
+    char stream[96], filter[128];
+    js_kv_stream(bucket, stream, sizeof stream);
+    snprintf(filter, sizeof filter, "$KV.%s.>", bucket);
+    struct feed_options opt = { .engine = p->engine, .stream = stream, .filter = filter,
+                                .apply = feed_applied_one, .arg = p };
+    /* A feed stopped while its consumer's create is still on its way (a node stopping then). */
+    struct feed *early;
+    if (feed_start(&early, &opt) != 0)
+        return -1;
+    feed_stop(early);
+    if (feed_start(&p->feed, &opt) != 0)
+        return -1;
+    uv_timer_start(&p->feed_tick, feed_watch, 20, 20);
+    return 0;
+}
+
 static int run(struct probe *p)
 {
     struct engine *e = p->engine;
@@ -116,6 +165,8 @@ static int run(struct probe *p)
         return js_api(e, a[3], p->argc == 5 ? a[4] : NULL, on_result, p);
     if (strcmp(cmd, "ping") == 0 && p->argc == 4)
         return engine_request(e, a[3], NULL, 0, "ping", 4, 2000, on_ping, p, NULL);
+    if (strcmp(cmd, "feed") == 0 && p->argc == 4)
+        return feed_run(p, a[3]);
     fprintf(stderr, "engine_probe: unknown command or arguments\n");
     return -2;
 }
@@ -147,6 +198,8 @@ int main(int argc, char **argv)
     uv_loop_init(&p.loop);
     uv_timer_init(&p.loop, &p.give_up);
     p.give_up.data = &p;
+    uv_timer_init(&p.loop, &p.feed_tick);
+    p.feed_tick.data = &p;
     uv_timer_start(&p.give_up, give_up, 10000, 0);
     char err[256];
     struct engine_options opt = { .loop = &p.loop, .servers = argv[1], .name = "engine_probe",
