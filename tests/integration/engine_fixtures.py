@@ -118,6 +118,21 @@ class Engine:
         # The meta leader answers API requests once elected: wait for one to succeed.
         assert wait_for(lambda: self.probe("api", "INFO").get("outcome") == "ok", timeout=timeout,
                         step=0.2), "the engine answers no JetStream request"
+        # It places a new replicated stream only once it has heard every server's statistics;
+        # until then a create is refused with 10005 "no suitable peers for placement".
+        if len(self.servers) > 1 and all(s.alive() for s in self.servers):
+            assert wait_for(self.places_streams, timeout=timeout, step=0.2), \
+                "the engine places no stream on every server"
+
+    def places_streams(self):
+        """True when a new stream on every server can be made (then deleted again)."""
+        self.ready_probes = getattr(self, "ready_probes", 0) + 1
+        bucket = f"engine_ready_{self.ready_probes}"
+        made = self.probe("bucket", bucket, str(len(self.servers)))
+        if made.get("outcome") != "ok":
+            return False
+        self.probe("api", f"STREAM.DELETE.KV_{bucket}")
+        return True
 
     def urls(self, first=0):
         """The cluster key's value, starting with server `first` (each node its own first)."""
@@ -139,9 +154,14 @@ class Engine:
         result["stderr"] = out.stderr
         return result
 
-    def stream_info(self, name):
-        info = self.probe("api", f"STREAM.INFO.{name}")
+    def stream_info(self, name, servers=None):
+        info = self.probe("api", f"STREAM.INFO.{name}", servers=servers)
         return json.loads(info["json"]) if "json" in info else info
+
+    def stream_leader(self, name):
+        """The server leading the stream, asked of the live servers ("" while it has none)."""
+        live = ",".join(s.url for s in self.servers if s.alive())
+        return (self.stream_info(name, servers=live).get("cluster") or {}).get("leader") or ""
 
 
 @pytest.fixture(scope="module")
