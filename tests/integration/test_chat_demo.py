@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 
 import pytest
@@ -55,12 +54,12 @@ def demo(presenced, tmp_path):
     assert "Traceback" not in "".join(output), "".join(output)
 
 
-def browser():
+def browser(profile):
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(prefix='chat-')}",
+                 "--disable-sync", f"--user-data-dir={profile}",
                  "--window-size=900,700", "--host-resolver-rules=MAP localhost 127.0.0.1",
                  # A hidden tab keeps its timers: the device keeps its connection.
                  "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
@@ -72,8 +71,8 @@ def browser():
 
 
 @pytest.fixture
-def people():
-    drivers = {name: browser() for name in ("alice", "bob")}
+def people(tmp_path):
+    drivers = {name: browser(tmp_path / f"chromium-{name}") for name in ("alice", "bob")}
     yield drivers
     for driver in drivers.values():
         try:
@@ -115,9 +114,30 @@ def join(driver, url, name, email, shots=False):
     assert driver.find_element(By.ID, "my-name").text == name
 
 
+# The page builds its member list again at every change (chat.js render()): an element found by
+# one WebDriver call may be gone by the next (StaleElementReferenceException). So a member's line
+# is found and used within one script, which runs between two of the page's own events.
+MEMBER_TEXT = """const line = document.querySelector(`li[data-name="${CSS.escape(arguments[0])}"]`);
+const part = line && line.querySelector(arguments[1]);
+return part ? part.innerText : null;"""
+# The ring button as a person would press it: only when shown and enabled.
+MEMBER_RING = """const line = document.querySelector(`li[data-name="${CSS.escape(arguments[0])}"]`);
+const button = line && line.querySelector("button");
+if (!button || button.disabled || !button.getClientRects().length) return false;
+button.click();
+return true;"""
+
+
 def status_of(driver, name):
-    found = driver.find_elements(By.CSS_SELECTOR, f'li[data-name="{name}"] .status')
-    return found[0].text if found else None
+    return driver.execute_script(MEMBER_TEXT, name, ".status")
+
+
+def ring_label(driver, name):
+    return driver.execute_script(MEMBER_TEXT, name, "button")
+
+
+def ring(driver, name):
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script(MEMBER_RING, name))
 
 
 def test_the_chat_story_in_two_browsers(presenced, demo, people):
@@ -134,9 +154,8 @@ def test_the_chat_story_in_two_browsers(presenced, demo, people):
     WebDriverWait(bob, 20).until(lambda d: status_of(d, "Alice") == "unavailable")
     shot(bob, "5-alice-unavailable")
 
-    bob.find_element(By.CSS_SELECTOR, 'li[data-name="Alice"] button').click()
-    WebDriverWait(bob, 20).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, 'li[data-name="Alice"] button').text == "Rung")
+    ring(bob, "Alice")
+    WebDriverWait(bob, 20, poll_frequency=0.1).until(lambda d: ring_label(d, "Alice") == "Rung")
     WebDriverWait(alice, 20).until(lambda d: d.execute_script(
         "return !document.getElementById('ring').hidden"))
     assert alice.find_element(By.ID, "ring-text").get_attribute("textContent") == \
