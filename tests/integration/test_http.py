@@ -108,3 +108,21 @@ def test_post_to_a_health_endpoint_is_405(server):
         raise AssertionError("POST accepted")
     except urllib.error.HTTPError as e:
         assert e.code == 405
+
+
+def test_an_admin_body_over_64_kib_is_413(server):
+    """presenced(8): the admin endpoint reads at most 64 KiB of a body (libevent's 413)."""
+    def post(size):
+        body = json.dumps({"source": "ops", "message": "x" * size})
+        conn = http.client.HTTPConnection("127.0.0.1", server.admin_port, timeout=10)
+        conn.request("POST", "/users/big%40example.com/notifications", body=body,
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        text = response.read().decode()
+        conn.close()
+        return response.status, text
+    assert post(70 * 1024)[0] == 413
+    status, text = post(60 * 1024)  # read, then refused by the notification's own limit
+    assert status == 400 and json.loads(text)["error"], text
+    assert '"pending_notifications":0' in server.admin("/users/big@example.com")
+
