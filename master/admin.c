@@ -141,6 +141,7 @@ static int admin_bind(struct admin *admin, const char *listen)
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT);
     evhttp_set_max_body_size(http, 64 * 1024);
+    evhttp_set_max_headers_size(http, 16 * 1024); /* else libevent buffers any amount */
     evhttp_set_timeout(http, 10);
     evhttp_set_gencb(http, route, admin);
     if (admin->http != NULL)

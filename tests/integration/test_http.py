@@ -1,6 +1,7 @@
 """Health endpoints, the admin endpoint and its Prometheus text."""
 import http.client
 import json
+import socket
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -125,4 +126,27 @@ def test_an_admin_body_over_64_kib_is_413(server):
     status, text = post(60 * 1024)  # read, then refused by the notification's own limit
     assert status == 400 and json.loads(text)["error"], text
     assert '"pending_notifications":0' in server.admin("/users/big@example.com")
+
+
+def test_admin_request_headers_over_16_kib_are_refused(server):
+    """The admin endpoint keeps at most 16 KiB of a request's headers (libevent buffered any
+    amount: 1 MB of headers was read and answered 200)."""
+    def get(header_bytes):
+        sock = socket.create_connection(("127.0.0.1", server.admin_port), timeout=10)
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * header_bytes +
+                     b"\r\n\r\n")
+        answer = b""
+        try:
+            while b"\r\n" not in answer:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        sock.close()
+        return answer.split(b"\r\n", 1)[0]
+    assert get(8 * 1024) == b"HTTP/1.1 200 OK"
+    assert get(1024 * 1024) != b"HTTP/1.1 200 OK"
+    assert server.status()["state"] == "running"
 
