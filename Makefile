@@ -215,6 +215,11 @@ build/bench/loadgen: bench/loadgen.c bench/ws_client.c bench/ws_client.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/loadgen.c bench/ws_client.c -lssl -lcrypto
 
+# What OpenSSL keeps per idle TLS connection, by allocating line (bench/README.md).
+build/bench/tls_probe: bench/tls_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ bench/tls_probe.c -lssl -lcrypto
+
 # What `make bench` adds: the broker it is compared with, the plots, the instruction counter.
 DEB_BENCH := mosquitto python3-matplotlib valgrind
 

@@ -42,6 +42,8 @@ int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason
         if (websocket_path_allowed(wsi))
             return 0;
         return http_upgrade_refuse(wsi);
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        return lws_setup_tls_context(user); /* the vhost's SSL_CTX */
     case LWS_CALLBACK_WSI_DESTROY: {
         struct worker *w = worker_of(wsi);
         /* Every adopted connection ends here once, whatever became of it. */

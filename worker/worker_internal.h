@@ -100,6 +100,8 @@ void acceptor_retire(struct worker *w);
 void acceptor_connection_closed(struct worker *w);
 
 int lws_setup(struct worker *w);
+/* Takes an SSL_CTX (void *: no OpenSSL header here); 0, or -1 when it cannot be set up. */
+int lws_setup_tls_context(void *ssl_ctx);
 void lws_teardown(struct worker *w);
 void lws_teardown_finish(struct worker *w);
 int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
