@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -173,9 +174,22 @@ def _identities_cached(cache, workdir, users, kind):
     return os.path.join(cache, "assertions.txt")
 
 
-def start(workdir, workers, devices, extra=""):
-    """presenced on 127.0.0.1:18400 (admin 18401) with workers; extra: more configuration."""
-    port, admin_port = 18400, 18401
+def free_port():
+    """A port nobody listens on now (the machine is shared: never a fixed one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(workdir, workers, devices, extra="", label="scale"):
+    """presenced on free ports of 127.0.0.1 with workers; extra: more configuration. Its log is
+    build/bench/presenced-<label>.log."""
+    port, admin_port = free_port(), free_port()
     conf = os.path.join(workdir, "presenced.conf")
     with open(conf, "w") as f:
         f.write(f"listen 127.0.0.1:{port}\nadmin_listen 127.0.0.1:{admin_port}\n"
@@ -188,7 +202,7 @@ def start(workdir, workers, devices, extra=""):
                 f"ping_interval {os.environ.get('BENCH_PING_INTERVAL', '30s')}\n"
                 f"sync_interval {os.environ.get('BENCH_SYNC_INTERVAL', '1s')}\n{extra}")
     # The server's log stays in build/bench/ for a look after a surprising figure.
-    log = open(os.path.join(ROOT, "build", "bench", f"presenced-{port}.log"), "w")
+    log = open(os.path.join(ROOT, "build", "bench", f"presenced-{label}.log"), "w")
     proc = subprocess.Popen([BINARY, "-f", "-c", conf], stderr=log)
     log.close()
     for _ in range(200):

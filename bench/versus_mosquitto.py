@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 
-from scale import (Client, identities, proc_cpu, proc_cpu_split, proc_memory, server_stat,
-                   start, workers_cpu_split)
+from scale import (Client, free_port, identities, port_open, proc_cpu, proc_cpu_split,
+                   proc_memory, server_stat, start, workers_cpu_split)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 RATES = "5000,10000,20000,40000,60000,80000,100000,120000,160000"
@@ -106,18 +106,32 @@ def rate_sweep(server, connections, rates):
     return ready, points
 
 
-def mosquitto_server(workdir):
+def mosquitto_start(workdir, extra=""):
+    """Mosquitto with a websockets listener on a free port (extra: more of that listener's
+    configuration); returns the process and the port, once it accepts connections."""
+    port = free_port()
     conf = os.path.join(workdir, "mosquitto.conf")
     with open(conf, "w") as f:
         # Debian's 2.0.11 starts its websockets listener only after a plain MQTT one.
-        f.write("listener 18502 127.0.0.1\nlistener 18503\nprotocol websockets\n"
-                "allow_anonymous true\nmax_connections -1\npersistence false\n"
+        f.write(f"listener {free_port()} 127.0.0.1\nlistener {port}\nprotocol websockets\n"
+                f"{extra}allow_anonymous true\nmax_connections -1\npersistence false\n"
                 "log_dest none\nuser root\n")
     proc = subprocess.Popen([MOSQUITTO, "-c", conf], stderr=subprocess.DEVNULL)
-    time.sleep(1)
+    for _ in range(200):
+        if port_open(port):
+            return proc, port
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    stopped(proc)
+    raise SystemExit("mosquitto did not start")
+
+
+def mosquitto_server(workdir):
+    proc, port = mosquitto_start(workdir)
     return proc, Server("mosquitto", lambda: proc_memory(proc.pid)["Pss"],
                         lambda: proc_cpu(proc.pid),
-                        lambda count, first, addr: ["mqtt", 18503, addr, count, first],
+                        lambda count, first, addr: ["mqtt", port, addr, count, first],
                         lambda: proc_cpu_split(proc.pid))
 
 
@@ -126,7 +140,7 @@ def presenced_server(workdir, devices):
     os.makedirs(f"{workdir}/data")
     # A worker holds at most 20,000 files: enough workers for the largest count.
     workers = max(2, -(-devices // 15000))
-    proc, port, admin_port = start(workdir, workers, devices)
+    proc, port, admin_port = start(workdir, workers, devices, label="versus")
     return proc, Server("presenced", lambda: server_stat(admin_port, proc.pid)[0]["Pss"],
                         lambda: server_stat(admin_port, proc.pid)[1],
                         lambda count, first, addr: ["devices", port, addr, count, first, 10,
@@ -135,7 +149,8 @@ def presenced_server(workdir, devices):
 
 
 def stopped(proc):
-    proc.send_signal(signal.SIGTERM)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
 
 

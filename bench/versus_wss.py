@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from scale import Client, identities, proc_cpu, proc_memory, server_stat, start
-from versus_mosquitto import MOSQUITTO, env_int, progress, stopped
+from versus_mosquitto import env_int, mosquitto_start, progress, stopped
 
 
 def tls_files(workdir):
@@ -54,7 +54,7 @@ def presenced(workdir, tls, connections, rate):
     assertions = identities(workdir, (connections + 9) // 10)
     os.makedirs(f"{workdir}/data")
     proc, port, admin_port = start(workdir, 2, connections,
-                                   f"tls_cert {tls[0]}\ntls_key {tls[1]}\n")
+                                   f"tls_cert {tls[0]}\ntls_key {tls[1]}\n", label="wss")
     try:
         return measure("presenced", ["devices", f"tls:{port}", "127.0.0.23", connections, 0, 10,
                                      assertions],
@@ -65,16 +65,9 @@ def presenced(workdir, tls, connections, rate):
 
 
 def mosquitto(workdir, tls, connections, rate):
-    conf = os.path.join(workdir, "mosquitto.conf")
-    with open(conf, "w") as f:
-        # Debian's 2.0.11 starts its websockets listener only after a plain MQTT one.
-        f.write(f"listener 18502 127.0.0.1\nlistener 18503\nprotocol websockets\n"
-                f"certfile {tls[0]}\nkeyfile {tls[1]}\nallow_anonymous true\n"
-                "max_connections -1\npersistence false\nlog_dest none\nuser root\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", conf], stderr=subprocess.DEVNULL)
-    time.sleep(1)
+    proc, port = mosquitto_start(workdir, f"certfile {tls[0]}\nkeyfile {tls[1]}\n")
     try:
-        return measure("mosquitto", ["mqtt", "tls:18503", "127.0.0.24", connections, 0],
+        return measure("mosquitto", ["mqtt", f"tls:{port}", "127.0.0.24", connections, 0],
                        lambda: proc_memory(proc.pid)["Pss"], lambda: proc_cpu(proc.pid), rate)
     finally:
         stopped(proc)
