@@ -1,5 +1,5 @@
 /* device: the Device Presence Channel (/presence) — one WebSocket per device (SPEC.md §2). */
-#include "device_session.h"
+#include "../device/device_session.h"
 
 #include "../../common/clock.h"
 #include "../../common/log.h"
