@@ -102,10 +102,11 @@ static void accept_ready(uv_poll_t *poll, int status, int events)
     accept_some(w, ACCEPT_BATCH);
 }
 
-int acceptor_start(struct worker *w, int fd)
+int acceptor_start(struct worker *w, int fd, void (*closed)(struct worker *w))
 {
     struct acceptor *a = &w->acceptor;
     a->fd = fd;
+    a->closed = closed;
     if (uv_poll_init(&w->loop, &a->poll, fd) != 0 ||
         uv_timer_init(&w->loop, &a->pause_timer) != 0) {
         log_error("cannot watch the listening socket");
@@ -153,5 +154,6 @@ void acceptor_connection_closed(struct worker *w)
         w->info.connections--;
     if (!w->draining && !w->acceptor.paused && !at_connection_limit(w))
         polling_set(w, true);
-    worker_drain_check(w);
+    if (w->acceptor.closed != NULL)
+        w->acceptor.closed(w);
 }

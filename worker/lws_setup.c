@@ -104,8 +104,7 @@ int lws_setup(struct worker *w)
 {
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
     /* One allocation per connection serves its HTTP requests or its WebSocket session. */
-    size_t ws = device_session_size(), http = http_req_size();
-    protocols[0].per_session_data_size = ws > http ? ws : http;
+    protocols[0].per_session_data_size = protocol_session_size();
     struct lws_context_creation_info info;
     void *loops[1] = { &w->loop };
     memset(&info, 0, sizeof info);

@@ -1,12 +1,38 @@
 /* mailbox: a worker's end of cross-process wake-ups — its doorbell and its mail in the store. */
 #include "worker_internal.h"
 
+#include "conn_mail.h"
+#include "session/session.h"
+
 #include "../common/grow.h"
 #include "../common/log.h"
+#include "../shm/app_channel.h"
 #include "../shm/mail.h"
+#include "../shm/notif.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* A notification for a connection of this worker (SHM_MAIL_DELIVER). */
+static void deliver(struct worker *w, const void *payload, size_t len)
+{
+    uint64_t conn_id;
+    struct shm_notif_key key;
+    struct conn_mail mail = { .kind = CONN_MAIL_DELIVER, .key = &key };
+    if (shm_notif_delivery_decode(payload, len, &conn_id, &key, &mail.json, &mail.json_len) == 0)
+        session_mail(w, conn_id, &mail);
+}
+
+/* A presence event for an AppService connection of this worker (SHM_MAIL_APP_EVENT). */
+static void app_event(struct worker *w, const void *payload, size_t len)
+{
+    uint64_t conn_id;
+    char puid[SHM_PUID_LEN + 1];
+    struct conn_mail mail = { .kind = CONN_MAIL_APP_EVENT, .puid = puid };
+    if (shm_app_event_decode(payload, len, &conn_id, puid, &mail.status, &mail.since_ms,
+                             &mail.changed_ms) == 0)
+        session_mail(w, conn_id, &mail);
+}
 
 static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
 {
@@ -14,22 +40,25 @@ static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payloa
     switch (type) {
     case SHM_MAIL_CLOSE_CONN:
         if (len == 8)
-            device_supersede(w, shm_mail_conn_id(payload));
+            session_mail(w, shm_mail_conn_id(payload),
+                         &(struct conn_mail){ .kind = CONN_MAIL_SUPERSEDED });
         break;
     case SHM_MAIL_KICK_CONN:
         if (len == 8)
-            device_kick(w, shm_mail_conn_id(payload));
+            session_mail(w, shm_mail_conn_id(payload),
+                         &(struct conn_mail){ .kind = CONN_MAIL_KICKED });
         break;
     case SHM_MAIL_APP_CLOSE:
         if (len == 9)
-            appservice_app_closed(w, shm_mail_conn_id(payload),
-                                  ((const unsigned char *)payload)[8]);
+            session_mail(w, shm_mail_conn_id(payload),
+                         &(struct conn_mail){ .kind = CONN_MAIL_APP_CLOSED,
+                                              .number = ((const unsigned char *)payload)[8] });
         break;
     case SHM_MAIL_DELIVER:
-        device_deliver(w, payload, len);
+        deliver(w, payload, len);
         break;
     case SHM_MAIL_APP_EVENT:
-        appservice_event(w, payload, len);
+        app_event(w, payload, len);
         break;
     case SHM_MAIL_PUSH:
         push_sender_kick(w);

@@ -8,6 +8,8 @@
  * the hold, so each hold ends, and is told, once. */
 #include "worker_internal.h"
 
+#include "appservice/appservice.h"
+
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../shm/presence.h"

@@ -2,7 +2,8 @@
 #include "worker.h"
 
 #include "worker_internal.h"
-#include "session/ws_tap.h"
+
+#include "session/session.h"
 
 #include "fetch.h"
 #include "identity/identity.h"
@@ -28,11 +29,6 @@
  * connections a second, and 2^24 worker starts before the store's 64-bit sequence runs out. */
 #define WORKER_CONN_IDS (1ull << 40)
 
-struct worker *worker_of(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
-}
-
 static void stats_publish(struct worker *w)
 {
     if (w->identity != NULL) {
@@ -54,11 +50,6 @@ static void stats_publish(struct worker *w)
     }
     memcpy(&w->published, &w->info, sizeof w->info);
     w->published_once = true;
-}
-
-static void auth_deadlines(uv_timer_t *timer)
-{
-    appservice_deadlines(timer->data);
 }
 
 /* Connections accepted since the last trim past which one is worth it. */
@@ -91,7 +82,7 @@ static void commit_before_sleep(uv_prepare_t *prepare)
     /* The turn's status updates are stored now, in one short hold of the store's write lock.
      * What the commit releases is written at once, and written notifications leave the queue:
      * a second, smaller batch. The loop must not sleep holding the write lock. */
-    device_batch_apply(w);
+    protocol_channels_before_commit(w);
     for (int round = 0; round < 4 && shm_batch_pending(w->store); round++) {
         if (shm_batch_commit(w->store) != SHM_OK)
             w->info.store_failures_total++;
@@ -108,7 +99,7 @@ static void loop_stop(struct worker *w)
 /* Drained when the last connection it accepted has gone: an HTTP request or a handshake under
  * way is answered first (SPEC 6), and an idle keep-alive connection is closed by
  * http_drain_idle. */
-void worker_drain_check(struct worker *w)
+static void worker_drain_check(struct worker *w)
 {
     if (w->draining && w->info.connections == 0 && !w->stopping) {
         log_info("drained: no connection left");
@@ -119,7 +110,7 @@ void worker_drain_check(struct worker *w)
 static void goodbye_say(struct worker *w)
 {
     w->saying_goodbye = true;
-    device_drain_all(w);
+    session_goodbye_all(w);
 }
 
 static void drain_deadline(uv_timer_t *timer)
@@ -239,11 +230,10 @@ static int handles_init(struct worker *w)
     }
     if (uv_prepare_init(&w->loop, &w->commit_prepare) != 0 ||
         uv_timer_init(&w->loop, &w->stats_timer) != 0 ||
-        uv_timer_init(&w->loop, &w->drain_timer) != 0 ||
-        uv_timer_init(&w->loop, &w->auth_timer) != 0 || presence_grace_init(w) != 0 ||
-        device_keepalive_init(w) != 0)
+        uv_timer_init(&w->loop, &w->drain_timer) != 0 || presence_grace_init(w) != 0 ||
+        session_keepalive_init(w) != 0 || protocol_channels_start(w) != 0)
         return -1;
-    w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w->auth_timer.data = w;
+    w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w;
     w->handles_ready = true;
     return 0;
 }
@@ -268,7 +258,7 @@ static void handles_close(struct worker *w)
     uv_close((uv_handle_t *)&w->commit_prepare, NULL);
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
-    uv_close((uv_handle_t *)&w->auth_timer, NULL);
+    protocol_channels_stop(w);
     presence_grace_close(w);
     keepalive_close(&w->keepalive);
     w->handles_ready = false;
@@ -292,8 +282,7 @@ static int handles_start(struct worker *w)
         return -1;
     if (uv_prepare_start(&w->commit_prepare, commit_before_sleep) != 0 ||
         uv_timer_start(&w->stats_timer, stats_tick, WORKER_STATS_INTERVAL_MS,
-                       WORKER_STATS_INTERVAL_MS) != 0 ||
-        uv_timer_start(&w->auth_timer, auth_deadlines, 1000, 1000) != 0)
+                       WORKER_STATS_INTERVAL_MS) != 0)
         return -1;
     return 0;
 }
@@ -357,11 +346,11 @@ static int worker_setup(struct worker *w, const struct worker_start *start)
         return -1;
     if (lws_setup(w) != 0 || mailbox_start(w) != 0)
         return -1;
-    device_frames_init(w);
+    session_frames_init(w);
     stats_publish(w);
     if (shm_batch_commit(w->store) != SHM_OK)
         return -1;
-    return acceptor_start(w, start->listen_fd);
+    return acceptor_start(w, start->listen_fd, worker_drain_check);
 }
 
 static void handle_report(uv_handle_t *handle, void *arg)
@@ -402,7 +391,7 @@ static void worker_teardown(struct worker *w)
     acceptor_stop(w);
     mailbox_stop(w);
     handles_close(w);
-    device_verifications_cancel(w);
+    session_stop_all(w);
     push_sender_stop(w);
     /* Closing the connections cancels what their requests wait for (a sign-in's verification,
      * an issuer's keys, a fetch): identity and the fetcher must still be there. */
@@ -425,8 +414,8 @@ static void worker_teardown(struct worker *w)
     push_sender_free(w);
     free(w->rings);
     u64map_free(&w->sessions_by_id);
-    device_batch_free(w);
-    appservice_free_buckets(w);
+    protocol_channels_free(w);
+    session_pool_free(w);
 }
 
 int worker_run(const struct worker_start *start)
@@ -437,7 +426,7 @@ int worker_run(const struct worker_start *start)
     list_init(&w.sessions);
     list_init(&w.apps);
     list_init(&w.app_buckets);
-    device_batch_init(&w);
+    list_init(&w.out_pool.free);
     char role[32];
     snprintf(role, sizeof role, "worker %d", start->slot);
     log_set_role(role);

@@ -14,13 +14,14 @@
 #include <uv.h>
 
 struct ws_session;
+struct worker;
 struct identity;
 struct app_state;
 struct app_bucket;
 struct push_sender;
 
 /* What a connection's lws user data holds; the first member of each kind's struct. */
-enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_DEVICE, CONN_APPSERVICE };
+enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_WEBSOCKET };
 struct fetcher;
 
 /* The status updates of the loop turn, stored just before the commit, and the replies that
@@ -34,8 +35,12 @@ struct device_batch {
     struct commit_reply *replies, *releasing;
     size_t reply_count, reply_cap, releasing_cap;
     bool waiting; /* the replies wait for the store's batch (shm_batch_on_commit) */
-    struct list_link pool; /* free small messages (list_init by device_batch_init) */
-    size_t pool_count;
+};
+
+/* Small messages kept for reuse (session/session_out.c). */
+struct out_pool {
+    struct list_link free; /* list_init by worker_run */
+    size_t count;
 };
 
 struct acceptor {
@@ -44,6 +49,7 @@ struct acceptor {
     uv_timer_t pause_timer;
     bool polling;
     bool paused;
+    void (*closed)(struct worker *w); /* after a connection closed: is the drain over? */
 };
 
 struct worker {
@@ -67,11 +73,12 @@ struct worker {
     struct list_link sessions;    /* every open WebSocket, for drain and wake-ups */
     struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
     struct list_link apps;        /* AppService connections, for the auth deadline */
-    uv_timer_t auth_timer;
+    uv_timer_t auth_timer;        /* ... which it checks every second (appservice.c) */
     uv_timer_t grace_timer; /* ends the offline_grace holds due (presence_pub.c) */
     int64_t grace_due_ms;   /* wall ms the grace timer fires at; 0 when not armed */
     struct keepalive keepalive; /* pings of the WebSockets (lws's own are off) */
-    struct device_batch device_batch;
+    struct device_batch device_batch; /* the device channel's status updates of the turn */
+    struct out_pool out_pool;
     struct list_link app_buckets; /* per-app notify rate, on this worker */
     uint64_t next_conn_id; /* the last id taken, from this worker's block of the store sequence */
     pid_t *rings; /* processes to ring once the batch is committed */
@@ -88,11 +95,14 @@ struct worker {
 };
 
 /* The worker that owns an lws connection. */
-struct worker *worker_of(struct lws *wsi);
-/* Ends the loop once a draining worker has no connection left. */
-void worker_drain_check(struct worker *w);
+static inline struct worker *worker_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
 
-int acceptor_start(struct worker *w, int fd);
+/* Starts accepting on fd; closed is called after each connection closes (the worker ends its
+ * loop there once a draining worker has none left). */
+int acceptor_start(struct worker *w, int fd, void (*closed)(struct worker *w));
 void acceptor_stop(struct worker *w);
 /* Draining: accepts what the slot's queue holds for this worker, then stops accepting. */
 void acceptor_retire(struct worker *w);
@@ -104,8 +114,18 @@ int lws_setup(struct worker *w);
 int lws_setup_tls_context(void *ssl_ctx);
 void lws_teardown(struct worker *w);
 void lws_teardown_finish(struct worker *w);
+/* protocol.c: the one lws protocol of the port, and which channel serves which path. */
 int presence_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                void *in, size_t len);
+/* What lws allocates for each connection: the largest of a channel's session and an HTTP
+ * connection. */
+size_t protocol_session_size(void);
+/* Each channel's per-worker start (0, or -1), the end of each loop turn (before the store's
+ * batch commits), stop (its connections still open) and free (once they have all gone). */
+int protocol_channels_start(struct worker *w);
+void protocol_channels_before_commit(struct worker *w);
+void protocol_channels_stop(struct worker *w);
+void protocol_channels_free(struct worker *w);
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
@@ -119,44 +139,6 @@ void http_drain_idle(struct worker *w);
 #define HTTP_CALLBACK_DRAIN_IDLE (LWS_CALLBACK_USER + 1)
 /* Answers a WebSocket handshake on a path that has no channel with a 404; returns 1 (close). */
 int http_upgrade_refuse(struct lws *wsi);
-
-size_t device_session_size(void);
-int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len);
-/* Says goodbye to every device: errno 61 and close 1001. */
-void device_drain_all(struct worker *w);
-/* Abandons the assertion verifications under way (the worker is exiting). */
-void device_verifications_cancel(struct worker *w);
-/* Stores the status updates of the loop turn (worker/device/device_batch.c); called before each
- * commit. */
-void device_batch_init(struct worker *w);
-void device_batch_apply(struct worker *w);
-void device_batch_free(struct worker *w);
-/* Starts pinging this worker's WebSockets after ping_interval of silence. */
-int device_keepalive_init(struct worker *w);
-/* Starts looking at the frame headers of the WebSockets (session/ws_tap.c), on this thread. */
-void device_frames_init(struct worker *w);
-/* Closes the session with conn_id after sending errno 52 (superseded). */
-void device_supersede(struct worker *w, uint64_t conn_id);
-/* Closes the device session with conn_id for the operator (kick): errno 61 and close 1001. */
-void device_kick(struct worker *w, uint64_t conn_id);
-/* Whether a WebSocket's path is an AppService channel (/myapps/<appid>). */
-bool websocket_is_appservice(struct lws *wsi);
-/* Closes AppService connections that did not authenticate in time (run every second). */
-void appservice_deadlines(struct worker *w);
-void appservice_free_buckets(struct worker *w);
-/* An AppService event mailed for one of this worker's AppService connections. */
-void appservice_event(struct worker *w, const void *payload, size_t len);
-/* Closes the AppService connection conn_id of an app that was disabled, deleted or re-keyed:
- * the errno (41, 40, 42) and close 1008. */
-void appservice_app_closed(struct worker *w, uint64_t conn_id, int number);
-/* Closes, wherever they are, the open AppService connections of appid (as appservice_app_closed
- * does): the app was deactivated, deleted or given a new API key. */
-void appservice_close_app(struct worker *w, const char *appid, int number);
-/* Tells the apps a user granted that the user's presence changed (mail + rings): status since
- * since_ms (wall ms; 0 when not known). */
-void appservice_publish(struct worker *w, const char *email, uint8_t status, int64_t since_ms,
-                        const char *only_appid);
 
 /* push_sender.c: Web Push (SPEC.md §7). Started when vapid_key is set; stop cancels what is
  * under way (back to the store for another worker), free releases the rest. */
@@ -184,8 +166,6 @@ void presence_device_left(struct worker *w, const char *email, const char *devic
                           uint64_t conn_id);
 int presence_grace_init(struct worker *w);
 void presence_grace_close(struct worker *w);
-/* A notification mailed for connection conn_id (a SHM_MAIL_DELIVER payload). */
-void device_deliver(struct worker *w, const void *payload, size_t len);
 
 int mailbox_start(struct worker *w);
 void mailbox_stop(struct worker *w);

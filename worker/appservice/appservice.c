@@ -1,7 +1,10 @@
 /* appservice: the AppService Presence Channel (/myapps/<appid>) — API-key authentication within
  * 10 s, presence events by PUID, missed changes after an absence, snapshots, notify (SPEC.md
- * §5). It runs on the device channel's session machinery (device_session.h). */
-#include "../device/device_session.h"
+ * §5). It runs on the WebSocket session machinery (session/session.h) as its channel table. */
+#include "appservice.h"
+
+#include "../conn_mail.h"
+#include "../session/session.h"
 
 #include "../../common/clock.h"
 #include "../../common/json_strict.h"
@@ -25,9 +28,18 @@
 #define REQUEST_ID_MAX 64
 #define RINGS_MAX 64
 
+struct app_state;
+
+/* An AppService connection: its session, and its state apart (lws gives every connection's user
+ * data the size of the largest, so what only AppServices need is not in it). */
+struct app_session {
+    struct ws_session ws; /* first: lws's user data is both */
+    struct app_state *app;
+};
+
 struct app_state {
     struct list_link link; /* in the worker's AppService connections */
-    struct ws_session *s;
+    struct app_session *s;
     char appid[SHM_APPID_LEN + 1];
     char name[SHM_APP_NAME_MAX + 1];
     bool authed;
@@ -56,7 +68,7 @@ static const char *status_name(uint8_t status)
 }
 
 /* {"action":A,"id":I,"result":"KO","errno":N,"error":T} (action and id when known). */
-static void app_error(struct worker *w, struct ws_session *s, const char *action, const char *id,
+static void app_error(struct worker *w, struct app_session *s, const char *action, const char *id,
                       int number, const char *text, uint16_t close_code, int retry_after)
 {
     meter_error_reply(&w->info.meter, METER_APPSERVICE, number);
@@ -74,16 +86,25 @@ static void app_error(struct worker *w, struct ws_session *s, const char *action
         json_object_object_add(o, "retry_after", json_object_new_int(retry_after));
     size_t len;
     const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-    session_send(s, json, len);
+    session_send(&s->ws, json, len);
     json_object_put(o);
-    session_error_counted(w, s, close_code);
+    session_error_counted(w, &s->ws, close_code);
 }
 
-int appservice_open(struct worker *w, struct ws_session *s)
+/* The open AppService session with conn_id on this worker, or NULL. */
+static struct app_session *app_find(struct worker *w, uint64_t conn_id)
 {
+    struct ws_session *s = session_find(w, conn_id);
+    return s != NULL && s->channel == &appservice_channel ? SESSION_OF(s, struct app_session)
+                                                          : NULL;
+}
+
+static int app_open(struct worker *w, struct ws_session *ws)
+{
+    struct app_session *s = SESSION_OF(ws, struct app_session);
     char uri[128];
     struct app_state *a = calloc(1, sizeof *a);
-    if (a == NULL || lws_hdr_copy(s->wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+    if (a == NULL || lws_hdr_copy(s->ws.wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
         strlen(uri) != 8 + SHM_APPID_LEN) {
         free(a);
         return -1;
@@ -96,20 +117,21 @@ int appservice_open(struct worker *w, struct ws_session *s)
     return 0;
 }
 
-void appservice_close(struct worker *w, struct ws_session *s)
+static void app_close(struct worker *w, struct ws_session *ws)
 {
+    struct app_session *s = SESSION_OF(ws, struct app_session);
     struct app_state *a = s->app;
     if (a == NULL)
         return;
     /* The app is away (when this was its last connection) from the first change it was not
      * given: a slow consumer's dropped events, a replay cut short, come again on its return. */
-    int64_t away_ms = session_missed_since(s);
+    int64_t away_ms = session_missed_since(&s->ws);
     if (a->replaying && (away_ms == 0 || a->replay_since_ms < away_ms))
         away_ms = a->replay_since_ms;
     if (away_ms == 0)
         away_ms = clock_wall_ms();
     if (a->authed &&
-        shm_app_conn_remove(w->store, a->appid, w->info.pid, s->conn_id, away_ms) != SHM_OK)
+        shm_app_conn_remove(w->store, a->appid, w->info.pid, s->ws.conn_id, away_ms) != SHM_OK)
         w->info.store_failures_total++;
     list_remove(&a->link);
     free(a);
@@ -124,7 +146,7 @@ static struct json_object *since_value(int64_t since_ms)
 
 /* changed_ms: when the change was recorded (for a replayed one, the start of the replay), so
  * that a connection that does not write it has it replayed from there. */
-static void event_send(struct ws_session *s, const char *puid, uint8_t status, int64_t since_ms,
+static void event_send(struct app_session *s, const char *puid, uint8_t status, int64_t since_ms,
                        int64_t changed_ms)
 {
     char json[160], since[24] = "null";
@@ -132,17 +154,17 @@ static void event_send(struct ws_session *s, const char *puid, uint8_t status, i
         snprintf(since, sizeof since, "%lld", (long long)since_ms);
     int n = snprintf(json, sizeof json, "{\"uid\":\"%s\",\"status\":\"%s\",\"since\":%s}", puid,
                      status_name(status), since);
-    worker_of(s->wsi)->info.meter.appservice_events++;
-    session_send_event(s, json, (size_t)n, changed_ms);
+    worker_of(s->ws.wsi)->info.meter.appservice_events++;
+    session_send_event(&s->ws, json, (size_t)n, changed_ms);
 }
 
 static void missed_change(void *arg, const char *puid, uint8_t status, int64_t since_ms)
 {
-    struct ws_session *s = arg;
+    struct app_session *s = arg;
     event_send(s, puid, status, since_ms, s->app->replay_since_ms);
 }
 
-static void auth(struct worker *w, struct ws_session *s, struct json_object *msg, const char *id)
+static void auth(struct worker *w, struct app_session *s, struct json_object *msg, const char *id)
 {
     struct app_state *a = s->app;
     const char *token = NULL;
@@ -169,7 +191,7 @@ static void auth(struct worker *w, struct ws_session *s, struct json_object *msg
         return;
     }
     size_t others = 0;
-    if (shm_app_conn_add(w->store, a->appid, w->info.pid, s->conn_id, &others) != SHM_OK) {
+    if (shm_app_conn_add(w->store, a->appid, w->info.pid, s->ws.conn_id, &others) != SHM_OK) {
         app_error(w, s, "auth", id, 60, "internal error", 0, 0);
         return;
     }
@@ -177,7 +199,7 @@ static void auth(struct worker *w, struct ws_session *s, struct json_object *msg
     w->info.meter.appservice_auths++;
     snprintf(a->name, sizeof a->name, "%s", app.name);
     static const char ok[] = "{\"action\":\"auth\",\"result\":\"OK\"}";
-    session_send(s, ok, sizeof ok - 1);
+    session_send(&s->ws, ok, sizeof ok - 1);
     /* Back from an absence: the latest change of each user since, in pages after the OK. */
     int away = others == 0 ? shm_app_away_take(w->store, a->appid, clock_wall_ms(),
                                                &a->replay_since_ms)
@@ -191,7 +213,7 @@ static void auth(struct worker *w, struct ws_session *s, struct json_object *msg
 #define REPLAY_PAGE 64
 
 /* One page of the missed changes; false when there was none left. */
-static bool replay_page(struct worker *w, struct ws_session *s)
+static bool replay_page(struct worker *w, struct app_session *s)
 {
     struct app_state *a = s->app;
     bool done;
@@ -223,7 +245,7 @@ static void snapshot_add(void *arg, const char *puid, const char *email)
 
 /* One chunk of the running snapshot: the current status of the next SNAPSHOT_CHUNK granted
  * PUIDs, "last" on the final one. */
-static void snapshot_chunk(struct worker *w, struct ws_session *s)
+static void snapshot_chunk(struct worker *w, struct app_session *s)
 {
     struct app_state *a = s->app;
     struct snapshot snap = { w, json_object_new_array() };
@@ -239,7 +261,7 @@ static void snapshot_chunk(struct worker *w, struct ws_session *s)
     json_object_object_add(o, "last", json_object_new_boolean(done));
     size_t len;
     const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-    session_send(s, json, len);
+    session_send(&s->ws, json, len);
     json_object_put(o);
     if (done) {
         a->snapshots--;
@@ -249,7 +271,7 @@ static void snapshot_chunk(struct worker *w, struct ws_session *s)
 
 /* The first chunk answers at once, like any reply; the others follow as the connection takes
  * them. A snapshot asked for while one is being sent follows it. */
-static void snapshot(struct worker *w, struct ws_session *s)
+static void snapshot(struct worker *w, struct app_session *s)
 {
     struct app_state *a = s->app;
     if (a->snapshots++ > 0)
@@ -258,8 +280,10 @@ static void snapshot(struct worker *w, struct ws_session *s)
     snapshot_chunk(w, s);
 }
 
-bool appservice_refill(struct worker *w, struct ws_session *s)
+/* More of a snapshot or of the missed changes; whether anything was queued. */
+static bool app_drain(struct worker *w, struct ws_session *ws)
 {
+    struct app_session *s = SESSION_OF(ws, struct app_session);
     struct app_state *a = s->app;
     if (!a->authed)
         return false;
@@ -320,31 +344,31 @@ struct notify_reply {
 static void notify_committed(void *arg, int result)
 {
     struct notify_reply *r = arg;
-    struct ws_session *s = u64map_get(&r->w->sessions_by_id, r->conn_id);
+    struct app_session *s = app_find(r->w, r->conn_id);
     if (result == SHM_OK)
         r->w->info.meter.notifications_queued[METER_FROM_APP]++;
     if (s != NULL) {
         if (result != SHM_OK)
             meter_error_reply(&r->w->info.meter, METER_APPSERVICE, 60);
         const char *text = result == SHM_OK ? r->ok : r->failed;
-        session_release(s, r->held, text, strlen(text));
+        session_release(&s->ws, r->held, text, strlen(text));
     }
     free(r);
 }
 
-static void notify_reply_hold(struct worker *w, struct ws_session *s, const char *id)
+static void notify_reply_hold(struct worker *w, struct app_session *s, const char *id)
 {
     struct notify_reply *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->held = session_hold(s, sizeof r->failed)) == NULL ||
+    if (r == NULL || (r->held = session_hold(&s->ws, sizeof r->failed)) == NULL ||
         shm_batch_on_commit(w->store, notify_committed, r) != SHM_OK) {
         if (r != NULL && r->held != NULL)
-            session_drop(s, r->held);
+            session_drop(&s->ws, r->held);
         free(r);
         app_error(w, s, "notify", id, 60, "internal error", 0, 0);
         return;
     }
     r->w = w;
-    r->conn_id = s->conn_id;
+    r->conn_id = s->ws.conn_id;
     char id_field[REQUEST_ID_MAX + 16] = "";
     if (id != NULL)
         snprintf(id_field, sizeof id_field, ",\"id\":\"%s\"", id);
@@ -392,7 +416,7 @@ static int notify_fields(struct json_object *msg, int64_t max_ttl_ms, struct not
     return 0;
 }
 
-static void notify(struct worker *w, struct ws_session *s, struct json_object *msg, const char *id)
+static void notify(struct worker *w, struct app_session *s, struct json_object *msg, const char *id)
 {
     struct app_state *a = s->app;
     struct notification n;
@@ -470,8 +494,9 @@ static const char *request_id(struct json_object *msg, char *buf, size_t cap)
     return NULL;
 }
 
-void appservice_message(struct worker *w, struct ws_session *s, const char *text, size_t len)
+static void app_message(struct worker *w, struct ws_session *ws, const char *text, size_t len)
 {
+    struct app_session *s = SESSION_OF(ws, struct app_session);
     w->info.ws_messages_total++;
     struct json_object *msg;
     enum json_strict_result parsed = json_strict_parse(text, len, &msg);
@@ -499,25 +524,19 @@ void appservice_message(struct worker *w, struct ws_session *s, const char *text
     json_object_put(msg);
 }
 
-void appservice_event(struct worker *w, const void *payload, size_t len)
+/* A presence event for this connection. */
+static void app_event(struct app_session *s, const struct conn_mail *mail)
 {
-    uint64_t conn_id;
-    char puid[SHM_PUID_LEN + 1];
-    uint8_t status;
-    int64_t since_ms, changed_ms;
-    if (shm_app_event_decode(payload, len, &conn_id, puid, &status, &since_ms, &changed_ms) != 0)
+    if (s->app == NULL || !s->app->authed)
         return;
-    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
-    if (s == NULL || s->app == NULL || !s->app->authed)
-        return;
-    if (s->close_code != 0) {
+    if (s->ws.close_code != 0) {
         /* Closing: not written, so replayed on the app's return. */
-        if (s->missed_ms == 0 || changed_ms < s->missed_ms)
-            s->missed_ms = changed_ms;
+        if (s->ws.missed_ms == 0 || mail->changed_ms < s->ws.missed_ms)
+            s->ws.missed_ms = mail->changed_ms;
         return;
     }
-    event_send(s, puid, status, since_ms, changed_ms);
-    session_write_now(s);
+    event_send(s, mail->puid, mail->status, mail->since_ms, mail->changed_ms);
+    session_write_now(&s->ws);
 }
 
 static const char *app_closed_text(int number)
@@ -527,11 +546,13 @@ static const char *app_closed_text(int number)
                           : "app not validated or not active";
 }
 
-void appservice_app_closed(struct worker *w, uint64_t conn_id, int number)
+static void app_mail(struct worker *w, struct ws_session *ws, const struct conn_mail *mail)
 {
-    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
-    if (s != NULL && s->app != NULL && s->close_code == 0)
-        app_error(w, s, NULL, NULL, number, app_closed_text(number),
+    struct app_session *s = SESSION_OF(ws, struct app_session);
+    if (mail->kind == CONN_MAIL_APP_EVENT)
+        app_event(s, mail);
+    else if (mail->kind == CONN_MAIL_APP_CLOSED && s->app != NULL && s->ws.close_code == 0)
+        app_error(w, s, NULL, NULL, mail->number, app_closed_text(mail->number),
                   LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
 }
 
@@ -547,7 +568,8 @@ void appservice_close_app(struct worker *w, const char *appid, int number)
     payload[8] = (unsigned char)number;
     for (size_t i = 0; i < count; i++) {
         if (conns[i].pid == w->info.pid) {
-            appservice_app_closed(w, conns[i].conn_id, number);
+            session_mail(w, conns[i].conn_id,
+                         &(struct conn_mail){ .kind = CONN_MAIL_APP_CLOSED, .number = number });
             continue;
         }
         shm_mail_put_conn_id(payload, conns[i].conn_id);
@@ -569,20 +591,34 @@ void appservice_publish(struct worker *w, const char *email, uint8_t status, int
         mailbox_ring_later(w, rings[i]);
 }
 
-/* Connections that have not authenticated within 10 s are closed. */
-void appservice_deadlines(struct worker *w)
+/* Connections that have not authenticated within 10 s are closed (every second). */
+static void app_deadlines(uv_timer_t *timer)
 {
+    struct worker *w = timer->data;
     int64_t now = clock_mono_ms();
     struct list_link *pos;
     LIST_EACH(pos, &w->apps) {
         struct app_state *a = LIST_ENTRY(pos, struct app_state, link);
-        if (!a->authed && a->s->close_code == 0 && now - a->opened_ms >= AUTH_DEADLINE_MS)
+        if (!a->authed && a->s->ws.close_code == 0 && now - a->opened_ms >= AUTH_DEADLINE_MS)
             app_error(w, a->s, "auth", NULL, 30, "authentication required within 10 seconds",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
     }
 }
 
-void appservice_free_buckets(struct worker *w)
+static int app_start(struct worker *w)
+{
+    if (uv_timer_init(&w->loop, &w->auth_timer) != 0)
+        return -1;
+    w->auth_timer.data = w;
+    return uv_timer_start(&w->auth_timer, app_deadlines, 1000, 1000) == 0 ? 0 : -1;
+}
+
+static void app_stop(struct worker *w)
+{
+    uv_close((uv_handle_t *)&w->auth_timer, NULL);
+}
+
+static void app_free(struct worker *w)
 {
     struct list_link *pos, *tmp;
     LIST_EACH_SAFE(pos, tmp, &w->app_buckets) {
@@ -590,3 +626,17 @@ void appservice_free_buckets(struct worker *w)
         free(LIST_ENTRY(pos, struct app_bucket, link));
     }
 }
+
+const struct channel appservice_channel = {
+    .name = "AppService",
+    .meter = METER_APPSERVICE,
+    .session_size = sizeof(struct app_session),
+    .on_open = app_open,
+    .on_message = app_message,
+    .on_close = app_close,
+    .on_drain = app_drain,
+    .on_mail = app_mail,
+    .start = app_start,
+    .stop = app_stop,
+    .free = app_free,
+};

@@ -3,6 +3,7 @@
  * user's aggregate presence (SPEC.md §2). */
 #include "device_session.h"
 
+#include "../conn_mail.h"
 #include "../identity/identity.h"
 
 #include "../../common/clock.h"
@@ -28,7 +29,7 @@ struct pending_update {
     int64_t started_us; /* for the meter */
 };
 
-static void session_unbind(struct ws_session *s)
+static void device_unbind(struct device_session *s)
 {
     free(s->email);
     free(s->device);
@@ -37,7 +38,7 @@ static void session_unbind(struct ws_session *s)
     s->backlog = false;
 }
 
-void device_auth_abandon(struct ws_session *s)
+void device_auth_abandon(struct device_session *s)
 {
     if (s->pending != NULL && s->pending->req != NULL)
         identity_cancel(s->pending->req);
@@ -57,22 +58,22 @@ static void credential_tag(const char *credential, size_t len, bool token, unsig
 
 /* A status update of a bound connection: same e-mail, same device (NULL: not named). Checked
  * now, stored with the others at the end of the loop turn (device_batch.c). */
-static void status_apply(struct worker *w, struct ws_session *s, const char *email,
+static void status_apply(struct worker *w, struct device_session *s, const char *email,
                          const char *device, uint8_t status)
 {
     if (device == NULL)
         device = s->device;
     if (strcmp(email, s->email) != 0) {
-        session_error(w, s, 31, "email does not match the identity of the connection",
+        session_error(w, &s->ws, 31, "email does not match the identity of the connection",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return;
     }
     if (strcmp(device, s->device) != 0) {
-        session_error(w, s, 11, "invalid field: device (a connection keeps its device)", 0);
+        session_error(w, &s->ws, 11, "invalid field: device (a connection keeps its device)", 0);
         return;
     }
     if (!s->owner) {
-        session_error(w, s, 52, "superseded by a newer connection", 4001);
+        session_error(w, &s->ws, 52, "superseded by a newer connection", 4001);
         return;
     }
     device_batch_update(w, s, status);
@@ -95,7 +96,7 @@ static void device_count_other(void *arg, const char *device, const struct shm_c
 static void previous_supersede(struct worker *w, const struct shm_conn_owner *previous)
 {
     if (previous->worker_pid == w->info.pid) {
-        device_supersede(w, previous->conn_id);
+        session_mail(w, previous->conn_id, &(struct conn_mail){ .kind = CONN_MAIL_SUPERSEDED });
         return;
     }
     unsigned char payload[8];
@@ -106,7 +107,7 @@ static void previous_supersede(struct worker *w, const struct shm_conn_owner *pr
 }
 
 /* Takes the (e-mail, device) record for this connection. Returns 0, or the errno to reply. */
-static int ownership_claim(struct worker *w, struct ws_session *s, const char *email,
+static int ownership_claim(struct worker *w, struct device_session *s, const char *email,
                            const char *device, uint8_t status)
 {
     struct device_count others = { device, 0 };
@@ -114,7 +115,7 @@ static int ownership_claim(struct worker *w, struct ws_session *s, const char *e
         return 60;
     if (others.count >= w->cfg->max_devices_per_user)
         return 51;
-    struct shm_conn_owner me = { w->info.pid, s->conn_id, status, clock_wall_ms() }, previous;
+    struct shm_conn_owner me = { w->info.pid, s->ws.conn_id, status, clock_wall_ms() }, previous;
     int had_previous;
     if (shm_conn_claim(w->store, email, device, &me, &previous, &had_previous) != SHM_OK)
         return 60;
@@ -126,35 +127,35 @@ static int ownership_claim(struct worker *w, struct ws_session *s, const char *e
 }
 
 /* The first verified update binds the connection to (e-mail, device) and claims it. */
-static void session_bind(struct worker *w, struct ws_session *s, const struct pending_update *p)
+static void device_bind(struct worker *w, struct device_session *s, const struct pending_update *p)
 {
     s->email = strdup(p->email);
     s->device = strdup(p->device);
     int number = s->email && s->device ? ownership_claim(w, s, p->email, p->device, p->status) : 60;
     if (number != 0) {
-        session_unbind(s);
+        device_unbind(s);
         if (number == 51)
-            session_error(w, s, 51, "too many devices connected for this user", 0);
+            session_error(w, &s->ws, 51, "too many devices connected for this user", 0);
         else
-            session_error(w, s, 60, "internal error", 0);
+            session_error(w, &s->ws, 60, "internal error", 0);
         return;
     }
     s->owner = true;
     memcpy(s->tag, p->tag, sizeof s->tag);
     presence_device_bound(w, s->email, s->device);
-    struct out_msg *reply = session_hold(s, DEVICE_REPLY_CAP);
+    struct out_msg *reply = session_hold(&s->ws, DEVICE_REPLY_CAP);
     if (reply == NULL || device_batch_reply(w, s, reply, true) != 0) {
         if (reply != NULL)
-            session_drop(s, reply);
+            session_drop(&s->ws, reply);
         /* Not bound after all: the claim in this batch goes too. */
-        shm_conn_release(w->store, s->email, s->device, w->info.pid, s->conn_id);
-        session_unbind(s);
-        session_error(w, s, 60, "internal error", 0);
+        shm_conn_release(w->store, s->email, s->device, w->info.pid, s->ws.conn_id);
+        device_unbind(s);
+        session_error(w, &s->ws, 60, "internal error", 0);
     }
 }
 
-static void identity_error(struct worker *w, struct ws_session *s, const struct identity_result *r,
-                           bool token)
+static void identity_error(struct worker *w, struct device_session *s,
+                           const struct identity_result *r, bool token)
 {
     char text[160];
     if (r->error == 34 && token && strncmp(r->why, "untrusted issuer", 16) != 0)
@@ -164,10 +165,10 @@ static void identity_error(struct worker *w, struct ws_session *s, const struct 
         snprintf(text, sizeof text, "invalid assertion: %s", r->why);
     else
         snprintf(text, sizeof text, "%s", r->why);
-    session_error(w, s, r->error, text, 0);
+    session_error(w, &s->ws, r->error, text, 0);
 }
 
-static void verification_done(struct worker *w, struct ws_session *s,
+static void verification_done(struct worker *w, struct device_session *s,
                               const struct identity_result *r)
 {
     const struct pending_update *p = s->pending;
@@ -175,7 +176,7 @@ static void verification_done(struct worker *w, struct ws_session *s,
     if (r->error != 0) {
         identity_error(w, s, r, p->token);
     } else if (strcmp(r->email, p->email) != 0 || (s->email && strcmp(s->email, r->email) != 0)) {
-        session_error(w, s, 31,
+        session_error(w, &s->ws, 31,
                       p->token ? "email does not match the identity of the token"
                                : "email does not match the identity of the assertion",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
@@ -183,25 +184,25 @@ static void verification_done(struct worker *w, struct ws_session *s,
         memcpy(s->tag, p->tag, sizeof s->tag);
         status_apply(w, s, p->email, p->device_given ? p->device : NULL, p->status);
     } else {
-        session_bind(w, s, p);
+        device_bind(w, s, p);
     }
     device_auth_abandon(s);
 }
 
 static void verification_answered(void *arg, const struct identity_result *r)
 {
-    struct ws_session *s = arg;
+    struct device_session *s = arg;
     s->pending->req = NULL;
-    verification_done(worker_of(s->wsi), s, r);
-    lws_rx_flow_control(s->wsi, 1);
+    verification_done(worker_of(s->ws.wsi), s, r);
+    lws_rx_flow_control(s->ws.wsi, 1);
 }
 
-static void verification_start(struct worker *w, struct ws_session *s, const struct dev_msg *msg,
-                               const unsigned char *tag)
+static void verification_start(struct worker *w, struct device_session *s,
+                               const struct dev_msg *msg, const unsigned char *tag)
 {
     struct pending_update *p = calloc(1, sizeof *p);
     if (p == NULL) {
-        session_error(w, s, 60, "internal error", 0);
+        session_error(w, &s->ws, 60, "internal error", 0);
         return;
     }
     /* dev_msg_parse bounded both lengths. */
@@ -221,10 +222,10 @@ static void verification_start(struct worker *w, struct ws_session *s, const str
     if (rc == 0)
         verification_done(w, s, &result);
     else
-        lws_rx_flow_control(s->wsi, 0);
+        lws_rx_flow_control(s->ws.wsi, 0);
 }
 
-int device_rate_take(struct worker *w, struct ws_session *s)
+int device_rate_take(struct worker *w, struct device_session *s)
 {
     int64_t now = clock_mono_ms();
     float rate = (float)w->cfg->status_rate, burst = (float)w->cfg->status_burst;
@@ -241,18 +242,18 @@ int device_rate_take(struct worker *w, struct ws_session *s)
     return (float)wait < seconds ? wait + 1 : (wait < 1 ? 1 : wait);
 }
 
-void device_status_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
+void device_status_handle(struct worker *w, struct device_session *s, const struct dev_msg *msg)
 {
     int retry_after = device_rate_take(w, s);
     if (retry_after > 0) {
-        session_slow_down(w, s, retry_after);
+        session_slow_down(w, &s->ws, retry_after);
         return;
     }
     const char *credential = msg->assertion ? msg->assertion : msg->token;
     size_t credential_len = msg->assertion ? msg->assertion_len : msg->token_len;
     if (credential == NULL) {
         if (s->email == NULL)
-            session_error(w, s, 30, "authentication required", 0);
+            session_error(w, &s->ws, 30, "authentication required", 0);
         else
             status_apply(w, s, msg->email, msg->device_given ? msg->device : NULL, msg->status);
         return;
@@ -266,10 +267,10 @@ void device_status_handle(struct worker *w, struct ws_session *s, const struct d
         verification_start(w, s, msg, tag);
 }
 
-void device_auth_release(struct worker *w, struct ws_session *s)
+void device_auth_release(struct worker *w, struct device_session *s)
 {
     if (!s->owner || s->email == NULL)
         return;
     s->owner = false;
-    presence_device_left(w, s->email, s->device, s->conn_id);
+    presence_device_left(w, s->email, s->device, s->ws.conn_id);
 }

@@ -34,7 +34,7 @@ static const char OK_REPLY[] = "{\"result\":\"OK\"}";
 static const char NOT_STORED[] =
     "{\"result\":\"KO\",\"errno\":60,\"error\":\"internal error: not stored\"}";
 
-static void session_unbind(struct ws_session *s)
+static void device_unbind(struct device_session *s)
 {
     free(s->email);
     free(s->device);
@@ -46,21 +46,21 @@ static void session_unbind(struct ws_session *s)
 static void reply_release(struct worker *w, const struct commit_reply *r, int result)
 {
     /* The held messages live as long as their session. */
-    struct ws_session *s = u64map_get(&w->sessions_by_id, r->conn_id);
+    struct device_session *s = device_find(w, r->conn_id);
     if (s == NULL)
         return;
     if (result == SHM_OK) {
-        session_release(s, r->reply, OK_REPLY, sizeof OK_REPLY - 1);
+        session_release(&s->ws, r->reply, OK_REPLY, sizeof OK_REPLY - 1);
         if (r->notifications != NULL)
-            session_release(s, r->notifications, NULL, 0);
+            session_release(&s->ws, r->notifications, NULL, 0);
         return;
     }
     meter_error_reply(&w->info.meter, METER_DEVICE, 60);
     if (r->binding)
-        session_unbind(s);
+        device_unbind(s);
     if (r->notifications != NULL)
-        session_drop(s, r->notifications);
-    session_release(s, r->reply, NOT_STORED, sizeof NOT_STORED - 1);
+        session_drop(&s->ws, r->notifications);
+    session_release(&s->ws, r->reply, NOT_STORED, sizeof NOT_STORED - 1);
 }
 
 /* The batch holding the replies' updates is committed (or rolled back). Releasing them writes
@@ -84,7 +84,7 @@ static void replies_committed(void *arg, int result)
     b->releasing_cap = cap;
 }
 
-int device_batch_reply(struct worker *w, struct ws_session *s, struct out_msg *reply,
+int device_batch_reply(struct worker *w, struct device_session *s, struct out_msg *reply,
                        bool binding)
 {
     struct device_batch *b = &w->device_batch;
@@ -97,7 +97,7 @@ int device_batch_reply(struct worker *w, struct ws_session *s, struct out_msg *r
         b->waiting = true;
     }
     struct commit_reply *r = &b->replies[b->reply_count++];
-    *r = (struct commit_reply){ .conn_id = s->conn_id, .binding = binding, .reply = reply };
+    *r = (struct commit_reply){ .conn_id = s->ws.conn_id, .binding = binding, .reply = reply };
     if (!binding)
         return 0;
     struct notify_batch pending;
@@ -109,47 +109,42 @@ int device_batch_reply(struct worker *w, struct ws_session *s, struct out_msg *r
     return 0;
 }
 
-void device_batch_update(struct worker *w, struct ws_session *s, uint8_t status)
+void device_batch_update(struct worker *w, struct device_session *s, uint8_t status)
 {
     struct device_batch *b = &w->device_batch;
-    struct out_msg *reply = session_hold(s, DEVICE_REPLY_CAP);
+    struct out_msg *reply = session_hold(&s->ws, DEVICE_REPLY_CAP);
     if (reply == NULL)
         return; /* out of memory: the connection closes (out_append) */
     if (grow_for((void **)&b->updates, &b->update_cap, b->update_count, sizeof *b->updates, 64) !=
         0) {
-        session_drop(s, reply);
-        session_error(w, s, 60, "internal error", 0);
+        session_drop(&s->ws, reply);
+        session_error(w, &s->ws, 60, "internal error", 0);
         return;
     }
     b->updates[b->update_count++] =
-        (struct staged_update){ .conn_id = s->conn_id, .reply = reply, .status = status };
+        (struct staged_update){ .conn_id = s->ws.conn_id, .reply = reply, .status = status };
 }
 
 /* One status update, in the batch: stored, or answered with why not. */
 static void update_apply(struct worker *w, const struct staged_update *u)
 {
-    struct ws_session *s = u64map_get(&w->sessions_by_id, u->conn_id);
+    struct device_session *s = device_find(w, u->conn_id);
     if (s == NULL)
         return; /* closed since: its reply went with it */
-    int rc = s->owner ? presence_device_status(w, s->email, s->device, s->conn_id, u->status)
+    int rc = s->owner ? presence_device_status(w, s->email, s->device, s->ws.conn_id, u->status)
                       : SHM_NOT_FOUND;
     if (rc == SHM_NOT_FOUND) {
         /* A newer connection took the device; its mail may still be on the way. */
         s->owner = false;
-        session_release_error(w, s, u->reply, 52, "superseded by a newer connection", 4001);
+        session_release_error(w, &s->ws, u->reply, 52, "superseded by a newer connection", 4001);
         return;
     }
     if (rc != SHM_OK) {
-        session_release_error(w, s, u->reply, 60, "internal error", 0);
+        session_release_error(w, &s->ws, u->reply, 60, "internal error", 0);
         return;
     }
     if (device_batch_reply(w, s, u->reply, false) != 0)
-        session_release_error(w, s, u->reply, 60, "internal error", 0);
-}
-
-void device_batch_init(struct worker *w)
-{
-    list_init(&w->device_batch.pool);
+        session_release_error(w, &s->ws, u->reply, 60, "internal error", 0);
 }
 
 void device_batch_apply(struct worker *w)
@@ -167,6 +162,5 @@ void device_batch_free(struct worker *w)
     free(b->updates);
     free(b->replies);
     free(b->releasing);
-    device_pool_free(w);
     memset(b, 0, sizeof *b);
 }

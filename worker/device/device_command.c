@@ -14,8 +14,8 @@
 #include <string.h>
 
 /* {"action":A,"result":"KO","errno":N,"error":T}; counts towards abuse_limit. */
-static void command_error(struct worker *w, struct ws_session *s, const char *action, int number,
-                          const char *text)
+static void command_error(struct worker *w, struct device_session *s, const char *action,
+                          int number, const char *text)
 {
     struct json_object *o = json_object_new_object();
     if (o == NULL)
@@ -27,9 +27,9 @@ static void command_error(struct worker *w, struct ws_session *s, const char *ac
     json_object_object_add(o, "error", json_object_new_string(text));
     size_t len;
     const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-    session_send(s, json, len);
+    session_send(&s->ws, json, len);
     json_object_put(o);
-    session_error_counted(w, s, 0);
+    session_error_counted(w, &s->ws, 0);
 }
 
 /* The reply waits for the commit of the batch holding the change: OK only once stored. */
@@ -43,27 +43,27 @@ struct command_reply {
 static void command_committed(void *arg, int result)
 {
     struct command_reply *r = arg;
-    struct ws_session *s = u64map_get(&r->w->sessions_by_id, r->conn_id);
+    struct device_session *s = device_find(r->w, r->conn_id);
     if (s != NULL) {
         const char *text = result == SHM_OK ? r->ok : r->failed;
-        session_release(s, r->held, text, strlen(text));
+        session_release(&s->ws, r->held, text, strlen(text));
     }
     free(r);
 }
 
-static void reply_after_commit(struct worker *w, struct ws_session *s, const char *action)
+static void reply_after_commit(struct worker *w, struct device_session *s, const char *action)
 {
     struct command_reply *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->held = session_hold(s, sizeof r->failed)) == NULL ||
+    if (r == NULL || (r->held = session_hold(&s->ws, sizeof r->failed)) == NULL ||
         shm_batch_on_commit(w->store, command_committed, r) != SHM_OK) {
         if (r != NULL && r->held != NULL)
-            session_drop(s, r->held);
+            session_drop(&s->ws, r->held);
         free(r);
         command_error(w, s, action, 60, "internal error");
         return;
     }
     r->w = w;
-    r->conn_id = s->conn_id;
+    r->conn_id = s->ws.conn_id;
     snprintf(r->ok, sizeof r->ok, "{\"action\":\"%s\",\"result\":\"OK\"}", action);
     snprintf(r->failed, sizeof r->failed,
              "{\"action\":\"%s\",\"result\":\"KO\",\"errno\":60,"
@@ -71,7 +71,7 @@ static void reply_after_commit(struct worker *w, struct ws_session *s, const cha
              action);
 }
 
-static void push_subscribe(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
+static void push_subscribe(struct worker *w, struct device_session *s, const struct dev_msg *msg)
 {
     /* dev_msg_parse checked the text: strict JSON, one object. */
     struct json_object *root = json_strict_object(msg->text, msg->text_len), *sub_obj = NULL;
@@ -95,7 +95,7 @@ static void push_subscribe(struct worker *w, struct ws_session *s, const struct 
     reply_after_commit(w, s, msg->action);
 }
 
-static void push_unsubscribe(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
+static void push_unsubscribe(struct worker *w, struct device_session *s, const struct dev_msg *msg)
 {
     int rc = shm_push_sub_delete(w->store, s->email, s->device);
     if (rc != SHM_OK && rc != SHM_NOT_FOUND) {
@@ -105,7 +105,7 @@ static void push_unsubscribe(struct worker *w, struct ws_session *s, const struc
     reply_after_commit(w, s, msg->action);
 }
 
-void device_command_handle(struct worker *w, struct ws_session *s, const struct dev_msg *msg)
+void device_command_handle(struct worker *w, struct device_session *s, const struct dev_msg *msg)
 {
     bool known = msg->action_len <= DEV_MSG_ACTION_MAX;
     bool subscribe = known && strcmp(msg->action, "push_subscribe") == 0;
@@ -121,7 +121,7 @@ void device_command_handle(struct worker *w, struct ws_session *s, const struct 
         return;
     }
     if (!s->owner) {
-        session_error(w, s, 52, "superseded by a newer connection", 4001);
+        session_error(w, &s->ws, 52, "superseded by a newer connection", 4001);
         return;
     }
     if (!push_enabled(w)) {
@@ -130,7 +130,7 @@ void device_command_handle(struct worker *w, struct ws_session *s, const struct 
     }
     int retry_after = device_rate_take(w, s);
     if (retry_after > 0) {
-        session_slow_down(w, s, retry_after);
+        session_slow_down(w, &s->ws, retry_after);
         return;
     }
     if (subscribe)

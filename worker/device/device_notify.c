@@ -4,6 +4,8 @@
  * (SPEC.md §2). */
 #include "device_session.h"
 
+#include "../conn_mail.h"
+
 #include "../../common/clock.h"
 #include "../../common/log.h"
 
@@ -57,15 +59,15 @@ static void batch_add(void *arg, const struct shm_notif_key *key, const char *js
 
 /* Closes the JSON and gives text and keys to a message of s, of delivery (METER_LIVE: sent as
  * they came; METER_PENDING: waiting in the queue); frees what is left. */
-static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struct notify_batch *b,
-                                   bool held, enum meter_delivery delivery)
+static struct out_msg *batch_queue(struct worker *w, struct device_session *s,
+                                   struct notify_batch *b, bool held, enum meter_delivery delivery)
 {
     struct out_msg *m = NULL;
     if (!b->failed && b->key_count > 0 && text_add(b, NOTIFICATIONS_TAIL, 2)) {
         if (held) {
-            m = session_send_held(s, b->text, b->len, b->keys, b->key_count);
+            m = session_send_held(&s->ws, b->text, b->len, b->keys, b->key_count);
         } else {
-            m = session_send_acked(s, b->text, b->len, b->keys, b->key_count);
+            m = session_send_acked(&s->ws, b->text, b->len, b->keys, b->key_count);
         }
         if (m != NULL)
             m->delivery = (uint8_t)delivery;
@@ -80,9 +82,10 @@ static struct out_msg *batch_queue(struct worker *w, struct ws_session *s, struc
     return held ? m : NULL;
 }
 
-void device_notify_written(struct worker *w, const struct shm_notif_key *acks, size_t ack_count,
-                           uint8_t delivery)
+void device_notify_written(struct worker *w, struct ws_session *s, const struct shm_notif_key *acks,
+                           size_t ack_count, uint8_t delivery)
 {
+    (void)s;
     for (size_t i = 0; i < ack_count; i++) {
         /* Not found: another device of the user took it first, or it expired meanwhile. */
         if (shm_notif_delete(w->store, &acks[i]) == SHM_OK)
@@ -92,28 +95,29 @@ void device_notify_written(struct worker *w, const struct shm_notif_key *acks, s
     }
 }
 
-void device_notify_send(struct worker *w, struct ws_session *s, struct notify_batch *b)
+void device_notify_send(struct worker *w, struct device_session *s, struct notify_batch *b)
 {
     batch_queue(w, s, b, false, METER_LIVE);
-    session_write_now(s);
+    session_write_now(&s->ws);
 }
 
-struct out_msg *device_notify_hold(struct worker *w, struct ws_session *s, struct notify_batch *b)
+struct out_msg *device_notify_hold(struct worker *w, struct device_session *s,
+                                   struct notify_batch *b)
 {
     return batch_queue(w, s, b, true, METER_PENDING);
 }
 
-void device_notify_collect(struct worker *w, struct ws_session *s, struct notify_batch *b)
+void device_notify_collect(struct worker *w, struct device_session *s, struct notify_batch *b)
 {
     memset(b, 0, sizeof *b);
-    if (shm_notif_page(w->store, s->email, clock_wall_ms(), session_page_budget(s), batch_add, b,
-                       &b->more) < 0)
+    if (shm_notif_page(w->store, s->email, clock_wall_ms(), session_page_budget(&s->ws), batch_add,
+                       b, &b->more) < 0)
         w->info.store_failures_total++;
 }
 
-bool device_notify_refill(struct worker *w, struct ws_session *s)
+bool device_notify_refill(struct worker *w, struct device_session *s)
 {
-    if (s->email == NULL || session_unsent(s) > 0) {
+    if (s->email == NULL || session_unsent(&s->ws) > 0) {
         s->backlog = false;
         return false;
     }
@@ -126,26 +130,20 @@ bool device_notify_refill(struct worker *w, struct ws_session *s)
     return queued;
 }
 
-void device_deliver(struct worker *w, const void *payload, size_t len)
+void device_notify_deliver(struct worker *w, struct device_session *s, const struct conn_mail *mail)
 {
-    uint64_t conn_id;
-    struct shm_notif_key key;
-    const char *json;
-    size_t json_len;
-    if (shm_notif_delivery_decode(payload, len, &conn_id, &key, &json, &json_len) != 0)
-        return;
-    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
-    /* Gone, or closing: the notification stays queued for the device's next connection. */
-    if (s == NULL || s->email == NULL || s->close_code != 0)
+    const struct shm_notif_key *key = mail->key;
+    /* Not bound, or closing: the notification stays queued for the device's next connection. */
+    if (s->email == NULL || s->ws.close_code != 0)
         return;
     size_t email_len = strlen(s->email);
-    if (key.len <= email_len || memcmp(key.bytes, s->email, email_len + 1) != 0)
+    if (key->len <= email_len || memcmp(key->bytes, s->email, email_len + 1) != 0)
         return;
     /* After pages, the mail may be for one a page took (written: gone from the store; or being
      * sent). Before them, the binding's batch decided: mailed ones were not pending then. */
-    if (s->paged && (!shm_notif_exists(w->store, &key) || session_out_has_ack(s, &key)))
+    if (s->paged && (!shm_notif_exists(w->store, key) || session_out_has_ack(&s->ws, key)))
         return;
     struct notify_batch b = { 0 };
-    batch_add(&b, &key, json, json_len);
+    batch_add(&b, key, mail->json, mail->json_len);
     device_notify_send(w, s, &b);
 }

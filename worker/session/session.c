@@ -1,8 +1,10 @@
-/* device: the Device Presence Channel (/presence) — one WebSocket per device (SPEC.md §2). */
-#include "../device/device_session.h"
+/* session: a WebSocket's life — the lws callback, reading (fragments, the frame tap's verdicts,
+ * max_message_size, binary and UTF-8 checks), pings, errors, goodbye — for every channel, which
+ * it reaches only through the session's struct channel (session.h). */
+#include "session.h"
 
-#include "../../common/clock.h"
-#include "../../common/log.h"
+#include "keepalive.h"
+
 #include "../../common/u64map.h"
 #include "../../common/utf8.h"
 
@@ -10,11 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-size_t device_session_size(void)
-{
-    return sizeof(struct ws_session);
-}
 
 void session_error_counted(struct worker *w, struct ws_session *s, uint16_t close_code)
 {
@@ -26,8 +23,8 @@ void session_error_counted(struct worker *w, struct ws_session *s, uint16_t clos
 
 static size_t error_reply(char *reply, size_t size, int number, const char *text)
 {
-    int n = snprintf(reply, size, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}", number,
-                     text);
+    int n =
+        snprintf(reply, size, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}", number, text);
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
@@ -36,7 +33,7 @@ void session_error(struct worker *w, struct ws_session *s, int number, const cha
 {
     char reply[256];
     size_t n = error_reply(reply, sizeof reply, number, text);
-    meter_error_reply(&w->info.meter, s->app ? METER_APPSERVICE : METER_DEVICE, number);
+    meter_error_reply(&w->info.meter, s->channel->meter, number);
     session_send(s, reply, n);
     session_error_counted(w, s, close_code);
 }
@@ -44,9 +41,9 @@ void session_error(struct worker *w, struct ws_session *s, int number, const cha
 void session_release_error(struct worker *w, struct ws_session *s, struct out_msg *m, int number,
                            const char *text, uint16_t close_code)
 {
-    char reply[DEVICE_REPLY_CAP + 1];
+    char reply[SESSION_SMALL_CAP + 1];
     size_t n = error_reply(reply, sizeof reply, number, text);
-    meter_error_reply(&w->info.meter, METER_DEVICE, number);
+    meter_error_reply(&w->info.meter, s->channel->meter, number);
     session_release(s, m, reply, n);
     session_error_counted(w, s, close_code);
 }
@@ -58,38 +55,13 @@ void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s
                      "{\"result\":\"KO\",\"errno\":50,\"error\":\"slow down\","
                      "\"retry_after\":%d}",
                      retry_after_s);
-    meter_error_reply(&w->info.meter, METER_DEVICE, 50);
+    meter_error_reply(&w->info.meter, s->channel->meter, 50);
     session_send(s, reply, (size_t)n);
     session_error_counted(w, s, 0);
 }
 
-static void message_handle(struct worker *w, struct ws_session *s, const char *text, size_t len)
-{
-    struct dev_msg msg;
-    const char *error;
-    w->info.ws_messages_total++;
-    int number = dev_msg_parse(text, len, &msg, &error);
-    if (number != 0) {
-        session_error(w, s, number, error, 0);
-        return;
-    }
-    if (msg.kind == DEV_MSG_PING)
-        session_send(s, "{}", 2);
-    else if (msg.kind == DEV_MSG_COMMAND)
-        device_command_handle(w, s, &msg);
-    else {
-        s->status_stamp = histogram_stamp(); /* metered from here to its reply written */
-        device_status_handle(w, s, &msg);
-    }
-    dev_msg_free(&msg);
-}
-
 static void session_free(struct ws_session *s)
 {
-    device_auth_abandon(s);
-    free(s->email);
-    free(s->device);
-    s->email = s->device = NULL;
     session_out_free(s);
     free(s->rx);
     s->rx = NULL;
@@ -134,10 +106,8 @@ static void message_complete(struct worker *w, struct ws_session *s, const char 
         session_error(w, s, 10, "binary frames are not accepted", 0);
     else if (!utf8_valid(text, len)) /* RFC 6455 §8.1: the connection fails */
         session_error(w, s, 10, "text is not valid UTF-8", LWS_CLOSE_STATUS_INVALID_PAYLOAD);
-    else if (s->app != NULL)
-        appservice_message(w, s, text, len);
     else
-        message_handle(w, s, text, len);
+        s->channel->on_message(w, s, text, len);
 }
 
 static struct ws_session *session_of_tap(struct ws_tap_link *link)
@@ -154,7 +124,7 @@ static void frame_violation(struct ws_tap_link *link, enum ws_frame_verdict verd
     lws_callback_on_writable(s->wsi);
 }
 
-void device_frames_init(struct worker *w)
+void session_frames_init(struct worker *w)
 {
     ws_tap_start((uint64_t)w->cfg->max_message_size, frame_violation);
 }
@@ -237,7 +207,7 @@ static void keepalive_drop(struct keepalive_link *link, void *arg)
     lws_cancel_service(w->lws);
 }
 
-int device_keepalive_init(struct worker *w)
+int session_keepalive_init(struct worker *w)
 {
     return keepalive_init(&w->keepalive, &w->loop, w->cfg->ping_interval_ms,
                           w->cfg->ping_timeout_ms, keepalive_ping, keepalive_drop, w);
@@ -251,35 +221,37 @@ static int writeable(struct worker *w, struct ws_session *s)
     return session_writeable(w, s);
 }
 
-int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+int session_established(struct worker *w, struct ws_session *s, struct lws *wsi,
+                        const struct channel *channel)
+{
+    memset(s, 0, channel->session_size);
+    s->kind = CONN_WEBSOCKET;
+    s->channel = channel;
+    s->wsi = wsi;
+    s->conn_id = ++w->next_conn_id;
+    list_init(&s->out);
+    list_push_front(&w->sessions, &s->link);
+    ws_tap_attach(wsi, &s->tap); /* not watched when it cannot be: lws's checks remain */
+    keepalive_heard(&w->keepalive, &s->alive);
+    if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0 || channel->on_open(w, s) != 0) {
+        session_error(w, s, 61, "overloaded, reconnect later", LWS_CLOSE_STATUS_GOINGAWAY);
+        return 0;
+    }
+    w->info.websockets++;
+    /* A handshake a replaced worker had accepted is served like the WebSockets it holds;
+     * only once it says goodbye do new ones get the goodbye too. */
+    if (w->saying_goodbye)
+        session_error(w, s, 61, "service shutting down, reconnect later",
+                      LWS_CLOSE_STATUS_GOINGAWAY);
+    return 0;
+}
+
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
 {
     struct worker *w = worker_of(wsi);
     struct ws_session *s = user;
     switch (reason) {
-    case LWS_CALLBACK_ESTABLISHED:
-        memset(s, 0, sizeof *s);
-        s->kind = CONN_DEVICE;
-        s->wsi = wsi;
-        s->conn_id = ++w->next_conn_id;
-        s->tokens = (float)w->cfg->status_burst;
-        s->refill_ms = clock_mono_ms();
-        list_init(&s->out);
-        list_push_front(&w->sessions, &s->link);
-        ws_tap_attach(wsi, &s->tap); /* not watched when it cannot be: lws's checks remain */
-        keepalive_heard(&w->keepalive, &s->alive);
-        if (u64map_put(&w->sessions_by_id, s->conn_id, s) != 0 ||
-            (websocket_is_appservice(wsi) && appservice_open(w, s) != 0)) {
-            session_error(w, s, 61, "overloaded, reconnect later", LWS_CLOSE_STATUS_GOINGAWAY);
-            return 0;
-        }
-        w->info.websockets++;
-        /* A handshake a replaced worker had accepted is served like the WebSockets it holds;
-         * only once it says goodbye do new ones get the goodbye too. */
-        if (w->saying_goodbye)
-            session_error(w, s, 61, "service shutting down, reconnect later",
-                          LWS_CLOSE_STATUS_GOINGAWAY);
-        return 0;
     case LWS_CALLBACK_RECEIVE:
         /* A connection being closed is not kept by what it sends: one that takes nothing
          * (a slow consumer) is dropped by the keep-alive like a dead peer. */
@@ -298,29 +270,46 @@ int device_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return s->close_sent ? -1 : 0;
     case LWS_CALLBACK_CLOSED:
         ws_tap_detach(&s->tap);
-        device_auth_release(w, s);
-        appservice_close(w, s);
+        /* A handshake refused is closed too, never having had a channel. */
+        if (s->channel != NULL)
+            s->channel->on_close(w, s);
         u64map_del(&w->sessions_by_id, s->conn_id);
         keepalive_forget(&s->alive);
         list_remove(&s->link);
         session_free(s);
         if (w->info.websockets > 0)
             w->info.websockets--;
-        worker_drain_check(w);
+        /* Draining ends with the last connection (acceptor_connection_closed, when lws destroys
+         * it, after this). */
         return 0;
     default:
         return 0;
     }
 }
 
-void device_verifications_cancel(struct worker *w)
+struct ws_session *session_find(struct worker *w, uint64_t conn_id)
 {
-    struct list_link *pos;
-    LIST_EACH(pos, &w->sessions)
-        device_auth_abandon(LIST_ENTRY(pos, struct ws_session, link));
+    return u64map_get(&w->sessions_by_id, conn_id);
 }
 
-void device_drain_all(struct worker *w)
+void session_mail(struct worker *w, uint64_t conn_id, const struct conn_mail *mail)
+{
+    struct ws_session *s = session_find(w, conn_id);
+    if (s != NULL && s->channel->on_mail != NULL)
+        s->channel->on_mail(w, s, mail);
+}
+
+void session_stop_all(struct worker *w)
+{
+    struct list_link *pos;
+    LIST_EACH(pos, &w->sessions) {
+        struct ws_session *s = LIST_ENTRY(pos, struct ws_session, link);
+        if (s->channel->on_stop != NULL)
+            s->channel->on_stop(w, s);
+    }
+}
+
+void session_goodbye_all(struct worker *w)
 {
     struct list_link *pos;
     LIST_EACH(pos, &w->sessions) {
@@ -334,22 +323,4 @@ void device_drain_all(struct worker *w)
                       LWS_CLOSE_STATUS_GOINGAWAY);
     }
     lws_cancel_service(w->lws);
-}
-
-void device_kick(struct worker *w, uint64_t conn_id)
-{
-    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
-    if (s != NULL && s->app == NULL && s->close_code == 0)
-        session_error(w, s, 61, "closed by the operator, reconnect later",
-                      LWS_CLOSE_STATUS_GOINGAWAY);
-}
-
-void device_supersede(struct worker *w, uint64_t conn_id)
-{
-    struct ws_session *s = u64map_get(&w->sessions_by_id, conn_id);
-    if (s == NULL)
-        return;
-    /* The newer connection holds the record now: this one must not release it. */
-    s->owner = false;
-    session_error(w, s, 52, "superseded by a newer connection", 4001);
 }

@@ -13,7 +13,7 @@
  * Bulk output (the notifications pending when a device binds, an AppService's snapshot and its
  * missed changes) is made in pages as the queue drains (session_refill), so that a reader as
  * fast as the network is never a slow consumer whatever the size of the bulk. */
-#include "../device/device_session.h"
+#include "session.h"
 
 #include "../../common/log.h"
 
@@ -43,42 +43,42 @@ static void missed_at(struct ws_session *s, int64_t event_ms)
 /* Free small messages kept beyond this many go back to malloc. */
 #define OUT_POOL_MAX 1024
 
-/* Room for cap bytes of text: replies and errors (at most DEVICE_REPLY_CAP) from the worker's
- * pool, so that a status update allocates nothing. */
+/* Room for cap bytes of text: replies and errors (at most SESSION_SMALL_CAP) from the worker's
+ * pool, so that a request and its reply allocate nothing. */
 static struct out_msg *out_msg_alloc(struct worker *w, size_t cap)
 {
-    struct device_batch *b = &w->device_batch;
-    if (cap > DEVICE_REPLY_CAP)
+    struct out_pool *pool = &w->out_pool;
+    if (cap > SESSION_SMALL_CAP)
         return malloc(sizeof(struct out_msg) + LWS_PRE + cap);
-    if (list_empty(&b->pool))
-        return malloc(sizeof(struct out_msg) + LWS_PRE + DEVICE_REPLY_CAP);
-    struct list_link *link = b->pool.next;
+    if (list_empty(&pool->free))
+        return malloc(sizeof(struct out_msg) + LWS_PRE + SESSION_SMALL_CAP);
+    struct list_link *link = pool->free.next;
     list_remove(link);
-    b->pool_count--;
+    pool->count--;
     return LIST_ENTRY(link, struct out_msg, link);
 }
 
 static void out_msg_free(struct worker *w, struct out_msg *m)
 {
-    struct device_batch *b = &w->device_batch;
+    struct out_pool *pool = &w->out_pool;
     free(m->acks);
-    if (m->small && b->pool_count < OUT_POOL_MAX) {
-        list_push_front(&b->pool, &m->link);
-        b->pool_count++;
+    if (m->small && pool->count < OUT_POOL_MAX) {
+        list_push_front(&pool->free, &m->link);
+        pool->count++;
         return;
     }
     free(m);
 }
 
-void device_pool_free(struct worker *w)
+void session_pool_free(struct worker *w)
 {
-    struct device_batch *b = &w->device_batch;
+    struct out_pool *pool = &w->out_pool;
     struct list_link *pos, *tmp;
-    LIST_EACH_SAFE(pos, tmp, &b->pool) {
+    LIST_EACH_SAFE(pos, tmp, &pool->free) {
         list_remove(pos);
         free(LIST_ENTRY(pos, struct out_msg, link));
     }
-    b->pool_count = 0;
+    pool->count = 0;
 }
 
 /* What a message counts for in out_bytes: a held one keeps room for its text. */
@@ -116,14 +116,14 @@ static void out_unlink(struct ws_session *s, struct out_msg *m)
  * What is queued goes, unsent: its notifications stay in the store's queue for the next
  * connection, an AppService's missed changes are replayed to it (session_missed_since). The
  * close frame follows what lws holds, once the peer takes it; a peer that takes nothing is
- * dropped by the keep-alive (device.c), since nothing is heard from it meanwhile. Held
+ * dropped by the keep-alive (session.c), since nothing is heard from it meanwhile. Held
  * messages stay until their commit, then go too (session_release). */
 static void slow_consumer(struct worker *w, struct ws_session *s)
 {
     s->slow = true;
-    w->info.meter.slow_consumers[s->app != NULL ? METER_APPSERVICE : METER_DEVICE]++;
+    w->info.meter.slow_consumers[s->channel->meter]++;
     log_info("a %s connection closed as a slow consumer: more than %lld bytes unsent",
-             s->app != NULL ? "AppService" : "device", (long long)w->cfg->max_output_buffer);
+             s->channel->name, (long long)w->cfg->max_output_buffer);
     struct list_link *pos, *tmp;
     LIST_EACH_SAFE(pos, tmp, &s->out) {
         struct out_msg *m = out_of(pos);
@@ -158,15 +158,15 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
         lws_callback_on_writable(s->wsi);
         return NULL;
     }
-    *m = (struct out_msg){ .small = cap <= DEVICE_REPLY_CAP,
+    *m = (struct out_msg){ .small = cap <= SESSION_SMALL_CAP,
                            .acks = acks,
                            .ack_count = ack_count,
                            .event_ms = event_ms,
                            .len = len,
                            .cap = cap };
     if (acks == NULL) { /* the first reply after a status update is read is its reply */
-        m->status_stamp = s->status_stamp;
-        s->status_stamp = 0;
+        m->reply_stamp = s->reply_stamp;
+        s->reply_stamp = 0;
     }
     if (text != NULL)
         memcpy(m->buf + LWS_PRE, text, len);
@@ -249,7 +249,8 @@ static void sent_check(struct worker *w, struct ws_session *s)
 {
     if (s->sent.len == 0 || lws_partial_buffered(s->wsi))
         return;
-    device_notify_written(w, s->sent.acks, s->sent.ack_count, s->sent.delivery);
+    if (s->sent.ack_count > 0 && s->channel->on_written != NULL)
+        s->channel->on_written(w, s, s->sent.acks, s->sent.ack_count, s->sent.delivery);
     free(s->sent.acks);
     s->sent = (struct out_sent){ 0 };
 }
@@ -271,7 +272,7 @@ static bool close_fails(uint16_t code)
 
 /* The close frame. A failed connection is dropped at once, and so is every connection of a
  * worker saying goodbye (its drain has a deadline); otherwise the connection waits for the
- * peer's close (device_callback), reading and dropping what still comes: closed with input
+ * peer's close (session_callback), reading and dropping what still comes: closed with input
  * unread, the socket would answer the peer with a reset, and a reset discards what the peer
  * had not read yet — the close frame among it. */
 static int close_frame_send(struct worker *w, struct ws_session *s)
@@ -308,7 +309,8 @@ static int out_head_write(struct worker *w, struct ws_session *s)
         out_msg_free(w, m);
         return -1; /* lws closes the connection; the notifications stay queued */
     }
-    histogram_since_stamp(&w->info.meter.status_update, m->status_stamp);
+    if (m->reply_stamp != 0 && s->channel->on_replied != NULL)
+        s->channel->on_replied(w, m->reply_stamp);
     s->sent = (struct out_sent){ .acks = m->acks,
                                  .event_ms = m->event_ms,
                                  .len = (uint32_t)m->len,
@@ -331,9 +333,7 @@ static bool session_refill(struct worker *w, struct ws_session *s)
 {
     if (s->close_code != 0 || s->slow || session_unsent(s) >= LOW_WATER(w))
         return false;
-    if (s->app != NULL)
-        return appservice_refill(w, s);
-    return s->backlog && session_unsent(s) == 0 && device_notify_refill(w, s);
+    return s->channel->on_drain != NULL && s->channel->on_drain(w, s);
 }
 
 void session_write_now(struct ws_session *s)

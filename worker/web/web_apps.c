@@ -2,6 +2,7 @@
  * key shown once, deactivate, rotate, delete — and the polling endpoint (SPEC.md §4). */
 #include "web.h"
 
+#include "../appservice/appservice.h"
 #include "../fetch.h"
 #include "web_page.h"
 

@@ -2,6 +2,7 @@
  * their PUID, their account page with revocation, and /getApps (SPEC.md §4). */
 #include "web.h"
 
+#include "../appservice/appservice.h"
 #include "web_page.h"
 
 #include "../../common/clock.h"
