@@ -145,7 +145,7 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/utf8.c common/ws_frame.c \
              common/oidc_doc.c \
              worker/device/device_msg.c \
-             cluster/record.c cluster/jsapi.c cluster/node_record.c
+             cluster/record.c cluster/jsapi.c cluster/node_record.c cluster/inbox.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_DEPS) \

@@ -45,7 +45,7 @@ void agent_view_publish(struct agent *a)
 {
     struct shm_cl_self *v = &a->view;
     v->epoch = a->self.epoch;
-    v->state = a->phase == AGENT_SERVING ? SHM_CL_SERVING
+    v->state = a->phase == AGENT_SERVING  ? SHM_CL_SERVING
                : a->phase == AGENT_FENCED ? SHM_CL_FENCED
                                           : SHM_CL_STARTING;
     v->connected = engine_connected(a->engine);
@@ -224,8 +224,8 @@ static void epoch_read(void *arg, const struct js_result *r)
     }
     char json[CL_NODE_RECORD_MAX];
     long len = cl_node_encode(&a->self, json, sizeof json);
-    if (len < 0 || js_kv_update(a->engine, AGENT_BUCKET_NODES, a->cfg->node_name, json,
-                                (size_t)len, expected, registered, a) != 0)
+    if (len < 0 || js_kv_update(a->engine, AGENT_BUCKET_NODES, a->cfg->node_name, json, (size_t)len,
+                                expected, registered, a) != 0)
         uv_timer_start(&a->refresh, register_retry, RETRY_MS, 0);
 }
 
@@ -265,8 +265,7 @@ static void layout_read(void *arg, const struct js_result *r)
     }
     unsigned shards = 0, schema = 0;
     char text[128];
-    snprintf(text, sizeof text, "%.*s", (int)(r->len < 127 ? r->len : 127),
-             (const char *)r->value);
+    snprintf(text, sizeof text, "%.*s", (int)(r->len < 127 ? r->len : 127), (const char *)r->value);
     if (sscanf(text, "{\"shards\":%u,\"schema\":%u}", &shards, &schema) != 2) {
         log_error("the cluster's layout record (%s.layout) cannot be read: %s", AGENT_BUCKET_META,
                   text);
@@ -315,8 +314,8 @@ static void asset_made(void *arg, const struct js_result *r)
         return;
     }
     char layout[64];
-    int n = snprintf(layout, sizeof layout, "{\"shards\":%u,\"schema\":%d}", a->shards,
-                     LAYOUT_SCHEMA);
+    int n =
+        snprintf(layout, sizeof layout, "{\"shards\":%u,\"schema\":%d}", a->shards, LAYOUT_SCHEMA);
     if (js_kv_update(a->engine, AGENT_BUCKET_META, "layout", layout, (size_t)n, 0, layout_checked,
                      a) != 0)
         uv_timer_start(&a->refresh, assets_retry, RETRY_MS, 0);
@@ -413,11 +412,28 @@ static void heartbeat_due(uv_timer_t *timer)
     agent_heartbeat_send(timer->data);
 }
 
+void agent_ring_later(struct agent *a, int32_t pid)
+{
+    for (size_t i = 0; i < a->ring_count; i++)
+        if (a->rings[i] == pid)
+            return;
+    if (a->ring_count == sizeof a->rings / sizeof a->rings[0]) {
+        shm_batch_commit(a->store); /* a full list: commit and ring now */
+        for (size_t i = 0; i < a->ring_count; i++)
+            wake_ring(&a->bells, a->rings[i]);
+        a->ring_count = 0;
+    }
+    a->rings[a->ring_count++] = pid;
+}
+
 static void commit_before_sleep(uv_prepare_t *prepare)
 {
     struct agent *a = prepare->data;
     if (shm_batch_pending(a->store) && shm_batch_commit(a->store) != SHM_OK)
         log_warning("the agent's store batch failed");
+    for (size_t i = 0; i < a->ring_count; i++)
+        wake_ring(&a->bells, a->rings[i]);
+    a->ring_count = 0;
 }
 
 static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
@@ -506,11 +522,9 @@ static int agent_setup(struct agent *a)
     uv_prepare_start(&a->commit, commit_before_sleep);
     char err[256], name[64];
     snprintf(name, sizeof name, "presenced %s agent", a->cfg->node_name);
-    struct engine_options opt = { .loop = &a->loop,
-                                  .servers = a->cfg->cluster,
-                                  .name = name,
-                                  .on_event = on_engine,
-                                  .arg = a };
+    struct engine_options opt = {
+        .loop = &a->loop, .servers = a->cfg->cluster, .name = name, .on_event = on_engine, .arg = a
+    };
     if (engine_open(&a->engine, &opt, err, sizeof err) != 0) {
         log_error("engine: %s", err);
         return -1;

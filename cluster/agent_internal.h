@@ -89,12 +89,18 @@ struct agent {
 
     int clean_in_flight;
     uint64_t cleaned_entries;
+
+    /* Workers mailed in the batch, rung once it is committed. */
+    int32_t rings[64];
+    size_t ring_count;
 };
 
 /* agent.c */
 void agent_fence(struct agent *a, const char *why);
 void agent_self_write(struct agent *a);
 void agent_view_publish(struct agent *a);
+/* Rings worker pid once the batch (with its mail) is committed. */
+void agent_ring_later(struct agent *a, int32_t pid);
 
 /* agent_nodes.c */
 int agent_nodes_start(struct agent *a);

@@ -10,6 +10,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../shm/mail.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,6 +41,29 @@ static void index_record(struct agent *a, const char *uk, const struct cl_record
     }
 }
 
+/* The reliable path of a takeover: a device of one of this node's workers is held by another
+ * connection now (a claim on any node): that worker is told by local mail to close it (52),
+ * should the claimer's CLOSE on its inbox have been lost (a core message: at most once, and an
+ * interest not yet known on every engine server loses it). A connection already gone drops it. */
+static void superseded_tell(struct agent *a, const struct cl_record *old,
+                            const struct cl_record *rec)
+{
+    for (size_t i = 0; i < old->count; i++) {
+        const struct cl_entry *e = &old->entries[i];
+        if (e->owner.epoch != a->self.epoch || strcmp(e->owner.node, a->cfg->node_name) != 0)
+            continue;
+        const struct cl_entry *now = rec != NULL ? cl_record_find(rec, e->device) : NULL;
+        if (now == NULL || cl_owner_same(&now->owner, &e->owner))
+            continue;
+        unsigned char payload[8];
+        for (int b = 0; b < 8; b++)
+            payload[b] = (unsigned char)(e->owner.conn >> (56 - 8 * b));
+        if (shm_mail_post(a->store, (int32_t)e->owner.pid, SHM_MAIL_CLOSE_CONN, payload,
+                          sizeof payload) == SHM_OK)
+            agent_ring_later(a, (int32_t)e->owner.pid);
+    }
+}
+
 static void user_applied(void *arg, const char *subject, uint64_t seq, bool deleted,
                          const void *data, size_t len, int64_t time_ms)
 {
@@ -57,21 +81,24 @@ static void user_applied(void *arg, const char *subject, uint64_t seq, bool dele
     size_t old_len;
     struct cl_record old, rec;
     const char *why;
-    if (shm_cl_user_get(a->store, key, &old_rev, &old_value, &old_len) == SHM_OK &&
-        cl_record_decode(&old, old_value, old_len, &why) == 0) {
+    bool had_old = shm_cl_user_get(a->store, key, &old_rev, &old_value, &old_len) == SHM_OK &&
+                   cl_record_decode(&old, old_value, old_len, &why) == 0;
+    if (had_old)
         index_record(a, key, &old, false);
-        cl_record_free(&old);
-    }
     if (deleted) {
         shm_cl_user_put(a->store, key, seq, NULL, 0);
     } else if (cl_record_decode(&rec, data, len, &why) != 0) {
         log_warning("user record %s at %" PRIu64 " unreadable (%s): ignored", key, seq, why);
         shm_cl_user_put(a->store, key, seq, NULL, 0);
     } else {
+        if (had_old)
+            superseded_tell(a, &old, &rec);
         shm_cl_user_put(a->store, key, seq, data, len);
         index_record(a, key, &rec, true);
         cl_record_free(&rec);
     }
+    if (had_old)
+        cl_record_free(&old);
     shm_cl_cursor_put(a->store, sf->stream, seq);
 }
 
@@ -94,8 +121,12 @@ int agent_users_start(struct agent *a)
         snprintf(filter, sizeof filter, "$KV.%s.>", bucket);
         uint64_t applied = 0;
         shm_cl_cursor_get(a->store, sf->stream, &applied);
-        struct feed_options opt = { .engine = a->engine, .stream = sf->stream, .filter = filter,
-                                    .applied = applied, .apply = user_applied, .arg = sf };
+        struct feed_options opt = { .engine = a->engine,
+                                    .stream = sf->stream,
+                                    .filter = filter,
+                                    .applied = applied,
+                                    .apply = user_applied,
+                                    .arg = sf };
         if (feed_start(&a->user_feeds[s], &opt) != 0) {
             free(sf);
             return -1;

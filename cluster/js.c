@@ -21,8 +21,8 @@ struct op {
     enum op_kind kind;
     js_cb cb;
     void *arg;
-    char what[96];  /* OP_STREAM_ENSURE: the update request to make on 10058 */
-    char *body;     /* OP_STREAM_ENSURE: the configuration, for that update */
+    char what[96]; /* OP_STREAM_ENSURE: the update request to make on 10058 */
+    char *body;    /* OP_STREAM_ENSURE: the configuration, for that update */
 };
 
 void js_kv_subject(const char *bucket, const char *key, char *out, size_t cap)
@@ -105,9 +105,10 @@ static void leader_answer(const struct engine_msg *msg, struct js_result *res,
         res->value = stored->data;
         res->len = stored->len;
         res->time_ms = stored->time_ms;
+        res->hdrs = stored->hdrs;
+        res->hdrs_len = stored->hdrs_len;
     } else if (rc == JS_API_ERROR)
-        res->outcome = res->err.err_code == JS_ERR_NO_MESSAGE || res->err.code == 404
-                           ? JS_NOT_FOUND
+        res->outcome = res->err.err_code == JS_ERR_NO_MESSAGE || res->err.code == 404 ? JS_NOT_FOUND
                        : unavailable_error(&res->err) ? JS_UNAVAILABLE
                                                       : JS_REFUSED;
     else
@@ -123,8 +124,9 @@ static void api_answer(const struct engine_msg *msg, struct js_result *res)
         res->outcome = JS_OK;
     else if (rc == JS_API_ERROR)
         res->outcome = unavailable_error(&res->err) ? JS_UNAVAILABLE
-                       : res->err.code == 404        ? JS_NOT_FOUND
-                                                     : JS_REFUSED;
+                       : res->err.code == 404 || res->err.err_code == JS_ERR_NO_MESSAGE_DELETE
+                           ? JS_NOT_FOUND
+                           : JS_REFUSED;
     else
         res->outcome = JS_BAD_ANSWER;
 }
@@ -287,8 +289,8 @@ int js_kv_update(struct engine *e, const char *bucket, const char *key, const vo
     return kv_write(e, bucket, key, value, len, expected, false, cb, arg);
 }
 
-int js_kv_delete(struct engine *e, const char *bucket, const char *key, uint64_t expected,
-                 js_cb cb, void *arg)
+int js_kv_delete(struct engine *e, const char *bucket, const char *key, uint64_t expected, js_cb cb,
+                 void *arg)
 {
     return kv_write(e, bucket, key, NULL, 0, expected, true, cb, arg);
 }
@@ -316,4 +318,37 @@ int js_kv_get_leader(struct engine *e, const char *bucket, const char *key, js_c
     snprintf(subject, sizeof subject, "$JS.API.STREAM.MSG.GET.%s", stream);
     snprintf(body, sizeof body, "{\"last_by_subj\":\"%s\"}", kv);
     return op_send(op, subject, NULL, 0, body, strlen(body));
+}
+
+int js_publish(struct engine *e, const char *subject, const struct engine_header *headers,
+               size_t header_count, const void *data, size_t len, js_cb cb, void *arg)
+{
+    struct op *op = op_new(e, OP_WRITE, cb, arg);
+    if (op == NULL)
+        return -1;
+    return op_send(op, subject, headers, header_count, data, len);
+}
+
+int js_msg_next(struct engine *e, const char *stream, const char *subject, uint64_t from, js_cb cb,
+                void *arg)
+{
+    struct op *op = op_new(e, OP_LEADER_GET, cb, arg);
+    if (op == NULL)
+        return -1;
+    char api[160], body[JS_SUBJECT_MAX + 64];
+    snprintf(api, sizeof api, "$JS.API.STREAM.MSG.GET.%s", stream);
+    snprintf(body, sizeof body, "{\"seq\":%" PRIu64 ",\"next_by_subj\":\"%s\"}", from ? from : 1,
+             subject);
+    return op_send(op, api, NULL, 0, body, strlen(body));
+}
+
+int js_msg_delete(struct engine *e, const char *stream, uint64_t seq, js_cb cb, void *arg)
+{
+    struct op *op = op_new(e, OP_API, cb, arg);
+    if (op == NULL)
+        return -1;
+    char api[160], body[64];
+    snprintf(api, sizeof api, "$JS.API.STREAM.MSG.DELETE.%s", stream);
+    snprintf(body, sizeof body, "{\"seq\":%" PRIu64 ",\"no_erase\":true}", seq);
+    return op_send(op, api, NULL, 0, body, strlen(body));
 }

@@ -16,11 +16,11 @@
 
 enum js_outcome {
     JS_OK = 0,
-    JS_CONFLICT = 1,     /* compare-and-set lost (10071): someone wrote first */
-    JS_NOT_FOUND = 2,    /* no such key or message */
-    JS_UNAVAILABLE = 3,  /* timeout, no responders, no leader (503, 10008): retry later */
-    JS_REFUSED = 4,      /* any other API error (err says which) */
-    JS_BAD_ANSWER = -1,  /* the answer could not be read */
+    JS_CONFLICT = 1,    /* compare-and-set lost (10071): someone wrote first */
+    JS_NOT_FOUND = 2,   /* no such key or message */
+    JS_UNAVAILABLE = 3, /* timeout, no responders, no leader (503, 10008): retry later */
+    JS_REFUSED = 4,     /* any other API error (err says which) */
+    JS_BAD_ANSWER = -1, /* the answer could not be read */
 };
 
 /* The result of a write, a get or an API call. */
@@ -32,9 +32,11 @@ struct js_result {
     bool deleted;        /* a get found a delete marker (seq is its revision: write with it) */
     const void *value;   /* a get's value (valid during the callback) */
     size_t len;
-    int64_t time_ms;     /* a get's write time (engine clock) */
-    const char *json;    /* an API call's answer (valid during the callback) */
+    int64_t time_ms;  /* a get's write time (engine clock) */
+    const char *json; /* an API call's answer (valid during the callback) */
     size_t json_len;
+    const char *hdrs; /* a leader get's header block, NUL-terminated, or NULL */
+    size_t hdrs_len;
 };
 
 typedef void (*js_cb)(void *arg, const struct js_result *result);
@@ -62,13 +64,24 @@ int js_bucket_ensure(struct engine *e, const char *bucket, int replicas, int64_t
 int js_kv_update(struct engine *e, const char *bucket, const char *key, const void *value,
                  size_t len, uint64_t expected, js_cb cb, void *arg);
 /* Writes a delete marker under the same condition. */
-int js_kv_delete(struct engine *e, const char *bucket, const char *key, uint64_t expected,
-                 js_cb cb, void *arg);
+int js_kv_delete(struct engine *e, const char *bucket, const char *key, uint64_t expected, js_cb cb,
+                 void *arg);
 /* The latest revision of bucket.key from any replica (fast, may be stale). JS_NOT_FOUND when
  * the key never had one; a delete marker comes as JS_OK with deleted set. */
 int js_kv_get_direct(struct engine *e, const char *bucket, const char *key, js_cb cb, void *arg);
 /* The same from the stream's leader: sees every write acknowledged before it. */
 int js_kv_get_leader(struct engine *e, const char *bucket, const char *key, js_cb cb, void *arg);
+
+/* Publishes to a stream's subject and answers with its PubAck (result->seq; a publish the
+ * stream already had by its Nats-Msg-Id comes as JS_OK too). */
+int js_publish(struct engine *e, const char *subject, const struct engine_header *headers,
+               size_t header_count, const void *data, size_t len, js_cb cb, void *arg);
+/* The first message of stream on subject at or after sequence from, from the stream's leader
+ * (value, seq, time_ms, hdrs); JS_NOT_FOUND when there is none. */
+int js_msg_next(struct engine *e, const char *stream, const char *subject, uint64_t from, js_cb cb,
+                void *arg);
+/* Removes message seq of stream; JS_NOT_FOUND when it is not there (any more). */
+int js_msg_delete(struct engine *e, const char *stream, uint64_t seq, js_cb cb, void *arg);
 
 /* Any API request ($JS.API.<what>) with a JSON body; the answer in result->json. */
 int js_api(struct engine *e, const char *what, const char *json, js_cb cb, void *arg);

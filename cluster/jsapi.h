@@ -12,6 +12,7 @@
 /* JetStream error codes presenced acts on (nats-server server/errors.json). */
 #define JS_ERR_WRONG_LAST_SEQUENCE 10071 /* compare-and-set lost: re-read, recompute, retry */
 #define JS_ERR_NO_MESSAGE 10037          /* a leader get found nothing */
+#define JS_ERR_NO_MESSAGE_DELETE 10057   /* a delete found nothing (taken already) */
 #define JS_ERR_STREAM_NOT_FOUND 10059
 #define JS_ERR_STREAM_NAME_IN_USE 10058 /* created with another configuration */
 #define JS_ERR_MAX_PER_SUBJECT 10077    /* a full notification queue refused the publish */

@@ -10,6 +10,7 @@
 #include "../shm/mail.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_MAX_MS 30000
 
-static void child_prepare(pid_t master_pid)
+static void child_prepare(pid_t master_pid, int keep_fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master_pid)
@@ -37,17 +38,70 @@ static void child_prepare(pid_t master_pid)
     for (size_t i = 0; i < sizeof agent_signums / sizeof agent_signums[0]; i++)
         sigaddset(&blocked, agent_signums[i]);
     sigprocmask(SIG_SETMASK, &blocked, NULL);
-    /* Only the log stays open: no listening socket, no admin socket, no event loop of ours. */
-    int log = log_fd();
-    if (log > 3)
-        close_range(3, (unsigned)log - 1, 0);
-    close_range(log >= 3 ? (unsigned)log + 1 : 3, ~0U, 0);
+    /* Only the log and the ready pipe stay open: no listening socket, no admin socket, no
+     * event loop of ours. */
+    int keep[2] = { log_fd(), keep_fd };
+    if (keep[0] > keep[1]) {
+        int t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
+    }
+    unsigned from = 3;
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < (int)from)
+            continue;
+        if ((unsigned)keep[i] > from)
+            close_range(from, (unsigned)keep[i] - 1, 0);
+        from = (unsigned)keep[i] + 1;
+    }
+    close_range(from, ~0U, 0);
+}
+
+bool master_agent_ready(const struct master *m)
+{
+    return m->cfg.cluster == NULL || m->agent.ready;
+}
+
+static void ready_close(struct master *m)
+{
+    if (m->agent.ready_event != NULL)
+        event_free(m->agent.ready_event);
+    m->agent.ready_event = NULL;
+    if (m->agent.ready_fd >= 0)
+        close(m->agent.ready_fd);
+    m->agent.ready_fd = -1;
+}
+
+/* The agent's byte: the epoch is registered. The first one starts the workers; an agent
+ * restarted later finds them running. End of file: that agent died first (its successor
+ * gets a pipe of its own). */
+static void ready_heard(evutil_socket_t fd, short events, void *arg)
+{
+    struct master *m = arg;
+    (void)events;
+    char byte;
+    ssize_t n = read(fd, &byte, 1);
+    if (n < 0 && errno == EINTR)
+        return;
+    ready_close(m);
+    if (n != 1 || m->agent.ready || m->state != MASTER_RUNNING)
+        return;
+    m->agent.ready = true;
+    log_info("the node serves in the cluster: starting the workers");
+    if (workers_spawn_generation(m) != 0)
+        log_error("cannot start the workers");
 }
 
 int master_agent_spawn(struct master *m)
 {
     if (m->cfg.cluster == NULL)
         return 0;
+    ready_close(m);
+    int ready[2] = { -1, -1 };
+    if (!m->agent.ready && pipe2(ready, O_CLOEXEC) != 0) {
+        log_error("cannot make the agent's ready pipe: %s", strerror(errno));
+        return -1;
+    }
     pid_t master_pid = getpid();
     sigset_t all, saved;
     sigfillset(&all);
@@ -57,12 +111,26 @@ int master_agent_spawn(struct master *m)
         sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         log_error("cannot start the cluster agent: fork: %s", strerror(errno));
+        if (ready[0] >= 0) {
+            close(ready[0]);
+            close(ready[1]);
+        }
         return -1;
     }
     if (pid == 0) {
-        child_prepare(master_pid);
-        struct agent_start start = { .cfg = &m->cfg, .ready_fd = -1 };
+        child_prepare(master_pid, ready[1]);
+        struct agent_start start = { .cfg = &m->cfg, .ready_fd = ready[1] };
         exit(agent_run(&start));
+    }
+    if (ready[0] >= 0) {
+        close(ready[1]);
+        m->agent.ready_fd = ready[0];
+        m->agent.ready_event = event_new(m->base, ready[0], EV_READ | EV_PERSIST, ready_heard, m);
+        if (m->agent.ready_event == NULL || event_add(m->agent.ready_event, NULL) != 0) {
+            log_error("cannot watch the agent's ready pipe");
+            ready_close(m);
+            return -1;
+        }
     }
     m->agent.pid = pid;
     m->agent.started_ms = clock_mono_ms();
@@ -144,6 +212,7 @@ void master_agent_stop(struct master *m, int signum)
 
 void master_agent_free(struct master *m)
 {
+    ready_close(m);
     if (m->agent.timer != NULL)
         event_free(m->agent.timer);
     m->agent.timer = NULL;

@@ -244,7 +244,8 @@ static void reload(struct master *m)
     m->replacing = true;
     log_notice("configuration reloaded from %s; starting generation %u", m->config_path,
                m->generation);
-    workers_spawn_generation(m);
+    if (master_agent_ready(m))
+        workers_spawn_generation(m);
     workers_check_replaced(m);
 }
 
@@ -383,6 +384,7 @@ int master_run(struct master *m)
 {
     int rc = 1;
     m->lock_fd = -1;
+    m->agent.ready_fd = -1;
     m->started_wall_ms = clock_wall_ms();
     m->last_sync_ms = m->last_reader_check_ms = m->last_sweep_ms = clock_mono_ms();
     log_set_role("master");
@@ -403,7 +405,9 @@ int master_run(struct master *m)
     addr_format(&m->addr, where, sizeof where);
     log_notice("presenced listening on %s with %d worker(s); admin on %s; store in %s", where,
                m->slot_count, m->cfg.admin_listen, m->cfg.data_dir);
-    if (master_agent_spawn(m) != 0 || workers_spawn_generation(m) != 0)
+    /* In a cluster, the workers start once the agent registered the node's epoch (its ready
+     * pipe, agent_proc.c): none accepts a device it could not claim. */
+    if (master_agent_spawn(m) != 0 || (master_agent_ready(m) && workers_spawn_generation(m) != 0))
         goto out;
     started_report(m);
     event_base_dispatch(m->base);

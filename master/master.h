@@ -38,6 +38,9 @@ struct agent_proc {
     unsigned quick_deaths;
     bool stop_sent;
     struct event *timer;
+    int ready_fd; /* the agent's ready pipe, read end; -1 when none */
+    struct event *ready_event;
+    bool ready; /* an agent registered the node's epoch: workers may run */
 };
 
 struct master {
@@ -75,8 +78,8 @@ struct master {
     struct shm_sweep sweep_assertions, sweep_notifications, sweep_sessions, sweep_last_seen;
     uint64_t restarts_total, reloads_total, reload_failures_total;
     struct agent_proc agent;
-    int exit_code; /* of master_run once the loop ends (1: stopped for a fatal error) */
-    struct meter meter; /* the master's part of the node-wide metrics (operator notifications) */
+    int exit_code;         /* of master_run once the loop ends (1: stopped for a fatal error) */
+    struct meter meter;    /* the master's part of the node-wide metrics (operator notifications) */
     size_t push_wake_next; /* the worker slot master_push_wake tries first */
     int lock_fd;
 };
@@ -101,6 +104,8 @@ void master_agent_died(struct master *m, int status);
 void master_agent_worker_dead(struct master *m, pid_t worker);
 void master_agent_stop(struct master *m, int signum);
 void master_agent_free(struct master *m);
+/* Whether workers may be started: always without cluster; once the first agent is ready with. */
+bool master_agent_ready(const struct master *m);
 
 /* cluster_status.c: the "cluster" member of /status (nothing without cluster). */
 struct evbuffer;

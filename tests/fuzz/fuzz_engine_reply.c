@@ -1,6 +1,8 @@
 /* libFuzzer target: everything presenced reads from the cluster's engine — PubAck and API
  * error JSON, leader-get messages (base64 data and header blocks), header blocks, ack subjects,
- * times, heartbeats, node records and user records (re-encoded, the encoding must read back the same). */
+ * times, heartbeats, node records, user records and workers' inbox messages (re-encoded, the
+ * encoding must read back the same). */
+#include "../../cluster/inbox.h"
 #include "../../cluster/jsapi.h"
 #include "../../cluster/node_record.h"
 #include "../../cluster/record.h"
@@ -32,6 +34,29 @@ static void user_record(const uint8_t *data, size_t size)
         __builtin_trap();
     cl_record_free(&again);
     cl_record_free(&rec);
+}
+
+/* A worker's inbox message: what reads must write back the same. */
+static void inbox_message(const uint8_t *data, size_t size)
+{
+    struct cl_inbox_msg m;
+    if (cl_inbox_parse(data, size, &m) != 0)
+        return;
+    char out[64];
+    size_t len = 0;
+    char *again = NULL;
+    if (m.kind == CL_INBOX_CLOSE) {
+        long n = cl_inbox_close_encode(m.conn, m.number, out, sizeof out);
+        if (n < 0 || (size_t)n != size || memcmp(out, data, size) != 0)
+            __builtin_trap();
+        return;
+    }
+    if ((again = cl_inbox_deliver_encode(m.conn, m.user_key, m.seq, m.queued_ms, m.json, m.json_len,
+                                         &len)) == NULL)
+        return;
+    if (len != size || memcmp(again, data, size) != 0)
+        __builtin_trap();
+    free(again);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -73,5 +98,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
     }
     user_record(data, size);
+    inbox_message(data, size);
     return 0;
 }

@@ -10,68 +10,9 @@ import time
 
 import pytest
 
-from conftest import Server, wait_for
-from engine_fixtures import fresh_engine  # noqa: F401  (fixture)
-
-NODE_TIMEOUT_S = 3
-
-
-class Node(Server):
-    def cluster(self):
-        return self.status().get("cluster", {})
-
-    def peers(self):
-        return {n["name"]: n for n in self.cluster().get("nodes", [])}
-
-    def kill_group(self, signum=signal.SIGKILL):
-        """The whole node: master, workers and agent (they share the master's process group)."""
-        os.killpg(os.getpgid(self.proc.pid), signum)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(os.getpgid(self.proc.pid), signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        super().stop()
-
-
-def make_node(base, engine, name, first, **settings):
-    workdir = os.path.join(base, name)
-    os.makedirs(workdir, exist_ok=True)
-    node = Node(workdir, workers="1", cluster=engine.urls(first), node_name=name,
-                node_timeout=f"{NODE_TIMEOUT_S}s", cluster_shards="3", **settings)
-    return node
-
-
-def start_node(node):
-    # A process group of its own, so that a test can kill or freeze the whole node.
-    node.start(preexec_fn=os.setsid)
-    return node
-
-
-def wait_serving(node, timeout=30):
-    ok = wait_for(lambda: node.cluster().get("state") == "serving", timeout=timeout, step=0.1)
-    assert ok, f"{node.settings['node_name']} not serving: {node.cluster()}\n{node.log_text()[-3000:]}"
-
-
-def wait_peers_alive(node, names, timeout=20):
-    def all_alive():
-        peers = node.peers()
-        return all(peers.get(n, {}).get("alive") for n in names)
-    assert wait_for(all_alive, timeout=timeout, step=0.1), (node.peers(), node.log_text()[-3000:])
-
-
-@pytest.fixture
-def cluster3(fresh_engine, workdir):
-    nodes = [make_node(workdir, fresh_engine, f"n{i + 1}", i) for i in range(3)]
-    for n in nodes:
-        start_node(n)
-    yield fresh_engine, nodes
-    for n in nodes:
-        n.stop()
-    for n in nodes:
-        n.assert_clean_log()
+from cluster_fixtures import (NODE_TIMEOUT_S, cluster3, fresh_engine, make_node,  # noqa: F401
+                              start_node, wait_peers_alive, wait_serving)
+from conftest import wait_for
 
 
 def test_cluster_boot(cluster3):
@@ -102,7 +43,7 @@ def test_a_node_of_another_layout_refuses_to_start(cluster3, workdir):
     wait_serving(nodes[0])
     odd = make_node(workdir, engine, "n9", 0)
     odd.write_config(cluster_shards="5")
-    start_node(odd)
+    start_node(odd, wait=False)
     try:
         assert wait_for(lambda: odd.proc.poll() is not None, timeout=30), odd.log_text()
         assert "cluster_shards 3" in odd.log_text()

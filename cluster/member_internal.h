@@ -1,0 +1,116 @@
+/* member_internal: what the member's files share (member.c: the connection, the inbox,
+ * serving, liveness, the operations' life; ownership.c; queue.c). Not for other modules. */
+#ifndef PRESENCED_CLUSTER_MEMBER_INTERNAL_H
+#define PRESENCED_CLUSTER_MEMBER_INTERNAL_H
+
+#include "member.h"
+
+#include "engine.h"
+#include "js.h"
+#include "node_record.h"
+#include "record.h"
+
+#include "../common/list.h"
+#include "../common/u64map.h"
+
+/* How often the member looks at its agent's view (fencing, a new epoch). */
+#define CL_WATCH_MS 200
+/* The nodes' records read from the replica are used this long before being read again. */
+#define CL_NODES_FRESH_MS 100
+
+struct cl_member {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct shm_store *store;
+    uint32_t pid;
+    struct cl_member_handlers on;
+    struct engine *engine;
+    struct engine_sub *inbox_sub;
+    char inbox[CL_INBOX_SUBJECT_MAX];
+    uv_timer_t watch;
+    uint64_t epoch; /* the epoch our connections claim under */
+    bool serving;   /* as last looked at */
+    bool closing;
+    struct cl_node *nodes; /* the replica's node records, self included */
+    size_t node_count, node_cap;
+    int64_t nodes_read_mono;
+    struct list_link ops; /* every operation under way */
+    struct u64map lanes;  /* user key -> struct lane: one record operation at a time per user */
+    uint64_t next_msg_id;
+    struct cl_member_stats stats;
+};
+
+enum cl_op_kind { OP_CLAIM, OP_SET_STATUS, OP_RELEASE, OP_NOTIFY, OP_PENDING, OP_DELIVERED };
+
+/* Operations of this worker on one user record wait for each other (they would only make each
+ * other's compare-and-set fail, and two status updates must be stored in the order sent). */
+struct lane {
+    uint64_t key;
+    struct list_link waiting; /* struct cl_op.lane_link, the running one first */
+};
+
+struct cl_op {
+    struct cl_member *m;
+    struct list_link link;      /* in m->ops */
+    struct list_link lane_link; /* in its lane, for record operations */
+    struct lane *lane;
+    enum cl_op_kind kind;
+    bool cancelled;     /* the caller forgot it: no callback */
+    bool in_flight;     /* an engine request is under way: its answer frees a forgotten op */
+    bool answered;      /* the caller had its answer: what follows is the op's own */
+    bool ended;         /* freed once its timer closed */
+    bool maybe_written; /* a claim's write that may have gone through (no answer came) */
+    uv_timer_t timer;
+    void (*next)(struct cl_op *op); /* what the timer runs */
+    void (*lane_start)(struct cl_op *op);
+    int64_t started_mono;
+    unsigned attempts;
+    char email[SHM_EMAIL_MAX + 1];
+    char user_key[CL_USER_KEY_LEN + 1];
+    char bucket[16];
+    char subject[48]; /* the queue's: pd.q.<user key> */
+    char device[SHM_DEVICE_MAX + 1];
+    uint64_t conn;
+    uint8_t status;
+    size_t max_devices;
+    uint64_t rev_epoch; /* the epoch the connection claimed under */
+    bool had_previous;
+    struct cl_owner previous;
+    union {
+        cl_claim_cb claim;
+        cl_done_cb done;
+        cl_notify_cb notify;
+        cl_page_done_cb page_done;
+        cl_taken_cb taken;
+    } cb;
+    cl_page_add_cb page_add;
+    void *arg;
+    /* notify */
+    char *json;
+    size_t json_len;
+    int64_t expires_ms, queued_ms;
+    char msg_id[64];
+    size_t dropped;
+    uint64_t seq;
+    /* pending */
+    uint64_t after;
+    size_t max_bytes, used, count;
+};
+
+struct cl_op *member_op_new(struct cl_member *m, enum cl_op_kind kind, const char *email);
+/* Ends the op (after its callback, or forgotten): frees it once its timer closed; the next op
+ * of its lane starts. */
+void member_op_end(struct cl_op *op);
+/* Runs fn after delay_ms (0: on the next loop turn: callbacks never run inside a call). */
+void member_op_later(struct cl_op *op, int64_t delay_ms, void (*fn)(struct cl_op *op));
+/* A back-off for attempt n: 25 ms doubling to 1 s, with jitter. */
+int64_t member_backoff_ms(unsigned attempt);
+bool member_budget_left(const struct cl_op *op);
+/* Queues a record op behind the others of its user; runs start when its turn comes. */
+void member_lane_enter(struct cl_op *op, void (*start)(struct cl_op *op));
+/* The epoch and whether we serve, read fresh. */
+bool member_serving_now(struct cl_member *m);
+/* Publishes a CLOSE to the worker holding owner's connection. */
+void member_close_send(struct cl_member *m, const struct cl_owner *owner, int number);
+
+#endif

@@ -1,0 +1,375 @@
+/* queue: notifications in the cluster — one subject per user (pd.q.<user key>) of the stream
+ * PD_Q, whose limits are the queue's (max_pending_notifications per subject, a full one
+ * refusing the publish: the oldest is dropped and counted, then the publish made again;
+ * notification_ttl as its age limit), replicated by the engine. A notification is published
+ * with a Nats-Msg-Id (a publish tried again after a lost answer is not stored twice), answered
+ * once the engine acknowledged it, and then delivered live: the user's record is read from its
+ * bucket's leader after the acknowledgement, and each live entry's worker gets a DELIVER on its
+ * inbox. A device that connects reads its queue after its claim's compare-and-set; between the
+ * two orders (publish then read the record, claim then read the queue) each notification
+ * reaches a connecting device at least one way (research/scale-out.md §4.5), and the device
+ * reads by sequence, so that one it read is not taken again from a DELIVER. Written to a
+ * device, a notification is deleted by its sequence. */
+#include "member_internal.h"
+
+#include "../common/clock.h"
+#include "../common/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HEADER_QUEUED "Pd-Queued"
+#define HEADER_EXPIRES "Pd-Expires"
+
+static void be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t be64_get(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+void cl_notif_key(const char *email, int64_t queued_ms, uint64_t seq, struct shm_notif_key *key)
+{
+    size_t n = strlen(email);
+    if (n + 1 + 16 > sizeof key->bytes)
+        n = sizeof key->bytes - 17; /* cannot happen: e-mails are bounded (SHM_EMAIL_MAX) */
+    memcpy(key->bytes, email, n);
+    key->bytes[n] = '\0';
+    be64_put(key->bytes + n + 1, (uint64_t)queued_ms);
+    be64_put(key->bytes + n + 9, seq);
+    key->len = n + 17;
+}
+
+uint64_t cl_notif_key_seq(const struct shm_notif_key *key)
+{
+    return key->len < 17 ? 0 : be64_get(key->bytes + key->len - 8);
+}
+
+static int64_t header_ms(const struct js_result *r, const char *name)
+{
+    char value[24];
+    if (r->hdrs == NULL || js_header_get(r->hdrs, r->hdrs_len, name, value, sizeof value) != 1)
+        return 0;
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    return *end == '\0' && v > 0 ? (int64_t)v : 0;
+}
+
+static void ignored(void *arg, const struct js_result *r)
+{
+    (void)arg;
+    (void)r;
+}
+
+/* ---- notify ---- */
+
+static void publish(struct cl_op *op);
+static void deliver_read(struct cl_op *op);
+
+static void notify_answer(struct cl_op *op, int number)
+{
+    op->answered = true;
+    if (!op->cancelled && op->cb.notify != NULL) {
+        struct cl_notify_result r = { .number = number, .dropped = op->dropped, .seq = op->seq };
+        op->cb.notify(op->arg, &r);
+    }
+}
+
+static bool notify_retry(struct cl_op *op, void (*step)(struct cl_op *op))
+{
+    if (op->m->closing || !member_budget_left(op))
+        return false;
+    member_op_later(op, member_backoff_ms(++op->attempts), step);
+    return true;
+}
+
+static void delivered_to_entries(void *arg, const struct js_result *r)
+{
+    struct cl_op *op = arg;
+    struct cl_member *m = op->m;
+    op->in_flight = false;
+    if (m->closing) {
+        member_op_end(op);
+        return;
+    }
+    if (r->outcome != JS_OK && r->outcome != JS_NOT_FOUND) {
+        if (!notify_retry(op, deliver_read))
+            member_op_end(op); /* it stays queued: the devices read it at their next connect */
+        return;
+    }
+    struct cl_record rec;
+    const char *why;
+    if (r->outcome == JS_OK && !r->deleted && cl_record_decode(&rec, r->value, r->len, &why) == 0) {
+        for (size_t i = 0; i < rec.count; i++) {
+            const struct cl_entry *e = &rec.entries[i];
+            if (!cl_member_owner_live(m, &e->owner))
+                continue;
+            size_t len;
+            char subject[CL_INBOX_SUBJECT_MAX];
+            char *msg = cl_inbox_deliver_encode(e->owner.conn, op->user_key, op->seq, op->queued_ms,
+                                                op->json, op->json_len, &len);
+            if (msg == NULL)
+                continue;
+            cl_inbox_subject(e->owner.node, e->owner.pid, subject, sizeof subject);
+            if (engine_publish(m->engine, subject, NULL, NULL, 0, msg, len) == ENGINE_OK)
+                m->stats.delivers_sent++;
+            free(msg);
+        }
+        cl_record_free(&rec);
+    } else if (r->outcome == JS_OK && !r->deleted)
+        cl_record_free(&rec);
+    member_op_end(op);
+}
+
+/* After the acknowledgement: whoever is connected now, as the record's leader says. */
+static void deliver_read(struct cl_op *op)
+{
+    if (op->m->closing) {
+        member_op_end(op);
+        return;
+    }
+    op->in_flight = true;
+    if (js_kv_get_leader(op->m->engine, op->bucket, op->user_key, delivered_to_entries, op) != 0) {
+        op->in_flight = false;
+        member_op_end(op);
+    }
+}
+
+static void oldest_deleted(void *arg, const struct js_result *r)
+{
+    struct cl_op *op = arg;
+    op->in_flight = false;
+    if (r->outcome == JS_OK) {
+        op->dropped++;
+        op->m->stats.dropped++;
+    }
+    if (op->m->closing) {
+        member_op_end(op);
+        return;
+    }
+    publish(op);
+}
+
+static void oldest_read(void *arg, const struct js_result *r)
+{
+    struct cl_op *op = arg;
+    op->in_flight = false;
+    if (op->m->closing) {
+        member_op_end(op);
+        return;
+    }
+    if (r->outcome == JS_OK) {
+        op->in_flight = true;
+        if (js_msg_delete(op->m->engine, CL_QUEUE_STREAM, r->seq, oldest_deleted, op) == 0)
+            return;
+        op->in_flight = false;
+    }
+    if (r->outcome == JS_NOT_FOUND) {
+        publish(op); /* expired or taken meanwhile: room now */
+        return;
+    }
+    if (!notify_retry(op, publish)) {
+        notify_answer(op, 61);
+        member_op_end(op);
+    }
+}
+
+static void published(void *arg, const struct js_result *r)
+{
+    struct cl_op *op = arg;
+    struct cl_member *m = op->m;
+    op->in_flight = false;
+    if (m->closing) {
+        member_op_end(op);
+        return;
+    }
+    if (r->outcome == JS_OK) {
+        op->seq = r->seq;
+        m->stats.notifications++;
+        notify_answer(op, 0);
+        deliver_read(op);
+        return;
+    }
+    if (r->outcome == JS_REFUSED && r->err.err_code == JS_ERR_MAX_PER_SUBJECT &&
+        op->attempts < 64) {
+        /* A full queue: its oldest goes (max_pending_notifications, SPEC §2). */
+        op->attempts++;
+        op->in_flight = true;
+        if (js_msg_next(m->engine, CL_QUEUE_STREAM, op->subject, 0, oldest_read, op) == 0)
+            return;
+        op->in_flight = false;
+    }
+    if (r->outcome == JS_REFUSED || r->outcome == JS_BAD_ANSWER)
+        log_warning("engine: a notification for %s refused: %s (%d)", op->email, r->err.description,
+                    r->err.err_code);
+    else if (notify_retry(op, publish))
+        return; /* the same Nats-Msg-Id: stored once even when the lost answer was a success */
+    m->stats.unavailable++;
+    notify_answer(op, 61);
+    member_op_end(op);
+}
+
+static void publish(struct cl_op *op)
+{
+    if (op->m->closing) {
+        member_op_end(op);
+        return;
+    }
+    char queued[24], expires[24];
+    snprintf(queued, sizeof queued, "%" PRId64, op->queued_ms);
+    snprintf(expires, sizeof expires, "%" PRId64, op->expires_ms);
+    struct engine_header headers[] = { { "Nats-Msg-Id", op->msg_id },
+                                       { HEADER_QUEUED, queued },
+                                       { HEADER_EXPIRES, expires } };
+    op->in_flight = true;
+    if (js_publish(op->m->engine, op->subject, headers, 3, op->json, op->json_len, published, op) !=
+        0) {
+        op->in_flight = false;
+        if (!notify_retry(op, publish)) {
+            notify_answer(op, 61);
+            member_op_end(op);
+        }
+    }
+}
+
+struct cl_op *cl_notify(struct cl_member *m, const char *email, const char *json, size_t len,
+                        int64_t expires_ms, cl_notify_cb cb, void *arg)
+{
+    if (!cl_member_serving(m))
+        return NULL;
+    struct cl_op *op = member_op_new(m, OP_NOTIFY, email);
+    if (op == NULL)
+        return NULL;
+    if ((op->json = malloc(len ? len : 1)) == NULL) {
+        member_op_end(op);
+        return NULL;
+    }
+    memcpy(op->json, json, len);
+    op->json_len = len;
+    op->queued_ms = clock_wall_ms();
+    op->expires_ms = expires_ms;
+    snprintf(op->msg_id, sizeof op->msg_id, "%s.%" PRIu64 ".%" PRIu32 ".%" PRIu64,
+             m->cfg->node_name, m->epoch, m->pid, ++m->next_msg_id);
+    op->cb.notify = cb;
+    op->arg = arg;
+    member_op_later(op, 0, publish);
+    return op;
+}
+
+/* ---- pending ---- */
+
+static void pending_next(struct cl_op *op);
+
+static void page_answer(struct cl_op *op, int number, bool more)
+{
+    op->answered = true;
+    if (!op->cancelled && op->cb.page_done != NULL)
+        op->cb.page_done(op->arg, number, more, op->after);
+    member_op_end(op);
+}
+
+static void pending_got(void *arg, const struct js_result *r)
+{
+    struct cl_op *op = arg;
+    op->in_flight = false;
+    if (op->m->closing || op->cancelled) {
+        member_op_end(op);
+        return;
+    }
+    if (r->outcome == JS_NOT_FOUND) {
+        page_answer(op, 0, false);
+        return;
+    }
+    if (r->outcome != JS_OK) {
+        if (op->m->closing || !member_budget_left(op))
+            page_answer(op, 61, false);
+        else
+            member_op_later(op, member_backoff_ms(++op->attempts), pending_next);
+        return;
+    }
+    int64_t expires = header_ms(r, HEADER_EXPIRES), queued = header_ms(r, HEADER_QUEUED);
+    if (expires != 0 && expires <= clock_wall_ms()) {
+        js_msg_delete(op->m->engine, CL_QUEUE_STREAM, r->seq, ignored, NULL);
+        op->after = r->seq;
+        pending_next(op);
+        return;
+    }
+    if (op->count > 0 && op->used + r->len > op->max_bytes) {
+        page_answer(op, 0, true); /* this one starts the next page */
+        return;
+    }
+    struct shm_notif_key key;
+    cl_notif_key(op->email, queued ? queued : r->time_ms, r->seq, &key);
+    op->page_add(op->arg, &key, r->value, r->len);
+    op->used += r->len;
+    op->count++;
+    op->after = r->seq;
+    pending_next(op);
+}
+
+static void pending_next(struct cl_op *op)
+{
+    if (op->m->closing || op->cancelled) {
+        member_op_end(op);
+        return;
+    }
+    op->in_flight = true;
+    if (js_msg_next(op->m->engine, CL_QUEUE_STREAM, op->subject, op->after + 1, pending_got, op) !=
+        0) {
+        op->in_flight = false;
+        page_answer(op, 61, false);
+    }
+}
+
+struct cl_op *cl_pending(struct cl_member *m, const char *email, uint64_t after, size_t max_bytes,
+                         cl_page_add_cb add, cl_page_done_cb done, void *arg)
+{
+    struct cl_op *op = member_op_new(m, OP_PENDING, email);
+    if (op == NULL)
+        return NULL;
+    op->after = after;
+    op->max_bytes = max_bytes;
+    op->page_add = add;
+    op->cb.page_done = done;
+    op->arg = arg;
+    member_op_later(op, 0, pending_next);
+    return op;
+}
+
+/* ---- delivered ---- */
+
+static void taken(void *arg, const struct js_result *r)
+{
+    struct cl_op *op = arg;
+    op->in_flight = false;
+    if (!op->m->closing && op->cb.taken != NULL)
+        op->cb.taken(op->arg, r->outcome == JS_OK);
+    member_op_end(op);
+}
+
+void cl_delivered(struct cl_member *m, const struct shm_notif_key *key, cl_taken_cb cb, void *arg)
+{
+    uint64_t seq = cl_notif_key_seq(key);
+    if (seq == 0)
+        return;
+    struct cl_op *op = member_op_new(m, OP_DELIVERED, "");
+    if (op == NULL)
+        return;
+    op->answered = true;
+    op->cb.taken = cb;
+    op->arg = arg;
+    op->in_flight = true;
+    if (js_msg_delete(m->engine, CL_QUEUE_STREAM, seq, taken, op) != 0) {
+        op->in_flight = false;
+        member_op_end(op);
+    }
+}
