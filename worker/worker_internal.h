@@ -19,6 +19,7 @@ struct identity;
 struct app_state;
 struct app_bucket;
 struct push_sender;
+struct backend_ops;
 
 /* What a connection's lws user data holds; the first member of each kind's struct. */
 enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_WEBSOCKET };
@@ -63,6 +64,8 @@ struct worker {
     struct fetcher *fetcher; /* HTTPS requests: support documents, verifier, app domains */
     struct identity *identity;
     struct push_sender *push; /* Web Push wake-ups (push_sender.c); NULL without vapid_key */
+    const struct backend_ops *backend; /* shared state and other connections (backend/backend.h) */
+    void *backend_state;               /* the implementation's own */
     struct wake_bells bells;
     uv_poll_t bell_poll;
     uv_prepare_t commit_prepare; /* commits the iteration's batch before the loop sleeps */
