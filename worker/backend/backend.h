@@ -49,6 +49,7 @@ struct backend_done {
     void *arg;
     uint64_t conn_id; /* whose request: the caller checks it is still open */
     void *held[2];    /* what the caller holds for the answer (its held replies, say) */
+    int retry_after_s; /* set by the implementation with 61 (or 50): when to try again */
 };
 
 /* Pending notifications, the oldest first, as they are read: key (where it is queued; given
@@ -63,13 +64,15 @@ struct backend_claim {
     uint64_t conn_id;
     uint8_t status; /* enum shm_status */
     /* The first page of what is pending for email, read after the claim (so that a notification
-     * is either in it or delivered live, never both, never neither), at most page_budget bytes
-     * of JSON, through page (before the answer: within the call on one node, before done in a
-     * cluster); *more is set when some were left for later pages (pending_page). */
+     * is either in it or delivered live, never both, never neither): at most page_budget bytes
+     * of JSON through page, then page_end (more: some are left for pending_page), both before
+     * done's answer — within the call on one node, on the loop in a cluster. page_end is called
+     * once whenever the claim answers BACKEND_LATER (also when done then says 60/61); page_arg
+     * must live until then. */
     size_t page_budget;
     backend_notif_cb page;
+    void (*page_end)(void *arg, bool more);
     void *page_arg;
-    bool *more;
 };
 
 /* What arrives at an AppService connection's auth: whether the app comes back from an absence,
@@ -91,9 +94,10 @@ struct backend_ops {
     const char *name; /* "local", "cluster": for the log */
 
     /* The worker starts (its loop, store and cfg are there; no connection yet): 0 or -1. stop:
-     * the worker is exiting, its connections close next (nothing more comes in). close: every
-     * connection has gone and the loop has ended; what this worker still holds (owners,
-     * AppService connections, statuses) is released, as the master does if the worker died. */
+     * the worker is exiting, its connections close next and the loop runs on until they and
+     * every handle have gone (close handles here). close: after the loop's last run; what this
+     * worker still holds (owners, AppService connections, statuses) is released, as the master
+     * does if the worker died. The local implementation keeps no state in w->backend_state. */
     int (*open)(struct worker *w);
     void (*stop)(struct worker *w);
     void (*close)(struct worker *w);
@@ -110,12 +114,13 @@ struct backend_ops {
     /* Takes (email, device) for conn_id, newest wins: the previous holder, wherever it is, is
      * told to close (52, 4001; counted in w->info.meter.takeovers); the user's presence is
      * recomputed. Answers now with 51 (max_devices_per_user: nothing taken), 60 or 61; or
-     * BACKEND_LATER, after the first page of pending notifications went through c->page: done
-     * says 0 once the claim holds (the reply may say OK), or 60/61 (not bound after all). */
+     * BACKEND_LATER: the first page of pending notifications goes through c->page and
+     * c->page_end, then done says 0 once the claim holds (the reply may say OK), or 51/60/61
+     * (not bound after all). */
     int (*claim)(struct worker *w, const struct backend_claim *c, const struct backend_done *done);
-    /* A bound connection's status update: BACKEND_LATER (or 60 now); done says 0 once stored,
-     * 52 when conn_id no longer holds the device (a newer connection took it), or 60. The
-     * strings are copied: the connection may close meanwhile (then done finds it gone). */
+    /* A bound connection's status update: BACKEND_LATER (or 60/61 now); done says 0 once
+     * stored, 52 when conn_id no longer holds the device (a newer connection took it), 60 or 61.
+     * The strings are copied: the connection may close meanwhile (then done finds it gone). */
     int (*set_status)(struct worker *w, const char *email, const char *device, uint64_t conn_id,
                       uint8_t status, const struct backend_done *done);
     /* The bound connection conn_id went away: its status is held for offline_grace, then the
@@ -125,16 +130,18 @@ struct backend_ops {
     /* -- notifications (SPEC.md §2, §5) -- */
 
     /* The next page of what is pending for email (a backlog the claim's page left, as the
-     * device takes it): at most budget bytes of JSON through cb; *more when some are left.
-     * 0, or -1 (then nothing was given). */
+     * device takes it): at most budget bytes of JSON through cb, the oldest first; *more when
+     * some are left. Answers now (a cluster serves it from what it read after the claim): 0, or
+     * -1 (nothing given). */
     int (*pending_page)(struct worker *w, const char *email, size_t budget, backend_notif_cb cb,
                         void *arg, bool *more);
     /* Whether the notification at key is still pending (not delivered to another device of the
      * user, not expired): a live one mailed after pages were read may be among them. */
     bool (*pending_has)(struct worker *w, const struct shm_notif_key *key);
-    /* The notification at key was written to a device: it leaves the queue. Whether it was
-     * still there (another device of the user may have taken it first). */
-    bool (*delivered)(struct worker *w, const struct shm_notif_key *key);
+    /* The notification at key was written to a device: it leaves the queue, and counts in
+     * w->info.meter.notifications_delivered if it was still there (another device of the user
+     * may have taken it first). */
+    void (*delivered)(struct worker *w, const struct shm_notif_key *key);
     /* Queues json for email (expires_ms: wall ms; the oldest goes past max_pending_notifications)
      * and delivers it live to each connected device of the user, wherever it is. 60 now, or
      * BACKEND_LATER: done says 0 once it is queued for good (the reply may say OK), or 60. */
