@@ -244,7 +244,7 @@ static void register_epoch(struct agent *a)
 
 static void start_feeds(struct agent *a)
 {
-    if (agent_nodes_start(a) != 0 || agent_users_start(a) != 0) {
+    if (agent_nodes_start(a) != 0 || agent_users_start(a) != 0 || agent_shared_start(a) != 0) {
         log_error("cannot start the changefeeds");
         a->exit_code = 1;
         uv_stop(&a->loop);
@@ -340,6 +340,17 @@ static void assets_make(struct agent *a)
             a->assets_failed = true;
         }
     }
+    const char *shared[8];
+    int64_t max_age[8];
+    size_t shared_count = 0;
+    agent_shared_buckets(a, shared, max_age, &shared_count);
+    for (size_t i = 0; i < shared_count; i++) {
+        a->assets_pending++;
+        if (js_bucket_ensure(a->engine, shared[i], replicas, max_age[i], asset_made, a) != 0) {
+            a->assets_pending--;
+            a->assets_failed = true;
+        }
+    }
     for (unsigned s = 0; s < a->shards; s++) {
         agent_bucket_name(s, bucket, sizeof bucket);
         a->assets_pending++;
@@ -384,6 +395,7 @@ static void on_engine(void *arg, enum engine_event event)
                 feed_reconnected(a->user_feeds[s]);
         if (a->nodes_feed != NULL)
             feed_reconnected(a->nodes_feed);
+        agent_shared_reconnected(a);
         break;
     case ENGINE_EVENT_DISCONNECTED:
         break;
@@ -399,6 +411,7 @@ static void tick(uv_timer_t *timer)
     int64_t now = clock_mono_ms();
     agent_detect(a, now);
     agent_users_tick(a, now);
+    agent_shared_tick(a, now);
     if (a->nodes_feed != NULL)
         feed_tick(a->nodes_feed, now);
     if (a->phase == AGENT_FENCED && a->bus_ok_since_mono != 0 &&
@@ -459,6 +472,7 @@ static void bell_rung(uv_poll_t *poll, int status, int events)
         return;
     wake_drain(&a->bells);
     shm_mail_take(a->store, (int32_t)getpid(), mail_act, a);
+    agent_shared_take(a);
 }
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -537,6 +551,7 @@ static int agent_setup(struct agent *a)
 
 static void teardown(struct agent *a)
 {
+    agent_shared_stop(a);
     agent_users_stop(a);
     agent_nodes_stop(a);
     if (a->engine != NULL)
@@ -561,6 +576,7 @@ static void teardown(struct agent *a)
         shm_store_close(a->store);
     }
     free(a->peers);
+    agent_shared_free(a);
     /* cnats's threads and global state, so the process ends with nothing of it left. */
     nats_CloseAndWait(2000);
 }

@@ -93,6 +93,7 @@ struct agent {
     /* Workers mailed in the batch, rung once it is committed. */
     int32_t rings[64];
     size_t ring_count;
+    struct agent_shared *shared; /* apps, grants, web sessions (agent_shared.c) */
 };
 
 /* agent.c */
@@ -116,5 +117,17 @@ void agent_users_stop(struct agent *a);
 void agent_users_tick(struct agent *a, int64_t now_mono);
 void agent_clean(struct agent *a);
 void agent_bucket_name(unsigned shard, char *out, size_t cap);
+
+/* agent_shared.c */
+int agent_shared_start(struct agent *a);
+void agent_shared_stop(struct agent *a);
+void agent_shared_free(struct agent *a);
+void agent_shared_tick(struct agent *a, int64_t now_mono);
+void agent_shared_reconnected(struct agent *a);
+/* Makes what the outbox holds in the engine (at a doorbell, and every tick). */
+void agent_shared_take(struct agent *a);
+/* The shared records' buckets and their max ages (0: none), for the assets. */
+void agent_shared_buckets(struct agent *a, const char **names, int64_t *max_age_ms,
+                          size_t *count);
 
 #endif

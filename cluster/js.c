@@ -280,7 +280,20 @@ static int kv_write(struct engine *e, const char *bucket, const char *key, const
     snprintf(rev, sizeof rev, "%" PRIu64, expected);
     struct engine_header headers[] = { { "Nats-Expected-Last-Subject-Sequence", rev },
                                        { "KV-Operation", "DEL" } };
-    return op_send(op, subject, headers, delete_marker ? 2 : 1, value, len);
+    bool any = expected == JS_ANY_REVISION;
+    size_t count = (any ? 0 : 1) + (delete_marker ? 1 : 0);
+    return op_send(op, subject, count > 0 ? headers + (any ? 1 : 0) : NULL, count, value, len);
+}
+
+int js_kv_put(struct engine *e, const char *bucket, const char *key, const void *value,
+              size_t len, js_cb cb, void *arg)
+{
+    return kv_write(e, bucket, key, value, len, JS_ANY_REVISION, false, cb, arg);
+}
+
+int js_kv_remove(struct engine *e, const char *bucket, const char *key, js_cb cb, void *arg)
+{
+    return kv_write(e, bucket, key, NULL, 0, JS_ANY_REVISION, true, cb, arg);
 }
 
 int js_kv_update(struct engine *e, const char *bucket, const char *key, const void *value,

@@ -63,6 +63,11 @@ int js_bucket_ensure(struct engine *e, const char *bucket, int replicas, int64_t
  * deleted key's revision is its delete marker's). JS_CONFLICT when another write came first. */
 int js_kv_update(struct engine *e, const char *bucket, const char *key, const void *value,
                  size_t len, uint64_t expected, js_cb cb, void *arg);
+/* Whatever the revision: a write (the last one wins) and a delete marker. */
+#define JS_ANY_REVISION UINT64_MAX
+int js_kv_put(struct engine *e, const char *bucket, const char *key, const void *value,
+              size_t len, js_cb cb, void *arg);
+int js_kv_remove(struct engine *e, const char *bucket, const char *key, js_cb cb, void *arg);
 /* Writes a delete marker under the same condition. */
 int js_kv_delete(struct engine *e, const char *bucket, const char *key, uint64_t expected, js_cb cb,
                  void *arg);

@@ -10,6 +10,7 @@
 #include "../shm/mail.h"
 #include "../shm/notif.h"
 #include "../shm/web_session.h"
+#include "../shm/outbox.h"
 #include "../shm/presence.h"
 #include "../shm/push_job.h"
 #include "../shm/store.h"
@@ -46,6 +47,8 @@ struct shm_store *master_store_visit(struct master *m)
         log_error("%s", err);
         return NULL;
     }
+    if (m->cfg.cluster != NULL) /* the agent makes the admin's app writes in the engine */
+        shm_outbox_enable(store, 0);
     return store;
 }
 

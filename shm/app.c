@@ -3,6 +3,7 @@
 #include "app.h"
 
 #include "grant.h"
+#include "outbox.h"
 #include "store_internal.h"
 
 #include <json-c/json.h>
@@ -12,7 +13,7 @@
 
 /* An app is stored as JSON: a record operators can read with mdb_dump, and fields can be added
  * without a new layout. The key hash is hex. */
-static char *app_encode(const struct shm_app *app)
+char *shm_app_encode(const struct shm_app *app)
 {
     char hash_hex[2 * SHM_APP_KEY_HASH_LEN + 1] = "";
     for (int i = 0; app->has_key && i < SHM_APP_KEY_HASH_LEN; i++)
@@ -49,12 +50,18 @@ static bool bool_field(struct json_object *o, const char *key)
 
 static int app_decode(const char *appid, const MDB_val *value, struct shm_app *out)
 {
+    return shm_app_decode(appid, value->mv_data, value->mv_size, out);
+}
+
+int shm_app_decode(const char *appid, const void *data, size_t len, struct shm_app *out)
+{
     memset(out, 0, sizeof *out);
     struct json_tokener *tok = json_tokener_new();
     struct json_object *o =
-        tok ? json_tokener_parse_ex(tok, value->mv_data, (int)value->mv_size) : NULL;
+        tok && len <= SHM_APP_JSON_MAX ? json_tokener_parse_ex(tok, data, (int)len) : NULL;
     json_tokener_free(tok);
-    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+    if (o == NULL || !json_object_is_type(o, json_type_object) ||
+        strlen(appid) != SHM_APPID_LEN) {
         json_object_put(o);
         return SHM_ERROR;
     }
@@ -94,7 +101,7 @@ int shm_app_put(struct shm_store *store, const struct shm_app *app)
 {
     if (strlen(app->appid) != SHM_APPID_LEN || app->owner[0] == '\0')
         return SHM_ERROR;
-    char *text = app_encode(app);
+    char *text = shm_app_encode(app);
     MDB_txn *txn = store_batch_txn(store);
     if (text == NULL || txn == NULL) {
         free(text);
@@ -106,8 +113,12 @@ int shm_app_put(struct shm_store *store, const struct shm_app *app)
     int rc = mdb_put(txn, store->apps, &key, &value, 0);
     if (rc == 0)
         rc = mdb_put(txn, store->apps_by_owner, &ikey, &empty, 0);
+    int result = rc == 0 ? SHM_OK : store_batch_fail(store, rc, "app");
+    if (result == SHM_OK && store->outbox_on)
+        result = shm_outbox_add(store, SHM_OUTBOX_PUT, SHM_BUCKET_APPS, app->appid, text,
+                                strlen(text), NULL);
     free(text);
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "app");
+    return result;
 }
 
 int shm_app_get(struct shm_store *store, const char *appid, struct shm_app *out)
@@ -140,6 +151,9 @@ int shm_app_delete(struct shm_store *store, const char *appid)
     MDB_val ikey = { owner_key(app.owner, appid, index), index };
     if ((rc = mdb_del(txn, store->apps, &key, NULL)) == 0)
         rc = mdb_del(txn, store->apps_by_owner, &ikey, NULL);
+    if ((rc == 0 || rc == MDB_NOTFOUND) && store->outbox_on &&
+        shm_outbox_add(store, SHM_OUTBOX_DELETE, SHM_BUCKET_APPS, appid, NULL, 0, NULL) != SHM_OK)
+        return SHM_ERROR;
     return rc == 0 || rc == MDB_NOTFOUND ? SHM_OK : store_batch_fail(store, rc, "app delete");
 }
 

@@ -35,6 +35,15 @@ struct shm_app {
     int64_t created_ms;
 };
 
+/* The engine's bucket of apps in a cluster (the value: shm_app_encode's JSON). */
+#define SHM_BUCKET_APPS "pd_apps"
+#define SHM_APP_JSON_MAX 4096
+
+/* The app as JSON (malloc'd; NULL when out of memory): what the store and the engine hold. */
+char *shm_app_encode(const struct shm_app *app);
+/* Reads such JSON into out for appid. SHM_OK or SHM_ERROR. */
+int shm_app_decode(const char *appid, const void *data, size_t len, struct shm_app *out);
+
 /* Creates or replaces app (and its owner index) in the batch. */
 int shm_app_put(struct shm_store *store, const struct shm_app *app);
 int shm_app_get(struct shm_store *store, const char *appid, struct shm_app *out);

@@ -3,8 +3,10 @@
 #include "grant.h"
 
 #include "app.h"
+#include "outbox.h"
 #include "store_internal.h"
 
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +29,40 @@ static bool ids_valid(const char *email, const char *appid)
 {
     size_t len = strlen(email);
     return len > 0 && len <= SHM_EMAIL_MAX && strlen(appid) == SHM_APPID_LEN;
+}
+
+/* In a cluster, the grant or revoke for the agent to make in the engine too. */
+static int grant_outbox(struct shm_store *store, uint8_t op, const char *email, const char *appid,
+                        const char *puid, int64_t granted_ms)
+{
+    if (!store->outbox_on)
+        return SHM_OK;
+    struct shm_outbox_grant g = { .granted_ms = granted_ms };
+    snprintf(g.puid, sizeof g.puid, "%s", puid);
+    snprintf(g.email, sizeof g.email, "%s", email);
+    snprintf(g.appid, sizeof g.appid, "%s", appid);
+    unsigned char value[SHM_PUID_LEN + 9 + SHM_EMAIL_MAX + SHM_APPID_LEN];
+    char key[SHM_GRANT_KEY_MAX + 1];
+    long len = shm_outbox_grant_encode(&g, value, sizeof value);
+    if (len < 0)
+        return SHM_ERROR;
+    shm_grant_engine_key(email, appid, key);
+    return shm_outbox_add(store, op, SHM_BUCKET_GRANTS, key, value, (size_t)len, NULL);
+}
+
+void shm_grant_engine_key(const char *email, const char *appid, char out[SHM_GRANT_KEY_MAX + 1])
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    char pair[SHM_EMAIL_MAX + 1 + SHM_APPID_LEN];
+    size_t elen = strnlen(email, SHM_EMAIL_MAX), alen = strnlen(appid, SHM_APPID_LEN);
+    memcpy(pair, email, elen);
+    pair[elen] = '\0'; /* e-mail \0 appid */
+    memcpy(pair + elen + 1, appid, alen);
+    SHA256((const unsigned char *)pair, elen + 1 + alen, digest);
+    out[0] = 'g';
+    out[1] = '.';
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 + 2 * i, 3, "%02x", digest[i]);
 }
 
 int shm_grant_get(struct shm_store *store, const char *email, const char *appid, char *puid)
@@ -74,7 +110,9 @@ int shm_grant_put(struct shm_store *store, const char *email, const char *appid,
         rc = mdb_put(txn, store->puids, &k2, &v2, 0);
     if (rc == 0)
         rc = mdb_put(txn, store->app_grants, &k3, &v3, 0);
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "grant");
+    if (rc != 0)
+        return store_batch_fail(store, rc, "grant");
+    return grant_outbox(store, SHM_OUTBOX_GRANT, email, appid, puid, now_ms);
 }
 
 static int views_delete(struct shm_store *store, MDB_txn *txn, const char *email, const char *appid,
@@ -89,7 +127,9 @@ static int views_delete(struct shm_store *store, MDB_txn *txn, const char *email
         rc = mdb_del(txn, store->puids, &k2, NULL);
     if (rc == 0 || rc == MDB_NOTFOUND)
         rc = mdb_del(txn, store->app_grants, &k3, NULL);
-    return rc == 0 || rc == MDB_NOTFOUND ? SHM_OK : store_batch_fail(store, rc, "revoke");
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "revoke");
+    return grant_outbox(store, SHM_OUTBOX_REVOKE, email, appid, puid, 0);
 }
 
 int shm_grant_revoke(struct shm_store *store, const char *email, const char *appid, char *puid)

@@ -12,6 +12,12 @@
 
 #define SHM_PUID_LEN 36 /* a UUID */
 
+/* In a cluster, the engine's bucket of grants: g.<first 16 bytes of SHA-256(e-mail \0 appid) in
+ * hex> holds a grant (one per user and app, made by create), p.<PUID> names its user and app. */
+#define SHM_BUCKET_GRANTS "pd_grants"
+#define SHM_GRANT_KEY_MAX 34
+void shm_grant_engine_key(const char *email, const char *appid, char out[SHM_GRANT_KEY_MAX + 1]);
+
 /* The PUID under which email granted appid: SHM_OK, or SHM_NOT_FOUND. */
 int shm_grant_get(struct shm_store *store, const char *email, const char *appid, char *puid);
 /* Records the grant with puid (the caller makes it random) in the batch. */

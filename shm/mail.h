@@ -20,6 +20,8 @@ enum shm_mail_type {
                                app disabled (41), deleted (40) or re-keyed (42): close 1008 */
     SHM_MAIL_WORKER_DEAD = 8, /* payload: be32 pid — to a cluster node's agent, from the master */
     SHM_MAIL_PUSH = 9,        /* payload: none — Web Push jobs are due: take them (push_job.h) */
+    SHM_MAIL_CL_DONE = 10,    /* payload: be64 outbox seq, u8 outcome — from a cluster node's
+                                 agent: the engine has the write (shm/outbox.h) */
 };
 
 /* Queues a message for the process target_pid in the current batch; ring its doorbell after the

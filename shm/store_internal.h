@@ -44,6 +44,7 @@ struct shm_store {
     MDB_dbi cl_cursors;      /* stream name -> be64 last applied sequence */
     MDB_dbi cl_users;        /* user key (32 hex) -> be64 rev, user record */
     MDB_dbi cl_incarnations; /* node \0 be64 epoch be32 pid user key -> "" */
+    MDB_dbi cl_outbox;       /* be64 store seq -> be32 reply pid, u8 op, bucket, key, value */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     MDB_cursor *cursors[STORE_MAX_DBS + 2]; /* of the batch, by dbi (store_batch_cursor) */
     int batch_error;         /* first error of the batch: it will roll back */
@@ -59,6 +60,10 @@ struct shm_store {
     int64_t refused_ms; /* wall ms when a batch was last refused for lack of room, or 0 */
     int refused_rc;     /* and the LMDB error */
     int failed_rc;      /* the LMDB error of the last batch that failed */
+    bool outbox_on;           /* shared records' writes go to cl_outbox too (shm/outbox.h) */
+    int32_t outbox_reply_pid; /* who hears their outcome (0: nobody) */
+    uint64_t outbox_new_first, outbox_new_last; /* added since shm_outbox_take_new */
+    size_t outbox_new_count;
 };
 
 /* The shm_result of an LMDB return code. */

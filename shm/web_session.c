@@ -1,7 +1,10 @@
 /* web_session: signed-in users of the web pages, by a hash of their cookie (SPEC.md §4). */
 #include "web_session.h"
 
+#include "outbox.h"
 #include "store_internal.h"
+
+#include <stdio.h>
 
 #include <string.h>
 
@@ -23,7 +26,35 @@ int shm_web_session_put(struct shm_store *store, const unsigned char *hash,
     if (txn == NULL)
         return SHM_ERROR;
     int rc = mdb_put(txn, store->web_sessions, &key, &value, 0);
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "web session");
+    if (rc != 0)
+        return store_batch_fail(store, rc, "web session");
+    if (!store->outbox_on)
+        return SHM_OK;
+    char hex[2 * SHM_WEB_HASH_LEN + 1];
+    shm_web_session_key(hash, hex);
+    return shm_outbox_add(store, SHM_OUTBOX_PUT, SHM_BUCKET_SESSIONS, hex, buf, value.mv_size,
+                          NULL);
+}
+
+void shm_web_session_key(const unsigned char *hash, char out[2 * SHM_WEB_HASH_LEN + 1])
+{
+    for (int i = 0; i < SHM_WEB_HASH_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", hash[i]);
+}
+
+int shm_web_session_decode(const void *data, size_t len, struct shm_web_session *out)
+{
+    size_t email_len = len - HEAD_LEN;
+    if (len <= HEAD_LEN || email_len > SHM_EMAIL_MAX)
+        return SHM_ERROR;
+    const unsigned char *v = data;
+    out->expires_ms = (int64_t)store_get_be64(v);
+    memcpy(out->csrf, v + 8, SHM_CSRF_LEN);
+    out->csrf[SHM_CSRF_LEN] = '\0';
+    memcpy(out->email, v + HEAD_LEN, email_len);
+    out->email[email_len] = '\0';
+    return strlen(out->email) == email_len && strlen(out->csrf) == SHM_CSRF_LEN ? SHM_OK
+                                                                               : SHM_ERROR;
 }
 
 int shm_web_session_get(struct shm_store *store, const unsigned char *hash, int64_t now_ms,
@@ -35,19 +66,8 @@ int shm_web_session_get(struct shm_store *store, const unsigned char *hash, int6
         return SHM_ERROR;
     int rc = mdb_get(txn, store->web_sessions, &key, &value);
     int result = store_result(rc);
-    if (rc == 0) {
-        size_t email_len = value.mv_size - HEAD_LEN;
-        if (value.mv_size <= HEAD_LEN || email_len > SHM_EMAIL_MAX) {
-            result = SHM_ERROR;
-        } else {
-            const unsigned char *v = value.mv_data;
-            out->expires_ms = (int64_t)store_get_be64(v);
-            memcpy(out->csrf, v + 8, SHM_CSRF_LEN);
-            out->csrf[SHM_CSRF_LEN] = '\0';
-            memcpy(out->email, v + HEAD_LEN, email_len);
-            out->email[email_len] = '\0';
-        }
-    }
+    if (rc == 0)
+        result = shm_web_session_decode(value.mv_data, value.mv_size, out);
     store_read_end(store, txn);
     if (result == SHM_OK && out->expires_ms <= now_ms)
         return SHM_NOT_FOUND;
@@ -61,9 +81,16 @@ int shm_web_session_delete(struct shm_store *store, const unsigned char *hash)
     if (txn == NULL)
         return SHM_ERROR;
     int rc = mdb_del(txn, store->web_sessions, &key, NULL);
-    if (rc == MDB_NOTFOUND)
-        return SHM_NOT_FOUND;
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "web session");
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "web session");
+    if (store->outbox_on) {
+        char hex[2 * SHM_WEB_HASH_LEN + 1];
+        shm_web_session_key(hash, hex);
+        int out = shm_outbox_add(store, SHM_OUTBOX_DELETE, SHM_BUCKET_SESSIONS, hex, NULL, 0, NULL);
+        if (out != SHM_OK)
+            return out;
+    }
+    return rc == MDB_NOTFOUND ? SHM_NOT_FOUND : SHM_OK;
 }
 
 int shm_web_session_expire(struct shm_store *store, int64_t now_ms, size_t max,

@@ -5,6 +5,7 @@
 #include "conn.h"
 #include "store.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define SHM_WEB_HASH_LEN 32 /* SHA-256 of the cookie's token */
@@ -15,6 +16,13 @@ struct shm_web_session {
     char csrf[SHM_CSRF_LEN + 1];
     char email[SHM_EMAIL_MAX + 1];
 };
+
+/* In a cluster, the engine's bucket of sessions: the key is the hash in hex, the value what
+ * the store holds (be64 expiry, CSRF token, e-mail), the bucket's max age session_ttl. */
+#define SHM_BUCKET_SESSIONS "pd_sessions"
+void shm_web_session_key(const unsigned char *hash, char out[2 * SHM_WEB_HASH_LEN + 1]);
+/* Reads that value into out: SHM_OK or SHM_ERROR. */
+int shm_web_session_decode(const void *data, size_t len, struct shm_web_session *out);
 
 int shm_web_session_put(struct shm_store *store, const unsigned char *hash,
                         const struct shm_web_session *session);

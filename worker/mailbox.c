@@ -63,6 +63,9 @@ static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payloa
     case SHM_MAIL_PUSH:
         push_sender_kick(w);
         break;
+    case SHM_MAIL_CL_DONE:
+        web_shared_done(w, payload, len);
+        break;
     case SHM_MAIL_PING:
         mailbox_post(w, sender, SHM_MAIL_PONG, payload, len);
         break;

@@ -13,6 +13,7 @@
 #include "../shm/app_channel.h"
 #include "../shm/conn.h"
 #include "../shm/mail.h"
+#include "../shm/outbox.h"
 #include "../shm/presence.h"
 
 #include <errno.h>
@@ -300,6 +301,8 @@ static int store_attach(struct worker *w)
         log_error("%s", err);
         return -1;
     }
+    if (w->cfg->cluster != NULL) /* apps, grants, sessions: through the agent to the engine */
+        shm_outbox_enable(w->store, (int32_t)getpid());
     uint64_t first;
     if (shm_store_seq_reserve(w->store, WORKER_CONN_IDS, &first) != SHM_OK) {
         log_error("cannot reserve this worker's connection ids in the store");
@@ -396,6 +399,7 @@ static void worker_teardown(struct worker *w)
     /* Closing the connections cancels what their requests wait for (a sign-in's verification,
      * an issuer's keys, a fetch): identity and the fetcher must still be there. */
     lws_teardown(w);
+    web_shared_stop(w);
     identity_stop(w->identity);
     fetcher_stop(w->fetcher);
     /* lws closes its own handles and finishes destroying its context from their callbacks,

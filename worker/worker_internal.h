@@ -95,6 +95,7 @@ struct worker {
     struct shm_worker_info published; /* info as last written to the store */
     uint64_t trim_accepted, trim_seen; /* accepted_total at the last trim, at the last tick */
     bool published_once;
+    struct web_shared *web_shared; /* a cluster node's web requests waiting for its agent */
 };
 
 /* The worker that owns an lws connection. */
@@ -169,6 +170,9 @@ void presence_device_left(struct worker *w, const char *email, const char *devic
                           uint64_t conn_id);
 int presence_grace_init(struct worker *w);
 void presence_grace_close(struct worker *w);
+/* web/web_shared.c: the agent's SHM_MAIL_CL_DONE; the end of the waits at exit. */
+void web_shared_done(struct worker *w, const void *payload, size_t len);
+void web_shared_stop(struct worker *w);
 
 int mailbox_start(struct worker *w);
 void mailbox_stop(struct worker *w);

@@ -42,6 +42,8 @@ void http_reply(struct http_req *req, unsigned status, const char *content_type,
     req->response.body = body;
     req->response.len = len;
     req->responding = true;
+    if (web_shared_hold(worker_of(req->wsi), req))
+        return; /* web_shared.c asks for the writable callback once the engine has the writes */
     lws_callback_on_writable(req->wsi);
 }
 
@@ -316,6 +318,7 @@ static void request_reset(struct http_conn *conn)
         return;
     if (req->async != NULL && req->async_cancel != NULL)
         req->async_cancel(req->async);
+    web_shared_cancel(req);
     free(req->body);
     free(req->response.body);
     free(req);
@@ -460,7 +463,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         req->body_len = 0;
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return req->responding ? request_finish(w, conn) : 0;
+        return req->responding && req->held == NULL ? request_finish(w, conn) : 0;
     default:
         return 0;
     }

@@ -38,6 +38,8 @@ struct http_req {
     struct shm_web_session session;
     struct http_async *async;
     void (*async_cancel)(struct http_async *);
+    struct shared_wait *held; /* a cluster node: the answer waits for the engine (web_shared.c) */
+    bool fetched;             /* and a record the views missed was fetched for it */
     bool responding;        /* a response is prepared and waits for the socket */
     enum meter_route route; /* for the meter: what the path serves, and when it was read */
     int64_t started_us;
@@ -62,6 +64,20 @@ void http_defer(struct http_req *req, struct http_async *async,
                 void (*cancel)(struct http_async *));
 /* The work is done (its handler replied, or is about to). */
 void http_undefer(struct http_req *req);
+
+/* web_shared.c (a node of a cluster): an answer prepared after writes of shared records waits
+ * for the engine to have them (true: held; it goes once they are in, or becomes a 409/503
+ * page); a request whose record the views miss is routed again once it is fetched (true:
+ * deferred; false: not a cluster, or fetched already). */
+struct shared_wait;
+bool web_shared_hold(struct worker *w, struct http_req *req);
+void web_shared_cancel(struct http_req *req);
+bool web_shared_fetch(struct worker *w, struct http_req *req, const char *bucket, const char *key);
+/* The same for several records: ask for each (false: not a cluster, or fetched already), then
+ * wait once (true: deferred). */
+bool web_shared_fetch_ask(struct worker *w, struct http_req *req, const char *bucket,
+                          const char *key);
+bool web_shared_fetch_wait(struct worker *w, struct http_req *req);
 
 /* The value of cookie name into out; false when absent. */
 bool http_cookie(struct http_req *req, const char *name, char *out, size_t cap);

@@ -78,16 +78,23 @@ static void session_hash(const char *token, unsigned char *hash)
     SHA256((const unsigned char *)token, strlen(token), hash);
 }
 
-/* The signed-in user of the request's cookie, when there is one and it has not expired. */
-static void session_load(struct worker *w, struct http_req *req)
+/* The signed-in user of the request's cookie, when there is one and it has not expired. On a
+ * node of a cluster, a cookie this node does not know yet (a session made on another node a
+ * moment ago) is fetched from the engine first: true when the request waits for that. */
+static bool session_load(struct worker *w, struct http_req *req)
 {
     char token[WEB_TOKEN_LEN + 8];
     if (!http_cookie(req, WEB_SESSION_COOKIE, token, sizeof token) ||
         strlen(token) != WEB_TOKEN_LEN)
-        return;
+        return false;
     session_hash(token, req->session_hash);
     req->has_session =
         shm_web_session_get(w->store, req->session_hash, clock_wall_ms(), &req->session) == SHM_OK;
+    if (req->has_session)
+        return false;
+    char key[2 * SHM_WEB_HASH_LEN + 1];
+    shm_web_session_key(req->session_hash, key);
+    return web_shared_fetch(w, req, SHM_BUCKET_SESSIONS, key);
 }
 
 /* A path on this site to go back to after signing in; anything else becomes /account. */
@@ -279,7 +286,8 @@ static const char *path_id(const char *uri, const char *prefix)
 
 void web_route(struct worker *w, struct http_req *req)
 {
-    session_load(w, req);
+    if (session_load(w, req))
+        return; /* routed again once the engine answered */
     const char *uri = req->uri, *id;
     bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
     bool post = req->method == HTTP_POST;

@@ -271,6 +271,25 @@ static void app_action(struct worker *w, struct http_req *req, struct shm_app *a
         http_redirect(req, location);
 }
 
+/* On a node of a cluster: the PUIDs asked for that this node's views do not hold (granted on
+ * another node a moment ago) are fetched from the engine first. True when the request waits. */
+static bool puids_fetch(struct worker *w, struct http_req *req)
+{
+    char fragment[128], appid[SHM_APPID_LEN + 1], email[SHM_EMAIL_MAX + 1], key[48];
+    bool asked = false;
+    for (int i = 0;
+         lws_hdr_copy_fragment(req->wsi, fragment, sizeof fragment, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+         i++)
+        if (strncmp(fragment, "uid=", 4) == 0 && strlen(fragment + 4) == SHM_PUID_LEN &&
+            shm_grant_by_puid(w->store, fragment + 4, appid, email) == SHM_NOT_FOUND) {
+            snprintf(key, sizeof key, "p.%.36s", fragment + 4);
+            if (!web_shared_fetch_ask(w, req, SHM_BUCKET_GRANTS, key))
+                return false;
+            asked = true;
+        }
+    return asked && web_shared_fetch_wait(w, req);
+}
+
 /* GET /myapps/<appid>/status?uid=…: Authorization: Bearer <API key>. */
 static void app_status_poll(struct worker *w, struct http_req *req, const struct shm_app *app)
 {
@@ -291,8 +310,10 @@ static void app_status_poll(struct worker *w, struct http_req *req, const struct
         http_reply_error(req, HTTP_STATUS_FORBIDDEN, "app not validated or not active");
         return;
     }
-    struct html json = { 0 };
     char fragment[128];
+    if (puids_fetch(w, req))
+        return; /* asked again once the engine told this node of the PUIDs it did not know */
+    struct html json = { 0 };
     html_raw(&json, "{\"statuses\":[");
     bool first = true;
     for (int i = 0;
@@ -327,7 +348,8 @@ static bool owned_app(struct worker *w, struct http_req *req, const char *appid,
                       struct shm_app *app)
 {
     if (shm_app_get(w->store, appid, app) != SHM_OK) {
-        web_message(req, HTTP_STATUS_NOT_FOUND, "My apps", "No such app.");
+        if (!web_shared_fetch(w, req, SHM_BUCKET_APPS, appid))
+            web_message(req, HTTP_STATUS_NOT_FOUND, "My apps", "No such app.");
         return false;
     }
     if (strcmp(app->owner, req->session.email) != 0) {
@@ -363,9 +385,10 @@ void web_apps_route(struct worker *w, struct http_req *req, const char *rest)
     }
     struct shm_app app;
     if (appid[0] && strcmp(action, "status") == 0 && get) {
-        if (shm_app_get(w->store, appid, &app) != SHM_OK)
-            http_reply_error(req, HTTP_STATUS_NOT_FOUND, "unknown appid");
-        else
+        if (shm_app_get(w->store, appid, &app) != SHM_OK) {
+            if (!web_shared_fetch(w, req, SHM_BUCKET_APPS, appid))
+                http_reply_error(req, HTTP_STATUS_NOT_FOUND, "unknown appid");
+        } else
             app_status_poll(w, req, &app);
         return;
     }

@@ -91,7 +91,8 @@ static bool grantable(struct worker *w, struct http_req *req, const char *appid,
                       struct shm_app *app)
 {
     if (shm_app_get(w->store, appid, app) != SHM_OK) {
-        web_message(req, HTTP_STATUS_BAD_REQUEST, "Grant", "Unknown app.");
+        if (!web_shared_fetch(w, req, SHM_BUCKET_APPS, appid)) /* made on another node? */
+            web_message(req, HTTP_STATUS_BAD_REQUEST, "Grant", "Unknown app.");
         return false;
     }
     if (!app->validated || !app->active) {

@@ -1,0 +1,149 @@
+"""Apps, grants and web sessions across the nodes of a cluster (SPEC 8): three presenced nodes on
+a 3-server JetStream cluster, one public_url as behind a load balancer, each request sent to
+whichever node the test names — a session made on one node is valid on the others at once, an
+app registered on one is managed on another, a grant made on one is polled and notified on
+another, a revoke on one reaches the app's connections on every node."""
+import asyncio
+import json
+import os
+import re
+import urllib.parse
+
+import pytest
+
+from conftest import wait_for
+from engine_fixtures import fresh_engine  # noqa: F401  (fixture)
+from test_appservice import AppService, DEVICE_AUDIENCE, run
+from test_cluster_nodes import Node, wait_serving
+from web_client import Browser
+from web_fixtures import APP_DOMAIN, action, domain_key, register
+
+
+@pytest.fixture
+def nodes(fresh_engine, workdir, ident, ca, domain):
+    made = []
+    for i in range(3):
+        d = os.path.join(workdir, f"n{i + 1}")
+        os.makedirs(d, exist_ok=True)
+        made.append(Node(d, workers="1", cluster=fresh_engine.urls(i), node_name=f"n{i + 1}",
+                         node_timeout="3s", cluster_shards="3"))
+    origin = f"http://127.0.0.1:{made[0].port}"  # one public_url: the nodes behind one name
+    for n in made:
+        n.write_config(public_url=origin, extra="\n".join([
+            f"trusted_issuer idp.test {ident.key_file}", f"ca_file {ca.ca_file}",
+            domain.server.connect_to(), "validate_private_addresses yes",
+            f"audience {DEVICE_AUDIENCE}"]))
+        n.origin = origin
+        n.start(preexec_fn=os.setsid)
+    for n in made:
+        wait_serving(n)
+    yield made
+    for n in made:
+        n.stop()
+    for n in made:
+        n.assert_clean_log()
+
+
+def on(node, browser):
+    """The same browser (its cookies) talking to another node."""
+    other = Browser(node.port)
+    other.cookies = browser.cookies
+    return other
+
+
+def sign_in(node, ident, email):
+    browser = Browser(node.port)
+    status, headers, _ = browser.sign_in(ident(email, node.origin))
+    assert status == 303 and headers["location"] == "/account", (status, headers)
+    return browser
+
+
+def activate_on(nodes, ident, domain):
+    """Registered on n1, validated on n2, activated on n3: the key works everywhere."""
+    n1, n2, n3 = nodes
+    dev = sign_in(n1, ident, "dev@example.com")
+    appid = register(dev)
+    domain.proof = domain_key(on(n2, dev), appid)
+    status, headers, _ = action(on(n2, dev), appid, "validate")
+    assert status == 303, (status, headers)
+    status, _, text = action(on(n3, dev), appid, "activate")
+    assert status == 200, text
+    return dev, appid, re.search(r'id="api-key">([^<]+)<', text).group(1)
+
+
+def grant_on(node, ident, email, appid):
+    browser = sign_in(node, ident, email)
+    query = urllib.parse.urlencode({"redirect": f"https://{APP_DOMAIN}/welcome"})
+    _, forms, _ = browser.forms(f"/grant/{appid}?{query}")
+    fields = next(f["fields"] for f in forms if f["action"] == f"/grant/{appid}")
+    status, headers, _ = browser.post(f"/grant/{appid}", {**fields, "decision": "allow"})
+    assert status == 303, (status, headers)
+    return browser, re.search(r"Presence-UID=([0-9a-f-]{36})", headers["location"]).group(1)
+
+
+def poll(node, appid, api_key, puid):
+    status, _, body = Browser(node.port).get(f"/myapps/{appid}/status?uid={puid}",
+                                             headers={"Authorization": f"Bearer {api_key}"})
+    return status, json.loads(body) if status == 200 else body
+
+
+def test_a_web_session_made_on_one_node_is_valid_on_the_others(nodes, ident):
+    n1, n2, n3 = nodes
+    browser = sign_in(n1, ident, "alice@example.com")
+    # At once, with no wait: the sign-in answered only once the engine had the session, and a
+    # node that does not know it yet asks the engine.
+    for node in (n2, n3, n1):
+        status, _, text = on(node, browser).get("/account")
+        assert status == 200 and "alice@example.com" in text, (node.settings["node_name"], status)
+    # A cookie nobody made is no session anywhere (asked of the engine, not found).
+    stranger = Browser(n2.port)
+    stranger.cookies = {"presenced_session": "A" * 43}
+    status, headers, _ = stranger.get("/account")
+    assert status == 303 and headers["location"].startswith("/login")
+    # Signed out on n2: the session is gone on every node (n2 at once; the others as soon as
+    # their changefeed brings the deletion).
+    cookie = dict(browser.cookies)
+    b2 = on(n2, browser)
+    status, headers, _ = b2.post("/logout", {"csrf": b2.csrf()})
+    assert status == 303
+    for node in (n2, n1, n3):
+        old = Browser(node.port)
+        old.cookies = dict(cookie)
+        assert wait_for(lambda: old.get("/account")[0] == 303, timeout=5), node.settings
+
+
+def test_an_app_registered_on_one_node_is_managed_and_polled_on_the_others(nodes, ident, domain):
+    n1, n2, n3 = nodes
+    dev, appid, api_key = activate_on(nodes, ident, domain)
+    # Every node lists it for its owner and answers polling with its key.
+    for node in nodes:
+        assert wait_for(lambda: appid in on(node, dev).get("/myapps")[2], timeout=5)
+        assert wait_for(lambda: poll(node, appid, api_key, "x")[0] == 200, timeout=5), node
+    # Deactivated on n1: no node takes the key any more.
+    assert action(on(n1, dev), appid, "deactivate")[0] == 303
+    for node in nodes:
+        assert wait_for(lambda: poll(node, appid, api_key, "x")[0] == 403, timeout=5), node
+
+
+def test_grant_on_one_node_then_polling_and_notify_on_another(nodes, ident, domain):
+    n1, n2, n3 = nodes
+    dev, appid, api_key = activate_on(nodes, ident, domain)
+    assert wait_for(lambda: poll(n2, appid, api_key, "x")[0] == 200, timeout=5)
+
+    async def scenario():
+        app = await AppService.connect(n2, appid, api_key)
+        user, puid = grant_on(n1, ident, "bob@example.com", appid)
+        # The grant answered once the engine had it: n2 knows the PUID.
+        status, body = poll(n2, appid, api_key, puid)
+        assert status == 200 and [s["uid"] for s in body["statuses"]] == [puid], body
+        reply = await app.request({"action": "notify", "target": puid, "source": "dev",
+                                   "message": "hi", "id": "n1"})
+        assert reply == {"action": "notify", "result": "OK", "id": "n1"}, reply
+        # The user's account page on n3 lists the app, with the same PUID in /getApps.
+        status, _, text = on(n3, user).get("/getApps")
+        assert status == 200 and json.loads(text)["apps"][0]["uid"] == puid
+        # Granted again on n3: the same PUID.
+        _, again = grant_on(n3, ident, "bob@example.com", appid)
+        assert again == puid
+        await app.ws.close()
+    run(scenario())
