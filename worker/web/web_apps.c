@@ -384,7 +384,13 @@ void web_apps_route(struct worker *w, struct http_req *req, const char *rest)
             snprintf(action, sizeof action, "%s", slash + 1);
     }
     struct shm_app app;
-    if (appid[0] && strcmp(action, "status") == 0 && get) {
+    /* On a node of a cluster an owner's page or action reads the app as the engine has it
+     * (changed on another node a moment ago, the views may not show it yet); polling reads
+     * the views. */
+    bool polling = appid[0] && strcmp(action, "status") == 0 && get;
+    if (appid[0] && !polling && web_shared_fetch(w, req, SHM_BUCKET_APPS, appid))
+        return;
+    if (polling) {
         if (shm_app_get(w->store, appid, &app) != SHM_OK) {
             if (!web_shared_fetch(w, req, SHM_BUCKET_APPS, appid))
                 http_reply_error(req, HTTP_STATUS_NOT_FOUND, "unknown appid");
