@@ -14,7 +14,7 @@ import pytest
 from conftest import wait_for
 from engine_fixtures import fresh_engine  # noqa: F401  (fixture)
 from test_appservice import AppService, DEVICE_AUDIENCE, run
-from test_cluster_nodes import Node, wait_serving
+from cluster_fixtures import Node, wait_serving
 from web_client import Browser
 from web_fixtures import APP_DOMAIN, action, domain_key, register
 
