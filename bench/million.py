@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICES = int(os.environ.get("BENCH_DEVICES", "1000000"))
@@ -79,6 +80,9 @@ def main():
     if run.returncode != 0:
         raise SystemExit("scale.py failed (its messages are above)")
     at = json.loads(run.stdout)
+    at["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    at["commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip()
     with open(os.path.join(ROOT, "build", "bench", "million.json"), "w") as f:
         json.dump(at, f, indent=1)
     table = [("measure", "presenced", "target", "")] + rows(at)

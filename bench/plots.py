@@ -3,7 +3,8 @@
 run (bench/run.py saves them as JSON), to look at rather than read:
 
 - connections.png: server memory per connection and CPU over 5 idle seconds against the number
-  of connections held, presenced and Mosquitto;
+  of connections held, presenced and Mosquitto, and the largest run's point (make bench-million,
+  when build/bench/million.json is there);
 - status_rtt.png: status round trip p50 and p99 against the offered rate, up to saturation,
   presenced and Mosquitto, with the throughput each reached;
 - notify_cdf.png: the distribution of notification latency (AppService to a device held by
@@ -22,7 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLORS = {"presenced": "#0060df", "mosquitto": "#d7264c"}
 
 
-def connections_figure(sweeps, path):
+def connections_figure(data, path):
+    """data: the sweeps, and the largest run (make bench-million's figures) or None."""
+    sweeps, largest = data
     fig, (memory, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name in ("presenced", "mosquitto"):
         points = sweeps.get(name, {}).get("connections", [])
@@ -33,6 +36,15 @@ def connections_figure(sweeps, path):
                     color=COLORS[name])
         cpu.plot(xs, [p["idle_cpu_ms_per_5s"] for p in points], "o-", label=name,
                  color=COLORS[name])
+    if largest:
+        # Its own run (another time, maybe another commit): a point of its own, on a log axis.
+        label = f"presenced, make bench-million ({largest.get('date', '')})"
+        memory.plot([largest["connections"]], [largest["bytes_per_connection"]], "D",
+                    color=COLORS["presenced"], mfc="white", label=label)
+        cpu.plot([largest["connections"]], [largest["idle_cpu_ms_per_5s"]], "D",
+                 color=COLORS["presenced"], mfc="white", label=label)
+        for ax in (memory, cpu):
+            ax.set_xscale("log")
     memory.set(title="Server memory per connection (Pss growth)", xlabel="connections held",
                ylabel="bytes per connection")
     cpu.set(title="Server CPU over 5 idle seconds", xlabel="connections held",
@@ -112,7 +124,8 @@ def draw(results, outdir):
     os.makedirs(outdir, exist_ok=True)
     sweeps = results["versus"]["sweeps"]
     written = []
-    for name, draw_one, data in (("connections.png", connections_figure, sweeps),
+    for name, draw_one, data in (("connections.png", connections_figure,
+                                  (sweeps, results.get("million"))),
                                  ("status_rtt.png", status_rtt_figure, sweeps),
                                  ("notify_cdf.png", notify_cdf_figure,
                                   results["scale"]["notify_across_workers"])):

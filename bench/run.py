@@ -41,7 +41,8 @@ ID_BENCH = os.path.join(ROOT, "build", "bench", "id_bench")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 # What BENCH_QUICK=1 sets (each BENCH_* variable already set wins).
 QUICK_SIZES = (("BENCH_CONNECTIONS", "500"), ("BENCH_DEVICES", "4000"), ("BENCH_WORKERS", "2"),
-               ("BENCH_CLIENTS", "2"), ("BENCH_STATUS_RATE", "2000"),
+               ("BENCH_CLIENTS", "2"), ("BENCH_SHARES", "1000,3000"),
+               ("BENCH_STATUS_RATE", "2000"),
                ("BENCH_NOTIFY_RATE", "1000"), ("BENCH_EVENT_RATE", "200"),
                ("BENCH_PROBES", "50"), ("BENCH_RECONNECT", "2000"),
                ("BENCH_VS_CONNECTIONS", "2000"), ("BENCH_VS_RATE", "10000"),
@@ -107,7 +108,7 @@ async def open_idle(url, count):
 
 def identity_rates():
     with tempfile.TemporaryDirectory(prefix="presenced-bench-id-") as workdir:
-        run = subprocess.run([ID_BENCH, workdir, "3000"], capture_output=True, text=True,
+        run = subprocess.run([ID_BENCH, workdir, "1000"], capture_output=True, text=True,
                              timeout=300)
         if run.returncode != 0:
             raise SystemExit(f"id_bench failed: {run.stderr}")
@@ -115,7 +116,7 @@ def identity_rates():
 
 
 def push_rates():
-    run = subprocess.run([PUSH_BENCH, "3000"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([PUSH_BENCH, "1000"], capture_output=True, text=True, timeout=300)
     if run.returncode != 0:
         raise SystemExit(f"push_bench failed: {run.stderr}")
     return json.loads(run.stdout)
@@ -171,15 +172,25 @@ def device_channel():
 SCALE_DEFAULTS = (("BENCH_DEVICES", "60000"), ("BENCH_WORKERS", "4"), ("BENCH_CLIENTS", "4"),
                   ("BENCH_DEVICES_PER_USER", "2"), ("BENCH_STATUS_RATE", "10000"),
                   ("BENCH_NOTIFY_RATE", "5000"), ("BENCH_EVENT_RATE", "1000"),
-                  ("BENCH_RECONNECT", "50000"))
+                  ("BENCH_RECONNECT", "50000"),
+                  # The loadgens connect one after another, the first 10,000 devices (the
+                  # count of the comparison with Mosquitto) and 17,500 at most: the connection
+                  # sweep of the plots is this run's (10,000, 25,000, 42,500, 60,000).
+                  ("BENCH_SHARES", "10000,15000,17500,17500"), ("BENCH_SWEEP", "1"))
+
+
+def elapsed(name, started):
+    print(f"bench: {name} took {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 def part(script, env=None):
     """Runs a bench script; its progress lines (stderr) show as they come, its JSON is kept."""
+    started = time.monotonic()
     run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script)], env=env,
                          stdout=subprocess.PIPE, text=True, timeout=1800)
     if run.returncode != 0:
         raise SystemExit(f"{script} failed (its messages are above)")
+    elapsed(script, started)
     return json.loads(run.stdout)
 
 
@@ -191,8 +202,29 @@ def scale():
     return part("scale.py", env)
 
 
-def versus_mosquitto():
-    return part("versus_mosquitto.py")
+def largest_run():
+    """make bench-million's point for the connection plot (build/bench/million.json), if any."""
+    try:
+        with open(os.path.join(BUILD_BENCH, "million.json")) as f:
+            at = json.load(f)
+        if "date" not in at:
+            return None
+        return {"connections": at["connected"], "bytes_per_connection":
+                at["server_bytes_per_connection"],
+                "idle_cpu_ms_per_5s": at["idle_server_cpu_ms_per_5s"],
+                "date": at.get("date", ""), "commit": at.get("commit", "")}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def versus_mosquitto(presenced_sweep):
+    """bench/versus_mosquitto.py, with presenced's connection sweep taken from the scale run."""
+    env = dict(os.environ)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="presenced-sweep-") as f:
+        json.dump(presenced_sweep, f)
+        f.flush()
+        env["BENCH_PRESENCED_SWEEP"] = f.name
+        return part("versus_mosquitto.py", env)
 
 
 def versus_wss():
@@ -231,7 +263,7 @@ def plots_section(results, figures, base_dir):
     """The "Plots" section of RESULTS.md: the run, the machine, the figures (their paths relative
     to base_dir, where the section goes)."""
     m, start = results["machine"], results["machine_at_start"]
-    vs, at = results["versus"], results["scale"]
+    vs, at, largest = results["versus"], results["scale"], results.get("million")
     steps = vs["sweeps"]["presenced"]["connections"]
     lines = [PLOTS_BEGIN, "## Plots", "",
              f"`make bench` at commit `{m['commit']}`, {m['date']}"
@@ -240,12 +272,17 @@ def plots_section(results, figures, base_dir):
              f"{m['kernel']}; {', '.join(m['packages'])}. Load average (1, 5, 15 min) "
              f"{' '.join(start['load'])} at the start, {' '.join(m['load'])} at the end.", "",
              f"Connection sweep: {', '.join(str(p['connections']) for p in steps)} idle "
-             f"connections for presenced, as far as Mosquitto goes in one process (20,000 "
-             f"files); rate sweep on "
+             f"authenticated devices for presenced (the scale run's, {at['devices']} devices "
+             f"of {at['users']} users, connected a loadgen at a time), "
+             f"{', '.join(str(p['connections']) for p in vs['sweeps']['mosquitto']['connections'])}"
+             f" idle MQTT connections for Mosquitto (one process: 20,000 files); rate sweep on "
              f"{vs['connections']} connections each, 3 s per offered rate, until a server "
              f"answers less than 85% of it. Notifications: {at['devices']} devices, "
              f"{at['notify_across_workers']['notify']['per_second']}/s from one AppService, "
-             f"timed on the devices of the other workers.", ""]
+             f"timed on the devices of the other workers."
+             + (f" The open diamond is `make bench-million`'s run ({largest['connections']} "
+                f"devices, commit `{largest['commit']}`, {largest['date']}; its table is in "
+                f"RESULTS.md)." if largest else ""), ""]
     for path in figures:
         name = os.path.basename(path)
         rel = os.path.relpath(path, base_dir)
@@ -272,7 +309,7 @@ def results_update(section):
 
 
 def main():
-    started_on = machine()
+    started_on, started = machine(), time.monotonic()
     rates = identity_rates()
     push = push_rates()
     status_rtt, notify_latency = device_channel()
@@ -318,12 +355,13 @@ def main():
         ("operator notification (admin POST) to device",
          f"p50 {notify_latency[0]:.0f} us, p99 {notify_latency[1]:.0f} us", "", ""),
     ]
+    elapsed("the micro-benchmarks", started)
     at = scale()
-    vs = versus_mosquitto()
+    vs = versus_mosquitto(at["sweep"])
     secure = versus_wss()
     table(at, vs, secure, micro)
     results = {"scale": at, "versus": vs, "wss": secure, "micro": micro, "machine": machine(),
-               "machine_at_start": started_on, "quick": QUICK}
+               "machine_at_start": started_on, "quick": QUICK, "million": largest_run()}
     os.makedirs(BUILD_BENCH, exist_ok=True)
     with open(os.path.join(BUILD_BENCH, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
@@ -338,6 +376,7 @@ def main():
     else:
         results_update(section)
         print(f"\nfigures in {FIGURES}; bench/RESULTS.md's Plots section is rewritten")
+    elapsed("make bench", started)
 
 
 def verdict(met):

@@ -8,7 +8,10 @@ allows by default), BENCH_STATUS_RATE (updates per second over all clients), BEN
 BENCH_PROBES (users with one device whose status flips are timed to the AppService's event),
 BENCH_EVENT_RATE (flips per second), BENCH_PING_INTERVAL and BENCH_SYNC_INTERVAL (the server's
 ping_interval and sync_interval, 30s and 1s), BENCH_MAP_SIZE (its map_size, 1G),
-BENCH_RECONNECT (devices dropped and reconnected at once, all by default; 0: none),
+BENCH_RECONNECT (devices dropped and reconnected at once, all by default; 0: none; each loadgen
+drops its share in proportion), BENCH_SHARES (the devices of each loadgen, comma-separated; even
+by default), BENCH_SWEEP=1 (the loadgens connect one after another, and after each the memory per
+device and 5 idle seconds' CPU are measured: "sweep", the connection sweep of bench/plots.py),
 BENCH_ISSUER and BENCH_ASSERTIONS_DIR (see identities())."""
 import json
 import multiprocessing
@@ -309,6 +312,24 @@ def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, befor
     return result
 
 
+def loadgen_shares(devices, clients):
+    """How many devices each loadgen connects: BENCH_SHARES (a comma-separated list, one per
+    loadgen, adding up to the devices), or as even as can be."""
+    listed = os.environ.get("BENCH_SHARES")
+    if not listed:
+        return [devices // clients + (i < devices % clients) for i in range(clients)]
+    shares = [int(n) for n in listed.split(",")]
+    if len(shares) != clients or sum(shares) != devices:
+        raise SystemExit(f"BENCH_SHARES {listed}: {clients} numbers adding up to {devices}")
+    return shares
+
+
+def proportional(total, shares):
+    """total split in proportion to shares, adding up to total exactly."""
+    bounds = [round(total * sum(shares[:i]) / sum(shares)) for i in range(len(shares) + 1)]
+    return [bounds[i + 1] - bounds[i] for i in range(len(shares))]
+
+
 def main():
     devices, workers = env_int("BENCH_DEVICES", 60000), env_int("BENCH_WORKERS", 4)
     clients, per_user = env_int("BENCH_CLIENTS", 4), env_int("BENCH_DEVICES_PER_USER", 10)
@@ -337,20 +358,52 @@ def main():
                 (cpu_end - cpu_start) * 1000, 1)
             # Each loadgen from its own 127.0.0.x: at most 20,000 files a process, and about
             # 50,000 source ports an address.
-            shares = [devices // clients + (i < devices % clients) for i in range(clients)]
+            shares = loadgen_shares(devices, clients)
             firsts = [sum(shares[:i]) for i in range(clients)]
             kernel_before = kernel_memory()
-            progress(f"scale: connecting {devices} devices from {clients} loadgens")
-            started = time.monotonic()
-            loadgens = [Client(["devices", port, f"127.0.0.{10 + i}", shares[i], firsts[i],
-                                per_user, assertions]) for i in range(clients)]
-            ready = [c.read() for c in loadgens]
+            stepped = os.environ.get("BENCH_SWEEP") == "1"
+            progress(f"scale: connecting {devices} devices from {clients} loadgens"
+                     + (" one after another" if stepped else ""))
+
+            def loadgen(i):
+                return Client(["devices", port, f"127.0.0.{10 + i}", shares[i], firsts[i],
+                               per_user, assertions])
+
+            def held_point(connected):
+                """Memory per device and 5 idle seconds' CPU with connected devices held."""
+                time.sleep(2)
+                memory_after, cpu_before = server_stat(admin_port, proc.pid)
+                time.sleep(5)  # idle: no traffic, no pings due yet
+                _, cpu_after = server_stat(admin_port, proc.pid)
+                return memory_after, {
+                    "connections": connected,
+                    "bytes_per_connection": round((memory_after["Pss"] -
+                                                   memory_before["Pss"]) / connected),
+                    "idle_cpu_ms_per_5s": round((cpu_after - cpu_before) * 1000, 1)}
+
+            if stepped:
+                # The connection sweep (bench/plots.py): a point each time a loadgen is done.
+                result["sweep"], connecting, ready = [], 0.0, []
+                for i in range(clients):
+                    started = time.monotonic()
+                    loadgens.append(loadgen(i))
+                    ready.append(loadgens[-1].read())
+                    connecting += time.monotonic() - started
+                    connected = sum(r["ready"] for r in ready)
+                    progress(f"scale: {connected} devices held")
+                    memory_after, point = held_point(connected)
+                    result["sweep"].append(point)
+                result["connect_seconds"] = round(connecting, 2)
+            else:
+                started = time.monotonic()
+                loadgens = [loadgen(i) for i in range(clients)]
+                ready = [c.read() for c in loadgens]
+                result["connect_seconds"] = round(time.monotonic() - started, 2)
             result["connected"] = sum(r["ready"] for r in ready)
-            result["connect_seconds"] = round(time.monotonic() - started, 2)
             result["connections_per_second"] = round(result["connected"] /
                                                       result["connect_seconds"])
-            time.sleep(2)
-            memory_after, cpu_before = server_stat(admin_port, proc.pid)
+            if not stepped:
+                memory_after, point = held_point(result["connected"])
             growth = {k: (memory_after[k] - memory_before.get(k, 0)) / result["connected"]
                       for k in ("Pss", "Pss_Anon", "Pss_File", "Pss_Shmem", "Rss")}
             # Pss counts a page shared by several processes (the store's map) once in all.
@@ -362,9 +415,7 @@ def main():
             result["kernel_bytes_per_connection_both_ends"] = {
                 k: round((kernel_after[k] - kernel_before.get(k, 0)) / result["connected"])
                 for k in kernel_after}
-            time.sleep(5)  # idle: no traffic, no pings due yet
-            _, cpu_after = server_stat(admin_port, proc.pid)
-            result["idle_server_cpu_ms_per_5s"] = round((cpu_after - cpu_before) * 1000, 1)
+            result["idle_server_cpu_ms_per_5s"] = point["idle_cpu_ms_per_5s"]
 
             progress(f"scale: {result['connected']} connected in {result['connect_seconds']} s; "
                      f"status updates at {status_rate}/s")
@@ -400,8 +451,8 @@ def main():
             reconnect = env_int("BENCH_RECONNECT", devices)
             if reconnect > 0:
                 progress(f"scale: reconnect storm of {reconnect}")
-                for c in loadgens:
-                    c.send(f"reconnect {reconnect // clients}")
+                for c, share in zip(loadgens, proportional(reconnect, shares)):
+                    c.send(f"reconnect {share}")
                 again = [c.read() for c in loadgens]
                 result["reconnected"] = sum(r["reconnected"] for r in again)
                 result["connected_after_reconnect"] = sum(r["ready"] for r in again)

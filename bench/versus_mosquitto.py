@@ -11,6 +11,10 @@
   offered); round trips p50/p99, throughput, and server CPU per operation (schedstat of every
   server process). The point at BENCH_VS_RATE (100000) gives the table's ratios.
 
+BENCH_PRESENCED_SWEEP names a JSON file of presenced's connection sweep already made (make bench
+takes it from the scale run, which connects its 60,000 devices in steps) instead of a sweep of
+its own.
+
 Prints one JSON object; progress lines go to stderr."""
 import json
 import os
@@ -24,8 +28,8 @@ from scale import (Client, free_port, identities, port_open, proc_cpu, proc_cpu_
                    proc_memory, server_stat, start, workers_cpu_split)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
-RATES = "5000,10000,20000,40000,60000,80000,100000,120000,160000"
-COUNTS = "10000,15000,20000,30000,40000,50000,60000"
+RATES = "5000,20000,40000,60000,80000,100000,160000"
+COUNTS = "10000,15000,20000,40000,60000"
 SATURATED = 0.85
 
 
@@ -160,12 +164,18 @@ def mosquitto_counts(counts, largest):
     return within + ([largest] if largest not in within and max(counts) > largest else [])
 
 
-def sweep_both(counts, mosquitto_largest, connections, rates):
+def sweep_both(counts, mosquitto_largest, connections, rates, presenced_connections=None):
+    """Both sweeps of both servers; presenced_connections: presenced's connection sweep already
+    made (by the scale run), not made again."""
     out = {}
+    if presenced_connections is not None:
+        out["presenced"] = {"connections": presenced_connections}
     for name in ("presenced", "mosquitto"):
         with tempfile.TemporaryDirectory(prefix=f"presenced-vs-{name}-") as workdir:
             # A fresh server for each sweep: the rate sweep's memory starts from nothing.
             for sweep in ("connections", "rates"):
+                if sweep == "connections" and name in out:
+                    continue
                 if name == "presenced":
                     proc, server = presenced_server(
                         tempfile.mkdtemp(dir=workdir),
@@ -197,7 +207,12 @@ def main():
     rate = env_int("BENCH_VS_RATE", 100000)
     rates = sorted({int(r) for r in os.environ.get("BENCH_VS_RATES", RATES).split(",")} | {rate})
     counts = sorted({int(c) for c in os.environ.get("BENCH_SWEEP_COUNTS", COUNTS).split(",")})
-    sweeps = sweep_both(counts, env_int("BENCH_SWEEP_MOSQUITTO_MAX", 19000), connections, rates)
+    given = os.environ.get("BENCH_PRESENCED_SWEEP")
+    if given:
+        with open(given) as f:
+            given = json.load(f)
+    sweeps = sweep_both(counts, env_int("BENCH_SWEEP_MOSQUITTO_MAX", 19000), connections, rates,
+                        given or None)
     ours, theirs = at_rate(sweeps["presenced"]["rates"], rate), at_rate(
         sweeps["mosquitto"]["rates"], rate)
     # Memory per connection at the comparison's size (the sweep's point nearest to it).

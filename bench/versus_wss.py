@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make bench, TLS side by side with Mosquitto 2.0: BENCH_VS_TLS_CONNECTIONS (5000) idle TLS
+"""make bench, TLS side by side with Mosquitto 2.0: BENCH_VS_TLS_CONNECTIONS (3000) idle TLS
 WebSockets on each (presenced: authenticated devices on 2 workers; Mosquitto: MQTT clients past
 CONNACK on its websockets listener), both with the same self-signed ECDSA P-256 certificate
 (the cheapest handshake), then status updates (QoS 1 publishes for Mosquitto) at
@@ -74,7 +74,7 @@ def mosquitto(workdir, tls, connections, rate):
 
 
 def main():
-    connections = env_int("BENCH_VS_TLS_CONNECTIONS", 5000)
+    connections = env_int("BENCH_VS_TLS_CONNECTIONS", 3000)
     rate = env_int("BENCH_VS_TLS_RATE", 5000)
     with tempfile.TemporaryDirectory(prefix="presenced-wss-") as workdir:
         tls = tls_files(workdir)
