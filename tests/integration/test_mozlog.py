@@ -118,3 +118,30 @@ def test_every_line_is_mozlog_and_keeps_secrets(site, ident, domain):
     assert len(pids) >= 4  # the master, two workers, their replacements
     text = "\n".join(lines)
     assert "configuration reloaded" in text and "killed" in text, text[-3000:]
+
+
+def test_log_format_takes_effect_on_reload(make_server):
+    """presenced.conf(5): log_format takes effect on reload — the master's and the new workers'
+    lines after a HUP are MozLog, and text again after the next."""
+    server = make_server(workers=1)
+    server.start()
+
+    def lines():
+        return server.log_text().splitlines()
+
+    def reloaded_to(log_format, generation):
+        server.write_config(log_format=log_format)
+        server.signal(signal.SIGHUP)
+        accepting = f"accepting (generation {generation})"
+        assert wait_for(lambda: any(accepting in line for line in lines()), 20), lines()[-5:]
+        found = [line for line in lines() if accepting in line or
+                 f"starting generation {generation}" in line]
+        assert len(found) == 2, found  # the master's and the new worker's
+        return found
+
+    for line in reloaded_to("mozlog", 1):
+        entry = json.loads(line)
+        assert set(entry) == MOZLOG_KEYS and entry["Severity"] in (5, 6), line
+    for line in reloaded_to("text", 2):
+        assert not line.startswith("{") and (" notice: " in line or " info: " in line), line
+    server.stop()
