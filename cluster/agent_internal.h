@@ -118,6 +118,11 @@ void agent_users_tick(struct agent *a, int64_t now_mono);
 void agent_clean(struct agent *a);
 void agent_bucket_name(unsigned shard, char *out, size_t cap);
 
+/* agent_presence.c: a user's record changed (rec NULL: the user has none now), at changed_ms
+ * (the engine's time of the write): the presence apps see, stored and told when it changed. */
+void agent_presence_changed(struct agent *a, const char *email, const struct cl_record *rec,
+                            int64_t changed_ms);
+
 /* agent_shared.c */
 int agent_shared_start(struct agent *a);
 void agent_shared_stop(struct agent *a);

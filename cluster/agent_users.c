@@ -69,7 +69,6 @@ static void user_applied(void *arg, const char *subject, uint64_t seq, bool dele
 {
     struct shard_feed *sf = arg;
     struct agent *a = sf->agent;
-    (void)time_ms;
     const char *key = strrchr(subject, '.');
     key = key != NULL ? key + 1 : subject;
     if (strlen(key) != CL_USER_KEY_LEN || strspn(key, "0123456789abcdef") != CL_USER_KEY_LEN) {
@@ -87,14 +86,19 @@ static void user_applied(void *arg, const char *subject, uint64_t seq, bool dele
         index_record(a, key, &old, false);
     if (deleted) {
         shm_cl_user_put(a->store, key, seq, NULL, 0);
+        if (had_old)
+            agent_presence_changed(a, old.email, NULL, time_ms);
     } else if (cl_record_decode(&rec, data, len, &why) != 0) {
         log_warning("user record %s at %" PRIu64 " unreadable (%s): ignored", key, seq, why);
         shm_cl_user_put(a->store, key, seq, NULL, 0);
+        if (had_old)
+            agent_presence_changed(a, old.email, NULL, time_ms);
     } else {
         if (had_old)
             superseded_tell(a, &old, &rec);
         shm_cl_user_put(a->store, key, seq, data, len);
         index_record(a, key, &rec, true);
+        agent_presence_changed(a, rec.email, &rec, time_ms);
         cl_record_free(&rec);
     }
     if (had_old)

@@ -371,6 +371,25 @@ static int recompute(struct shm_store *store, const char *email,
     return presence_store(store, txn, &key, &old, &raw, &now, policy, now_ms, before, after);
 }
 
+int shm_presence_put(struct shm_store *store, const char *email, const struct shm_presence *now,
+                     const struct shm_presence_policy *policy, struct shm_presence *before)
+{
+    struct shm_presence old;
+    struct record_raw raw;
+    MDB_val key;
+    if (email_key(email, &key) != SHM_OK)
+        return SHM_ERROR;
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    int rc = record_read_batch(store, &key, &old, &raw);
+    if (rc != SHM_OK && rc != SHM_NOT_FOUND)
+        return rc;
+    if (before != NULL)
+        *before = old;
+    return record_write(store, txn, &key, now, policy, &raw);
+}
+
 int shm_presence_device_status(struct shm_store *store, const char *email, const char *device,
                                int32_t pid, uint64_t conn_id, uint8_t status,
                                const struct shm_presence_policy *policy, int64_t now_ms,

@@ -76,6 +76,12 @@ int shm_presence_device_left(struct shm_store *store, const char *email, const c
  * appearing offline), for /metrics: one read of each user's record. */
 int shm_presence_count_live(struct shm_store *store, uint64_t users[3]);
 
+/* A cluster node's agent: stores email's presence as it derived it from the cluster's user
+ * records (now->devices: the live ones; no holds, no local devices); *before (may be NULL) gets
+ * what was stored. */
+int shm_presence_put(struct shm_store *store, const char *email, const struct shm_presence *now,
+                     const struct shm_presence_policy *policy, struct shm_presence *before);
+
 /* The stored presence; SHM_NOT_FOUND (and offline, since 0, in *out) for a user without one. */
 int shm_presence_get(struct shm_store *store, const char *email, struct shm_presence *out);
 

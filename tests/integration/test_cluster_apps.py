@@ -147,3 +147,58 @@ def test_grant_on_one_node_then_polling_and_notify_on_another(nodes, ident, doma
         assert again == puid
         await app.ws.close()
     run(scenario())
+
+
+def test_app_connections_on_two_nodes_each_get_every_event(nodes, ident, domain):
+    """The events come from each node's agent reading the user records' feed: a device claimed
+    through a third node (member_probe, the cluster's claim as a worker of n2 makes it) is seen
+    online, then offline, by the app's connections on n1 and on n3; polling on any node says the
+    same; a connection back after an absence first hears what changed meanwhile; a revoke on
+    one node tells the app's connections on the others "offline" once."""
+    n1, n2, n3 = nodes
+    dev, appid, api_key = activate_on(nodes, ident, domain)
+    user, puid = grant_on(n1, ident, "bob@example.com", appid)
+
+    async def claim(hold_ms):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: n2.member(
+            "claim", "bob@example.com", "phone", "1", str(hold_ms)))
+
+    async def scenario():
+        first = await AppService.connect(n1, appid, api_key)
+        third = await AppService.connect(n3, appid, api_key)
+        held = asyncio.ensure_future(claim(1500))
+        for app in (first, third):
+            assert await app.event(timeout=15) == {"uid": puid, "status": "online"}
+        for node in nodes:
+            status, body = poll(node, appid, api_key, puid)
+            assert body["statuses"][0]["status"] == "online", (node.settings["node_name"], body)
+        await held
+        for app in (first, third):
+            assert await app.event(timeout=15) == {"uid": puid, "status": "offline"}
+            assert app.since > 0  # when bob went away: last seen
+        # n3's connection goes away; bob comes back meanwhile: at its next auth on n3 it hears
+        # that first.
+        await third.ws.close()
+        held = asyncio.ensure_future(claim(3000))
+        assert await first.event(timeout=15) == {"uid": puid, "status": "online"}
+        back = await AppService.connect(n3, appid, api_key)
+        assert await back.event(timeout=15) == {"uid": puid, "status": "online"}
+        await held
+        for app in (first, back):
+            assert await app.event(timeout=15) == {"uid": puid, "status": "offline"}
+        # Revoked on n2: both connections hear "offline" once, and the PUID is gone everywhere.
+        b2 = on(n2, user)
+        status, _, _ = b2.post(f"/revoke/{appid}", {"csrf": b2.csrf()})
+        assert status == 303
+        for app in (first, back):
+            assert await app.event(timeout=15) == {"uid": puid, "status": "offline"}
+        for node in nodes:
+            assert wait_for(lambda: poll(node, appid, api_key, puid)[1] == {"statuses": []},
+                            timeout=5)
+        reply = await first.request({"action": "notify", "target": puid, "source": "dev",
+                                     "message": "hi", "id": "n2"})
+        assert reply.get("errno") == 43, reply
+        for app in (first, back):
+            await app.ws.close()
+    run(scenario(), timeout=120)
