@@ -28,7 +28,10 @@ DEFAULTS = (("BENCH_DEVICES", str(DEVICES)), ("BENCH_WORKERS", PROCESSES),
             ("BENCH_STATUS_RATE", "10000"), ("BENCH_NOTIFY_RATE", "10000"),
             ("BENCH_EVENT_RATE", "1000"), ("BENCH_RECONNECT", "0"), ("BENCH_ISSUER", "ds"),
             ("BENCH_ASSERTIONS_DIR", os.path.join(ROOT, "build", "bench", "million")),
-            ("BENCH_MAP_SIZE", "4G"), ("BENCH_PING_INTERVAL", "15m"))
+            ("BENCH_MAP_SIZE", "4G"), ("BENCH_PING_INTERVAL", "15m"),
+            # About 4,000 handshakes in flight over all loadgens (512 each by default): the
+            # server verifies a few thousand a second, and lws drops a handshake after 10 s.
+            ("BENCH_PENDING_HANDSHAKES", str(max(16, 4096 // int(PROCESSES)))))
 
 
 def verdict(met):

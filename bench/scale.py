@@ -312,6 +312,20 @@ def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, befor
     return result
 
 
+def settle(admin_port, master_pid, limit=60):
+    """Waits (up to limit seconds) until the workers use less than 5% of a core over half a
+    second; returns how long it took."""
+    started = time.monotonic()
+    _, cpu = server_stat(admin_port, master_pid)
+    while time.monotonic() - started < limit:
+        time.sleep(0.5)
+        _, now = server_stat(admin_port, master_pid)
+        if now - cpu < 0.025:
+            break
+        cpu = now
+    return round(time.monotonic() - started, 1)
+
+
 def loadgen_shares(devices, clients):
     """How many devices each loadgen connects: BENCH_SHARES (a comma-separated list, one per
     loadgen, adding up to the devices), or as even as can be."""
@@ -436,6 +450,9 @@ def main():
             progress(f"scale: notifications at {notify_rate}/s")
             result["notify_across_workers"] = notify_across_workers(
                 workdir, admin_port, app, loadgens[:-1], users, notify_rate, before)
+            # What the AppService sent faster than the server took it is still being delivered
+            # (its replies were waited for 2 s): the flips are timed once the workers are idle.
+            result["settled_seconds"] = settle(admin_port, proc.pid)
             app.send("probes")
             result["probes"] = app.read()["ready"]
             progress(f"scale: status flips to the AppService at {event_rate}/s")
