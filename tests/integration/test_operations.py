@@ -37,10 +37,9 @@ def test_daemon_mode_pid_file_and_log_reopen(make_server):
     # logrotate moves the file, then asks for a reopen.
     os.rename(log_file, log_file + ".1")
     os.kill(pid, signal.SIGUSR1)
-    time.sleep(0.3)
+    assert wait_for(lambda: os.path.exists(log_file), 10), "no new log file after SIGUSR1"
     os.kill(pid, signal.SIGTERM)
     assert wait_for(lambda: not os.path.exists(pid_file), 10), "pid file left behind"
-    assert os.path.exists(log_file), "no new log file after SIGUSR1"
     assert "stopped" in open(log_file).read()
     second = subprocess.run([BINARY, "-c", server.config_path], env=env, timeout=30,
                             capture_output=True, text=True)
@@ -102,8 +101,10 @@ def test_a_bad_certificate_is_reported(make_server, workdir):
 
 def test_admin_endpoint_can_be_turned_off(make_server):
     server = make_server(workers=1, admin_listen="off").start(wait=False)
-    time.sleep(1)
-    assert server.proc.poll() is None
+    # Up and serving (its worker accepts), not merely not yet listening.
+    assert wait_for(lambda: "accepting" in server.log_text() or server.proc.poll() is not None,
+                    15), server.log_text()
+    assert server.proc.poll() is None, server.log_text()
     import socket
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", server.admin_port)) != 0
