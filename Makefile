@@ -206,8 +206,11 @@ fuzz: $(FUZZ_BIN)
 	     tests/fuzz/corpus/$$name 2>build/fuzz/$$name.log || { tail -40 build/fuzz/$$name.log; exit 1; }; \
 	done
 
+# Everything check runs is built first, with a job per core; the tests then run one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps-test
-	@$(MAKE) --no-print-directory build/presenced build/presencectl build/asan/presenced
+	@$(MAKE) --no-print-directory -j$(JOBS) build/presenced build/presencectl build/asan/presenced \
+	  build/asan/presencectl $(UNIT_BIN) $(ASAN_UNIT_BIN) $(FUZZ_BIN) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory unit unit-asan
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
