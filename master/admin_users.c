@@ -117,7 +117,10 @@ static void user_get(struct master *m, struct evhttp_request *req, const char *e
     struct user_facts f;
     struct json_object *obj = json_object_new_object(), *devices = json_object_new_array();
     struct json_object *grants = json_object_new_array(), *subscribed = json_object_new_array();
-    int count = shm_conn_devices(store, email, device_add, devices);
+    /* A node of a cluster shows every node's devices, as the engine's record of the user has
+     * them; a single node its own connections. */
+    int count = m->cfg.cluster != NULL ? admin_cluster_devices(store, email, devices)
+                                       : shm_conn_devices(store, email, device_add, devices);
     int rc = obj && devices && grants && subscribed && count >= 0
                  ? user_facts_get(store, email, grants, subscribed, &f)
                  : -1;

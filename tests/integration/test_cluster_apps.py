@@ -202,3 +202,36 @@ def test_app_connections_on_two_nodes_each_get_every_event(nodes, ident, domain)
         for app in (first, back):
             await app.ws.close()
     run(scenario(), timeout=120)
+
+
+def test_admin_users_on_any_node(nodes):
+    """GET /users/<email> on the admin port of any node shows the user's devices on every node
+    (from the replica of the user's record, with the node that holds each) and the presence the
+    node's agent derived from it."""
+    n1, n2, n3 = nodes
+
+    def user(node):
+        return json.loads(node.admin("/users/carol%40example.com"))
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        held = loop.run_in_executor(None, lambda: n2.member(
+            "claim", "carol@example.com", "laptop", "1", "3000"))
+
+        def seen_everywhere():
+            for node in nodes:
+                u = user(node)
+                devices = [(d["device"], d["node"], d["status"], d["alive"]) for d in u["devices"]]
+                if devices != [("laptop", "n2", "online", True)] or u["status"] != "online":
+                    return False
+            return True
+        assert await loop.run_in_executor(None, lambda: wait_for(seen_everywhere, timeout=10)), [
+            user(n) for n in nodes]
+        await held
+
+        def gone_everywhere():
+            return all(user(n)["devices"] == [] and user(n)["published"]["status"] == "offline"
+                       for n in nodes)
+        assert await loop.run_in_executor(None, lambda: wait_for(gone_everywhere, timeout=10)), [
+            user(n) for n in nodes]
+    run(scenario(), timeout=60)
