@@ -283,6 +283,20 @@ def kernel_memory():
     return out
 
 
+def slow_per_tenth_merged(printed):
+    """The loadgens' over_2ms_per_tenth added up on one time line (see notify_across_workers)."""
+    starts = [p.get("first_sent_ns", 0) for p in printed if p.get("first_sent_ns", 0) > 0]
+    origin = min(starts, default=0)
+    merged = []
+    for p in printed:
+        shift = (p.get("first_sent_ns", 0) - origin) // 100000000 if origin else 0
+        for i, count in enumerate(p["over_2ms_per_tenth"]):
+            while len(merged) <= i + shift:
+                merged.append(0)
+            merged[i + shift] += count
+    return merged
+
+
 def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, before):
     """Notifications from the AppService to devices on the other workers: the AppService's
     worker is the one whose WebSocket count grew by it (before: the counts without it)."""
@@ -303,10 +317,11 @@ def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, befor
     result["received"] = sum(n["count"] for n in notes)
     # Each loadgen's percentiles, for the latency CDF (bench/plots.py weighs them by count).
     result["cdfs"] = [{"count": n["count"], "cdf_us": n.get("cdf_us", [])} for n in notes]
-    # When the slow ones (over 2 ms) were sent, by tenth of a second of the run.
-    slow = [p["over_2ms_per_tenth"] for p in printed]
-    result["over_2ms_per_tenth"] = [sum(s[i] for s in slow if i < len(s))
-                                    for i in range(max(map(len, slow), default=0))]
+    # When the slow ones (over 2 ms) were sent, by tenth of a second since the first
+    # notification of the phase: each loadgen counts from its own first one, and gets its first
+    # only when the AppService comes to its users (users are notified in turn, the first
+    # loadgen's first), so its counts are shifted by how much later that was.
+    result["over_2ms_per_tenth"] = slow_per_tenth_merged(printed)
     result["p50_us"] = max(n["p50_us"] for n in notes)
     result["p99_us"] = max(n["p99_us"] for n in notes)
     return result
