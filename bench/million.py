@@ -40,6 +40,7 @@ def verdict(met):
 
 def rows(at):
     kernel = at["kernel_bytes_per_connection_both_ends"]
+    slab = at.get("kernel_slab_bytes_before_after", [0, 0])
     notify, events = at["notify_across_workers"], at["status_to_appservice"]
     out = [
         ("devices authenticated and held", f"{at['connected']} of {at['devices']} "
@@ -51,7 +52,8 @@ def rows(at):
          "<= 3072 B", verdict(at["server_bytes_per_connection"] <= 3072)),
         ("kernel slab per connection, both ends (the loadgens' sockets too)",
          f"{kernel['Slab']} B (unreclaimable {kernel['SUnreclaim']} B), socket queues "
-         f"{kernel.get('tcp_queue_bytes', 0)} B", "", ""),
+         f"{kernel.get('tcp_queue_bytes', 0)} B; slab {slab[0] / 2**30:.2f} GiB before, "
+         f"{slab[1] / 2**30:.2f} GiB after", "", ""),
         ("server CPU in 5 idle seconds, with the devices / without",
          f"{at['idle_server_cpu_ms_per_5s']} ms / "
          f"{at['idle_server_cpu_ms_per_5s_without_connections']} ms", "no more with them",

@@ -441,6 +441,8 @@ def main():
                                                             growth.items()}
             # The kernel's share: both ends of each connection (the loadgens' sockets too).
             kernel_after = kernel_memory()
+            result["kernel_slab_bytes_before_after"] = [kernel_before["Slab"],
+                                                        kernel_after["Slab"]]
             result["kernel_bytes_per_connection_both_ends"] = {
                 k: round((kernel_after[k] - kernel_before.get(k, 0)) / result["connected"])
                 for k in kernel_after}
