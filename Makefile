@@ -62,7 +62,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps deps-test node-deps run demo check unit unit-asan integration fuzz install clean bench \
+.PHONY: all deps deps-test node-deps run demo check unit unit-asan integration fuzz install clean bench bench-cluster \
         bench-instructions bench-million
 
 all: deps
@@ -249,6 +249,12 @@ bench-million: deps-test
 	@$(MAKE) --no-print-directory build/presenced build/bench/app_seed build/bench/conn_dump \
 	  build/bench/loadgen
 	$(PYTHON) bench/million.py
+
+# What the cluster adds: status and notify figures on three nodes on the engine (three
+# nats-servers) as ratios to one node, in the same run (SPEC 8; a few minutes).
+bench-cluster: deps-test
+	@$(MAKE) --no-print-directory build/presenced build/tools/engine_probe
+	$(PYTHON) bench/cluster.py
 
 # Instructions per status update and per Mosquitto QoS 1 publish under callgrind: deterministic,
 # so it can run on a busy machine (about 4 minutes).
