@@ -70,6 +70,9 @@ def rows(at):
          f"p50 {events['p50_us']:.0f} us, p99 {events['p99_us']:.0f} us "
          f"({events['events']} events)", "", ""),
     ]
+    out.append(("all disconnecting at once, then presenced stopping (SIGTERM)",
+                f"{at.get('disconnect_seconds', '?')} s, then {at.get('stop_seconds', '?')} s",
+                "", ""))
     if "reconnected" in at:
         out.append(("reconnect storm, cached assertions",
                     f"{at['reconnected']} in {at['reconnect_seconds']} s", "", ""))

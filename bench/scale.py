@@ -492,13 +492,23 @@ def main():
                 result["connected_after_reconnect"] = sum(r["ready"] for r in again)
                 result["reconnect_seconds"] = max(r["seconds"] for r in again)
         finally:
+            progress("scale: the loadgens leave, then presenced stops")
+            started = time.monotonic()
             for c in loadgens:
                 try:
                     c.quit()
                 except Exception:
                     c.proc.kill()
+            result["disconnect_seconds"] = round(time.monotonic() - started, 1)
+            started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                progress("scale: presenced did not stop within 600 s; killed")
+                proc.kill()
+                proc.wait()
+            result["stop_seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(result))
 
 
