@@ -1,7 +1,8 @@
 /* conn_mail: what reaches one of this worker's connections from elsewhere — another worker or
- * the master on this node today (mail + doorbell, mailbox.c), another node in a cluster — decoded,
- * so that a channel acts on it without knowing how it came. The worker hands it to the channel of
- * the connection it names (session_mail); a connection gone, or of another channel, drops it. */
+ * the master on this node (mail + doorbell, backend/mailbox.c), another node in a cluster —
+ * decoded by the backend, so that a channel acts on it without knowing how it came. The backend
+ * hands it to backend_inbound, which gives it to the channel of the connection it names
+ * (session_mail); a connection gone, or of another channel, drops it. */
 #ifndef PRESENCED_CONN_MAIL_H
 #define PRESENCED_CONN_MAIL_H
 

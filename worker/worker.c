@@ -3,6 +3,7 @@
 
 #include "worker_internal.h"
 
+#include "backend/backend.h"
 #include "session/session.h"
 
 #include "fetch.h"
@@ -84,10 +85,11 @@ static void commit_before_sleep(uv_prepare_t *prepare)
      * What the commit releases is written at once, and written notifications leave the queue:
      * a second, smaller batch. The loop must not sleep holding the write lock. */
     protocol_channels_before_commit(w);
+    w->backend->before_commit(w);
     for (int round = 0; round < 4 && shm_batch_pending(w->store); round++) {
         if (shm_batch_commit(w->store) != SHM_OK)
             w->info.store_failures_total++;
-        mailbox_after_commit(w);
+        w->backend->after_commit(w);
     }
 }
 
@@ -231,7 +233,7 @@ static int handles_init(struct worker *w)
     }
     if (uv_prepare_init(&w->loop, &w->commit_prepare) != 0 ||
         uv_timer_init(&w->loop, &w->stats_timer) != 0 ||
-        uv_timer_init(&w->loop, &w->drain_timer) != 0 || presence_grace_init(w) != 0 ||
+        uv_timer_init(&w->loop, &w->drain_timer) != 0 ||
         session_keepalive_init(w) != 0 || protocol_channels_start(w) != 0)
         return -1;
     w->commit_prepare.data = w->stats_timer.data = w->drain_timer.data = w;
@@ -260,7 +262,6 @@ static void handles_close(struct worker *w)
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     protocol_channels_stop(w);
-    presence_grace_close(w);
     keepalive_close(&w->keepalive);
     w->handles_ready = false;
 }
@@ -347,8 +348,13 @@ static int worker_setup(struct worker *w, const struct worker_start *start)
     if (handles_init(w) != 0 || store_attach(w) != 0 || handles_start(w) != 0 ||
         identity_attach(w) != 0)
         return -1;
-    if (lws_setup(w) != 0 || mailbox_start(w) != 0)
+    if (lws_setup(w) != 0)
         return -1;
+    w->backend = backend_pick(w);
+    if (w->backend->open(w) != 0) {
+        log_error("cannot start the %s backend", w->backend->name);
+        return -1;
+    }
     session_frames_init(w);
     stats_publish(w);
     if (shm_batch_commit(w->store) != SHM_OK)
@@ -364,27 +370,18 @@ static void handle_report(uv_handle_t *handle, void *arg)
                     uv_handle_type_name(uv_handle_get_type(handle)));
 }
 
-/* Releases what this worker holds in the store; the master does it too if we crash. */
+/* Releases what this worker holds (the backend's close; the master does it too if we crash),
+ * and its place in the store. */
 static void store_detach(struct worker *w)
 {
     if (w->store == NULL)
         return;
-    size_t released;
-    struct shm_presence_policy policy = { w->cfg->offline_grace_ms, w->cfg->last_seen_ttl_ms };
-    struct shm_rings rings = { .count = 0 };
-    /* Statuses held for the grace are published by whoever ends the holds (the master, at the
-     * latest); what changes at once is published here. */
-    shm_presence_release_worker(w->store, w->info.pid, &policy, clock_wall_ms(), &released,
-                                shm_app_presence_changed, &rings);
-    shm_app_conn_release_worker(w->store, w->info.pid, clock_wall_ms());
+    if (w->backend != NULL)
+        w->backend->close(w);
     stats_publish(w); /* the last counts, then into the retired workers' totals */
     shm_worker_info_retire(w->store, w->info.pid);
     shm_mail_drop(w->store, w->info.pid);
-    struct wake_bells bells;
-    if (shm_batch_commit(w->store) == SHM_OK && rings.count > 0 &&
-        wake_init(&bells, w->cfg->data_dir) == 0)
-        for (size_t i = 0; i < rings.count; i++)
-            wake_ring(&bells, rings.pids[i]);
+    shm_batch_commit(w->store);
     shm_store_close(w->store);
     w->store = NULL;
 }
@@ -392,7 +389,8 @@ static void store_detach(struct worker *w)
 static void worker_teardown(struct worker *w)
 {
     acceptor_stop(w);
-    mailbox_stop(w);
+    if (w->backend != NULL)
+        w->backend->stop(w);
     handles_close(w);
     session_stop_all(w);
     push_sender_stop(w);

@@ -25,17 +25,19 @@ struct backend_ops;
 enum conn_kind { CONN_NONE = 0, CONN_HTTP, CONN_WEBSOCKET };
 struct fetcher;
 
-/* The status updates of the loop turn, stored just before the commit, and the replies that
- * wait for it (worker/device/device_batch.c); small messages kept for reuse (session_out.c). */
-struct staged_update;
-struct commit_reply;
+/* The local backend's writes of the loop turn (worker/backend/local_batch.c): the status updates
+ * stored just before the commit, with their strings, and the answers that wait for it. */
+struct local_update;
+struct backend_done;
 struct out_msg;
-struct device_batch {
-    struct staged_update *updates;
+struct local_batch {
+    struct local_update *updates;
     size_t update_count, update_cap;
-    struct commit_reply *replies, *releasing;
-    size_t reply_count, reply_cap, releasing_cap;
-    bool waiting; /* the replies wait for the store's batch (shm_batch_on_commit) */
+    char *text; /* the updates' e-mails and devices */
+    size_t text_len, text_cap;
+    struct backend_done *waiters, *releasing;
+    size_t waiter_count, waiter_cap, releasing_cap;
+    bool waiting; /* the waiters wait for the store's batch (shm_batch_on_commit) */
 };
 
 /* Small messages kept for reuse (session/session_out.c). */
@@ -77,10 +79,10 @@ struct worker {
     struct u64map sessions_by_id; /* the same, by connection id (supersede, delivery) */
     struct list_link apps;        /* AppService connections, for the auth deadline */
     uv_timer_t auth_timer;        /* ... which it checks every second (appservice.c) */
-    uv_timer_t grace_timer; /* ends the offline_grace holds due (presence_pub.c) */
+    uv_timer_t grace_timer; /* ends the offline_grace holds due (backend/local_presence.c) */
     int64_t grace_due_ms;   /* wall ms the grace timer fires at; 0 when not armed */
     struct keepalive keepalive; /* pings of the WebSockets (lws's own are off) */
-    struct device_batch device_batch; /* the device channel's status updates of the turn */
+    struct local_batch local_batch; /* the local backend's writes of the turn */
     struct out_pool out_pool;
     struct list_link app_buckets; /* per-app notify rate, on this worker */
     uint64_t next_conn_id; /* the last id taken, from this worker's block of the store sequence */
@@ -159,27 +161,8 @@ void push_sender_kick(struct worker *w);
 void push_notification_queued(struct worker *w, const char *email, const char *json, size_t len,
                               int64_t now_ms, int64_t expires_ms);
 
-/* presence_pub.c: what apps hear of a user's presence (SPEC.md §7). A bound device's status
- * update: stored, the presence recomputed and published if it changed (SHM_OK, SHM_NOT_FOUND
- * when conn_id no longer owns the device, or an error). A device bound a connection (a hold it
- * left ends); a bound connection went away (its status is held for offline_grace). */
-int presence_device_status(struct worker *w, const char *email, const char *device,
-                           uint64_t conn_id, uint8_t status);
-void presence_device_bound(struct worker *w, const char *email, const char *device);
-void presence_device_left(struct worker *w, const char *email, const char *device,
-                          uint64_t conn_id);
-int presence_grace_init(struct worker *w);
-void presence_grace_close(struct worker *w);
 /* web/web_shared.c: the agent's SHM_MAIL_CL_DONE; the end of the waits at exit. */
 void web_shared_done(struct worker *w, const void *payload, size_t len);
 void web_shared_stop(struct worker *w);
-
-int mailbox_start(struct worker *w);
-void mailbox_stop(struct worker *w);
-/* Posts mail in the batch and rings target once the batch is committed. */
-int mailbox_post(struct worker *w, pid_t target, uint8_t type, const void *payload, size_t len);
-/* Rings target once the batch is committed (mail already posted in it by shm_ functions). */
-int mailbox_ring_later(struct worker *w, pid_t target);
-void mailbox_after_commit(struct worker *w);
 
 #endif

@@ -3,6 +3,7 @@
  * §5). It runs on the WebSocket session machinery (session/session.h) as its channel table. */
 #include "appservice.h"
 
+#include "../backend/backend.h"
 #include "../conn_mail.h"
 #include "../session/session.h"
 
@@ -11,9 +12,7 @@
 #include "../../common/log.h"
 #include "../../common/notification.h"
 #include "../../shm/app.h"
-#include "../../shm/app_channel.h"
 #include "../../shm/grant.h"
-#include "../../shm/mail.h"
 #include "../../shm/presence.h"
 
 #include <json-c/json.h>
@@ -26,7 +25,6 @@
 #define AUTH_DEADLINE_MS 10000
 #define SNAPSHOT_CHUNK 100
 #define REQUEST_ID_MAX 64
-#define RINGS_MAX 64
 
 struct app_state;
 
@@ -130,9 +128,8 @@ static void app_close(struct worker *w, struct ws_session *ws)
         away_ms = a->replay_since_ms;
     if (away_ms == 0)
         away_ms = clock_wall_ms();
-    if (a->authed &&
-        shm_app_conn_remove(w->store, a->appid, w->info.pid, s->ws.conn_id, away_ms) != SHM_OK)
-        w->info.store_failures_total++;
+    if (a->authed)
+        w->backend->app_closed(w, a->appid, s->ws.conn_id, away_ms);
     list_remove(&a->link);
     free(a);
     s->app = NULL;
@@ -175,7 +172,7 @@ static void auth(struct worker *w, struct app_session *s, struct json_object *ms
         app_error(w, s, "auth", id, 11, "missing or invalid field: token", 0, 0);
         return;
     }
-    if (shm_app_get(w->store, a->appid, &app) != SHM_OK) {
+    if (w->backend->app_get(w, a->appid, &app) != SHM_OK) {
         app_error(w, s, "auth", id, 40, "unknown appid", LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
         return;
     }
@@ -190,8 +187,8 @@ static void auth(struct worker *w, struct app_session *s, struct json_object *ms
         app_error(w, s, "auth", id, 42, "bad API key", LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
         return;
     }
-    size_t others = 0;
-    if (shm_app_conn_add(w->store, a->appid, w->info.pid, s->ws.conn_id, &others) != SHM_OK) {
+    struct backend_app_return back;
+    if (w->backend->app_connected(w, a->appid, s->ws.conn_id, &back) != 0) {
         app_error(w, s, "auth", id, 60, "internal error", 0, 0);
         return;
     }
@@ -201,12 +198,8 @@ static void auth(struct worker *w, struct app_session *s, struct json_object *ms
     static const char ok[] = "{\"action\":\"auth\",\"result\":\"OK\"}";
     session_send(&s->ws, ok, sizeof ok - 1);
     /* Back from an absence: the latest change of each user since, in pages after the OK. */
-    int away = others == 0 ? shm_app_away_take(w->store, a->appid, clock_wall_ms(),
-                                               &a->replay_since_ms)
-                           : 0;
-    if (away < 0)
-        w->info.store_failures_total++;
-    a->replaying = away == 1;
+    a->replaying = back.replay;
+    a->replay_since_ms = back.since_ms;
     a->replay_after[0] = '\0';
 }
 
@@ -217,10 +210,8 @@ static bool replay_page(struct worker *w, struct app_session *s)
 {
     struct app_state *a = s->app;
     bool done;
-    int count = shm_app_changes_page(w->store, a->appid, a->replay_since_ms, a->replay_after,
-                                     REPLAY_PAGE, missed_change, s, &done);
-    if (count < 0)
-        w->info.store_failures_total++;
+    int count = w->backend->app_changes_page(w, a->appid, a->replay_since_ms, a->replay_after,
+                                             REPLAY_PAGE, missed_change, s, &done);
     if (count < 0 || done)
         a->replaying = false;
     return count > 0;
@@ -235,7 +226,7 @@ static void snapshot_add(void *arg, const char *puid, const char *email)
 {
     struct snapshot *snap = arg;
     struct shm_presence presence;
-    shm_presence_get(snap->w->store, email, &presence);
+    snap->w->backend->presence_get(snap->w, email, &presence);
     struct json_object *entry = json_object_new_object();
     json_object_object_add(entry, "uid", json_object_new_string(puid));
     json_object_object_add(entry, "status", json_object_new_string(status_name(presence.status)));
@@ -250,8 +241,8 @@ static void snapshot_chunk(struct worker *w, struct app_session *s)
     struct app_state *a = s->app;
     struct snapshot snap = { w, json_object_new_array() };
     bool done;
-    if (shm_grant_page_app(w->store, a->appid, a->snapshot_after, SNAPSHOT_CHUNK, snapshot_add,
-                           &snap, &done) < 0) {
+    if (w->backend->grant_page_app(w, a->appid, a->snapshot_after, SNAPSHOT_CHUNK, snapshot_add,
+                                   &snap, &done) < 0) {
         w->info.store_failures_total++;
         done = true;
     }
@@ -333,42 +324,41 @@ static int app_rate_take(struct worker *w, const char *appid)
     return wait;
 }
 
-/* A notify reply waits for the commit of the batch holding the notification. */
+/* A notify reply waits for the backend to say the notification is queued (on one machine,
+ * the commit of the batch holding it). */
 struct notify_reply {
     struct worker *w;
-    uint64_t conn_id;
     struct out_msg *held;
     char ok[160], failed[200];
 };
 
-static void notify_committed(void *arg, int result)
+static void notify_answered(void *arg, const struct backend_done *d, int result)
 {
     struct notify_reply *r = arg;
-    struct app_session *s = app_find(r->w, r->conn_id);
-    if (result == SHM_OK)
+    struct app_session *s = app_find(r->w, d->conn_id);
+    if (result == 0)
         r->w->info.meter.notifications_queued[METER_FROM_APP]++;
     if (s != NULL) {
-        if (result != SHM_OK)
+        if (result != 0)
             meter_error_reply(&r->w->info.meter, METER_APPSERVICE, 60);
-        const char *text = result == SHM_OK ? r->ok : r->failed;
+        const char *text = result == 0 ? r->ok : r->failed;
         session_release(&s->ws, r->held, text, strlen(text));
     }
     free(r);
 }
 
-static void notify_reply_hold(struct worker *w, struct app_session *s, const char *id)
+/* The reply to a notify, held until the backend answers; NULL (and the error sent) when out
+ * of memory. */
+static struct notify_reply *notify_reply_hold(struct worker *w, struct app_session *s,
+                                              const char *id)
 {
     struct notify_reply *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->held = session_hold(&s->ws, sizeof r->failed)) == NULL ||
-        shm_batch_on_commit(w->store, notify_committed, r) != SHM_OK) {
-        if (r != NULL && r->held != NULL)
-            session_drop(&s->ws, r->held);
+    if (r == NULL || (r->held = session_hold(&s->ws, sizeof r->failed)) == NULL) {
         free(r);
         app_error(w, s, "notify", id, 60, "internal error", 0, 0);
-        return;
+        return NULL;
     }
     r->w = w;
-    r->conn_id = s->ws.conn_id;
     char id_field[REQUEST_ID_MAX + 16] = "";
     if (id != NULL)
         snprintf(id_field, sizeof id_field, ",\"id\":\"%s\"", id);
@@ -377,6 +367,7 @@ static void notify_reply_hold(struct worker *w, struct app_session *s, const cha
              "{\"action\":\"notify\",\"result\":\"KO\",\"errno\":60,"
              "\"error\":\"internal error: not stored\"%s}",
              id_field);
+    return r;
 }
 
 static int notify_fields(struct json_object *msg, int64_t max_ttl_ms, struct notification *n,
@@ -427,7 +418,7 @@ static void notify(struct worker *w, struct app_session *s, struct json_object *
         app_error(w, s, "notify", id, number, why, 0, 0);
         return;
     }
-    if (shm_grant_by_puid(w->store, target, appid, email) != SHM_OK ||
+    if (w->backend->grant_by_puid(w, target, appid, email) != SHM_OK ||
         strcmp(appid, a->appid) != 0) {
         app_error(w, s, "notify", id, 43, "target PUID unknown, revoked, or not granted", 0, 0);
         return;
@@ -447,18 +438,20 @@ static void notify(struct worker *w, struct app_session *s, struct json_object *
         return;
     }
     int64_t now = clock_wall_ms(), ttl = n.ttl_ms ? n.ttl_ms : w->cfg->notification_ttl_ms;
-    int32_t rings[RINGS_MAX];
-    size_t ring_count = 0, dropped;
-    if (shm_notif_send(w->store, email, json, (size_t)len, now, now + ttl,
-                       (size_t)w->cfg->max_pending_notifications, rings, RINGS_MAX, &ring_count,
-                       &dropped) != SHM_OK) {
+    struct notify_reply *r = notify_reply_hold(w, s, id);
+    if (r == NULL)
+        return;
+    struct backend_done done = {
+        .fn = notify_answered, .arg = r, .conn_id = s->ws.conn_id, .held = { r->held, NULL }
+    };
+    int rc = w->backend->notify(w, email, json, (size_t)len, now + ttl, &done);
+    if (rc != BACKEND_LATER) {
+        session_drop(&s->ws, r->held);
+        free(r);
         app_error(w, s, "notify", id, 60, "internal error", 0, 0);
         return;
     }
-    for (size_t i = 0; i < ring_count; i++)
-        mailbox_ring_later(w, rings[i]);
     push_notification_queued(w, email, json, (size_t)len, now, now + ttl);
-    notify_reply_hold(w, s, id);
 }
 
 /* The action of a request whose strings are not all whole (one carries U+0000), when it names
@@ -554,41 +547,6 @@ static void app_mail(struct worker *w, struct ws_session *ws, const struct conn_
     else if (mail->kind == CONN_MAIL_APP_CLOSED && s->app != NULL && s->ws.close_code == 0)
         app_error(w, s, NULL, NULL, mail->number, app_closed_text(mail->number),
                   LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
-}
-
-void appservice_close_app(struct worker *w, const char *appid, int number)
-{
-    struct shm_app_conn *conns;
-    size_t count;
-    if (shm_app_conns(w->store, appid, &conns, &count) != SHM_OK) {
-        w->info.store_failures_total++;
-        return;
-    }
-    unsigned char payload[9];
-    payload[8] = (unsigned char)number;
-    for (size_t i = 0; i < count; i++) {
-        if (conns[i].pid == w->info.pid) {
-            session_mail(w, conns[i].conn_id,
-                         &(struct conn_mail){ .kind = CONN_MAIL_APP_CLOSED, .number = number });
-            continue;
-        }
-        shm_mail_put_conn_id(payload, conns[i].conn_id);
-        if (mailbox_post(w, conns[i].pid, SHM_MAIL_APP_CLOSE, payload, sizeof payload) != 0)
-            w->info.store_failures_total++;
-    }
-    free(conns);
-}
-
-void appservice_publish(struct worker *w, const char *email, uint8_t status, int64_t since_ms,
-                        const char *only_appid)
-{
-    int32_t rings[RINGS_MAX];
-    size_t ring_count = 0;
-    if (shm_app_event_publish(w->store, email, status, since_ms, only_appid, clock_wall_ms(),
-                              rings, RINGS_MAX, &ring_count) != SHM_OK)
-        w->info.store_failures_total++;
-    for (size_t i = 0; i < ring_count; i++)
-        mailbox_ring_later(w, rings[i]);
 }
 
 /* Connections that have not authenticated within 10 s are closed (every second). */

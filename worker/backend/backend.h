@@ -1,7 +1,8 @@
 /* backend: where a worker's shared state lives and how it reaches another connection — the one
  * interface the channels and pages call for ownership of (e-mail, device), presence, the
  * notification queues, AppService connections and events, apps, grants and web sessions, and
- * the way in for what other processes send to this worker's connections (SPEC.md §2, §5, §7, §8).
+ * the way in for what other processes send to this worker's connections (SPEC.md §2, §5, §7,
+ * §8).
  *
  * Two implementations: local (worker/backend/local*.c: the node's LMDB store, mail and doorbell,
  * as one machine runs) and cluster (cluster/: NATS JetStream, SPEC.md §8). worker.c picks one at
@@ -47,8 +48,8 @@ struct conn_mail;
 struct backend_done {
     void (*fn)(void *arg, const struct backend_done *d, int result);
     void *arg;
-    uint64_t conn_id; /* whose request: the caller checks it is still open */
-    void *held[2];    /* what the caller holds for the answer (its held replies, say) */
+    uint64_t conn_id;  /* whose request: the caller checks it is still open */
+    void *held[2];     /* what the caller holds for the answer (its held replies, say) */
     int retry_after_s; /* set by the implementation with 61 (or 50): when to try again */
 };
 
@@ -161,9 +162,8 @@ struct backend_ops {
     /* One page (at most max) of the latest change of each user of appid since since_ms, in
      * PUID order after after_puid ("" first; advanced to the last one given). *done at the end.
      * Returns the count, or -1. */
-    int (*app_changes_page)(struct worker *w, const char *appid, int64_t since_ms,
-                            char *after_puid, size_t max, backend_change_cb cb, void *arg,
-                            bool *done);
+    int (*app_changes_page)(struct worker *w, const char *appid, int64_t since_ms, char *after_puid,
+                            size_t max, backend_change_cb cb, void *arg, bool *done);
     /* Every open AppService connection of appid, wherever it is, closes with number (40: the
      * app was deleted; 41: deactivated; 42: given a new API key) and 1008. */
     void (*app_close_all)(struct worker *w, const char *appid, int number);

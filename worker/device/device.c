@@ -3,6 +3,7 @@
  * connection opens, drains, closes or gets mail. */
 #include "device_session.h"
 
+#include "../backend/backend.h"
 #include "../conn_mail.h"
 
 #include "../../common/clock.h"
@@ -19,6 +20,8 @@ struct device_session *device_find(struct worker *w, uint64_t conn_id)
 static int device_open(struct worker *w, struct ws_session *ws)
 {
     struct device_session *s = SESSION_OF(ws, struct device_session);
+    if (!w->backend->serving(w))
+        return -1; /* errno 61, close 1001: this node cannot vouch for the state it would serve */
     s->tokens = (float)w->cfg->status_burst;
     s->refill_ms = clock_mono_ms();
     return 0;
@@ -110,6 +113,4 @@ const struct channel device_channel = {
     .on_replied = device_replied,
     .on_mail = device_mail,
     .on_stop = device_stop,
-    .before_commit = device_batch_apply,
-    .free = device_batch_free,
 };

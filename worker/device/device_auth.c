@@ -3,13 +3,11 @@
  * user's aggregate presence (SPEC.md §2). */
 #include "device_session.h"
 
-#include "../conn_mail.h"
+#include "../backend/backend.h"
 #include "../identity/identity.h"
 
 #include "../../common/clock.h"
 #include "../../common/log.h"
-#include "../../shm/conn.h"
-#include "../../shm/mail.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -56,8 +54,51 @@ static void credential_tag(const char *credential, size_t len, bool token, unsig
     memcpy(tag, digest, ASSERTION_TAG_LEN);
 }
 
+static const char OK_REPLY[] = "{\"result\":\"OK\"}";
+static const char NOT_STORED[] =
+    "{\"result\":\"KO\",\"errno\":60,\"error\":\"internal error: not stored\"}";
+#define UNAVAILABLE "service unavailable, try again later"
+
+/* A status update's answer from the backend: its reply, held since the update was read (the
+ * replies keep the order of the updates), goes with it. */
+static void status_stored(void *arg, const struct backend_done *d, int result)
+{
+    struct worker *w = arg;
+    struct device_session *s = device_find(w, d->conn_id);
+    if (s == NULL)
+        return; /* closed since: its reply went with it */
+    struct out_msg *reply = d->held[0];
+    if (result == 0) {
+        session_release(&s->ws, reply, OK_REPLY, sizeof OK_REPLY - 1);
+    } else if (result == 52) {
+        /* A newer connection took the device; its mail may still be on the way. */
+        s->owner = false;
+        session_release_error(w, &s->ws, reply, 52, "superseded by a newer connection", 4001);
+    } else if (result == 61) {
+        session_release_error(w, &s->ws, reply, 61, UNAVAILABLE, 0);
+    } else {
+        meter_error_reply(&w->info.meter, METER_DEVICE, 60);
+        session_release(&s->ws, reply, NOT_STORED, sizeof NOT_STORED - 1);
+    }
+}
+
+/* A checked status update of a bound session: its reply is held now, the backend stores the
+ * update (on one machine with the turn's others, just before the commit). */
+static void status_store(struct worker *w, struct device_session *s, uint8_t status)
+{
+    struct out_msg *reply = session_hold(&s->ws, DEVICE_REPLY_CAP);
+    if (reply == NULL)
+        return; /* out of memory: the connection closes (out_append) */
+    struct backend_done done = {
+        .fn = status_stored, .arg = w, .conn_id = s->ws.conn_id, .held = { reply, NULL }
+    };
+    int rc = w->backend->set_status(w, s->email, s->device, s->ws.conn_id, status, &done);
+    if (rc != BACKEND_LATER)
+        status_stored(w, &done, rc);
+}
+
 /* A status update of a bound connection: same e-mail, same device (NULL: not named). Checked
- * now, stored with the others at the end of the loop turn (device_batch.c). */
+ * now, stored by the backend. */
 static void status_apply(struct worker *w, struct device_session *s, const char *email,
                          const char *device, uint8_t status)
 {
@@ -76,82 +117,101 @@ static void status_apply(struct worker *w, struct device_session *s, const char 
         session_error(w, &s->ws, 52, "superseded by a newer connection", 4001);
         return;
     }
-    device_batch_update(w, s, status);
+    status_store(w, s, status);
 }
 
-struct device_count {
-    const char *except;
-    int count;
+/* What was pending for the user when the connection claimed its device, gathered as the
+ * backend reads it (within the claim on one machine, later in a cluster) and held behind the
+ * claim's reply. */
+struct bind_page {
+    struct notify_batch batch; /* first: what device_notify_add is given is both */
+    struct worker *w;
+    uint64_t conn_id;
+    struct out_msg *notes; /* held behind the reply; NULL: nothing was pending */
 };
 
-static void device_count_other(void *arg, const char *device, const struct shm_conn_owner *owner)
+static void bind_page_end(void *arg, bool more)
 {
-    struct device_count *c = arg;
-    (void)owner;
-    if (strcmp(device, c->except) != 0)
-        c->count++;
+    struct bind_page *page = arg;
+    struct device_session *s = device_find(page->w, page->conn_id);
+    if (s == NULL)
+        return;
+    /* More than a page: the rest follows in pages as the device takes them. */
+    page->batch.more = more;
+    s->backlog = more;
+    s->paged = s->paged || more;
+    page->notes = device_notify_hold(page->w, s, &page->batch);
 }
 
-/* The previous holder of the device, on this worker or another, is told to close (52, 4001). */
-static void previous_supersede(struct worker *w, const struct shm_conn_owner *previous)
+/* The claim's answer: bound, or not after all. */
+static void bind_done(void *arg, const struct backend_done *d, int result)
 {
-    if (previous->worker_pid == w->info.pid) {
-        session_mail(w, previous->conn_id, &(struct conn_mail){ .kind = CONN_MAIL_SUPERSEDED });
+    struct worker *w = arg;
+    struct bind_page *page = d->held[1];
+    struct out_msg *reply = d->held[0], *notes = page->notes;
+    device_notify_discard(&page->batch);
+    free(page);
+    struct device_session *s = device_find(w, d->conn_id);
+    if (s == NULL)
+        return; /* closed since: its held messages went with it */
+    if (result == 0) {
+        session_release(&s->ws, reply, OK_REPLY, sizeof OK_REPLY - 1);
+        if (notes != NULL)
+            session_release(&s->ws, notes, NULL, 0);
         return;
     }
-    unsigned char payload[8];
-    for (int i = 0; i < 8; i++)
-        payload[i] = (unsigned char)(previous->conn_id >> (56 - 8 * i));
-    if (mailbox_post(w, previous->worker_pid, SHM_MAIL_CLOSE_CONN, payload, sizeof payload) != 0)
-        w->info.store_failures_total++;
-}
-
-/* Takes the (e-mail, device) record for this connection. Returns 0, or the errno to reply. */
-static int ownership_claim(struct worker *w, struct device_session *s, const char *email,
-                           const char *device, uint8_t status)
-{
-    struct device_count others = { device, 0 };
-    if (shm_conn_devices(w->store, email, device_count_other, &others) < 0)
-        return 60;
-    if (others.count >= w->cfg->max_devices_per_user)
-        return 51;
-    struct shm_conn_owner me = { w->info.pid, s->ws.conn_id, status, clock_wall_ms() }, previous;
-    int had_previous;
-    if (shm_conn_claim(w->store, email, device, &me, &previous, &had_previous) != SHM_OK)
-        return 60;
-    if (had_previous) {
-        w->info.meter.takeovers++;
-        previous_supersede(w, &previous);
+    device_unbind(s);
+    if (notes != NULL)
+        session_drop(&s->ws, notes);
+    if (result == 51) {
+        session_release_error(w, &s->ws, reply, 51, "too many devices connected for this user", 0);
+    } else if (result == 61) {
+        session_release_error(w, &s->ws, reply, 61, UNAVAILABLE, 0);
+    } else {
+        meter_error_reply(&w->info.meter, METER_DEVICE, 60);
+        session_release(&s->ws, reply, NOT_STORED, sizeof NOT_STORED - 1);
     }
-    return 0;
 }
 
-/* The first verified update binds the connection to (e-mail, device) and claims it. */
+/* The first verified update binds the connection to (e-mail, device): the backend claims it
+ * (newest wins, max_devices_per_user), with what is pending for the user behind the reply. */
 static void device_bind(struct worker *w, struct device_session *s, const struct pending_update *p)
 {
     s->email = strdup(p->email);
     s->device = strdup(p->device);
-    int number = s->email && s->device ? ownership_claim(w, s, p->email, p->device, p->status) : 60;
-    if (number != 0) {
-        device_unbind(s);
-        if (number == 51)
-            session_error(w, &s->ws, 51, "too many devices connected for this user", 0);
-        else
-            session_error(w, &s->ws, 60, "internal error", 0);
+    struct out_msg *reply = s->email && s->device ? session_hold(&s->ws, DEVICE_REPLY_CAP) : NULL;
+    struct bind_page *page = reply != NULL ? calloc(1, sizeof *page) : NULL;
+    int number = 60;
+    if (page != NULL) {
+        *page = (struct bind_page){ .w = w, .conn_id = s->ws.conn_id };
+        struct backend_claim claim = {
+            .email = s->email,
+            .device = s->device,
+            .conn_id = s->ws.conn_id,
+            .status = p->status,
+            .page_budget = session_page_budget(&s->ws),
+            .page = device_notify_add,
+            .page_end = bind_page_end,
+            .page_arg = page,
+        };
+        struct backend_done done = {
+            .fn = bind_done, .arg = w, .conn_id = s->ws.conn_id, .held = { reply, page }
+        };
+        s->owner = true;
+        memcpy(s->tag, p->tag, sizeof s->tag);
+        number = w->backend->claim(w, &claim, &done);
+    }
+    if (number == BACKEND_LATER)
         return;
-    }
-    s->owner = true;
-    memcpy(s->tag, p->tag, sizeof s->tag);
-    presence_device_bound(w, s->email, s->device);
-    struct out_msg *reply = session_hold(&s->ws, DEVICE_REPLY_CAP);
-    if (reply == NULL || device_batch_reply(w, s, reply, true) != 0) {
-        if (reply != NULL)
-            session_drop(&s->ws, reply);
-        /* Not bound after all: the claim in this batch goes too. */
-        shm_conn_release(w->store, s->email, s->device, w->info.pid, s->ws.conn_id);
-        device_unbind(s);
-        session_error(w, &s->ws, 60, "internal error", 0);
-    }
+    free(page);
+    device_unbind(s);
+    const char *text = number == 51   ? "too many devices connected for this user"
+                       : number == 61 ? UNAVAILABLE
+                                      : "internal error";
+    if (reply != NULL)
+        session_release_error(w, &s->ws, reply, number, text, 0);
+    else
+        session_error(w, &s->ws, number, text, 0);
 }
 
 static void identity_error(struct worker *w, struct device_session *s,
@@ -272,5 +332,5 @@ void device_auth_release(struct worker *w, struct device_session *s)
     if (!s->owner || s->email == NULL)
         return;
     s->owner = false;
-    presence_device_left(w, s->email, s->device, s->ws.conn_id);
+    w->backend->release(w, s->email, s->device, s->ws.conn_id);
 }

@@ -4,6 +4,7 @@
  * (SPEC.md §2). */
 #include "device_session.h"
 
+#include "../backend/backend.h"
 #include "../conn_mail.h"
 
 #include "../../common/clock.h"
@@ -46,7 +47,7 @@ static bool key_add(struct notify_batch *b, const struct shm_notif_key *key)
     return true;
 }
 
-static void batch_add(void *arg, const struct shm_notif_key *key, const char *json, size_t len)
+void device_notify_add(void *arg, const struct shm_notif_key *key, const char *json, size_t len)
 {
     struct notify_batch *b = arg;
     if (b->failed)
@@ -87,12 +88,17 @@ void device_notify_written(struct worker *w, struct ws_session *s, const struct 
 {
     (void)s;
     for (size_t i = 0; i < ack_count; i++) {
-        /* Not found: another device of the user took it first, or it expired meanwhile. */
-        if (shm_notif_delete(w->store, &acks[i]) == SHM_OK)
-            w->info.meter.notifications_delivered++;
+        w->backend->delivered(w, &acks[i]);
         meter_delivered(&w->info.meter, (enum meter_delivery)delivery,
                         shm_notif_key_queued_ms(&acks[i]));
     }
+}
+
+void device_notify_discard(struct notify_batch *b)
+{
+    free(b->text);
+    free(b->keys);
+    memset(b, 0, sizeof *b);
 }
 
 void device_notify_send(struct worker *w, struct device_session *s, struct notify_batch *b)
@@ -107,22 +113,16 @@ struct out_msg *device_notify_hold(struct worker *w, struct device_session *s,
     return batch_queue(w, s, b, true, METER_PENDING);
 }
 
-void device_notify_collect(struct worker *w, struct device_session *s, struct notify_batch *b)
-{
-    memset(b, 0, sizeof *b);
-    if (shm_notif_page(w->store, s->email, clock_wall_ms(), session_page_budget(&s->ws), batch_add,
-                       b, &b->more) < 0)
-        w->info.store_failures_total++;
-}
-
 bool device_notify_refill(struct worker *w, struct device_session *s)
 {
     if (s->email == NULL || session_unsent(&s->ws) > 0) {
         s->backlog = false;
         return false;
     }
-    struct notify_batch b;
-    device_notify_collect(w, s, &b);
+    struct notify_batch b = { 0 };
+    if (w->backend->pending_page(w, s->email, session_page_budget(&s->ws), device_notify_add, &b,
+                                 &b.more) != 0)
+        b.more = false;
     /* Nothing left: what is sent from now on is mailed, and checked against the store. */
     s->backlog = b.more || b.failed;
     bool queued = b.key_count > 0 && !b.failed;
@@ -141,9 +141,9 @@ void device_notify_deliver(struct worker *w, struct device_session *s, const str
         return;
     /* After pages, the mail may be for one a page took (written: gone from the store; or being
      * sent). Before them, the binding's batch decided: mailed ones were not pending then. */
-    if (s->paged && (!shm_notif_exists(w->store, key) || session_out_has_ack(&s->ws, key)))
+    if (s->paged && (!w->backend->pending_has(w, key) || session_out_has_ack(&s->ws, key)))
         return;
     struct notify_batch b = { 0 };
-    batch_add(&b, key, mail->json, mail->json_len);
+    device_notify_add(&b, key, mail->json, mail->json_len);
     device_notify_send(w, s, &b);
 }

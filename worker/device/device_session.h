@@ -1,7 +1,8 @@
 /* device_session: one /presence WebSocket's state, shared by the files of the Device Presence
- * Channel (device.c its table and lifecycle, device_auth.c identity and status, device_command.c
- * commands, device_notify.c notifications). It starts with the WebSocket session it runs on
- * (session/session.h). */
+ * Channel (device.c its table and lifecycle, device_auth.c identity, binding and status updates,
+ * device_command.c commands, device_notify.c notifications). It starts with the WebSocket
+ * session it runs on (session/session.h). What is shared beyond the worker goes through its
+ * backend (backend/backend.h). */
 #ifndef PRESENCED_DEVICE_SESSION_H
 #define PRESENCED_DEVICE_SESSION_H
 
@@ -38,16 +39,6 @@ extern const struct channel device_channel;
 /* The open device session with conn_id on this worker, or NULL. */
 struct device_session *device_find(struct worker *w, uint64_t conn_id);
 
-/* device_batch.c: a checked status update of a bound session, its reply held now and its store
- * work done at the end of the loop turn (device_batch_apply, the channel's before_commit). */
-void device_batch_update(struct worker *w, struct device_session *s, uint8_t status);
-/* Holds reply (and, when binding, what is pending for the user after it) until the current
- * store batch commits: OK then, or errno 60 if it rolls back. 0, or -1 when out of memory. */
-int device_batch_reply(struct worker *w, struct device_session *s, struct out_msg *reply,
-                       bool binding);
-void device_batch_apply(struct worker *w);
-void device_batch_free(struct worker *w);
-
 /* device_auth.c: a status update (dev_msg kind STATUS). */
 void device_status_handle(struct worker *w, struct device_session *s, const struct dev_msg *msg);
 /* Token bucket of status_rate per second up to status_burst, shared by status updates and
@@ -71,9 +62,10 @@ struct notify_batch {
     bool failed;
     bool more; /* pending ones were left out: the page budget was reached */
 };
-/* Gathers what is pending for s's e-mail (in the current store batch), the oldest first, as
- * much as a page of s takes (b->more when some are left). */
-void device_notify_collect(struct worker *w, struct device_session *s, struct notify_batch *b);
+/* A pending notification into b (backend_notif_cb: arg is b). */
+void device_notify_add(void *arg, const struct shm_notif_key *key, const char *json, size_t len);
+/* Frees what b holds. */
+void device_notify_discard(struct notify_batch *b);
 /* Sends the batch when it holds anything (its entries leave the queue once written); frees it. */
 void device_notify_send(struct worker *w, struct device_session *s, struct notify_batch *b);
 /* The same, held (session_hold) until released; NULL when there was nothing to send. */

@@ -4,6 +4,8 @@
 
 #include "web_page.h"
 
+#include "../backend/backend.h"
+
 #include "../../common/clock.h"
 #include "../../common/tcp_bytes.h"
 #include "../../common/version.h"
@@ -208,7 +210,8 @@ static void check_add(struct json_object *checks, struct json_object *details, c
 }
 
 /* Dockerflow's /__heartbeat__: 503 naming the failing check while the store cannot be read or
- * refuses writes (map or disk full). */
+ * refuses writes (map or disk full), or while the backend does not serve (a cluster node cut
+ * off from the engine, SPEC.md §8: the "cluster" check, only then). */
 static void heartbeat(struct worker *w, struct http_req *req)
 {
     /* The probe writes in a batch of its own: this turn's writes are committed (and their
@@ -216,16 +219,22 @@ static void heartbeat(struct worker *w, struct http_req *req)
     if (shm_batch_pending(w->store)) {
         if (shm_batch_commit(w->store) != SHM_OK)
             w->info.store_failures_total++;
-        mailbox_after_commit(w);
+        w->backend->after_commit(w);
     }
     struct shm_store_health health;
     int rc = shm_store_health(w->store, clock_wall_ms(), &health);
+    bool serving = w->backend->serving(w);
+    if (rc == SHM_OK && !serving)
+        rc = SHM_ERROR;
     struct json_object *obj = json_object_new_object(), *checks = json_object_new_object(),
                        *details = json_object_new_object();
     const char *text = NULL;
     if (obj != NULL && checks != NULL && details != NULL) {
         check_add(checks, details, "store", health.read, health.read_error);
         check_add(checks, details, "store_writes", health.write, health.write_error);
+        if (!serving)
+            check_add(checks, details, "cluster", SHM_ERROR,
+                      "not serving: this node cannot vouch for the cluster's state");
         json_object_object_add(obj, "status", json_object_new_string(rc == SHM_OK ? "ok" : "error"));
         json_object_object_add(obj, "checks", json_object_get(checks));
         json_object_object_add(obj, "details", json_object_get(details));

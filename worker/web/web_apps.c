@@ -2,7 +2,7 @@
  * key shown once, deactivate, rotate, delete — and the polling endpoint (SPEC.md §4). */
 #include "web.h"
 
-#include "../appservice/appservice.h"
+#include "../backend/backend.h"
 #include "../fetch.h"
 #include "web_page.h"
 
@@ -234,7 +234,7 @@ static void app_action(struct worker *w, struct http_req *req, struct shm_app *a
         return;
     }
     if (strcmp(action, "delete") == 0) {
-        appservice_close_app(w, app->appid, 40);
+        w->backend->app_close_all(w, app->appid, 40);
         if (shm_app_delete(w->store, app->appid) == SHM_OK)
             http_redirect(req, "/myapps");
         else
@@ -253,11 +253,11 @@ static void app_action(struct worker *w, struct http_req *req, struct shm_app *a
         }
         /* Connections authenticated with the previous key do not outlive it. */
         if (app->active)
-            appservice_close_app(w, app->appid, 42);
+            w->backend->app_close_all(w, app->appid, 42);
         app->active = true;
         show_key = true;
     } else if (strcmp(action, "deactivate") == 0) {
-        appservice_close_app(w, app->appid, 41);
+        w->backend->app_close_all(w, app->appid, 41);
         app->active = false;
     } else {
         http_reply_error(req, HTTP_STATUS_NOT_FOUND, "not found");

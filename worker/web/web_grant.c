@@ -2,7 +2,7 @@
  * their PUID, their account page with revocation, and /getApps (SPEC.md §4). */
 #include "web.h"
 
-#include "../appservice/appservice.h"
+#include "../backend/backend.h"
 #include "web_page.h"
 
 #include "../../common/clock.h"
@@ -220,7 +220,7 @@ void web_revoke(struct worker *w, struct http_req *req, const char *appid)
     char puid[SHM_PUID_LEN + 1];
     /* The app hears "offline" once, then nothing more about this user. */
     if (shm_grant_get(w->store, req->session.email, appid, puid) == SHM_OK)
-        appservice_publish(w, req->session.email, SHM_STATUS_OFFLINE, clock_wall_ms(), appid);
+        w->backend->app_event(w, req->session.email, SHM_STATUS_OFFLINE, clock_wall_ms(), appid);
     int rc = shm_grant_revoke(w->store, req->session.email, appid, puid);
     if (rc == SHM_OK || rc == SHM_NOT_FOUND)
         http_redirect(req, "/account");

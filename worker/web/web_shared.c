@@ -6,6 +6,8 @@
  * SHM_MAIL_CL_DONE; a wait the agent leaves unanswered ends after WEB_SHARED_WAIT_MS. */
 #include "web.h"
 
+#include "../backend/mailbox.h"
+
 #include "../../common/clock.h"
 #include "../../common/list.h"
 #include "../../common/log.h"

@@ -1,4 +1,4 @@
-/* presence_pub: what apps hear of a user's presence from this worker — a device's own status at
+/* local_presence: what apps hear of a user's presence from this worker — a device's own status at
  * once, a device's departure only after offline_grace (SPEC.md §7).
  *
  * The hold a departure leaves is a record in the store with its due time (shm/presence.h), so
@@ -6,13 +6,11 @@
  * fires, every hold then due (its own and any other's); the master's once-a-second sweep ends
  * those whose worker is gone. Either way the change is published in the transaction that ends
  * the hold, so each hold ends, and is told, once. */
-#include "worker_internal.h"
+#include "local.h"
 
-#include "appservice/appservice.h"
-
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../shm/presence.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
+#include "../../shm/presence.h"
 
 /* Past the due time, so that the hold has ended when the timer looks; and never sooner than
  * this after a previous look, so that holds a millisecond apart are ended together. */
@@ -27,7 +25,7 @@ static void changed_publish(struct worker *w, const char *email, const struct sh
                             const struct shm_presence *after)
 {
     if (before->status != after->status)
-        appservice_publish(w, email, after->status, after->since_ms, NULL);
+        local_app_event(w, email, after->status, after->since_ms, NULL);
 }
 
 static void presence_grace_due(uv_timer_t *timer);
@@ -118,5 +116,6 @@ int presence_grace_init(struct worker *w)
 
 void presence_grace_close(struct worker *w)
 {
-    uv_close((uv_handle_t *)&w->grace_timer, NULL);
+    if (w->grace_timer.loop != NULL) /* initialised */
+        uv_close((uv_handle_t *)&w->grace_timer, NULL);
 }

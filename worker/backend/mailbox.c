@@ -1,14 +1,14 @@
-/* mailbox: a worker's end of cross-process wake-ups — its doorbell and its mail in the store. */
-#include "worker_internal.h"
+/* mailbox: a worker's end of cross-process wake-ups on its node — its doorbell and its mail in
+ * the store; what is for one of its connections is decoded and goes to backend_inbound. */
+#include "local.h"
 
-#include "conn_mail.h"
-#include "session/session.h"
+#include "../conn_mail.h"
 
-#include "../common/grow.h"
-#include "../common/log.h"
-#include "../shm/app_channel.h"
-#include "../shm/mail.h"
-#include "../shm/notif.h"
+#include "../../common/grow.h"
+#include "../../common/log.h"
+#include "../../shm/app_channel.h"
+#include "../../shm/mail.h"
+#include "../../shm/notif.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +20,7 @@ static void deliver(struct worker *w, const void *payload, size_t len)
     struct shm_notif_key key;
     struct conn_mail mail = { .kind = CONN_MAIL_DELIVER, .key = &key };
     if (shm_notif_delivery_decode(payload, len, &conn_id, &key, &mail.json, &mail.json_len) == 0)
-        session_mail(w, conn_id, &mail);
+        backend_inbound(w, conn_id, &mail);
 }
 
 /* A presence event for an AppService connection of this worker (SHM_MAIL_APP_EVENT). */
@@ -31,7 +31,7 @@ static void app_event(struct worker *w, const void *payload, size_t len)
     struct conn_mail mail = { .kind = CONN_MAIL_APP_EVENT, .puid = puid };
     if (shm_app_event_decode(payload, len, &conn_id, puid, &mail.status, &mail.since_ms,
                              &mail.changed_ms) == 0)
-        session_mail(w, conn_id, &mail);
+        backend_inbound(w, conn_id, &mail);
 }
 
 static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payload, size_t len)
@@ -40,19 +40,19 @@ static void mail_act(void *arg, int32_t sender, uint8_t type, const void *payloa
     switch (type) {
     case SHM_MAIL_CLOSE_CONN:
         if (len == 8)
-            session_mail(w, shm_mail_conn_id(payload),
-                         &(struct conn_mail){ .kind = CONN_MAIL_SUPERSEDED });
+            backend_inbound(w, shm_mail_conn_id(payload),
+                            &(struct conn_mail){ .kind = CONN_MAIL_SUPERSEDED });
         break;
     case SHM_MAIL_KICK_CONN:
         if (len == 8)
-            session_mail(w, shm_mail_conn_id(payload),
-                         &(struct conn_mail){ .kind = CONN_MAIL_KICKED });
+            backend_inbound(w, shm_mail_conn_id(payload),
+                            &(struct conn_mail){ .kind = CONN_MAIL_KICKED });
         break;
     case SHM_MAIL_APP_CLOSE:
         if (len == 9)
-            session_mail(w, shm_mail_conn_id(payload),
-                         &(struct conn_mail){ .kind = CONN_MAIL_APP_CLOSED,
-                                              .number = ((const unsigned char *)payload)[8] });
+            backend_inbound(w, shm_mail_conn_id(payload),
+                            &(struct conn_mail){ .kind = CONN_MAIL_APP_CLOSED,
+                                                 .number = ((const unsigned char *)payload)[8] });
         break;
     case SHM_MAIL_DELIVER:
         deliver(w, payload, len);
