@@ -658,8 +658,15 @@ static int key_apply(struct parser *p, const struct key_spec *spec, char **args,
             return fail(p, "trusted_issuer: expected HOST [KEYFILE]");
         return add_issuer(p, args[0], nargs == 2 ? args[1] : NULL);
     }
-    if (nargs != 1)
-        return fail(p, "%s: expected one value, got %d", spec->name, nargs);
+    if (nargs != 1) {
+        bool comment = false; /* a "# ..." after the value, as some other daemons allow */
+        for (int i = 1; i < nargs; i++)
+            comment = comment || args[i][0] == '#';
+        return fail(p, "%s: expected one value, got %d%s", spec->name, nargs,
+                    comment ? " (# after a value starts no comment: comments go on lines of "
+                              "their own)"
+                            : "");
+    }
     switch (spec->type) {
     case KEY_STRING:
         return set_string(p, (char **)((char *)p->cfg + spec->offset), args[0]);

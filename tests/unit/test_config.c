@@ -215,6 +215,9 @@ static void test_errors(void)
     expect_error("data_dir /a /b\n", "test.conf:1: data_dir: expected one value, got 2",
                  "two values");
     expect_error("data_dir\n", "test.conf:1: data_dir: expected one value, got 0", "no value");
+    expect_error("listen *:8282 # the public port\n",
+                 "listen: expected one value, got 3 (# after a value starts no comment",
+                 "a comment after a value is named as such");
     expect_error("log_level loud\n", "test.conf:1: log_level", "an unknown log level");
     expect_error("public_url ftp://x\n", "test.conf:1: public_url", "a URL of another scheme");
     expect_error("public_url https://p.example/?a=1\n",
