@@ -145,11 +145,13 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/utf8.c common/ws_frame.c \
              common/oidc_doc.c \
              worker/device/device_msg.c \
-             cluster/record.c cluster/jsapi.c cluster/node_record.c cluster/inbox.c
+             cluster/record.c cluster/jsapi.c cluster/node_record.c cluster/inbox.c \
+             shm/app.c shm/grant.c shm/outbox.c shm/web_session.c shm/store.c common/app_rules.c \
+             common/clock.c common/grow.c
 build/fuzz/%: tests/fuzz/%.c build/fuzzobj/libfuzzdeps.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< \
-	  build/fuzzobj/libfuzzdeps.a $(shell pkg-config --libs json-c openssl libcurl)
+	  build/fuzzobj/libfuzzdeps.a $(shell pkg-config --libs json-c openssl libcurl lmdb)
 
 # Those sources compiled once for all the targets (each compiled them all again: 12 targets
 # made some 340 compilations), instrumented as -fsanitize=fuzzer does, without its main.

@@ -177,6 +177,10 @@ int shm_outbox_grant_decode(const void *data, size_t len, struct shm_outbox_gran
     size_t elen = p[SHM_PUID_LEN + 8];
     if (elen == 0 || len != SHM_PUID_LEN + 9 + elen + SHM_APPID_LEN)
         return -1;
+    /* Text fields hold no NUL (they are C strings everywhere after this). */
+    if (memchr(p, '\0', SHM_PUID_LEN) != NULL || memchr(p + SHM_PUID_LEN + 9, '\0', elen) ||
+        memchr(p + SHM_PUID_LEN + 9 + elen, '\0', SHM_APPID_LEN) != NULL)
+        return -1;
     memset(out, 0, sizeof *out);
     memcpy(out->puid, p, SHM_PUID_LEN);
     out->granted_ms = (int64_t)store_get_be64(p + SHM_PUID_LEN);

@@ -151,6 +151,9 @@ static void test_codecs(void)
     for (long cut = 0; cut < n; cut++)
         refused += shm_outbox_grant_decode(buf, (size_t)cut, &back) != 0;
     is_int(refused, (int)n, "every truncation of it is refused");
+    buf[SHM_PUID_LEN + 9 + 1] = '\0';
+    ok(shm_outbox_grant_decode(buf, (size_t)n, &back) != 0, "an e-mail holding a NUL is refused");
+    buf[SHM_PUID_LEN + 9 + 1] = '@';
     buf[n] = 'x';
     ok(shm_outbox_grant_decode(buf, (size_t)n + 1, &back) != 0, "and trailing bytes");
     snprintf(g.puid, sizeof g.puid, "short");
