@@ -174,7 +174,9 @@ struct backend_ops {
 
     /* -- apps, grants, web sessions, presence: reads answer now (SHM_OK, SHM_NOT_FOUND, or
      * < 0); writes answer 0 now (applied here at once: the pages read their own writes), 60, or
-     * BACKEND_LATER with done (only where the caller must not say OK before it holds). -- */
+     * BACKEND_LATER with done (only where the caller must not say OK before it holds). done
+     * may be NULL: the caller takes the answer now (the pages do: in a cluster their writes
+     * reach the engine through the node's outbox, shm/outbox.h, and web_shared.c waits). -- */
 
     int (*presence_get)(struct worker *w, const char *email, struct shm_presence *out);
     int (*app_get)(struct worker *w, const char *appid, struct shm_app *out);

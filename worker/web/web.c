@@ -2,6 +2,8 @@
  * the store, CSRF tokens, sign-out. */
 #include "web.h"
 
+#include "../backend/backend.h"
+
 #include "../identity/identity.h"
 #include "web_page.h"
 
@@ -89,7 +91,7 @@ static bool session_load(struct worker *w, struct http_req *req)
         return false;
     session_hash(token, req->session_hash);
     req->has_session =
-        shm_web_session_get(w->store, req->session_hash, clock_wall_ms(), &req->session) == SHM_OK;
+        w->backend->web_session_get(w, req->session_hash, &req->session) == SHM_OK;
     if (req->has_session)
         return false;
     char key[2 * SHM_WEB_HASH_LEN + 1];
@@ -192,7 +194,7 @@ static void session_start(struct worker *w, struct http_req *req, const char *em
     session.csrf[SHM_CSRF_LEN] = '\0';
     snprintf(session.email, sizeof session.email, "%s", email);
     session_hash(token, hash);
-    if (shm_web_session_put(w->store, hash, &session) != SHM_OK) {
+    if (w->backend->web_session_put(w, hash, &session, NULL) != SHM_OK) {
         web_message(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "Sign in", "Please try again.");
         return;
     }
@@ -267,7 +269,7 @@ static void logout(struct worker *w, struct http_req *req)
         web_message(req, HTTP_STATUS_FORBIDDEN, "Sign out", "Missing or wrong CSRF token.");
         return;
     }
-    shm_web_session_delete(w->store, req->session_hash);
+    w->backend->web_session_delete(w, req->session_hash, NULL);
     char cookie[128];
     snprintf(cookie, sizeof cookie, "%s=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
              WEB_SESSION_COOKIE, http_is_tls(req) ? "; Secure" : "");

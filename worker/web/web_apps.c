@@ -49,7 +49,7 @@ static void apps_page(struct worker *w, struct http_req *req, const char *error)
         html_raw(&page, "</p>");
     }
     html_raw(&page, "<table><tr><th>App</th><th>Domain</th><th>State</th></tr>");
-    if (shm_app_list_by_owner(w->store, req->session.email, app_row, &page) < 0)
+    if (w->backend->app_list_by_owner(w, req->session.email, app_row, &page) < 0)
         page.failed = true;
     html_raw(&page, "</table><h2>Register an app</h2><form method=\"post\" action=\"/myapps\">"
                     "<label>Name <input type=\"text\" name=\"name\" maxlength=\"64\"></label>"
@@ -84,7 +84,7 @@ static void app_create(struct worker *w, struct http_req *req, const struct form
     snprintf(app.name, sizeof app.name, "%s", name);
     snprintf(app.description, sizeof app.description, "%s", description ? description : "");
     app_domain_lower(domain, app.domain, sizeof app.domain);
-    if (shm_app_put(w->store, &app) != SHM_OK) {
+    if (w->backend->app_put(w, &app, NULL) != SHM_OK) {
         web_message(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "My apps", "Please try again.");
         return;
     }
@@ -175,7 +175,7 @@ static void validation_done(void *arg, const struct fetch_result *result)
     struct http_req *req = v->req;
     struct shm_app app;
     http_undefer(req);
-    if (shm_app_get(v->w->store, v->appid, &app) != SHM_OK) {
+    if (v->w->backend->app_get(v->w, v->appid, &app) != SHM_OK) {
         web_message(req, HTTP_STATUS_NOT_FOUND, "Validate", "The app is gone.");
     } else if (!result->transport_ok || result->status != 200) {
         char why[600];
@@ -190,7 +190,7 @@ static void validation_done(void *arg, const struct fetch_result *result)
         app.validated = true;
         char location[64];
         snprintf(location, sizeof location, "/myapps/%s", app.appid);
-        if (shm_app_put(v->w->store, &app) == SHM_OK)
+        if (v->w->backend->app_put(v->w, &app, NULL) == SHM_OK)
             http_redirect(req, location);
         else
             web_message(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "Validate", "Please try again.");
@@ -235,7 +235,7 @@ static void app_action(struct worker *w, struct http_req *req, struct shm_app *a
     }
     if (strcmp(action, "delete") == 0) {
         w->backend->app_close_all(w, app->appid, 40);
-        if (shm_app_delete(w->store, app->appid) == SHM_OK)
+        if (w->backend->app_delete(w, app->appid, NULL) == SHM_OK)
             http_redirect(req, "/myapps");
         else
             web_message(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "Delete", "Please try again.");
@@ -263,7 +263,7 @@ static void app_action(struct worker *w, struct http_req *req, struct shm_app *a
         http_reply_error(req, HTTP_STATUS_NOT_FOUND, "not found");
         return;
     }
-    if (shm_app_put(w->store, app) != SHM_OK)
+    if (w->backend->app_put(w, app, NULL) != SHM_OK)
         web_message(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "My apps", "Please try again.");
     else if (show_key)
         app_page(req, app, HTTP_STATUS_OK, key, NULL);
@@ -281,7 +281,7 @@ static bool puids_fetch(struct worker *w, struct http_req *req)
          lws_hdr_copy_fragment(req->wsi, fragment, sizeof fragment, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
          i++)
         if (strncmp(fragment, "uid=", 4) == 0 && strlen(fragment + 4) == SHM_PUID_LEN &&
-            shm_grant_by_puid(w->store, fragment + 4, appid, email) == SHM_NOT_FOUND) {
+            w->backend->grant_by_puid(w, fragment + 4, appid, email) == SHM_NOT_FOUND) {
             snprintf(key, sizeof key, "p.%.36s", fragment + 4);
             if (!web_shared_fetch_ask(w, req, SHM_BUCKET_GRANTS, key))
                 return false;
@@ -323,10 +323,10 @@ static void app_status_poll(struct worker *w, struct http_req *req, const struct
         struct shm_presence presence;
         const char *puid = fragment + 4;
         if (strncmp(fragment, "uid=", 4) != 0 ||
-            shm_grant_by_puid(w->store, puid, appid, email) != SHM_OK ||
+            w->backend->grant_by_puid(w, puid, appid, email) != SHM_OK ||
             strcmp(appid, app->appid) != 0)
             continue; /* only this app's granted PUIDs */
-        shm_presence_get(w->store, email, &presence);
+        w->backend->presence_get(w, email, &presence);
         char since[24] = "null";
         if (presence.since_ms > 0)
             snprintf(since, sizeof since, "%lld", (long long)presence.since_ms);
@@ -347,7 +347,7 @@ static void app_status_poll(struct worker *w, struct http_req *req, const struct
 static bool owned_app(struct worker *w, struct http_req *req, const char *appid,
                       struct shm_app *app)
 {
-    if (shm_app_get(w->store, appid, app) != SHM_OK) {
+    if (w->backend->app_get(w, appid, app) != SHM_OK) {
         if (!web_shared_fetch(w, req, SHM_BUCKET_APPS, appid))
             web_message(req, HTTP_STATUS_NOT_FOUND, "My apps", "No such app.");
         return false;
@@ -391,7 +391,7 @@ void web_apps_route(struct worker *w, struct http_req *req, const char *rest)
     if (appid[0] && !polling && web_shared_fetch(w, req, SHM_BUCKET_APPS, appid))
         return;
     if (polling) {
-        if (shm_app_get(w->store, appid, &app) != SHM_OK) {
+        if (w->backend->app_get(w, appid, &app) != SHM_OK) {
             if (!web_shared_fetch(w, req, SHM_BUCKET_APPS, appid))
                 http_reply_error(req, HTTP_STATUS_NOT_FOUND, "unknown appid");
         } else

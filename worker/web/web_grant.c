@@ -90,7 +90,7 @@ static void redirect_with_puid(const char *url, const char *puid, char *out, siz
 static bool grantable(struct worker *w, struct http_req *req, const char *appid,
                       struct shm_app *app)
 {
-    if (shm_app_get(w->store, appid, app) != SHM_OK) {
+    if (w->backend->app_get(w, appid, app) != SHM_OK) {
         if (!web_shared_fetch(w, req, SHM_BUCKET_APPS, appid)) /* made on another node? */
             web_message(req, HTTP_STATUS_BAD_REQUEST, "Grant", "Unknown app.");
         return false;
@@ -164,12 +164,12 @@ static void grant_get(struct worker *w, struct http_req *req, const char *appid)
 /* The user's PUID for the app: the same on a re-grant, a new random one otherwise. */
 static int puid_for(struct worker *w, const char *email, const char *appid, char *puid)
 {
-    int rc = shm_grant_get(w->store, email, appid, puid);
+    int rc = w->backend->grant_get(w, email, appid, puid);
     if (rc != SHM_NOT_FOUND)
         return rc;
     if (uuid_make(puid) != 0)
         return SHM_ERROR;
-    return shm_grant_put(w->store, email, appid, puid, clock_wall_ms());
+    return w->backend->grant_put(w, email, appid, puid, NULL);
 }
 
 static void grant_post(struct worker *w, struct http_req *req, const char *appid)
@@ -219,9 +219,9 @@ void web_revoke(struct worker *w, struct http_req *req, const char *appid)
     }
     char puid[SHM_PUID_LEN + 1];
     /* The app hears "offline" once, then nothing more about this user. */
-    if (shm_grant_get(w->store, req->session.email, appid, puid) == SHM_OK)
+    if (w->backend->grant_get(w, req->session.email, appid, puid) == SHM_OK)
         w->backend->app_event(w, req->session.email, SHM_STATUS_OFFLINE, clock_wall_ms(), appid);
-    int rc = shm_grant_revoke(w->store, req->session.email, appid, puid);
+    int rc = w->backend->grant_revoke(w, req->session.email, appid, puid, NULL);
     if (rc == SHM_OK || rc == SHM_NOT_FOUND)
         http_redirect(req, "/account");
     else
@@ -239,7 +239,7 @@ static void grant_row(void *arg, const char *appid, const char *puid)
 {
     struct grants_out *out = arg;
     struct shm_app app;
-    const char *name = shm_app_get(out->w->store, appid, &app) == SHM_OK ? app.name : appid;
+    const char *name = out->w->backend->app_get(out->w, appid, &app) == SHM_OK ? app.name : appid;
     if (out->apps != NULL) {
         struct json_object *entry = json_object_new_object();
         json_object_object_add(entry, "name", json_object_new_string(name));
@@ -266,7 +266,7 @@ void web_account(struct worker *w, struct http_req *req)
     web_page_begin(&page, "Your account", req->session.email, req->session.csrf);
     html_raw(&page, "<h2>Apps that may see when you are present</h2><table id=\"grants\">");
     struct grants_out out = { w, &page, NULL, req->session.csrf };
-    int count = shm_grant_list_user(w->store, req->session.email, grant_row, &out);
+    int count = w->backend->grant_list_user(w, req->session.email, grant_row, &out);
     html_raw(&page, "</table>");
     if (count == 0)
         html_raw(&page, "<p>None.</p>");
@@ -283,7 +283,7 @@ void web_get_apps(struct worker *w, struct http_req *req)
     struct json_object *root = json_object_new_object(), *apps = json_object_new_array();
     struct grants_out out = { w, NULL, apps, NULL };
     if (root == NULL || apps == NULL ||
-        shm_grant_list_user(w->store, req->session.email, grant_row, &out) < 0) {
+        w->backend->grant_list_user(w, req->session.email, grant_row, &out) < 0) {
         json_object_put(root);
         json_object_put(apps);
         http_reply_error(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "the store cannot be read");
