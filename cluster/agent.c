@@ -412,6 +412,7 @@ static void tick(uv_timer_t *timer)
     agent_detect(a, now);
     agent_users_tick(a, now);
     agent_shared_tick(a, now);
+    agent_presence_tick(a, now);
     if (a->nodes_feed != NULL)
         feed_tick(a->nodes_feed, now);
     if (a->phase == AGENT_FENCED && a->bus_ok_since_mono != 0 &&
@@ -552,6 +553,7 @@ static int agent_setup(struct agent *a)
 static void teardown(struct agent *a)
 {
     agent_shared_stop(a);
+    agent_presence_stop(a);
     agent_users_stop(a);
     agent_nodes_stop(a);
     if (a->engine != NULL)
@@ -588,6 +590,7 @@ int agent_run(const struct agent_start *start)
     a.cfg = start->cfg;
     a.ready_fd = start->ready_fd;
     a.shards = (unsigned)start->cfg->cluster_shards;
+    list_init(&a.holds);
     a.bells.fd = -1;
     log_set_role("agent");
     signal(SIGPIPE, SIG_IGN);

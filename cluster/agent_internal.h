@@ -10,6 +10,7 @@
 #include "node_record.h"
 #include "record.h"
 
+#include "../common/list.h"
 #include "../common/wake.h"
 #include "../shm/replica.h"
 #include "../shm/store.h"
@@ -94,6 +95,8 @@ struct agent {
     int32_t rings[64];
     size_t ring_count;
     struct agent_shared *shared; /* apps, grants, web sessions (agent_shared.c) */
+    struct list_link holds;      /* falls held for offline_grace (agent_presence.c) */
+    size_t hold_count;
 };
 
 /* agent.c */
@@ -118,10 +121,13 @@ void agent_users_tick(struct agent *a, int64_t now_mono);
 void agent_clean(struct agent *a);
 void agent_bucket_name(unsigned shard, char *out, size_t cap);
 
-/* agent_presence.c: a user's record changed (rec NULL: the user has none now), at changed_ms
- * (the engine's time of the write): the presence apps see, stored and told when it changed. */
-void agent_presence_changed(struct agent *a, const char *email, const struct cl_record *rec,
-                            int64_t changed_ms);
+/* agent_presence.c: a user's record changed from old (NULL: none known) to rec (NULL: the user
+ * has none now), at changed_ms (the engine's time of the write): the presence apps see, stored
+ * and told when it changed, a departure's fall held for offline_grace (ended by the tick). */
+void agent_presence_changed(struct agent *a, const char *email, const struct cl_record *old,
+                            const struct cl_record *rec, int64_t changed_ms);
+void agent_presence_tick(struct agent *a, int64_t now_mono);
+void agent_presence_stop(struct agent *a);
 
 /* agent_shared.c */
 int agent_shared_start(struct agent *a);

@@ -87,18 +87,18 @@ static void user_applied(void *arg, const char *subject, uint64_t seq, bool dele
     if (deleted) {
         shm_cl_user_put(a->store, key, seq, NULL, 0);
         if (had_old)
-            agent_presence_changed(a, old.email, NULL, time_ms);
+            agent_presence_changed(a, old.email, &old, NULL, time_ms);
     } else if (cl_record_decode(&rec, data, len, &why) != 0) {
         log_warning("user record %s at %" PRIu64 " unreadable (%s): ignored", key, seq, why);
         shm_cl_user_put(a->store, key, seq, NULL, 0);
         if (had_old)
-            agent_presence_changed(a, old.email, NULL, time_ms);
+            agent_presence_changed(a, old.email, &old, NULL, time_ms);
     } else {
         if (had_old)
             superseded_tell(a, &old, &rec);
         shm_cl_user_put(a->store, key, seq, data, len);
         index_record(a, key, &rec, true);
-        agent_presence_changed(a, rec.email, &rec, time_ms);
+        agent_presence_changed(a, rec.email, had_old ? &old : NULL, &rec, time_ms);
         cl_record_free(&rec);
     }
     if (had_old)

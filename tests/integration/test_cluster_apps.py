@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import time
 import urllib.parse
 
 import pytest
@@ -235,3 +236,34 @@ def test_admin_users_on_any_node(nodes):
         assert await loop.run_in_executor(None, lambda: wait_for(gone_everywhere, timeout=10)), [
             user(n) for n in nodes]
     run(scenario(), timeout=60)
+
+
+def test_offline_grace_across_nodes(nodes, ident, domain):
+    """A device that goes away and is back within offline_grace (5 s) shows as nothing to the
+    app; once it stays away, the app hears offline after the grace, dated from its departure."""
+    n1, n2, n3 = nodes
+    dev, appid, api_key = activate_on(nodes, ident, domain)
+    user, puid = grant_on(n1, ident, "dora@example.com", appid)
+
+    async def claim(hold_ms):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: n2.member(
+            "claim", "dora@example.com", "tablet", "1", str(hold_ms)))
+        return time.time()
+
+    async def scenario():
+        app = await AppService.connect(n3, appid, api_key)
+        first = asyncio.ensure_future(claim(1000))
+        assert await app.event(timeout=15) == {"uid": puid, "status": "online"}
+        await first
+        left = await claim(1000)  # back within the grace, gone again a second later
+        with pytest.raises(asyncio.TimeoutError):
+            await app.event(timeout=0.5)  # nothing told of the first departure
+        assert await app.event(timeout=20) == {"uid": puid, "status": "offline"}
+        told = time.time()
+        # Dated from the departure (the release, before the probe returned), and held for the
+        # grace (5 s) from then, not told at once.
+        assert app.since <= left * 1000, (app.since, left)
+        assert told - app.since / 1000 >= 4.5, (told, app.since)
+        await app.ws.close()
+    run(scenario(), timeout=90)
