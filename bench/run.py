@@ -41,8 +41,7 @@ ID_BENCH = os.path.join(ROOT, "build", "bench", "id_bench")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 # What BENCH_QUICK=1 sets (each BENCH_* variable already set wins).
 QUICK_SIZES = (("BENCH_CONNECTIONS", "500"), ("BENCH_DEVICES", "4000"), ("BENCH_WORKERS", "2"),
-               ("BENCH_CLIENTS", "2"), ("BENCH_SHARES", "1000,3000"),
-               ("BENCH_STATUS_RATE", "2000"),
+               ("BENCH_CLIENTS", "2"), ("BENCH_STATUS_RATE", "2000"),
                ("BENCH_NOTIFY_RATE", "1000"), ("BENCH_EVENT_RATE", "200"),
                ("BENCH_PROBES", "50"), ("BENCH_RECONNECT", "2000"),
                ("BENCH_VS_CONNECTIONS", "2000"), ("BENCH_VS_RATE", "10000"),
@@ -173,10 +172,9 @@ SCALE_DEFAULTS = (("BENCH_DEVICES", "60000"), ("BENCH_WORKERS", "4"), ("BENCH_CL
                   ("BENCH_DEVICES_PER_USER", "2"), ("BENCH_STATUS_RATE", "10000"),
                   ("BENCH_NOTIFY_RATE", "5000"), ("BENCH_EVENT_RATE", "1000"),
                   ("BENCH_RECONNECT", "50000"),
-                  # The loadgens connect one after another, the first 10,000 devices (the
-                  # count of the comparison with Mosquitto) and 17,500 at most: the connection
-                  # sweep of the plots is this run's (10,000, 25,000, 42,500, 60,000).
-                  ("BENCH_SHARES", "10000,15000,17500,17500"), ("BENCH_SWEEP", "1"))
+                  # The 30,200 assertions (RSA 2048 certificates, about 35 s to make) are kept
+                  # for a week and taken by the next runs.
+                  ("BENCH_ASSERTIONS_DIR", os.path.join(ROOT, "build", "bench", "standard")))
 
 
 def elapsed(name, started):
@@ -217,14 +215,8 @@ def largest_run():
         return None
 
 
-def versus_mosquitto(presenced_sweep):
-    """bench/versus_mosquitto.py, with presenced's connection sweep taken from the scale run."""
-    env = dict(os.environ)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="presenced-sweep-") as f:
-        json.dump(presenced_sweep, f)
-        f.flush()
-        env["BENCH_PRESENCED_SWEEP"] = f.name
-        return part("versus_mosquitto.py", env)
+def versus_mosquitto():
+    return part("versus_mosquitto.py")
 
 
 def versus_wss():
@@ -272,8 +264,7 @@ def plots_section(results, figures, base_dir):
              f"{m['kernel']}; {', '.join(m['packages'])}. Load average (1, 5, 15 min) "
              f"{' '.join(start['load'])} at the start, {' '.join(m['load'])} at the end.", "",
              f"Connection sweep: {', '.join(str(p['connections']) for p in steps)} idle "
-             f"authenticated devices for presenced (the scale run's, {at['devices']} devices "
-             f"of {at['users']} users, connected a loadgen at a time), "
+             f"connections for presenced (authenticated devices, 10 a user), "
              f"{', '.join(str(p['connections']) for p in vs['sweeps']['mosquitto']['connections'])}"
              f" idle MQTT connections for Mosquitto (one process: 20,000 files); rate sweep on "
              f"{vs['connections']} connections each, 3 s per offered rate, until a server "
@@ -357,7 +348,7 @@ def main():
     ]
     elapsed("the micro-benchmarks", started)
     at = scale()
-    vs = versus_mosquitto(at["sweep"])
+    vs = versus_mosquitto()
     secure = versus_wss()
     table(at, vs, secure, micro)
     results = {"scale": at, "versus": vs, "wss": secure, "micro": micro, "machine": machine(),

@@ -189,9 +189,9 @@ def port_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start(workdir, workers, devices, extra="", label="scale"):
-    """presenced on free ports of 127.0.0.1 with workers; extra: more configuration. Its log is
-    build/bench/presenced-<label>.log."""
+def start(workdir, workers, devices, extra="", label="scale", ping_interval=None):
+    """presenced on free ports of 127.0.0.1 with workers; extra: more configuration; its
+    ping_interval BENCH_PING_INTERVAL's unless given. Its log is build/bench/presenced-<label>.log."""
     port, admin_port = free_port(), free_port()
     conf = os.path.join(workdir, "presenced.conf")
     with open(conf, "w") as f:
@@ -202,7 +202,7 @@ def start(workdir, workers, devices, extra="", label="scale"):
                 f"max_devices_per_user 10\nstatus_rate 1000\nstatus_burst 1000\n"
                 f"app_rate 100000\napp_burst 100000\n"
                 f"map_size {os.environ.get('BENCH_MAP_SIZE', '1G')}\n"
-                f"ping_interval {os.environ.get('BENCH_PING_INTERVAL', '30s')}\n"
+                f"ping_interval {ping_interval or os.environ.get('BENCH_PING_INTERVAL', '30s')}\n"
                 f"sync_interval {os.environ.get('BENCH_SYNC_INTERVAL', '1s')}\n{extra}")
     # The server's log stays in build/bench/ for a look after a surprising figure.
     log = open(os.path.join(ROOT, "build", "bench", f"presenced-{label}.log"), "w")

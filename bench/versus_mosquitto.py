@@ -29,7 +29,7 @@ from scale import (Client, free_port, identities, port_open, proc_cpu, proc_cpu_
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 RATES = "5000,20000,40000,60000,80000,100000,160000"
-COUNTS = "10000,15000,20000,40000,60000"
+COUNTS = "10000,15000,20000,30000,45000,60000"
 SATURATED = 0.85
 
 
@@ -139,12 +139,13 @@ def mosquitto_server(workdir):
                         lambda: proc_cpu_split(proc.pid))
 
 
-def presenced_server(workdir, devices):
+def presenced_server(workdir, devices, ping_interval=None):
     assertions = identities(workdir, (devices + 9) // 10)
     os.makedirs(f"{workdir}/data")
     # A worker holds at most 20,000 files: enough workers for the largest count.
     workers = max(2, -(-devices // 15000))
-    proc, port, admin_port = start(workdir, workers, devices, label="versus")
+    proc, port, admin_port = start(workdir, workers, devices, label="versus",
+                                   ping_interval=ping_interval)
     return proc, Server("presenced", lambda: server_stat(admin_port, proc.pid)[0]["Pss"],
                         lambda: server_stat(admin_port, proc.pid)[1],
                         lambda count, first, addr: ["devices", port, addr, count, first, 10,
@@ -177,9 +178,12 @@ def sweep_both(counts, mosquitto_largest, connections, rates, presenced_connecti
                 if sweep == "connections" and name in out:
                     continue
                 if name == "presenced":
+                    # The connection sweep takes more than 30 s: with the default interval
+                    # its later steps' idle seconds held the first connections' pings.
                     proc, server = presenced_server(
                         tempfile.mkdtemp(dir=workdir),
-                        max(counts) if sweep == "connections" else connections)
+                        max(counts) if sweep == "connections" else connections,
+                        "15m" if sweep == "connections" else None)
                 else:
                     proc, server = mosquitto_server(workdir)
                 try:
