@@ -48,6 +48,11 @@ struct app_state {
     char replay_after[SHM_PUID_LEN + 1];  /* the last PUID replayed ("": none yet) */
     unsigned snapshots;                   /* snapshots asked for and not finished */
     char snapshot_after[SHM_PUID_LEN + 1]; /* the last PUID of the running one */
+    /* The request being handled (while app_request runs), and whether it runs again after the
+     * backend looked further for what it named (look_further): a second miss is final. */
+    const char *request;
+    size_t request_len;
+    bool looked;
 };
 
 /* Notify requests per second of one app, counted on this worker. */
@@ -95,6 +100,55 @@ static struct app_session *app_find(struct worker *w, uint64_t conn_id)
     struct ws_session *s = session_find(w, conn_id);
     return s != NULL && s->channel == &appservice_channel ? SESSION_OF(s, struct app_session)
                                                           : NULL;
+}
+
+static void app_request(struct worker *w, struct app_session *s, const char *text, size_t len);
+
+/* A request that waits while the backend looks further for what it names: the connection reads
+ * nothing meanwhile, so that the replies keep the order of the requests, and the request runs
+ * again once the backend answered. */
+struct app_retry {
+    struct worker *w;
+    size_t len;
+    char text[];
+};
+
+static void retry_answered(void *arg, const struct backend_done *d, int result)
+{
+    struct app_retry *r = arg;
+    struct app_session *s = app_find(r->w, d->conn_id);
+    (void)result; /* read again either way: the request answers what it then finds */
+    if (s != NULL && s->app != NULL) {
+        lws_rx_flow_control(s->ws.wsi, 1);
+        s->app->looked = true;
+        app_request(r->w, s, r->text, r->len);
+        if (s->app != NULL)
+            s->app->looked = false;
+    }
+    free(r);
+}
+
+/* key (kind) was not found here: whether the backend looks further for it (never on one
+ * machine), the request then waiting for its answer. */
+static bool look_further(struct worker *w, struct app_session *s, enum backend_record kind,
+                         const char *key)
+{
+    struct app_state *a = s->app;
+    if (a->looked || a->request == NULL)
+        return false;
+    struct app_retry *r = malloc(sizeof *r + a->request_len);
+    if (r == NULL)
+        return false;
+    r->w = w;
+    r->len = a->request_len;
+    memcpy(r->text, a->request, a->request_len);
+    struct backend_done done = { .fn = retry_answered, .arg = r, .conn_id = s->ws.conn_id };
+    if (w->backend->look_further(w, kind, key, &done) != BACKEND_LATER) {
+        free(r);
+        return false;
+    }
+    lws_rx_flow_control(s->ws.wsi, 0);
+    return true;
 }
 
 static int app_open(struct worker *w, struct ws_session *ws)
@@ -173,6 +227,8 @@ static void auth(struct worker *w, struct app_session *s, struct json_object *ms
         return;
     }
     if (w->backend->app_get(w, a->appid, &app) != SHM_OK) {
+        if (look_further(w, s, BACKEND_RECORD_APP, a->appid))
+            return;
         app_error(w, s, "auth", id, 40, "unknown appid", LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
         return;
     }
@@ -418,8 +474,10 @@ static void notify(struct worker *w, struct app_session *s, struct json_object *
         app_error(w, s, "notify", id, number, why, 0, 0);
         return;
     }
-    if (w->backend->grant_by_puid(w, target, appid, email) != SHM_OK ||
-        strcmp(appid, a->appid) != 0) {
+    int found = w->backend->grant_by_puid(w, target, appid, email);
+    if (found == SHM_NOT_FOUND && look_further(w, s, BACKEND_RECORD_PUID, target))
+        return;
+    if (found != SHM_OK || strcmp(appid, a->appid) != 0) {
         app_error(w, s, "notify", id, 43, "target PUID unknown, revoked, or not granted", 0, 0);
         return;
     }
@@ -489,8 +547,12 @@ static const char *request_id(struct json_object *msg, char *buf, size_t cap)
 
 static void app_message(struct worker *w, struct ws_session *ws, const char *text, size_t len)
 {
-    struct app_session *s = SESSION_OF(ws, struct app_session);
     w->info.ws_messages_total++;
+    app_request(w, SESSION_OF(ws, struct app_session), text, len);
+}
+
+static void app_request(struct worker *w, struct app_session *s, const char *text, size_t len)
+{
     struct json_object *msg;
     enum json_strict_result parsed = json_strict_parse(text, len, &msg);
     if (parsed == JSON_STRICT_MALFORMED) {
@@ -499,6 +561,8 @@ static void app_message(struct worker *w, struct ws_session *ws, const char *tex
     }
     char id_buf[REQUEST_ID_MAX + 1];
     const char *action = NULL, *id = request_id(msg, id_buf, sizeof id_buf);
+    s->app->request = text; /* for look_further */
+    s->app->request_len = len;
     if (parsed == JSON_STRICT_NUL)
         app_error(w, s, known_action(msg), id, 11, "a string carries U+0000", 0, 0);
     else if (json_strict_string(msg, "action", &action, NULL) != 1)
@@ -515,6 +579,8 @@ static void app_message(struct worker *w, struct ws_session *ws, const char *tex
     else
         notify(w, s, msg, id);
     json_object_put(msg);
+    if (s->app != NULL)
+        s->app->request = NULL;
 }
 
 /* A presence event for this connection. */

@@ -90,6 +90,8 @@ typedef void (*backend_grant_app_cb)(void *arg, const char *puid, const char *em
 /* An app the user granted, with the PUID. */
 typedef void (*backend_grant_user_cb)(void *arg, const char *appid, const char *puid);
 typedef void (*backend_app_cb)(void *arg, const struct shm_app *app);
+/* The kinds of record look_further looks for. */
+enum backend_record { BACKEND_RECORD_APP, BACKEND_RECORD_PUID };
 
 struct backend_ops {
     const char *name; /* "local", "cluster": for the log */
@@ -124,6 +126,9 @@ struct backend_ops {
      * The strings are copied: the connection may close meanwhile (then done finds it gone). */
     int (*set_status)(struct worker *w, const char *email, const char *device, uint64_t conn_id,
                       uint8_t status, const struct backend_done *done);
+    /* Whether (email, device) has a connection now, on any node: a Web Push wake-up for it is
+     * not needed (it gets the notification on its WebSocket). */
+    bool (*device_connected)(struct worker *w, const char *email, const char *device);
     /* The bound connection conn_id went away: its status is held for offline_grace, then the
      * device leaves the user's presence. Nothing when a newer connection holds the device. */
     void (*release)(struct worker *w, const char *email, const char *device, uint64_t conn_id);
@@ -179,6 +184,14 @@ struct backend_ops {
      * reach the engine through the node's outbox, shm/outbox.h, and web_shared.c waits). -- */
 
     int (*presence_get)(struct worker *w, const char *email, struct shm_presence *out);
+    /* A read of key (an appid, a PUID) found nothing here: the implementation may look further
+     * (a cluster asks the engine: another node wrote it a moment ago and this node's replica
+     * may not show it yet). SHM_NOT_FOUND now (nowhere else to look: one machine), or
+     * BACKEND_LATER: done says 0 once the record can be read here, or SHM_NOT_FOUND; the caller
+     * reads again then (once: a second miss is final). key is read within the call. The
+     * AppService channel asks it for an unknown appid at auth and an unknown PUID at notify. */
+    int (*look_further)(struct worker *w, enum backend_record kind, const char *key,
+                        const struct backend_done *done);
     int (*app_get)(struct worker *w, const char *appid, struct shm_app *out);
     int (*app_list_by_owner)(struct worker *w, const char *owner, backend_app_cb cb, void *arg);
     int (*app_put)(struct worker *w, const struct shm_app *app, const struct backend_done *done);

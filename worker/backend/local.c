@@ -119,6 +119,12 @@ static void local_release(struct worker *w, const char *email, const char *devic
     presence_device_left(w, email, device, conn_id);
 }
 
+static bool local_device_connected(struct worker *w, const char *email, const char *device)
+{
+    struct shm_conn_owner owner;
+    return shm_conn_get(w->store, email, device, &owner) == SHM_OK;
+}
+
 static int local_pending_page(struct worker *w, const char *email, size_t budget,
                               backend_notif_cb cb, void *arg, bool *more)
 {
@@ -166,6 +172,7 @@ const struct backend_ops backend_local = {
     .claim = local_claim,
     .set_status = local_set_status,
     .release = local_release,
+    .device_connected = local_device_connected,
     .pending_page = local_pending_page,
     .pending_has = local_pending_has,
     .delivered = local_delivered,
@@ -176,6 +183,7 @@ const struct backend_ops backend_local = {
     .app_close_all = local_app_close_all,
     .app_event = local_app_event,
     .presence_get = local_presence_get,
+    .look_further = local_look_further,
     .app_get = local_app_get,
     .app_list_by_owner = local_app_list_by_owner,
     .app_put = local_app_put,

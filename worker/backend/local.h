@@ -45,6 +45,8 @@ int local_app_changes_page(struct worker *w, const char *appid, int64_t since_ms
                            size_t max, backend_change_cb cb, void *arg, bool *done);
 void local_app_close_all(struct worker *w, const char *appid, int number);
 int local_presence_get(struct worker *w, const char *email, struct shm_presence *out);
+int local_look_further(struct worker *w, enum backend_record kind, const char *key,
+                       const struct backend_done *done);
 int local_app_get(struct worker *w, const char *appid, struct shm_app *out);
 int local_app_list_by_owner(struct worker *w, const char *owner, backend_app_cb cb, void *arg);
 int local_app_put(struct worker *w, const struct shm_app *app, const struct backend_done *done);

@@ -89,6 +89,13 @@ int local_presence_get(struct worker *w, const char *email, struct shm_presence 
     return shm_presence_get(w->store, email, out);
 }
 
+int local_look_further(struct worker *w, enum backend_record kind, const char *key,
+                       const struct backend_done *done)
+{
+    (void)w, (void)kind, (void)key, (void)done;
+    return SHM_NOT_FOUND; /* the node's store is all there is */
+}
+
 int local_app_get(struct worker *w, const char *appid, struct shm_app *out)
 {
     return shm_app_get(w->store, appid, out);

@@ -13,12 +13,12 @@
  * stays queued until a device connects, when it gets it on its WebSocket too. */
 #include "../worker_internal.h"
 
+#include "../backend/backend.h"
 #include "../fetch.h"
 
 #include "../../common/clock.h"
 #include "../../common/log.h"
 #include "../../common/vapid.h"
-#include "../../shm/conn.h"
 #include "../../shm/push_job.h"
 #include "../../shm/push_sub.h"
 
@@ -273,9 +273,8 @@ static int attempt_start(struct push_attempt *a)
 static void attempt_begin(struct push_attempt *a)
 {
     struct worker *w = a->owner->w;
-    struct shm_conn_owner owner;
     struct push_subscription sub;
-    if (shm_conn_get(w->store, a->job.email, a->job.device, &owner) == SHM_OK ||
+    if (w->backend->device_connected(w, a->job.email, a->job.device) ||
         shm_push_sub_get(w->store, a->job.email, a->job.device, &sub) == SHM_NOT_FOUND) {
         /* Connected since (it gets the notification on its WebSocket), or unsubscribed. */
         attempt_finish(a, SHM_PUSH_SKIPPED);
