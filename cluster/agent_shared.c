@@ -15,8 +15,10 @@
 #include "agent_internal.h"
 
 #include "js.h"
+#include "member.h"
 
 #include "../common/clock.h"
+#include "../common/list.h"
 #include "../common/log.h"
 #include "../shm/app.h"
 #include "../shm/app_channel.h"
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OUTBOX_IN_FLIGHT 64
 #define FLOORS_MAX 256
@@ -63,6 +66,10 @@ struct agent_shared {
     size_t floor_count;
     bool stopping;
     uint64_t made, conflicts, failed;
+    /* The operator's notifications (SHM_OUTBOX_NOTIFY) are queued as a worker queues them: a
+     * member of the cluster of this agent's own (cluster/member.h), opened at the first. */
+    struct cl_member *member;
+    struct list_link notifying; /* jobs whose cl_notify is under way */
 };
 
 /* One outbox entry being made in the engine. */
@@ -78,6 +85,7 @@ struct job {
     struct shm_outbox_grant grant;
     char pkey[SHM_OUTBOX_KEY_MAX + 1]; /* a grant's p.<PUID> */
     int tries;
+    struct list_link link; /* a notification: in sh->notifying while queued */
 };
 
 static enum shared_kind kind_of(const char *bucket)
@@ -317,6 +325,8 @@ static void in_flight_drop(struct agent_shared *sh, uint64_t seq)
 
 static void job_free(struct job *j)
 {
+    if (list_linked(&j->link))
+        list_remove(&j->link);
     in_flight_drop(j->sh, j->seq);
     free(j->value);
     free(j);
@@ -509,6 +519,84 @@ static void fetched_puid(void *arg, const struct js_result *r)
         job_done(j, SHM_OUTBOX_FAILED);
 }
 
+/* ---- the operator's notifications ---- */
+
+static void member_close_conn(void *arg, uint64_t conn, int number)
+{
+    (void)arg, (void)conn, (void)number; /* the agent holds no connection */
+}
+
+static void member_deliver(void *arg, const struct cl_inbox_msg *msg)
+{
+    (void)arg, (void)msg;
+}
+
+static void member_quiet(void *arg)
+{
+    (void)arg;
+}
+
+static struct cl_member *member_of(struct agent_shared *sh)
+{
+    if (sh->member != NULL)
+        return sh->member;
+    struct agent *a = sh->agent;
+    char err[256];
+    struct cl_member_options opt = {
+        .loop = &a->loop,
+        .cfg = a->cfg,
+        .store = a->store,
+        .pid = (uint32_t)getpid(),
+        .on = { .close = member_close_conn, .deliver = member_deliver, .resync = member_quiet,
+                .fenced = member_quiet, .arg = sh },
+    };
+    if (cl_member_open(&sh->member, &opt, err, sizeof err) != 0) {
+        log_warning("outbox: cannot open the agent's member of the cluster: %s", err);
+        sh->member = NULL;
+    }
+    return sh->member;
+}
+
+static void notified(void *arg, const struct cl_notify_result *r)
+{
+    struct job *j = arg;
+    list_remove(&j->link);
+    if (job_stopped(j))
+        return;
+    if (r->number != 0) {
+        job_later(j); /* the engine did not take it: again at the next round */
+        return;
+    }
+    if (r->dropped > 0)
+        log_info("notification queue full: %zu oldest dropped", r->dropped);
+    job_done(j, SHM_OUTBOX_DONE);
+}
+
+static int notify_start(struct job *j)
+{
+    char email[SHM_EMAIL_MAX + 1];
+    int64_t expires;
+    const char *json;
+    size_t len;
+    if (shm_outbox_notify_decode(j->value, j->len, email, &expires, &json, &len) != 0)
+        return -1;
+    if (expires <= clock_wall_ms()) {
+        job_done(j, SHM_OUTBOX_DONE); /* expired while it waited: as the queue would drop it */
+        return 0;
+    }
+    struct cl_member *m = member_of(j->sh);
+    if (m == NULL || !cl_member_serving(m)) {
+        job_later(j);
+        return 0;
+    }
+    list_push_back(&j->sh->notifying, &j->link);
+    if (cl_notify(m, email, json, len, expires, notified, j) == NULL) {
+        list_remove(&j->link);
+        job_later(j);
+    }
+    return 0;
+}
+
 static int job_start(struct job *j)
 {
     struct engine *e = j->sh->agent->engine;
@@ -525,6 +613,8 @@ static int job_start(struct job *j)
         if (j->op == SHM_OUTBOX_REVOKE)
             return js_kv_remove(e, j->bucket, j->pkey, revoke_p_removed, j);
         return js_kv_update(e, j->bucket, j->pkey, j->value, j->len, 0, grant_p_created, j);
+    case SHM_OUTBOX_NOTIFY:
+        return notify_start(j);
     case SHM_OUTBOX_FETCH:
         if (kind_of(j->bucket) == SHARED_GRANTS && strncmp(j->key, "p.", 2) == 0)
             return js_kv_get_leader(e, j->bucket, j->key, fetched_puid, j);
@@ -556,7 +646,7 @@ static void outbox_visit(void *arg, const struct shm_outbox_entry *entry)
         memcpy(j->value, entry->value, entry->len);
     j->len = entry->len;
     sh->in_flight[sh->in_flight_count++] = j->seq;
-    if (kind_of(j->bucket) == SHARED_KINDS) {
+    if (kind_of(j->bucket) == SHARED_KINDS && j->op != SHM_OUTBOX_NOTIFY) {
         log_warning("outbox: entry for an unknown bucket %s dropped", j->bucket);
         job_done(j, SHM_OUTBOX_FAILED);
     } else if (job_start(j) != 0) {
@@ -582,6 +672,7 @@ int agent_shared_start(struct agent *a)
     if (sh == NULL)
         return -1;
     sh->agent = a;
+    list_init(&sh->notifying);
     a->shared = sh;
     for (int k = 0; k < SHARED_KINDS; k++) {
         struct shared_feed *sf = &sh->feeds[k];
@@ -627,6 +718,11 @@ void agent_shared_stop(struct agent *a)
     for (int k = 0; k < SHARED_KINDS; k++)
         if (sh->feeds[k].feed != NULL)
             feed_stop(sh->feeds[k].feed);
+    if (sh->member != NULL)
+        cl_member_close(sh->member); /* no callback runs after this: the jobs go here */
+    sh->member = NULL;
+    while (!list_empty(&sh->notifying))
+        job_free(LIST_ENTRY(list_first(&sh->notifying), struct job, link));
 }
 
 void agent_shared_free(struct agent *a)

@@ -16,9 +16,11 @@
 #include "../shm/grant.h"
 #include "../shm/mail.h"
 #include "../shm/notif.h"
+#include "../shm/outbox.h"
 #include "../shm/presence.h"
 #include "../shm/push_job.h"
 #include "../shm/push_sub.h"
+#include "../shm/replica.h"
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -231,6 +233,29 @@ static void user_kick(struct master *m, struct evhttp_request *req, const char *
     json_object_put(obj);
 }
 
+/* On a node of a cluster the user's queue is the engine's (PD_Q), which the master does not
+ * reach: the notification goes into the node's outbox, in the store, and the agent queues it
+ * there (as a worker's notify does: delivered live to the user's devices on every node), made
+ * again until the engine takes it. Rings the agent once committed. 0, or -1. */
+static int notification_outbox(struct master *m, struct shm_store *store, const char *email,
+                               const char *json, size_t len, int64_t expires_ms)
+{
+    unsigned char value[SHM_OUTBOX_VALUE_MAX];
+    long n = shm_outbox_notify_encode(email, expires_ms, json, len, value, sizeof value);
+    struct shm_cl_self self;
+    if (n < 0 ||
+        shm_outbox_add(store, SHM_OUTBOX_NOTIFY, "PD_Q", "operator", value, (size_t)n, NULL) !=
+            SHM_OK ||
+        shm_batch_commit(store) != SHM_OK)
+        return -1;
+    struct wake_bells bells;
+    if (shm_cl_self_get(store, &self) == SHM_OK && self.agent_pid > 0 &&
+        wake_init(&bells, m->cfg.data_dir) == 0)
+        wake_ring(&bells, self.agent_pid);
+    m->meter.notifications_queued[METER_FROM_OPERATOR]++;
+    return 0;
+}
+
 /* Queues the notification and mails it to the workers holding the user's devices; rings them
  * once it is committed. Returns 0, or -1 (nothing queued). */
 static int notification_queue(struct master *m, const char *email, const char *json, size_t len,
@@ -239,6 +264,11 @@ static int notification_queue(struct master *m, const char *email, const char *j
     struct shm_store *store = master_store_visit(m);
     if (store == NULL)
         return -1;
+    if (m->cfg.cluster != NULL) {
+        int rc = notification_outbox(m, store, email, json, len, clock_wall_ms() + ttl_ms);
+        shm_store_close(store);
+        return rc;
+    }
     int32_t rings[RINGS_MAX];
     size_t ring_count = 0, dropped = 0;
     int64_t now = clock_wall_ms();

@@ -188,3 +188,35 @@ int shm_outbox_grant_decode(const void *data, size_t len, struct shm_outbox_gran
     memcpy(out->appid, p + SHM_PUID_LEN + 9 + elen, SHM_APPID_LEN);
     return 0;
 }
+
+/* u8 length + e-mail, be64 expiry, the JSON. */
+long shm_outbox_notify_encode(const char *email, int64_t expires_ms, const char *json, size_t len,
+                              unsigned char *out, size_t cap)
+{
+    size_t elen = strlen(email);
+    if (elen == 0 || elen > SHM_EMAIL_MAX || len == 0 || 1 + elen + 8 + len > cap)
+        return -1;
+    out[0] = (unsigned char)elen;
+    memcpy(out + 1, email, elen);
+    store_put_be64(out + 1 + elen, (uint64_t)expires_ms);
+    memcpy(out + 1 + elen + 8, json, len);
+    return (long)(1 + elen + 8 + len);
+}
+
+int shm_outbox_notify_decode(const void *data, size_t len, char *email, int64_t *expires_ms,
+                             const char **json, size_t *json_len)
+{
+    const unsigned char *p = data;
+    if (len < 1)
+        return -1;
+    size_t elen = p[0];
+    if (elen == 0 || len <= 1 + elen + 8 || memchr(p + 1, '\0', elen) != NULL)
+        return -1;
+    memcpy(email, p + 1, elen);
+    email[elen] = '\0';
+    *expires_ms = (int64_t)store_get_be64(p + 1 + elen);
+    *json = (const char *)p + 1 + elen + 8;
+    *json_len = len - 1 - elen - 8;
+    return 0;
+}
+

@@ -16,7 +16,8 @@
 
 #define SHM_OUTBOX_BUCKET_MAX 15
 #define SHM_OUTBOX_KEY_MAX 96
-#define SHM_OUTBOX_VALUE_MAX 4096
+/* The largest value: an operator's notification (u8 length + e-mail, be64 expiry, its JSON). */
+#define SHM_OUTBOX_VALUE_MAX (1 + 254 + 8 + 4096)
 
 enum shm_outbox_op {
     SHM_OUTBOX_PUT = 1,    /* bucket.key = value */
@@ -24,6 +25,7 @@ enum shm_outbox_op {
     SHM_OUTBOX_GRANT = 3,  /* value: a grant (shm_outbox_grant_encode), made once per user+app */
     SHM_OUTBOX_REVOKE = 4, /* value: the grant revoked */
     SHM_OUTBOX_FETCH = 5,  /* bucket.key read from the engine into the views, if it is there */
+    SHM_OUTBOX_NOTIFY = 6, /* value: an operator's notification for the user's queue (PD_Q) */
 };
 
 /* What the agent answers (the SHM_MAIL_CL_DONE payload: be64 seq, u8 outcome). */
@@ -71,6 +73,12 @@ struct shm_outbox_grant {
     char email[SHM_EMAIL_MAX + 1];
     char appid[SHM_APPID_LEN + 1];
 };
+/* An operator's notification as the outbox carries it. */
+long shm_outbox_notify_encode(const char *email, int64_t expires_ms, const char *json, size_t len,
+                              unsigned char *out, size_t cap);
+int shm_outbox_notify_decode(const void *data, size_t len, char *email, int64_t *expires_ms,
+                             const char **json, size_t *json_len);
+
 long shm_outbox_grant_encode(const struct shm_outbox_grant *g, unsigned char *out, size_t cap);
 int shm_outbox_grant_decode(const void *data, size_t len, struct shm_outbox_grant *out);
 

@@ -1,6 +1,7 @@
 /* libFuzzer target: the values of the shared records a cluster node reads from the engine — an
  * app's JSON (pd_apps), a grant (pd_grants, also what the outbox carries) and a web session
- * (pd_sessions): anything is refused or read into a record that writes back the same. */
+ * (pd_sessions), and an operator's notification as the outbox carries it to the agent: anything
+ * is refused or read into a record that writes back the same. */
 #include "../../shm/app.h"
 #include "../../shm/outbox.h"
 #include "../../shm/web_session.h"
@@ -18,6 +19,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         long n = shm_outbox_grant_encode(&g, out, sizeof out);
         /* One encoding per grant (a field holding a NUL was refused). */
         if (n < 0 || (size_t)n != size || memcmp(out, data, size) != 0)
+            __builtin_trap();
+    }
+    char email[SHM_EMAIL_MAX + 1];
+    int64_t expires;
+    const char *json;
+    size_t json_len;
+    if (shm_outbox_notify_decode(data, size, email, &expires, &json, &json_len) == 0) {
+        unsigned char out[SHM_OUTBOX_VALUE_MAX];
+        long n = shm_outbox_notify_encode(email, expires, json, json_len, out, sizeof out);
+        if (json_len == 0 || (n >= 0 && ((size_t)n != size || memcmp(out, data, size) != 0)))
             __builtin_trap();
     }
     struct shm_web_session s;

@@ -7,12 +7,15 @@ import asyncio
 import json
 import os
 import re
+import subprocess
+import threading
 import time
 import urllib.parse
+import urllib.request
 
 import pytest
 
-from conftest import wait_for
+from conftest import TOOLS, wait_for
 from engine_fixtures import fresh_engine  # noqa: F401  (fixture)
 from test_appservice import AppService, DEVICE_AUDIENCE, run
 from cluster_fixtures import Node, wait_serving
@@ -267,3 +270,37 @@ def test_offline_grace_across_nodes(nodes, ident, domain):
         assert told - app.since / 1000 >= 4.5, (told, app.since)
         await app.ws.close()
     run(scenario(), timeout=90)
+
+
+def test_an_operators_notification_on_any_node_reaches_the_users_devices(nodes):
+    """POST /users/<email>/notifications on one node's admin port queues in the cluster's queue
+    (through the node's agent): delivered live to the user's device held on another node, and
+    read from the queue on a third."""
+    n1, n2, n3 = nodes
+    holder = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n3.config_path, "claim",
+                               "erin@example.com", "tablet", "1", "8000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+
+    def read():
+        for line in holder.stdout:
+            lines.append(json.loads(line))
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert wait_for(lambda: any("claim" in x for x in lines), timeout=30), lines
+        body = json.dumps({"source": "ops", "message": "maintenance at noon"}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{n1.admin_port}/users/erin%40example.com/notifications", data=body)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 201
+        assert wait_for(lambda: any("deliver" in x for x in lines), timeout=15), lines
+        got = [x for x in lines if "deliver" in x][0]["json"]
+        assert (got["source"], got["message"]) == ("ops", "maintenance at noon"), got
+        queued = n2.member("pending", "erin@example.com")
+        assert [x["json"]["message"] for x in queued if "pending" in x] == [
+            "maintenance at noon"], queued
+    finally:
+        holder.wait(timeout=60)
+        reader.join()
+        assert "Sanitizer" not in holder.stderr.read()

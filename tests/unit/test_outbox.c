@@ -163,6 +163,18 @@ static void test_codecs(void)
     shm_grant_engine_key("a@b.ca", "pp", k2);
     ok(strlen(k1) == SHM_GRANT_KEY_MAX && strncmp(k1, "g.", 2) == 0 && strcmp(k1, k2) != 0,
        "the grant key is g. and 32 hex digits; the e-mail's end is no part of the app's");
+    char email[SHM_EMAIL_MAX + 1];
+    int64_t expires;
+    const char *json;
+    size_t json_len;
+    n = shm_outbox_notify_encode("a@b.c", 99, "{\"m\":1}", 7, buf, sizeof buf);
+    ok(n > 0 && shm_outbox_notify_decode(buf, (size_t)n, email, &expires, &json, &json_len) == 0 &&
+           strcmp(email, "a@b.c") == 0 && expires == 99 && json_len == 7 &&
+           memcmp(json, "{\"m\":1}", 7) == 0,
+       "an operator's notification reads back as written");
+    ok(shm_outbox_notify_decode(buf, 1 + 5 + 8, email, &expires, &json, &json_len) != 0 &&
+           shm_outbox_notify_encode("", 99, "{}", 2, buf, sizeof buf) < 0,
+       "one without JSON or without an e-mail is refused");
     struct shm_web_session s;
     unsigned char value[8 + SHM_CSRF_LEN + 3] = { 0 };
     memset(value + 8, 'c', SHM_CSRF_LEN);
