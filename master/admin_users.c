@@ -153,7 +153,9 @@ static void user_get(struct master *m, struct evhttp_request *req, const char *e
     json_object_object_add(obj, "published", published);
     json_object_object_add(obj, "devices", devices);
     json_object_object_add(obj, "push_subscriptions", subscribed);
-    json_object_object_add(obj, "pending_notifications", json_object_new_int(f.pending));
+    /* A cluster's queues are the engine's, which the master does not read. */
+    json_object_object_add(obj, "pending_notifications",
+                           m->cfg.cluster != NULL ? NULL : json_object_new_int(f.pending));
     json_object_object_add(obj, "grants", grants);
     json_object_object_add(obj, "apps_owned", json_object_new_int(f.apps_owned));
     admin_reply_json(req, 200, obj);

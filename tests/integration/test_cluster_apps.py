@@ -233,6 +233,8 @@ def test_admin_users_on_any_node(nodes):
             user(n) for n in nodes]
         await held
 
+        assert user(n1)["pending_notifications"] is None  # the engine's queue, not the node's
+
         def gone_everywhere():
             return all(user(n)["devices"] == [] and user(n)["published"]["status"] == "offline"
                        for n in nodes)
