@@ -164,5 +164,11 @@ void push_notification_queued(struct worker *w, const char *email, const char *j
 /* web/web_shared.c: the agent's SHM_MAIL_CL_DONE; the end of the waits at exit. */
 void web_shared_done(struct worker *w, const void *payload, size_t len);
 void web_shared_stop(struct worker *w);
+/* A node of a cluster: bucket.key (SHM_BUCKET_APPS appid, SHM_BUCKET_GRANTS "p.<PUID>", …) read
+ * from the engine into this node's store; cb(arg) once done (found or not: read the store
+ * again), on the loop, never inside the call — unless the worker exits first. 0, or -1 (not a
+ * cluster, or it cannot be asked: cb will not run). */
+int web_shared_fetch_any(struct worker *w, const char *bucket, const char *key,
+                         void (*cb)(void *arg), void *arg);
 
 #endif

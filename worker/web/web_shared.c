@@ -29,6 +29,8 @@ struct shared_wait {
     uint8_t outcome; /* the worst heard */
     int64_t deadline_ms;
     bool fetch;      /* a fetch: route the request again once done */
+    void (*cb)(void *arg); /* a fetch for another caller (no request): told once done */
+    void *cb_arg;
     char *body;      /* a fetch: the request's body, kept for that */
     size_t body_len;
 };
@@ -124,6 +126,13 @@ static void answer_refused(struct http_req *req, uint8_t outcome)
 static void wait_finish(struct worker *w, struct shared_wait *wait)
 {
     struct http_req *req = wait->req;
+    if (wait->cb != NULL) {
+        void (*cb)(void *) = wait->cb;
+        void *arg = wait->cb_arg;
+        wait_free(wait);
+        cb(arg);
+        return;
+    }
     if (!wait->fetch) {
         req->held = NULL;
         uint8_t outcome = wait->outcome;
@@ -216,6 +225,20 @@ void web_shared_done(struct worker *w, const void *payload, size_t len)
     }
 }
 
+int web_shared_fetch_any(struct worker *w, const char *bucket, const char *key,
+                         void (*cb)(void *arg), void *arg)
+{
+    if (!shm_outbox_enabled(w->store) ||
+        shm_outbox_add(w->store, SHM_OUTBOX_FETCH, bucket, key, NULL, 0, NULL) != SHM_OK)
+        return -1;
+    struct shared_wait *wait = wait_add(w, NULL);
+    if (wait == NULL)
+        return -1;
+    wait->cb = cb;
+    wait->cb_arg = arg;
+    return 0;
+}
+
 static void shared_closed(uv_handle_t *handle)
 {
     free(handle->data);
@@ -226,7 +249,10 @@ void web_shared_stop(struct worker *w)
     struct web_shared *sh = w->web_shared;
     if (sh == NULL)
         return;
-    /* The connections are closed by now, and with them every wait. */
+    /* The connections are closed by now, and with them every request's wait; other callers'
+     * waits are forgotten (their callers are going too). */
+    while (!list_empty(&sh->waits))
+        wait_free(LIST_ENTRY(list_first(&sh->waits), struct shared_wait, link));
     sh->timer.data = sh;
     uv_close((uv_handle_t *)&sh->timer, shared_closed);
     w->web_shared = NULL;
