@@ -14,6 +14,7 @@
  * PUID fail at once on every node that looks it up), then g. */
 #include "agent_internal.h"
 
+#include "inbox.h"
 #include "js.h"
 #include "member.h"
 
@@ -597,6 +598,56 @@ static int notify_start(struct job *j)
     return 0;
 }
 
+/* The operator's kick: every live device of the user, on every node, closes with 61 and 1001
+ * — this node's by local mail, the others' by a CLOSE on their worker's inbox. */
+static void kick(struct job *j)
+{
+    struct agent *a = j->sh->agent;
+    char email[SHM_EMAIL_MAX + 1], uk[CL_USER_KEY_LEN + 1];
+    if (j->len == 0 || j->len > SHM_EMAIL_MAX) {
+        job_done(j, SHM_OUTBOX_FAILED);
+        return;
+    }
+    memcpy(email, j->value, j->len);
+    email[j->len] = '\0';
+    cl_user_key(email, uk);
+    uint64_t rev;
+    const void *value;
+    size_t len;
+    struct cl_record rec;
+    const char *why;
+    if (shm_cl_user_get(a->store, uk, &rev, &value, &len) != SHM_OK ||
+        cl_record_decode(&rec, value, len, &why) != 0) {
+        job_done(j, SHM_OUTBOX_DONE); /* no device anywhere */
+        return;
+    }
+    size_t told = 0;
+    for (size_t i = 0; i < rec.count; i++) {
+        const struct cl_owner *o = &rec.entries[i].owner;
+        if (!agent_owner_live(a, o))
+            continue;
+        if (strcmp(o->node, a->cfg->node_name) == 0) {
+            unsigned char payload[8];
+            shm_mail_put_conn_id(payload, o->conn);
+            if (shm_mail_post(a->store, (int32_t)o->pid, SHM_MAIL_KICK_CONN, payload,
+                              sizeof payload) == SHM_OK)
+                agent_ring_later(a, (int32_t)o->pid);
+        } else {
+            char subject[CL_INBOX_SUBJECT_MAX], body[64];
+            cl_inbox_subject(o->node, o->pid, subject, sizeof subject);
+            long n = cl_inbox_close_encode(o->conn, 61, body, sizeof body);
+            if (n > 0)
+                engine_publish(a->engine, subject, NULL, NULL, 0, body, (size_t)n);
+        }
+        told++;
+    }
+    cl_record_free(&rec);
+    if (told > 0)
+        log_notice("admin: closing %zu device connection(s) of a user on the cluster's nodes",
+                   told);
+    job_done(j, SHM_OUTBOX_DONE);
+}
+
 static int job_start(struct job *j)
 {
     struct engine *e = j->sh->agent->engine;
@@ -615,6 +666,9 @@ static int job_start(struct job *j)
         return js_kv_update(e, j->bucket, j->pkey, j->value, j->len, 0, grant_p_created, j);
     case SHM_OUTBOX_NOTIFY:
         return notify_start(j);
+    case SHM_OUTBOX_KICK:
+        kick(j);
+        return 0;
     case SHM_OUTBOX_FETCH:
         if (kind_of(j->bucket) == SHARED_GRANTS && strncmp(j->key, "p.", 2) == 0)
             return js_kv_get_leader(e, j->bucket, j->key, fetched_puid, j);
@@ -646,7 +700,8 @@ static void outbox_visit(void *arg, const struct shm_outbox_entry *entry)
         memcpy(j->value, entry->value, entry->len);
     j->len = entry->len;
     sh->in_flight[sh->in_flight_count++] = j->seq;
-    if (kind_of(j->bucket) == SHARED_KINDS && j->op != SHM_OUTBOX_NOTIFY) {
+    if (kind_of(j->bucket) == SHARED_KINDS && j->op != SHM_OUTBOX_NOTIFY &&
+        j->op != SHM_OUTBOX_KICK) {
         log_warning("outbox: entry for an unknown bucket %s dropped", j->bucket);
         job_done(j, SHM_OUTBOX_FAILED);
     } else if (job_start(j) != 0) {

@@ -201,6 +201,28 @@ static int devices_kick(struct master *m, struct shm_store *store, const struct 
     return (int)list->count;
 }
 
+/* On a node of a cluster the user's devices are on any node: the node's agent closes them
+ * (the outbox's kick), from the replica of the user's record; answers how many it holds live.
+ * Returns that count, or -1. */
+static int cluster_kick(struct master *m, struct shm_store *store, const char *email)
+{
+    struct json_object *devices = json_object_new_array();
+    int live = devices != NULL ? admin_cluster_devices(store, email, devices) : -1;
+    json_object_put(devices);
+    if (live <= 0)
+        return live;
+    struct shm_cl_self self;
+    if (shm_outbox_add(store, SHM_OUTBOX_KICK, "pd_u", "kick", email, strlen(email), NULL) !=
+            SHM_OK ||
+        shm_batch_commit(store) != SHM_OK)
+        return -1;
+    struct wake_bells bells;
+    if (shm_cl_self_get(store, &self) == SHM_OK && self.agent_pid > 0 &&
+        wake_init(&bells, m->cfg.data_dir) == 0)
+        wake_ring(&bells, self.agent_pid);
+    return live;
+}
+
 /* POST /users/<email>/kick: every connected device of the user gets errno 61 and close 1001,
  * from the worker that holds it. */
 static void user_kick(struct master *m, struct evhttp_request *req, const char *email)
@@ -208,6 +230,28 @@ static void user_kick(struct master *m, struct evhttp_request *req, const char *
     struct shm_store *store = master_store_visit(m);
     if (store == NULL) {
         admin_reply_error(req, 503, "the store cannot be read");
+        return;
+    }
+    if (m->cfg.cluster != NULL) {
+        int kicked = cluster_kick(m, store, email);
+        struct user_facts cf;
+        bool known = kicked > 0 || (kicked == 0 && user_facts_get(store, email, NULL, NULL,
+                                                                    &cf) == 0 &&
+                                    user_known(&cf, 0));
+        shm_store_close(store);
+        if (kicked < 0) {
+            admin_reply_error(req, 503, "the store cannot be used");
+            return;
+        }
+        if (!known) {
+            admin_reply_error(req, 404, "unknown user: the store holds nothing of this e-mail");
+            return;
+        }
+        struct json_object *obj = json_object_new_object();
+        json_object_object_add(obj, "email", json_object_new_string(email));
+        json_object_object_add(obj, "devices", json_object_new_int(kicked));
+        admin_reply_json(req, 200, obj);
+        json_object_put(obj);
         return;
     }
     struct device_owners list = { 0 };

@@ -26,6 +26,7 @@ enum shm_outbox_op {
     SHM_OUTBOX_REVOKE = 4, /* value: the grant revoked */
     SHM_OUTBOX_FETCH = 5,  /* bucket.key read from the engine into the views, if it is there */
     SHM_OUTBOX_NOTIFY = 6, /* value: an operator's notification for the user's queue (PD_Q) */
+    SHM_OUTBOX_KICK = 7,   /* value: an e-mail whose devices, on every node, close (61, 1001) */
 };
 
 /* What the agent answers (the SHM_MAIL_CL_DONE payload: be64 seq, u8 outcome). */

@@ -306,3 +306,33 @@ def test_an_operators_notification_on_any_node_reaches_the_users_devices(nodes):
         holder.wait(timeout=60)
         reader.join()
         assert "Sanitizer" not in holder.stderr.read()
+
+
+def test_an_operators_kick_on_any_node_closes_the_users_devices_everywhere(nodes):
+    """POST /users/<email>/kick on one node's admin port closes the user's device held on another
+    node with errno 61 (through the node's agent and the holder's inbox)."""
+    n1, n2, n3 = nodes
+    holder = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n3.config_path, "claim",
+                               "fred@example.com", "phone", "1", "8000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+
+    def read():
+        for line in holder.stdout:
+            lines.append(json.loads(line))
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert wait_for(lambda: any("claim" in x for x in lines), timeout=30), lines
+        assert wait_for(lambda: json.loads(n1.admin("/users/fred%40example.com"))["devices"],
+                        timeout=10)
+        req = urllib.request.Request(f"http://127.0.0.1:{n1.admin_port}/users/fred%40example.com"
+                                     "/kick", data=b"")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())["devices"] == 1
+        assert wait_for(lambda: any(x.get("close") == 1 and x.get("errno") == 61 for x in lines),
+                        timeout=15), lines
+    finally:
+        holder.wait(timeout=60)
+        reader.join()
+        assert "Sanitizer" not in holder.stderr.read()
