@@ -11,6 +11,7 @@ import threading
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as shows
@@ -89,7 +90,9 @@ def shot(driver, name):
 
 
 def join(driver, url, name, email, shots=False):
-    wait = WebDriverWait(driver, 30)
+    # Pages follow one another here (the chat, sign-in, consent, the chat again): an element
+    # read as its page goes away is looked for again on the next.
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
     driver.get(url + "/")
     wait.until(shows.visibility_of_element_located((By.ID, "join-form")))
     driver.find_element(By.ID, "name").send_keys(name)

@@ -133,7 +133,12 @@ def test_sign_in_allow_and_revoke_in_chromium(site, ident, domain, chromium):
         "apps": [{"name": "Chat", "appid": appid, "uid": puid}]}
 
     chromium.get(base + "/account")
+    # The revoke form's answer sends the browser to /account again: the page that asked must be
+    # gone first (it has the same address), or its main could be read as it goes away
+    # (StaleElementReferenceException).
+    asked = chromium.find_element(By.TAG_NAME, "main")
     chromium.find_element(By.CSS_SELECTOR, "button.revoke").click()
+    wait.until(expected_conditions.staleness_of(asked))
     wait.until(lambda d: d.current_url == base + "/account" and
                "None." in d.find_element(By.TAG_NAME, "main").text)
     chromium.get(base + "/getApps")
