@@ -143,10 +143,14 @@ class Engine:
         for s in self.servers:
             s.stop()
 
-    def probe(self, *args, servers=None, timeout=15):
-        """Runs tests/tools/engine_probe (cluster/engine.c, cluster/js.c) and returns its JSON."""
+    def probe(self, *args, servers=None, timeout=15, give_up_ms=None):
+        """Runs tests/tools/engine_probe (cluster/engine.c, cluster/js.c) and returns its JSON;
+        give_up_ms: how long it waits for the engine (10 s by default)."""
+        env = dict(os.environ)
+        if give_up_ms is not None:
+            env["ENGINE_PROBE_GIVE_UP_MS"] = str(give_up_ms)
         out = subprocess.run([os.path.join(TOOLS, "engine_probe"), servers or self.urls(), *args],
-                             capture_output=True, text=True, timeout=timeout)
+                             capture_output=True, text=True, timeout=timeout, env=env)
         line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
         assert "Sanitizer" not in out.stderr and "runtime error" not in out.stderr, out.stderr
         result = json.loads(line)

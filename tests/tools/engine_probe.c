@@ -10,7 +10,8 @@
  *                                             until caught up; prints the last sequence and how
  *                                             many it applied; a first feed is stopped before
  *                                             its consumer was made)
- * It exits 0 when the engine answered (whatever the answer), 1 when it could not be reached. */
+ * It exits 0 when the engine answered (whatever the answer), 1 when it could not be reached
+ * within ENGINE_PROBE_GIVE_UP_MS (10000 when unset). */
 #include "../../cluster/engine.h"
 #include "../../cluster/feed.h"
 #include "../../cluster/js.h"
@@ -33,6 +34,7 @@ struct probe {
     struct feed *feed;
     uv_timer_t feed_tick;
     uint64_t feed_count;
+    uint64_t give_up_ms;
 };
 
 static const char *outcome_name(int outcome)
@@ -184,7 +186,7 @@ static void on_event(void *arg, enum engine_event event)
 static void give_up(uv_timer_t *timer)
 {
     struct probe *p = timer->data;
-    fprintf(stderr, "engine_probe: no answer in 10 s\n");
+    fprintf(stderr, "engine_probe: no answer in %llu ms\n", (unsigned long long)p->give_up_ms);
     done(p, 1);
 }
 
@@ -200,7 +202,10 @@ int main(int argc, char **argv)
     p.give_up.data = &p;
     uv_timer_init(&p.loop, &p.feed_tick);
     p.feed_tick.data = &p;
-    uv_timer_start(&p.give_up, give_up, 10000, 0);
+    const char *give_up_ms = getenv("ENGINE_PROBE_GIVE_UP_MS");
+    long long asked = give_up_ms != NULL ? atoll(give_up_ms) : 0;
+    p.give_up_ms = asked > 0 ? (uint64_t)asked : 10000;
+    uv_timer_start(&p.give_up, give_up, p.give_up_ms, 0);
     char err[256];
     struct engine_options opt = { .loop = &p.loop, .servers = argv[1], .name = "engine_probe",
                                   .on_event = on_event, .arg = &p };
