@@ -245,6 +245,8 @@ def main():
         with open(key_file, "w") as f:
             json.dump(issuer.public_json(), f)
         one = run("one", os.path.join(workdir, "a"), issuer, user, key_file)
+        log("one node: " + ", ".join(f"{k} p50 {v['p50_us']} us p99 {v['p99_us']} us"
+                                     for k, v in one.items()))
         three = run("cluster", os.path.join(workdir, "b"), issuer, user, key_file)
     load.append(loadavg())
     out = {"rounds": ROUNDS, "load": load}
