@@ -199,8 +199,8 @@ static void published(void *arg, const struct js_result *r)
         deliver_read(op);
         return;
     }
-    if (r->outcome == JS_REFUSED && r->err.err_code == JS_ERR_MAX_PER_SUBJECT &&
-        op->attempts < 64) {
+    /* 10077 comes with code 503: a full queue, not an engine that cannot answer. */
+    if (r->err.err_code == JS_ERR_MAX_PER_SUBJECT && op->attempts < 64) {
         /* A full queue: its oldest goes (max_pending_notifications, SPEC §2). */
         op->attempts++;
         op->in_flight = true;

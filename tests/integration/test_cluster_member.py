@@ -5,6 +5,7 @@ by tests/tools/member_probe as one more worker of each of three nodes: racing cl
 to a holder on a third."""
 import json
 import os
+import signal
 import subprocess
 import threading
 
@@ -75,3 +76,51 @@ def test_a_notification_queued_on_one_node_is_read_and_delivered_on_others(clust
         holder.wait(timeout=60)
         reader.join()
         assert "Sanitizer" not in holder.stderr.read()
+
+
+def test_kill_9_of_the_queue_leader_loses_no_acknowledged_notification(cluster3):
+    """A worker of n1 queues notifications one after the other while a worker of n3 holds the
+    user's device; the engine server leading PD_Q is killed after the first 50: every
+    notification acknowledged is delivered to the holder (live, or read again from the queue
+    after its connection came back), the queue resumes, and the pause is measured."""
+    engine, (n1, n2, n3) = cluster3
+    for n in (n1, n2, n3):
+        wait_serving(n)
+    leader = engine.stream_leader("PD_Q")
+    doomed = next(s for s in engine.servers if s.name == leader)
+    holder = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n3.config_path, "claim",
+                               "load@example.com", "phone", "1", "-60000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: [lines.append(json.loads(x)) for x in holder.stdout])
+    reader.start()
+    acks = []
+    sender = None
+    try:
+        assert wait_for(lambda: any("claim" in x for x in lines), timeout=30), lines
+        sender = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n1.config_path,
+                                   "notify-loop", "load@example.com", "300"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in sender.stdout:
+            ack = json.loads(line)
+            acks.append(ack)
+            if ack.get("i") == 50:
+                doomed.kill(signal.SIGKILL)
+        assert sender.wait(timeout=120) == 0
+        acked = {a["seq"] for a in acks if a.get("notify") == 0}
+        assert acks[-1].get("notify") == 0, acks[-5:]  # the service resumed
+        assert wait_for(lambda: acked <= {x["seq"] for x in lines if "deliver" in x},
+                        timeout=60), sorted(acked - {x["seq"] for x in lines if "deliver" in x})
+        times = [a["ms"] for a in acks]
+        pause = max(b - a for a, b in zip(times, times[1:]))
+        print(f"PD_Q leader {leader} killed: {len(acked)} of {len(acks)} acknowledged, none lost; "
+              f"longest wait for an acknowledgement {pause} ms")
+    finally:
+        holder.kill()
+        holder.wait()
+        reader.join()
+        if sender is not None:
+            sender.kill()
+            sender.wait()
+        doomed.start()
+        engine.wait_ready()

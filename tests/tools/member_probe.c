@@ -6,6 +6,8 @@
  *                                                          held HOLD_MS, then released (kept in
  *                                                          the record when HOLD_MS is negative)
  *   member_probe CONFIG notify EMAIL JSON
+ *   member_probe CONFIG notify-loop EMAIL COUNT             COUNT notifications one after the
+ *                                                          other, each after the last's answer
  *   member_probe CONFIG pending EMAIL
  * It exits 0 once done, 1 when the node does not serve or the engine cannot be reached. */
 #include "../../cluster/member.h"
@@ -35,6 +37,7 @@ struct probe {
     uint64_t *won;
     size_t won_count;
     struct claim_arg *claims;
+    int loop_done;
     uv_timer_t start, hold;
 };
 
@@ -59,6 +62,30 @@ static void on_deliver(void *arg, const struct cl_inbox_msg *m)
     printf("{\"deliver\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"json\":%.*s}\n", m->conn, m->seq,
            (int)m->json_len, m->json);
     fflush(stdout);
+}
+
+static void resync_add(void *arg, const struct shm_notif_key *key, const char *json, size_t len)
+{
+    (void)arg;
+    printf("{\"deliver\":0,\"seq\":%" PRIu64 ",\"json\":%.*s,\"resync\":true}\n",
+           cl_notif_key_seq(key), (int)len, json);
+    fflush(stdout);
+}
+
+static void resync_done(void *arg, int number, bool more, uint64_t last)
+{
+    (void)arg;
+    (void)number;
+    (void)more;
+    (void)last;
+}
+
+/* The engine connection came back: what was delivered meanwhile is read from the queue. */
+static void on_resync(void *arg)
+{
+    struct probe *p = arg;
+    if (strcmp(p->argv[2], "claim") == 0)
+        cl_pending(p->member, p->argv[3], 0, SIZE_MAX, resync_add, resync_done, p);
 }
 
 static void released(uv_timer_t *timer)
@@ -95,6 +122,34 @@ static void claimed(void *arg, const struct cl_claim_result *r)
     fflush(stdout);
     if (--p->waiting == 0)
         uv_timer_start(&p->hold, held, (uint64_t)llabs(atoll(p->argv[6])), 0);
+}
+
+static void loop_next(struct probe *p);
+
+static void loop_notified(void *arg, const struct cl_notify_result *r)
+{
+    struct probe *p = arg;
+    printf("{\"notify\":%d,\"seq\":%" PRIu64 ",\"i\":%d,\"ms\":%" PRId64 "}\n", r->number, r->seq,
+           p->loop_done, clock_wall_ms());
+    fflush(stdout);
+    p->loop_done++;
+    loop_next(p);
+}
+
+static void loop_next(struct probe *p)
+{
+    if (p->loop_done >= atoi(p->argv[4])) {
+        p->waiting = 5;
+        uv_timer_start(&p->hold, released, 100, 0);
+        return;
+    }
+    char json[64];
+    snprintf(json, sizeof json, "{\"i\":%d}", p->loop_done);
+    if (cl_notify(p->member, p->argv[3], json, strlen(json), clock_wall_ms() + 3600000,
+                  loop_notified, p) == NULL) {
+        struct cl_notify_result r = { .number = 61 };
+        loop_notified(p, &r); /* not serving: counted as refused, and on */
+    }
 }
 
 static void notified(void *arg, const struct cl_notify_result *r)
@@ -155,6 +210,8 @@ static void start(uv_timer_t *timer)
             p->rc = 1;
             finish(p);
         }
+    } else if (strcmp(cmd, "notify-loop") == 0 && p->argc == 5) {
+        loop_next(p);
     } else if (strcmp(cmd, "pending") == 0 && p->argc == 4) {
         if (cl_pending(p->member, p->argv[3], 0, 1 << 20, page_add, page_done, p) == NULL) {
             p->rc = 1;
@@ -186,11 +243,13 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_init(&p.loop);
-    struct cl_member_options mo = { .loop = &p.loop,
-                                    .cfg = &p.cfg,
-                                    .store = p.store,
-                                    .pid = (uint32_t)getpid(),
-                                    .on = { .close = on_close, .deliver = on_deliver, .arg = &p } };
+    struct cl_member_options mo = {
+        .loop = &p.loop,
+        .cfg = &p.cfg,
+        .store = p.store,
+        .pid = (uint32_t)getpid(),
+        .on = { .close = on_close, .deliver = on_deliver, .resync = on_resync, .arg = &p }
+    };
     if (cl_member_open(&p.member, &mo, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
