@@ -48,6 +48,13 @@ void agent_view_publish(struct agent *a)
     v->state = a->phase == AGENT_SERVING  ? SHM_CL_SERVING
                : a->phase == AGENT_FENCED ? SHM_CL_FENCED
                                           : SHM_CL_STARTING;
+    if (v->state == SHM_CL_STARTING && a->inherited_epoch != 0) {
+        /* An agent restarted under the same master: the workers go on serving under the epoch
+         * they have while this agent hears the node (heard_ms) and registers it again — the
+         * same epoch when the engine still has it alive, else a new one, which fences them. */
+        v->state = SHM_CL_SERVING;
+        v->epoch = a->inherited_epoch;
+    }
     v->connected = engine_connected(a->engine);
     v->updated_ms = clock_wall_ms();
     v->agent_pid = (int32_t)getpid();
@@ -79,6 +86,7 @@ void agent_fence(struct agent *a, const char *why)
     log_warning("fenced: %s; this node serves nothing of the cluster until it takes a new epoch",
                 why);
     a->phase = AGENT_FENCED;
+    a->inherited_epoch = 0;
     a->view.fences++;
     agent_view_publish(a);
 }
@@ -178,6 +186,7 @@ static void registered(void *arg, const struct js_result *r)
     }
     a->self_rev = r->seq;
     a->phase = AGENT_SERVING;
+    a->inherited_epoch = 0;
     /* The write went through the engine: as good a sign of the bus as a heartbeat. */
     a->self_heard_mono = clock_mono_ms();
     a->view.heard_ms = clock_wall_ms();
@@ -185,6 +194,9 @@ static void registered(void *arg, const struct js_result *r)
     agent_view_publish(a);
     uv_timer_start(&a->refresh, refresh_due, AGENT_REFRESH_MS, AGENT_REFRESH_MS);
     agent_clean(a);
+    /* The workers the byte starts read this view first thing: it must be in the store. */
+    if (shm_batch_commit(a->store) != SHM_OK)
+        log_warning("the agent's store batch failed");
     ready_report(a);
 }
 
@@ -529,6 +541,12 @@ static int agent_setup(struct agent *a)
 {
     if (signals_start(a) != 0 || store_attach(a) != 0)
         return -1;
+    struct shm_cl_self before;
+    if (shm_cl_self_get(a->store, &before) == SHM_OK && before.state == SHM_CL_SERVING &&
+        before.epoch != 0) {
+        a->inherited_epoch = before.epoch; /* cl_self is volatile: only an agent's restart */
+        a->view.heard_ms = before.heard_ms;
+    }
     uv_timer_init(&a->loop, &a->tick);
     uv_timer_init(&a->loop, &a->heartbeat);
     uv_timer_init(&a->loop, &a->refresh);

@@ -7,6 +7,7 @@
 #include "agent.h"
 #include "engine.h"
 #include "feed.h"
+#include "member.h"
 #include "node_record.h"
 #include "record.h"
 
@@ -78,6 +79,8 @@ struct agent {
     struct engine_sub *hb_sub;
     struct shm_cl_self view;
     uint64_t previous_epoch; /* cleaned after registering */
+    /* The epoch the workers serve under when this agent replaced one that died (0: none). */
+    uint64_t inherited_epoch;
 
     struct peer *peers;
     size_t peer_count, peer_cap;
@@ -138,7 +141,6 @@ void agent_shared_reconnected(struct agent *a);
 /* Makes what the outbox holds in the engine (at a doorbell, and every tick). */
 void agent_shared_take(struct agent *a);
 /* The shared records' buckets and their max ages (0: none), for the assets. */
-void agent_shared_buckets(struct agent *a, const char **names, int64_t *max_age_ms,
-                          size_t *count);
+void agent_shared_buckets(struct agent *a, const char **names, int64_t *max_age_ms, size_t *count);
 
 #endif

@@ -33,15 +33,10 @@ bool member_serving_now(struct cl_member *m)
     return true;
 }
 
+/* The fence itself (devices closed) is watch()'s, on a timer of its own: never inside a call. */
 bool cl_member_serving(struct cl_member *m)
 {
-    bool now = member_serving_now(m);
-    if (!now && m->serving) {
-        m->serving = false;
-        if (m->on.fenced != NULL)
-            m->on.fenced(m->on.arg);
-    }
-    return now && m->serving;
+    return member_serving_now(m) && m->serving;
 }
 
 uint64_t cl_member_epoch(const struct cl_member *m)
@@ -212,7 +207,10 @@ static void member_freed(uv_handle_t *handle)
     free(m->nodes);
     u64map_free(&m->lanes);
     free(m);
-    /* cnats's threads and global state: the process ends with nothing of it left. */
+}
+
+void cl_member_library_end(void)
+{
     nats_CloseAndWait(2000);
 }
 

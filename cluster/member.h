@@ -52,9 +52,12 @@ struct cl_member_options {
 /* Connects (after fork: cnats starts threads) and subscribes to the inbox. 0, or -1 with err. */
 int cl_member_open(struct cl_member **out, const struct cl_member_options *opt, char *err,
                    size_t errlen);
-/* Forgets every operation under way (no callback runs) and closes the connection; the handles
- * close with the loop's next run. */
+/* Answers every operation under way with 61 (their callbacks run within this call, the last
+ * ones) and closes the connection; the handles close with the loop's next run. */
 void cl_member_close(struct cl_member *m);
+/* Once the loop has run its last turn after cl_member_close: cnats's threads and global state
+ * go, so that the process ends with nothing of it left (waits up to 2 s). */
+void cl_member_library_end(void);
 
 /* Whether this node may serve now: its agent registered an epoch, is not fenced, and heard the
  * node's own heartbeat through the engine within node_timeout — checked against the clock here,
@@ -84,6 +87,7 @@ struct cl_claim_result {
     int number;        /* 0: the device is this connection's; 51: too many devices; 61 */
     int retry_after_s; /* with 61: when to try again (jittered, so a herd spreads) */
     bool had_previous; /* a live connection held the device: it was told to close (52) */
+    uint64_t rev;      /* the revision of the user's record the claim wrote */
 };
 typedef void (*cl_claim_cb)(void *arg, const struct cl_claim_result *r);
 /* Makes connection conn of this worker the holder of (email, device), newest wins, at most

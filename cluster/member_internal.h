@@ -74,6 +74,7 @@ struct cl_op {
     uint8_t status;
     size_t max_devices;
     uint64_t rev_epoch; /* the epoch the connection claimed under */
+    uint64_t rev;       /* a claim's written revision */
     bool had_previous;
     struct cl_owner previous;
     union {

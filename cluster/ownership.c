@@ -34,7 +34,8 @@ static void claim_answer(struct cl_op *op, int number, bool had_previous)
 {
     op->answered = true;
     if (!op->cancelled && op->cb.claim != NULL) {
-        struct cl_claim_result r = { .number = number, .had_previous = had_previous };
+        struct cl_claim_result r = { .number = number, .had_previous = had_previous,
+                                     .rev = number == 0 ? op->rev : 0 };
         if (number == 61)
             r.retry_after_s = 1 + (int)(random() % 5);
         op->cb.claim(op->arg, &r);
@@ -128,6 +129,7 @@ static void written(void *arg, const struct js_result *r)
         if (op->kind == OP_CLAIM) {
             if (op->had_previous)
                 member_close_send(op->m, &op->previous, 52);
+            op->rev = r->seq;
             claim_answer(op, 0, op->had_previous);
         } else if (op->kind == OP_SET_STATUS)
             done_answer(op, 0);
@@ -190,10 +192,13 @@ static void apply(struct cl_op *op, struct cl_record *rec, uint64_t rev)
         bool had = false;
         rc =
             cl_record_claim(rec, &entry, op->max_devices, cl_member_owner_live, m, &previous, &had);
-        /* Our own entry already there: a write of ours that went through unanswered. */
-        op->had_previous = had && !cl_owner_same(&previous.owner, &me);
-        if (op->had_previous)
-            op->previous = previous.owner;
+        /* Our own entry already there: a write of ours went through unanswered, and the holder
+         * it replaced is the one the first attempt saw (kept from it). */
+        if (!(had && cl_owner_same(&previous.owner, &me))) {
+            op->had_previous = had;
+            if (had)
+                op->previous = previous.owner;
+        }
         if (rc == CL_REC_TOO_MANY) {
             claim_answer(op, 51, false);
             return;

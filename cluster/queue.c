@@ -142,11 +142,10 @@ static void deliver_read(struct cl_op *op)
         return;
     }
     op->in_flight = true;
-    int rc = op->attempts % 2 == 1
-                 ? js_kv_get_direct(op->m->engine, op->bucket, op->user_key, delivered_to_entries,
-                                    op)
-                 : js_kv_get_leader(op->m->engine, op->bucket, op->user_key, delivered_to_entries,
-                                    op);
+    int rc =
+        op->attempts % 2 == 1
+            ? js_kv_get_direct(op->m->engine, op->bucket, op->user_key, delivered_to_entries, op)
+            : js_kv_get_leader(op->m->engine, op->bucket, op->user_key, delivered_to_entries, op);
     if (rc != 0) {
         op->in_flight = false;
         member_op_end(op);

@@ -260,6 +260,7 @@ int main(int argc, char **argv)
     uv_timer_start(&p.start, start, 50, 50);
     uv_run(&p.loop, UV_RUN_DEFAULT);
     uv_loop_close(&p.loop);
+    cl_member_library_end();
     shm_store_close(p.store);
     config_free(&p.cfg);
     free(p.won);

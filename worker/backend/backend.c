@@ -6,8 +6,7 @@
 
 const struct backend_ops *backend_pick(const struct worker *w)
 {
-    (void)w; /* cfg->cluster: cluster/'s implementation, once it is there */
-    return &backend_local;
+    return w->cfg->cluster != NULL ? backend_cluster() : &backend_local;
 }
 
 void backend_inbound(struct worker *w, uint64_t conn_id, const struct conn_mail *mail)

@@ -221,6 +221,9 @@ struct backend_ops {
 
 /* The implementations. */
 extern const struct backend_ops backend_local;
+/* A node of a cluster (backend/cluster.c, on cluster/member.h): local's table with the devices'
+ * and notifications' operations on the engine. */
+const struct backend_ops *backend_cluster(void);
 
 /* The implementation this worker runs: worker.c sets w->backend with it before open; an
  * implementation keeps its own state behind w->backend_state. */

@@ -1,0 +1,184 @@
+"""Notifications on three nodes of one cluster (SPEC 8, issue 13), sent by an AppService
+connection on n1 (app, grant and PUID made there): they reach the user's devices on n2 and n3
+live, wait in the engine for a user with no device and arrive at the connect on another node,
+and none acknowledged is lost when one engine server of three is killed under load (the pause
+of the writes it led is measured)."""
+import asyncio
+import json
+import signal
+import time
+import urllib.parse
+
+import pytest
+import websockets
+
+from cluster_fixtures import (fresh_engine, make_node, start_node,  # noqa: F401
+                              wait_serving)
+from conftest import wait_for
+from test_appservice import AppService, grant
+from web_fixtures import activated_app, ca, domain, ident, signed_in  # noqa: F401
+
+AUDIENCE = "https://presence.test"
+
+
+def run(coro, timeout=180):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture
+def story(fresh_engine, workdir, ident, ca, domain):
+    """n1..n3; on n1 an activated app and a user who granted it: (nodes, appid, key, puid)."""
+    made = []
+    for i in range(3):
+        n = make_node(workdir, fresh_engine, f"n{i + 1}", i, status_rate="1000",
+                      status_burst="1000", app_rate="10000", app_burst="10000")
+        n.write_config(public_url=f"http://127.0.0.1:{n.port}", extra="\n".join([
+            f"audience {AUDIENCE}", f"trusted_issuer idp.test {ident.key_file}",
+            f"ca_file {ca.ca_file}", domain.server.connect_to(), "validate_private_addresses yes"]))
+        n.origin = f"http://127.0.0.1:{n.port}"
+        made.append(n)
+    for n in made:
+        start_node(n, wait=False)
+    try:
+        for n in made:
+            n.wait_ready(timeout=60)
+            wait_serving(n)
+        dev = signed_in(made[0], ident, "dev@example.com")
+        appid, api_key = activated_app(dev, domain)
+        _, puid = grant(made[0], ident, "bob@example.com", appid, "bob")
+        yield made, appid, api_key, puid
+    finally:
+        for n in made:
+            n.stop()
+        for n in made:
+            n.assert_clean_log()
+
+
+async def device(node, ident, email, name):
+    ws = await websockets.connect(node.ws_url, max_size=None)
+    await ws.send(json.dumps({"email": email, "status": "online", "device": name,
+                              "assertion": ident(email, AUDIENCE)}))
+    return ws, json.loads(await asyncio.wait_for(ws.recv(), 60))
+
+
+async def notes(ws, timeout=15):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))["notifications"]
+
+
+def test_a_notification_from_n1_reaches_devices_on_n2_and_n3_live(story, ident):
+    (n1, n2, n3), appid, api_key, puid = story
+
+    async def scenario():
+        tablet, reply = await device(n2, ident, "bob@example.com", "tablet")
+        assert reply == {"result": "OK"}
+        phone, reply = await device(n3, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        app = await AppService.connect(n1, appid, api_key)
+        sent = time.monotonic()
+        reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
+                                   "message": "ring", "id": "r1"})
+        assert reply == {"action": "notify", "result": "OK", "id": "r1"}
+        got = await asyncio.gather(notes(tablet), notes(phone))
+        took = time.monotonic() - sent
+        assert [g[0]["message"] for g in got] == ["ring", "ring"], got
+        assert got[0][0]["id"] == got[1][0]["id"]
+        print(f"notify on n1 -> devices on n2 and n3 in {took * 1000:.1f} ms")
+        # Written to a device, it left the queue: a new device of bob gets nothing pending.
+        await asyncio.sleep(0)
+        for ws in (tablet, phone, app.ws):
+            await ws.close()
+    run(scenario())
+
+
+def test_a_notification_queued_for_an_offline_user_arrives_at_connect_on_another_node(story,
+                                                                                    ident):
+    (n1, n2, n3), appid, api_key, puid = story
+
+    async def scenario():
+        app = await AppService.connect(n1, appid, api_key)
+        for i in range(3):
+            reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
+                                       "message": f"m{i}", "id": f"q{i}"})
+            assert reply["result"] == "OK", reply
+        phone, reply = await device(n3, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        got = await notes(phone)
+        assert [n["message"] for n in got] == ["m0", "m1", "m2"], got
+        await phone.close()
+        # Delivered once: written to the phone, they left the queue; the next connect on n2
+        # gets none of them.
+        deadline = time.monotonic() + 15
+        while True:
+            tablet, reply = await device(n2, ident, "bob@example.com", "tablet")
+            assert reply == {"result": "OK"}
+            try:
+                extra = await notes(tablet, timeout=1)
+            except asyncio.TimeoutError:
+                break
+            await tablet.close()
+            assert time.monotonic() < deadline, extra
+        await tablet.close()
+        await app.ws.close()
+    run(scenario())
+
+
+def test_kill_9_of_the_queue_leader_loses_no_acknowledged_notification(story, ident,
+                                                                       fresh_engine):
+    (n1, n2, n3), appid, api_key, puid = story
+    engine = fresh_engine
+    leader = engine.stream_leader("PD_Q")
+    doomed = next(s for s in engine.servers if s.name == leader)
+
+    async def scenario():
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        app = await AppService.connect(n1, appid, api_key)
+        received, acked, ack_times = [], [], []
+        stop = asyncio.Event()
+
+        async def receive():
+            while not stop.is_set() or len(received) < len(acked):
+                try:
+                    for n in await notes(phone, timeout=60):
+                        received.append(n["message"])
+                except asyncio.TimeoutError:
+                    return
+
+        reader = asyncio.create_task(receive())
+        killed_at = None
+        i = 0
+        while i < 400:
+            await app.ws.send(json.dumps({"action": "notify", "target": puid, "source": "load",
+                                          "message": f"n{i}", "id": f"k{i}"}))
+            # An election holds a write for seconds (then 61 after 10 s): wait past it.
+            reply = await app.recv(timeout=30)
+            if reply.get("result") == "OK":
+                acked.append(f"n{i}")
+                ack_times.append(time.monotonic())
+            if i == 100:
+                doomed.kill(signal.SIGKILL)
+                killed_at = time.monotonic()
+            i += 1
+        stop.set()
+        await asyncio.wait_for(reader, 120)
+        assert acked and acked[-1] == "n399", acked[-3:]  # the service resumed
+        # One whose live DELIVER went out on the connection of the dying server stays queued:
+        # the phone's next connect gets it. None acknowledged is lost either way.
+        not_live = [m for m in acked if m not in received]
+        await phone.close()
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        if not_live:
+            received += [n["message"] for n in await notes(phone)]
+        lost = [m for m in acked if m not in received]
+        assert not lost, (len(lost), lost[:5], len(acked), len(received))
+        gaps = [b - a for a, b in zip(ack_times, ack_times[1:]) if b > killed_at]
+        pause = max(gaps) if gaps else 0
+        print(f"engine server {leader} (PD_Q leader) killed: {len(acked)} of 400 acknowledged, "
+              f"none lost ({len(not_live)} at the reconnect); the longest pause between "
+              f"acknowledgements {pause:.2f} s")
+        await phone.close()
+        await app.ws.close()
+    run(scenario(), timeout=400)
+    doomed.start()
+    engine.wait_ready()
