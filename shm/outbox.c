@@ -174,8 +174,8 @@ int shm_outbox_grant_decode(const void *data, size_t len, struct shm_outbox_gran
     const unsigned char *p = data;
     if (len < SHM_PUID_LEN + 9 + 1 + SHM_APPID_LEN)
         return -1;
-    size_t elen = p[SHM_PUID_LEN + 8];
-    if (elen == 0 || len != SHM_PUID_LEN + 9 + elen + SHM_APPID_LEN)
+    size_t elen = p[SHM_PUID_LEN + 8]; /* a byte: up to 255, one more than an e-mail may have */
+    if (elen == 0 || elen > SHM_EMAIL_MAX || len != SHM_PUID_LEN + 9 + elen + SHM_APPID_LEN)
         return -1;
     /* Text fields hold no NUL (they are C strings everywhere after this). */
     if (memchr(p, '\0', SHM_PUID_LEN) != NULL || memchr(p + SHM_PUID_LEN + 9, '\0', elen) ||
@@ -209,8 +209,9 @@ int shm_outbox_notify_decode(const void *data, size_t len, char *email, int64_t 
     const unsigned char *p = data;
     if (len < 1)
         return -1;
-    size_t elen = p[0];
-    if (elen == 0 || len <= 1 + elen + 8 || memchr(p + 1, '\0', elen) != NULL)
+    size_t elen = p[0]; /* up to 255: email holds SHM_EMAIL_MAX and its NUL */
+    if (elen == 0 || elen > SHM_EMAIL_MAX || len <= 1 + elen + 8 ||
+        memchr(p + 1, '\0', elen) != NULL)
         return -1;
     memcpy(email, p + 1, elen);
     email[elen] = '\0';

@@ -175,6 +175,13 @@ static void test_codecs(void)
     ok(shm_outbox_notify_decode(buf, 1 + 5 + 8, email, &expires, &json, &json_len) != 0 &&
            shm_outbox_notify_encode("", 99, "{}", 2, buf, sizeof buf) < 0,
        "one without JSON or without an e-mail is refused");
+    memset(buf, 'a', sizeof buf);
+    buf[0] = 255; /* a length byte one past the longest e-mail (found by fuzz_shared_records) */
+    ok(shm_outbox_notify_decode(buf, 1 + 255 + 8 + 2, email, &expires, &json, &json_len) != 0,
+       "a notification whose e-mail is longer than an e-mail may be is refused");
+    buf[SHM_PUID_LEN + 8] = 255;
+    ok(shm_outbox_grant_decode(buf, SHM_PUID_LEN + 9 + 255 + SHM_APPID_LEN, &back) != 0,
+       "and a grant's");
     struct shm_web_session s;
     unsigned char value[8 + SHM_CSRF_LEN + 3] = { 0 };
     memset(value + 8, 'c', SHM_CSRF_LEN);
