@@ -328,23 +328,41 @@ static void presence_next(const struct shm_presence *old, const struct holds *h,
     now->since_ms = hold_ended ? h->ended_left_ms : now_ms;
 }
 
-/* Stores the presence of the user of key from its record as read (old, raw) and what the
- * connected devices say (now: live and devices): the holds are folded in, those whose time is
- * up end, and the record is written when it changed. */
-static int presence_store(struct shm_store *store, MDB_txn *txn, MDB_val *key,
-                          const struct shm_presence *old, const struct record_raw *raw,
-                          struct shm_presence *now, const struct shm_presence_policy *policy,
-                          int64_t now_ms, struct shm_presence *before, struct shm_presence *after)
+/* A change of one user's presence in the batch: the record's key, the batch's txn, and the
+ * record as read (offline and not found when there was none). */
+struct change {
+    MDB_val key;
+    MDB_txn *txn;
+    struct shm_presence old;
+    struct record_raw raw;
+};
+
+static int change_open(struct shm_store *store, const char *email, struct change *c)
+{
+    if (email_key(email, &c->key) != SHM_OK)
+        return SHM_ERROR;
+    if ((c->txn = store_batch_txn(store)) == NULL)
+        return SHM_ERROR;
+    int rc = record_read_batch(store, &c->key, &c->old, &c->raw);
+    return rc == SHM_NOT_FOUND ? SHM_OK : rc;
+}
+
+/* Stores the presence of the user of c from its record as read and what the connected devices
+ * say (now: live and devices): the holds are folded in, those whose time is up end, and the
+ * record is written when it changed. */
+static int presence_store(struct shm_store *store, struct change *c, struct shm_presence *now,
+                          const struct shm_presence_policy *policy, int64_t now_ms,
+                          struct shm_presence *before, struct shm_presence *after)
 {
     struct holds holds;
-    int rc = holds_fold(store, txn, key, now_ms, &holds);
+    int rc = holds_fold(store, c->txn, &c->key, now_ms, &holds);
     if (rc != SHM_OK)
         return rc;
-    presence_next(old, &holds, now_ms, now);
-    if ((rc = record_write(store, txn, key, now, policy, raw)) != SHM_OK)
+    presence_next(&c->old, &holds, now_ms, now);
+    if ((rc = record_write(store, c->txn, &c->key, now, policy, &c->raw)) != SHM_OK)
         return rc;
     if (before != NULL)
-        *before = *old;
+        *before = c->old;
     if (after != NULL)
         *after = *now;
     return SHM_OK;
@@ -355,39 +373,26 @@ static int recompute(struct shm_store *store, const char *email,
                      const struct shm_presence_policy *policy, int64_t now_ms,
                      struct shm_presence *before, struct shm_presence *after)
 {
-    struct shm_presence old, now = { 0 };
-    struct record_raw raw;
-    MDB_val key;
-    if (email_key(email, &key) != SHM_OK)
-        return SHM_ERROR;
-    MDB_txn *txn = store_batch_txn(store);
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = record_read_batch(store, &key, &old, &raw);
-    if (rc != SHM_OK && rc != SHM_NOT_FOUND)
+    struct change c;
+    struct shm_presence now = { 0 };
+    int rc = change_open(store, email, &c);
+    if (rc != SHM_OK)
         return rc;
     if (shm_conn_devices(store, email, devices_fold, &now) < 0)
         return SHM_ERROR;
-    return presence_store(store, txn, &key, &old, &raw, &now, policy, now_ms, before, after);
+    return presence_store(store, &c, &now, policy, now_ms, before, after);
 }
 
 int shm_presence_put(struct shm_store *store, const char *email, const struct shm_presence *now,
                      const struct shm_presence_policy *policy, struct shm_presence *before)
 {
-    struct shm_presence old;
-    struct record_raw raw;
-    MDB_val key;
-    if (email_key(email, &key) != SHM_OK)
-        return SHM_ERROR;
-    MDB_txn *txn = store_batch_txn(store);
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = record_read_batch(store, &key, &old, &raw);
-    if (rc != SHM_OK && rc != SHM_NOT_FOUND)
+    struct change c;
+    int rc = change_open(store, email, &c);
+    if (rc != SHM_OK)
         return rc;
     if (before != NULL)
-        *before = old;
-    return record_write(store, txn, &key, now, policy, &raw);
+        *before = c.old;
+    return record_write(store, c.txn, &c.key, now, policy, &c.raw);
 }
 
 int shm_presence_device_status(struct shm_store *store, const char *email, const char *device,
@@ -395,22 +400,16 @@ int shm_presence_device_status(struct shm_store *store, const char *email, const
                                const struct shm_presence_policy *policy, int64_t now_ms,
                                struct shm_presence *before, struct shm_presence *after)
 {
-    struct shm_presence old, now = { 0 };
-    struct record_raw raw;
-    MDB_val key;
-    if (email_key(email, &key) != SHM_OK)
-        return SHM_ERROR;
-    MDB_txn *txn = store_batch_txn(store);
-    if (txn == NULL)
-        return SHM_ERROR;
-    int rc = record_read_batch(store, &key, &old, &raw);
-    if (rc != SHM_OK && rc != SHM_NOT_FOUND)
+    struct change c;
+    struct shm_presence now = { 0 };
+    int rc = change_open(store, email, &c);
+    if (rc != SHM_OK)
         return rc;
     rc = shm_conn_set_status_devices(store, email, device, pid, conn_id, status, devices_fold,
                                      &now);
     if (rc != SHM_OK)
         return rc;
-    return presence_store(store, txn, &key, &old, &raw, &now, policy, now_ms, before, after);
+    return presence_store(store, &c, &now, policy, now_ms, before, after);
 }
 
 int shm_presence_refresh(struct shm_store *store, const char *email,
