@@ -18,27 +18,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+FILE *identity_trust_open(struct identity_trust_text *t)
+{
+    t->text = NULL;
+    t->len = 0;
+    return t->f = open_memstream(&t->text, &t->len);
+}
+
+uint64_t identity_trust_close(struct identity_trust_text *t)
+{
+    if (fclose(t->f) != 0) {
+        free(t->text);
+        return 0; /* as when the memstream could not be opened */
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)t->text, t->len, digest);
+    free(t->text);
+    uint64_t trust = 0;
+    for (int i = 0; i < 8; i++)
+        trust = trust << 8 | digest[i];
+    return trust;
+}
+
 /* Which trust settings a cached verification was made under: the verifier, or the trusted
  * issuers and their key files. Another worker configuration must not reuse it. */
 static uint64_t trust_id_compute(const struct config *cfg)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct identity_trust_text t;
+    FILE *f = identity_trust_open(&t);
     if (f == NULL)
         return 0;
     fprintf(f, "%s%c%d%c", cfg->verifier ? cfg->verifier : "", 0, cfg->verifier_protocol, 0);
     for (size_t i = 0; i < cfg->trusted_issuer_count; i++)
         fprintf(f, "%s%c%s%c", cfg->trusted_issuer[i].host, 0,
                 cfg->trusted_issuer[i].key_file ? cfg->trusted_issuer[i].key_file : "", 0);
-    fclose(f);
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)text, len, digest);
-    free(text);
-    uint64_t id = 0;
-    for (int i = 0; i < 8; i++)
-        id = id << 8 | digest[i];
-    return id;
+    return identity_trust_close(&t);
 }
 
 int identity_init(struct identity **out, struct fetcher *fetcher, struct shm_store *store,

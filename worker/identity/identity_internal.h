@@ -9,6 +9,7 @@
 #include "../../common/list.h"
 
 #include <openssl/sha.h>
+#include <stdio.h>
 
 struct identity {
     const struct config *cfg;
@@ -42,6 +43,20 @@ struct identity_req {
     struct jwt token;
     char token_aud[JWT_VALUE_MAX + 1]; /* the accepted aud value the token held */
 };
+
+/* The settings a trust id is made of (a trust id keeps a cached verification from being reused
+ * under other settings): the caller writes them to f. */
+struct identity_trust_text {
+    FILE *f; /* an open_memstream of text and len */
+    char *text;
+    size_t len;
+};
+
+/* identity.c: opens t->f (NULL when it cannot: the trust id is then 0). */
+FILE *identity_trust_open(struct identity_trust_text *t);
+/* Closes t->f and frees its text: the trust id is the first 8 bytes of its SHA-256 (0 when the
+ * memstream failed). */
+uint64_t identity_trust_close(struct identity_trust_text *t);
 
 /* identity.c: a request for text (copied) in the pending list; NULL (with *out answered 35)
  * when out of memory. */

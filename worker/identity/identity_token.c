@@ -21,9 +21,8 @@
 static uint64_t token_trust_compute(const struct identity *id)
 {
     const struct config *cfg = id->cfg;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct identity_trust_text t;
+    FILE *f = identity_trust_open(&t);
     if (f == NULL)
         return 0;
     fprintf(f, "token%c%s%c%s%c", 0, id->dev_issuer, 0, id->dev_kid, 0);
@@ -32,14 +31,7 @@ static uint64_t token_trust_compute(const struct identity *id)
                 cfg->oidc_issuer[i].jwks_file ? cfg->oidc_issuer[i].jwks_file : "", 0);
     for (size_t i = 0; i < cfg->oidc_audience_count; i++)
         fprintf(f, "%s%c", cfg->oidc_audience[i], 0);
-    fclose(f);
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)text, len, digest);
-    free(text);
-    uint64_t trust = 0;
-    for (int i = 0; i < 8; i++)
-        trust = trust << 8 | digest[i];
-    return trust;
+    return identity_trust_close(&t);
 }
 
 /* The development issuer: its key from data_dir (made there if the master has not yet), as a
