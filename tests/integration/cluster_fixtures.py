@@ -7,6 +7,7 @@ import os
 import struct
 import signal
 import subprocess
+import threading
 
 import pytest
 
@@ -42,6 +43,43 @@ class Node(Server):
         assert "Sanitizer" not in out.stderr and "runtime error" not in out.stderr, out.stderr
         assert out.returncode == 0, (out.returncode, out.stderr)
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+class Holder:
+    """tests/tools/member_probe as one more worker of node, holding (email, device) for hold_ms
+    (a negative hold: until killed): the JSON lines it prints, read as they come. A context
+    manager: on leaving, it is waited for (killed first with kill=True) and its standard error
+    must hold no sanitizer report."""
+
+    def __init__(self, node, email, device, hold_ms=8000, kill=False):
+        self.kill = kill
+        self.proc = subprocess.Popen([os.path.join(TOOLS, "member_probe"), node.config_path,
+                                      "claim", email, device, "1", str(hold_ms)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(json.loads(line))
+
+    def first(self, key, timeout):
+        """The first line that has key, once one came within timeout seconds."""
+        assert wait_for(lambda: any(key in x for x in self.lines), timeout=timeout), self.lines
+        return next(x for x in self.lines if key in x)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.kill:
+            self.proc.kill()
+        self.proc.wait(timeout=60)
+        self.reader.join()
+        errors = self.proc.stderr.read()
+        if not self.kill:
+            assert "Sanitizer" not in errors, errors
 
 
 def user_key(email):

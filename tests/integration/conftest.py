@@ -37,6 +37,24 @@ def http_get(url, timeout=5):
         return e.code, e.headers, e.read().decode()
 
 
+def first_line(port, request, timeout=10):
+    """Sends request's bytes as they are to 127.0.0.1:port: the answer's status line (b"" when
+    the connection closed without one)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(request)
+    answer = b""
+    try:
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    except ConnectionResetError:
+        pass
+    sock.close()
+    return answer.split(b"\r\n", 1)[0]
+
+
 class Server:
     """One presenced master with its workers, started in the foreground."""
 

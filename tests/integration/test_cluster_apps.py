@@ -7,18 +7,16 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from conftest import TOOLS, wait_for
+from conftest import wait_for
 from engine_fixtures import fresh_engine  # noqa: F401  (fixture)
 from test_appservice import AppService, DEVICE_AUDIENCE, run
-from cluster_fixtures import Node, wait_serving
+from cluster_fixtures import Holder, Node, wait_serving
 from web_client import Browser
 from web_fixtures import APP_DOMAIN, action, domain_key, register
 
@@ -279,60 +277,31 @@ def test_an_operators_notification_on_any_node_reaches_the_users_devices(nodes):
     (through the node's agent): delivered live to the user's device held on another node, and
     read from the queue on a third."""
     n1, n2, n3 = nodes
-    holder = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n3.config_path, "claim",
-                               "erin@example.com", "tablet", "1", "8000"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-
-    def read():
-        for line in holder.stdout:
-            lines.append(json.loads(line))
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        assert wait_for(lambda: any("claim" in x for x in lines), timeout=30), lines
+    with Holder(n3, "erin@example.com", "tablet") as holder:
+        holder.first("claim", timeout=30)
         body = json.dumps({"source": "ops", "message": "maintenance at noon"}).encode()
         req = urllib.request.Request(
             f"http://127.0.0.1:{n1.admin_port}/users/erin%40example.com/notifications", data=body)
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 201
-        assert wait_for(lambda: any("deliver" in x for x in lines), timeout=15), lines
-        got = [x for x in lines if "deliver" in x][0]["json"]
+        got = holder.first("deliver", timeout=15)["json"]
         assert (got["source"], got["message"]) == ("ops", "maintenance at noon"), got
         queued = n2.member("pending", "erin@example.com")
         assert [x["json"]["message"] for x in queued if "pending" in x] == [
             "maintenance at noon"], queued
-    finally:
-        holder.wait(timeout=60)
-        reader.join()
-        assert "Sanitizer" not in holder.stderr.read()
 
 
 def test_an_operators_kick_on_any_node_closes_the_users_devices_everywhere(nodes):
     """POST /users/<email>/kick on one node's admin port closes the user's device held on another
     node with errno 61 (through the node's agent and the holder's inbox)."""
     n1, n2, n3 = nodes
-    holder = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n3.config_path, "claim",
-                               "fred@example.com", "phone", "1", "8000"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-
-    def read():
-        for line in holder.stdout:
-            lines.append(json.loads(line))
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        assert wait_for(lambda: any("claim" in x for x in lines), timeout=30), lines
+    with Holder(n3, "fred@example.com", "phone") as holder:
+        holder.first("claim", timeout=30)
         assert wait_for(lambda: json.loads(n1.admin("/users/fred%40example.com"))["devices"],
                         timeout=10)
         req = urllib.request.Request(f"http://127.0.0.1:{n1.admin_port}/users/fred%40example.com"
                                      "/kick", data=b"")
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200 and json.loads(r.read())["devices"] == 1
-        assert wait_for(lambda: any(x.get("close") == 1 and x.get("errno") == 61 for x in lines),
-                        timeout=15), lines
-    finally:
-        holder.wait(timeout=60)
-        reader.join()
-        assert "Sanitizer" not in holder.stderr.read()
+        assert wait_for(lambda: any(x.get("close") == 1 and x.get("errno") == 61
+                                    for x in holder.lines), timeout=15), holder.lines

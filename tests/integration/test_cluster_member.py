@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 
-from cluster_fixtures import cluster3, fresh_engine, user_record, wait_serving  # noqa: F401
+from cluster_fixtures import Holder, cluster3, fresh_engine, user_record, wait_serving  # noqa: F401
 from conftest import TOOLS, wait_for
 
 
@@ -51,31 +51,15 @@ def test_a_notification_queued_on_one_node_is_read_and_delivered_on_others(clust
     engine, (n1, n2, n3) = cluster3
     for n in (n1, n2, n3):
         wait_serving(n)
-    holder = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n3.config_path, "claim",
-                               "note@example.com", "tablet", "1", "8000"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-
-    def read():
-        for line in holder.stdout:
-            lines.append(json.loads(line))
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        assert wait_for(lambda: any("claim" in x for x in lines), timeout=30), lines
-        assert lines[0]["number"] == 0, lines
+    with Holder(n3, "note@example.com", "tablet") as holder:
+        assert holder.first("claim", timeout=30)["number"] == 0, holder.lines
         sent = n1.member("notify", "note@example.com", '{"n":1}')
         assert sent[0]["notify"] == 0 and sent[0]["seq"] > 0, sent
-        assert wait_for(lambda: any("deliver" in x for x in lines), timeout=15), lines
-        got = [x for x in lines if "deliver" in x][0]
+        got = holder.first("deliver", timeout=15)
         assert got["json"] == {"n": 1} and got["seq"] == sent[0]["seq"] and got["deliver"] == 1
         queued = n2.member("pending", "note@example.com")
         assert [x["json"] for x in queued if "pending" in x] == [{"n": 1}], queued
         assert queued[-1] == {"page": 0, "more": False, "last": sent[0]["seq"]}
-    finally:
-        holder.wait(timeout=60)
-        reader.join()
-        assert "Sanitizer" not in holder.stderr.read()
 
 
 def test_kill_9_of_the_queue_leader_loses_no_acknowledged_notification(cluster3):
@@ -88,16 +72,12 @@ def test_kill_9_of_the_queue_leader_loses_no_acknowledged_notification(cluster3)
         wait_serving(n)
     leader = engine.stream_leader("PD_Q")
     doomed = next(s for s in engine.servers if s.name == leader)
-    holder = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n3.config_path, "claim",
-                               "load@example.com", "phone", "1", "-60000"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: [lines.append(json.loads(x)) for x in holder.stdout])
-    reader.start()
     acks = []
     sender = None
+    holder = Holder(n3, "load@example.com", "phone", hold_ms=-60000, kill=True)
+    lines = holder.lines
     try:
-        assert wait_for(lambda: any("claim" in x for x in lines), timeout=30), lines
+        holder.first("claim", timeout=30)
         sender = subprocess.Popen([os.path.join(TOOLS, "member_probe"), n1.config_path,
                                    "notify-loop", "load@example.com", "90"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -121,9 +101,7 @@ def test_kill_9_of_the_queue_leader_loses_no_acknowledged_notification(cluster3)
               f"({len(acked - live)} not live, queued); longest wait for an acknowledgement "
               f"{pause} ms")
     finally:
-        holder.kill()
-        holder.wait()
-        reader.join()
+        holder.__exit__(None, None, None)
         if sender is not None:
             sender.kill()
             sender.wait()

@@ -1,11 +1,10 @@
 """Health endpoints, the admin endpoint and its Prometheus text."""
 import http.client
 import json
-import socket
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import http_get
+from conftest import first_line, http_get
 
 
 def test_heartbeat_is_ok_while_the_store_works(server):
@@ -132,20 +131,8 @@ def test_admin_request_headers_over_16_kib_are_refused(server):
     """The admin endpoint keeps at most 16 KiB of a request's headers (libevent buffered any
     amount: 1 MB of headers was read and answered 200)."""
     def get(header_bytes):
-        sock = socket.create_connection(("127.0.0.1", server.admin_port), timeout=10)
-        sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * header_bytes +
-                     b"\r\n\r\n")
-        answer = b""
-        try:
-            while b"\r\n" not in answer:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-        except ConnectionResetError:
-            pass
-        sock.close()
-        return answer.split(b"\r\n", 1)[0]
+        return first_line(server.admin_port, b"GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: " +
+                          b"a" * header_bytes + b"\r\n\r\n")
     assert get(8 * 1024) == b"HTTP/1.1 200 OK"
     assert get(1024 * 1024) != b"HTTP/1.1 200 OK"
     assert server.status()["state"] == "running"
@@ -154,28 +141,13 @@ def test_admin_request_headers_over_16_kib_are_refused(server):
 def test_the_public_ports_request_limits(server):
     """presence(7): a request's line and headers may take about 4 KB (a longer one is closed
     without an answer), a body 32 KiB (a larger one gets 413)."""
-    def first_line(request):
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        sock.sendall(request)
-        answer = b""
-        try:
-            while b"\r\n" not in answer:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-        except ConnectionResetError:
-            pass
-        sock.close()
-        return answer.split(b"\r\n", 1)[0]
-
     def get(query_bytes):
-        return first_line(b"GET /__lbheartbeat__?q=" + b"a" * query_bytes +
+        return first_line(server.port, b"GET /__lbheartbeat__?q=" + b"a" * query_bytes +
                           b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert get(3000) == b"HTTP/1.1 200 OK"
     assert get(5000) == b""
     body = b"csrf=x&next=%2F&pad=" + b"a" * (40 * 1024)
-    assert first_line(b"POST /login HTTP/1.1\r\nHost: x\r\n"
+    assert first_line(server.port, b"POST /login HTTP/1.1\r\nHost: x\r\n"
                       b"Content-Type: application/x-www-form-urlencoded\r\n"
                       b"Content-Length: %d\r\n\r\n" % len(body) + body) == \
         b"HTTP/1.1 413 Request Entity Too Large"

@@ -100,6 +100,29 @@ def pushes(push, sub_id, count, timeout=20):
     return got
 
 
+def away_subscriber(server, push, ident, name, *answers):
+    """name@example.com, who granted the app, with a phone that subscribed to Web Push and went
+    away (the push service answers its pushes with answers, then 201): (PUID, subscription id)."""
+    email = f"{name}@example.com"
+    _, puid = grant(server, ident, email, server.appid, name)
+    sub_id, subscription = push.subscribe()
+    if answers:
+        push.answer(sub_id, *answers)
+    run(subscribed_then_gone(server, ident, email, subscription))
+    return puid, sub_id
+
+
+def notify(server, puid, message, **fields):
+    """The app notifies puid (source "s"), on a connection of its own."""
+    async def scenario():
+        app = await AppService.connect(server, server.appid, server.api_key)
+        reply = await app.request({"action": "notify", "target": puid, "source": "s",
+                                   "message": message, **fields})
+        assert reply["result"] == "OK", reply
+        await app.ws.close()
+    run(scenario())
+
+
 def test_the_push_is_the_notification_encrypted_and_signed(push_site, push, ident):
     server = push_site()
     _, bob = grant(server, ident, "bob@example.com", server.appid, "bob")
@@ -151,47 +174,28 @@ def test_the_push_is_the_notification_encrypted_and_signed(push_site, push, iden
 
 def test_410_removes_the_subscription(push_site, push, ident):
     server = push_site()
-    _, carol = grant(server, ident, "carol@example.com", server.appid, "carol")
-    sub_id, subscription = push.subscribe()
-    push.answer(sub_id, {"status": 410})
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "carol@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": carol, "source": "s",
-                                   "message": "first"}))["result"] == "OK"
-        [message] = pushes(push, sub_id, 1)
-        assert message["answered"] == 410 and json.loads(message["plaintext"])["message"] == "first"
-        assert wait_for(lambda: user(server, "carol@example.com")["push_subscriptions"] == [], 10)
-        assert metric(server, "presenced_push_subscriptions_removed_total") == 1
-        # Gone: the next notification queues no push at all.
-        assert (await app.request({"action": "notify", "target": carol, "source": "s",
-                                   "message": "second"}))["result"] == "OK"
-        assert metric(server, "presenced_pushes_queued_total") == 1
-        await app.ws.close()
-    run(scenario())
+    carol, sub_id = away_subscriber(server, push, ident, "carol", {"status": 410})
+    notify(server, carol, "first")
+    [message] = pushes(push, sub_id, 1)
+    assert message["answered"] == 410 and json.loads(message["plaintext"])["message"] == "first"
+    assert wait_for(lambda: user(server, "carol@example.com")["push_subscriptions"] == [], 10)
+    assert metric(server, "presenced_push_subscriptions_removed_total") == 1
+    # Gone: the next notification queues no push at all.
+    notify(server, carol, "second")
+    assert metric(server, "presenced_pushes_queued_total") == 1
     assert len(push.messages(sub_id)) == 1
 
 
 def test_429_is_retried_after_retry_after(push_site, push, ident):
     server = push_site()
-    _, dan = grant(server, ident, "dan@example.com", server.appid, "dan")
-    sub_id, subscription = push.subscribe()
-    push.answer(sub_id, {"status": 429, "retry_after": "2"})
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "dan@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": dan, "source": "s",
-                                   "message": "later", "ttl": 120}))["result"] == "OK"
-        first, second = pushes(push, sub_id, 2)[:2]
-        assert (first["answered"], second["answered"]) == (429, 201)
-        # Not before the push service said: 2 s (its own clock for both).
-        assert second["at_ms"] - first["at_ms"] >= 1990, (first["at_ms"], second["at_ms"])
-        assert json.loads(second["plaintext"]) == json.loads(first["plaintext"])
-        assert int(second["ttl"]) < 120
-        await app.ws.close()
-    run(scenario())
+    dan, sub_id = away_subscriber(server, push, ident, "dan", {"status": 429, "retry_after": "2"})
+    notify(server, dan, "later", ttl=120)
+    first, second = pushes(push, sub_id, 2)[:2]
+    assert (first["answered"], second["answered"]) == (429, 201)
+    # Not before the push service said: 2 s (its own clock for both).
+    assert second["at_ms"] - first["at_ms"] >= 1990, (first["at_ms"], second["at_ms"])
+    assert json.loads(second["plaintext"]) == json.loads(first["plaintext"])
+    assert int(second["ttl"]) < 120
     assert wait_for(lambda: metric(server, "presenced_pushes_sent_total") == 1)
     assert metric(server, "presenced_push_retries_total") == 1
 
@@ -200,18 +204,10 @@ def test_a_retry_the_ttl_would_not_outlive_is_given_up(push_site, push, ident):
     """A 503 whose Retry-After (120 s) falls past the notification's TTL (20 s): given up at
     once (no retry scheduled), counted as failed, the subscription kept."""
     server = push_site()
-    _, eve = grant(server, ident, "eve@example.com", server.appid, "eve")
-    sub_id, subscription = push.subscribe()
-    push.answer(sub_id, {"status": 503, "retry_after": "120"})
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "eve@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": eve, "source": "s",
-                                   "message": "soon stale", "ttl": 20}))["result"] == "OK"
-        assert pushes(push, sub_id, 1)[0]["answered"] == 503
-        await app.ws.close()
-    run(scenario())
+    eve, sub_id = away_subscriber(server, push, ident, "eve",
+                                  {"status": 503, "retry_after": "120"})
+    notify(server, eve, "soon stale", ttl=20)
+    assert pushes(push, sub_id, 1)[0]["answered"] == 503
     assert wait_for(lambda: metric(server, "presenced_pushes_failed_total") == 1, 20)
     assert metric(server, "presenced_push_retries_total") == 0
     assert user(server, "eve@example.com")["push_subscriptions"] == ["phone"]
@@ -222,18 +218,9 @@ def test_another_4xx_is_not_retried(push_site, push, ident):
     """A 400 (a push the service will never take): failed, not retried, the subscription kept
     (only 404 and 410 say it is gone)."""
     server = push_site()
-    _, fin = grant(server, ident, "fin@example.com", server.appid, "fin")
-    sub_id, subscription = push.subscribe()
-    push.answer(sub_id, {"status": 400})
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "fin@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": fin, "source": "s",
-                                   "message": "refused", "ttl": 60}))["result"] == "OK"
-        assert pushes(push, sub_id, 1)[0]["answered"] == 400
-        await app.ws.close()
-    run(scenario())
+    fin, sub_id = away_subscriber(server, push, ident, "fin", {"status": 400})
+    notify(server, fin, "refused", ttl=60)
+    assert pushes(push, sub_id, 1)[0]["answered"] == 400
     assert wait_for(lambda: metric(server, "presenced_pushes_failed_total") == 1, 20)
     assert metric(server, "presenced_push_retries_total") == 0
     assert user(server, "fin@example.com")["push_subscriptions"] == ["phone"]
@@ -243,42 +230,24 @@ def test_another_4xx_is_not_retried(push_site, push, ident):
 
 def test_404_removes_the_subscription(push_site, push, ident):
     server = push_site()
-    _, ivy = grant(server, ident, "ivy@example.com", server.appid, "ivy")
-    sub_id, subscription = push.subscribe()
-    push.answer(sub_id, {"status": 404})
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "ivy@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": ivy, "source": "s",
-                                   "message": "first"}))["result"] == "OK"
-        assert pushes(push, sub_id, 1)[0]["answered"] == 404
-        assert wait_for(lambda: user(server, "ivy@example.com")["push_subscriptions"] == [], 10)
-        assert metric(server, "presenced_push_subscriptions_removed_total") == 1
-        await app.ws.close()
-    run(scenario())
+    ivy, sub_id = away_subscriber(server, push, ident, "ivy", {"status": 404})
+    notify(server, ivy, "first")
+    assert pushes(push, sub_id, 1)[0]["answered"] == 404
+    assert wait_for(lambda: user(server, "ivy@example.com")["push_subscriptions"] == [], 10)
+    assert metric(server, "presenced_push_subscriptions_removed_total") == 1
     assert len(push.messages(sub_id)) == 1  # not retried
 
 
 def test_5xx_is_retried_after_a_growing_back_off(push_site, push, ident):
     """Without Retry-After, a 503 then a 500 are tried again after 1 s, then 2 s."""
     server = push_site()
-    _, jon = grant(server, ident, "jon@example.com", server.appid, "jon")
-    sub_id, subscription = push.subscribe()
-    push.answer(sub_id, {"status": 503}, {"status": 500})
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "jon@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": jon, "source": "s",
-                                   "message": "again", "ttl": 120}))["result"] == "OK"
-        first, second, third = pushes(push, sub_id, 3)[:3]
-        assert (first["answered"], second["answered"], third["answered"]) == (503, 500, 201)
-        assert second["at_ms"] - first["at_ms"] >= 990, (first["at_ms"], second["at_ms"])
-        assert third["at_ms"] - second["at_ms"] >= 1990, (second["at_ms"], third["at_ms"])
-        assert json.loads(third["plaintext"])["message"] == "again"
-        await app.ws.close()
-    run(scenario())
+    jon, sub_id = away_subscriber(server, push, ident, "jon", {"status": 503}, {"status": 500})
+    notify(server, jon, "again", ttl=120)
+    first, second, third = pushes(push, sub_id, 3)[:3]
+    assert (first["answered"], second["answered"], third["answered"]) == (503, 500, 201)
+    assert second["at_ms"] - first["at_ms"] >= 990, (first["at_ms"], second["at_ms"])
+    assert third["at_ms"] - second["at_ms"] >= 1990, (second["at_ms"], third["at_ms"])
+    assert json.loads(third["plaintext"])["message"] == "again"
     assert wait_for(lambda: metric(server, "presenced_pushes_sent_total") == 1)
     assert metric(server, "presenced_push_retries_total") == 2
 
@@ -287,41 +256,24 @@ def test_retry_after_as_an_http_date(push_site, push, ident):
     """Retry-After may be an HTTP-date (RFC 9110 §10.2.3): 4 s ahead is waited for, where the
     back-off alone would have tried again after 1 s."""
     server = push_site()
-    _, kim = grant(server, ident, "kim@example.com", server.appid, "kim")
-    sub_id, subscription = push.subscribe()
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "kim@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        push.answer(sub_id, {"status": 503,
-                             "retry_after": email.utils.formatdate(time.time() + 4, usegmt=True)})
-        assert (await app.request({"action": "notify", "target": kim, "source": "s",
-                                   "message": "dated", "ttl": 120}))["result"] == "OK"
-        first, second = pushes(push, sub_id, 2)[:2]
-        assert (first["answered"], second["answered"]) == (503, 201)
-        assert second["at_ms"] - first["at_ms"] >= 2900, (first["at_ms"], second["at_ms"])
-        await app.ws.close()
-    run(scenario())
+    kim, sub_id = away_subscriber(server, push, ident, "kim")
+    push.answer(sub_id, {"status": 503,
+                         "retry_after": email.utils.formatdate(time.time() + 4, usegmt=True)})
+    notify(server, kim, "dated", ttl=120)
+    first, second = pushes(push, sub_id, 2)[:2]
+    assert (first["answered"], second["answered"]) == (503, 201)
+    assert second["at_ms"] - first["at_ms"] >= 2900, (first["at_ms"], second["at_ms"])
 
 
 def test_413_is_sent_again_without_payload(push_site, push, ident):
     server = push_site()
-    _, erin = grant(server, ident, "erin@example.com", server.appid, "erin")
-    sub_id, subscription = push.subscribe()
-    push.answer(sub_id, {"status": 413, "if": "payload"})
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "erin@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": erin, "source": "s",
-                                   "message": "big"}))["result"] == "OK"
-        first, second = pushes(push, sub_id, 2)[:2]
-        assert first["answered"] == 413 and json.loads(first["plaintext"])["message"] == "big"
-        assert second["answered"] == 201 and second["length"] == 0
-        assert second["plaintext"] is None and second["content_encoding"] is None
-        assert second["vapid"]["ok"]
-        await app.ws.close()
-    run(scenario())
+    erin, sub_id = away_subscriber(server, push, ident, "erin", {"status": 413, "if": "payload"})
+    notify(server, erin, "big")
+    first, second = pushes(push, sub_id, 2)[:2]
+    assert first["answered"] == 413 and json.loads(first["plaintext"])["message"] == "big"
+    assert second["answered"] == 201 and second["length"] == 0
+    assert second["plaintext"] is None and second["content_encoding"] is None
+    assert second["vapid"]["ok"]
 
 
 def test_a_connected_device_gets_no_push(push_site, push, ident):
@@ -362,16 +314,8 @@ def test_a_connected_device_gets_no_push(push_site, push, ident):
 
 def test_private_addresses_are_refused_unless_allowed(push_site, push, ident):
     server = push_site(private=False)
-    _, hal = grant(server, ident, "hal@example.com", server.appid, "hal")
-    sub_id, subscription = push.subscribe()
-
-    async def scenario():
-        await subscribed_then_gone(server, ident, "hal@example.com", subscription)
-        app = await AppService.connect(server, server.appid, server.api_key)
-        assert (await app.request({"action": "notify", "target": hal, "source": "s",
-                                   "message": "to 127.0.0.1"}))["result"] == "OK"
-        await app.ws.close()
-    run(scenario())
+    hal, sub_id = away_subscriber(server, push, ident, "hal")
+    notify(server, hal, "to 127.0.0.1")
     assert wait_for(lambda: metric(server, "presenced_pushes_failed_total") == 1, 20)
     assert push.messages(sub_id) == []
     assert "private addresses" in server.log_text()
