@@ -12,7 +12,9 @@ BENCH_RECONNECT (devices dropped and reconnected at once, all by default; 0: non
 drops its share in proportion), BENCH_SHARES (the devices of each loadgen, comma-separated; even
 by default), BENCH_SWEEP=1 (the loadgens connect one after another, and after each the memory per
 device and 5 idle seconds' CPU are measured: "sweep", the connection sweep of bench/plots.py),
-BENCH_ISSUER and BENCH_ASSERTIONS_DIR (see identities())."""
+BENCH_ISSUER and BENCH_ASSERTIONS_DIR (see identities()), BENCH_HOOK (a command run after the idle
+window, waited for, and at the start of the status, notify and events phases, alongside them,
+with the phase, the master's pid, the admin port and the work directory: bench/profile_hook.py)."""
 import json
 import multiprocessing
 import os
@@ -297,7 +299,29 @@ def slow_per_tenth_merged(printed):
     return merged
 
 
-def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, before):
+class Hook:
+    """BENCH_HOOK, run at a phase with what it needs to find the server's processes."""
+
+    def __init__(self, master_pid, admin_port, workdir):
+        self.command = os.environ.get("BENCH_HOOK")
+        self.args = [str(master_pid), str(admin_port), workdir]
+        self.running = None
+
+    def run(self, phase, wait=False):
+        self.wait()
+        if self.command:
+            self.running = subprocess.Popen([self.command, phase] + self.args)
+            if wait:
+                self.wait()
+
+    def wait(self):
+        if self.running is not None:
+            self.running.wait()
+            self.running = None
+
+
+def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, before,
+                          hook=None):
     """Notifications from the AppService to devices on the other workers: the AppService's
     worker is the one whose WebSocket count grew by it (before: the counts without it)."""
     after = worker_websockets(admin_port)
@@ -309,6 +333,8 @@ def notify_across_workers(workdir, admin_port, app, loadgens, users, rate, befor
         c.send(f"count_only {workdir}/away.txt")
     counted = sum(c.read()["counted"] for c in loadgens)
     app.send(f"notify {rate} 5")
+    if hook is not None:
+        hook.run("notify")
     result = {"notify": app.read()["notify"], "devices_counted": counted}
     for c in loadgens:
         c.send("notes")
@@ -447,12 +473,16 @@ def main():
                 k: round((kernel_after[k] - kernel_before.get(k, 0)) / result["connected"])
                 for k in kernel_after}
             result["idle_server_cpu_ms_per_5s"] = point["idle_cpu_ms_per_5s"]
+            hook = Hook(proc.pid, admin_port, workdir)
+            hook.run("idle", wait=True)  # after the idle window, never in it
 
             progress(f"scale: {result['connected']} connected in {result['connect_seconds']} s; "
                      f"status updates at {status_rate}/s")
             for c in loadgens:
                 c.send(f"status {status_rate / clients} 5")
+            hook.run("status")
             runs = [c.read() for c in loadgens]
+            hook.wait()
             result["status_per_second"] = sum(r["per_second"] for r in runs)
             result["status_rtt_p50_us"] = max(r["status_rtt"]["p50_us"] for r in runs)
             result["status_rtt_p99_us"] = max(r["status_rtt"]["p99_us"] for r in runs)
@@ -466,7 +496,8 @@ def main():
             app.read()  # authenticated
             progress(f"scale: notifications at {notify_rate}/s")
             result["notify_across_workers"] = notify_across_workers(
-                workdir, admin_port, app, loadgens[:-1], users, notify_rate, before)
+                workdir, admin_port, app, loadgens[:-1], users, notify_rate, before, hook)
+            hook.wait()
             # What the AppService sent faster than the server took it is still being delivered
             # (its replies were waited for 2 s): the flips are timed once the workers are idle.
             result["settled_seconds"] = settle(admin_port, proc.pid)
@@ -474,7 +505,9 @@ def main():
             result["probes"] = app.read()["ready"]
             progress(f"scale: status flips to the AppService at {event_rate}/s")
             app.send(f"events {event_rate} 5")
+            hook.run("events")
             events = app.read()
+            hook.wait()
             result["status_to_appservice"] = {"flips": events["flips"],
                                               "events": events["app_event_latency"]["count"],
                                               "p50_us": events["app_event_latency"]["p50_us"],
