@@ -31,7 +31,8 @@
  * connections a second, and 2^24 worker starts before the store's 64-bit sequence runs out. */
 #define WORKER_CONN_IDS (1ull << 40)
 
-static void stats_publish(struct worker *w)
+/* The figures /status and /metrics read, gathered into w->info. */
+static void stats_gather(struct worker *w)
 {
     if (w->identity != NULL) {
         const struct identity_stats *id = identity_stats(w->identity);
@@ -41,9 +42,20 @@ static void stats_publish(struct worker *w)
         w->info.verifier_unavailable_total = id->unavailable;
     }
     w->info.draining = w->draining;
-    /* Unchanged figures are not written again: an idle worker does no store work at all. */
+}
+
+/* Whether w->info differs from what the store holds (its time aside). */
+static bool stats_changed(struct worker *w)
+{
+    stats_gather(w);
     w->info.updated_ms = w->published.updated_ms;
-    if (w->published_once && memcmp(&w->info, &w->published, sizeof w->info) == 0)
+    return !w->published_once || memcmp(&w->info, &w->published, sizeof w->info) != 0;
+}
+
+static void stats_publish(struct worker *w)
+{
+    /* Unchanged figures are not written again: an idle worker does no store work at all. */
+    if (!stats_changed(w))
         return;
     w->info.updated_ms = clock_wall_ms();
     if (shm_worker_info_put(w->store, &w->info) != SHM_OK) {
@@ -57,6 +69,11 @@ static void stats_publish(struct worker *w)
 /* Connections accepted since the last trim past which one is worth it. */
 #define TRIM_AFTER_ACCEPTS 256
 
+static bool memory_trim_pending(const struct worker *w)
+{
+    return w->info.accepted_total - w->trim_accepted >= TRIM_AFTER_ACCEPTS;
+}
+
 /* A burst of handshakes leaves freed memory behind (a TLS handshake's buffers are about 40 KB
  * each while it lasts), kept by malloc among the connections' live allocations: once a burst
  * is over (a second without a new connection), it goes back to the kernel. Nothing happens
@@ -66,16 +83,36 @@ static void memory_trim(struct worker *w)
     uint64_t accepted = w->info.accepted_total;
     bool burst_over = accepted == w->trim_seen;
     w->trim_seen = accepted;
-    if (!burst_over || accepted - w->trim_accepted < TRIM_AFTER_ACCEPTS)
+    if (!burst_over || !memory_trim_pending(w))
         return;
     w->trim_accepted = accepted;
     malloc_trim(0);
 }
 
+/* The statistics timer is one-shot: armed at the end of a loop turn that changed a figure (or
+ * left a trim to make), it publishes within WORKER_STATS_INTERVAL_MS, and an idle worker has
+ * no timer at all — a million idle devices on 56 workers cost no wake-up between pings. */
+static void stats_tick(uv_timer_t *timer);
+
+static void stats_arm(struct worker *w)
+{
+    if (uv_is_active((uv_handle_t *)&w->stats_timer) || w->stopping)
+        return;
+    if (!stats_changed(w) && !memory_trim_pending(w))
+        return;
+    if (uv_timer_start(&w->stats_timer, stats_tick, WORKER_STATS_INTERVAL_MS, 0) != 0)
+        w->info.store_failures_total++;
+}
+
 static void stats_tick(uv_timer_t *timer)
 {
-    stats_publish(timer->data);
-    memory_trim(timer->data);
+    struct worker *w = timer->data;
+    stats_publish(w);
+    memory_trim(w);
+    /* The trim waits for a tick without new connections: one more tick while one is due. */
+    if (memory_trim_pending(w) &&
+        uv_timer_start(&w->stats_timer, stats_tick, WORKER_STATS_INTERVAL_MS, 0) != 0)
+        w->info.store_failures_total++;
 }
 
 static void commit_before_sleep(uv_prepare_t *prepare)
@@ -91,6 +128,7 @@ static void commit_before_sleep(uv_prepare_t *prepare)
             w->info.store_failures_total++;
         w->backend->after_commit(w);
     }
+    stats_arm(w);
 }
 
 static void loop_stop(struct worker *w)
@@ -282,11 +320,7 @@ static int handles_start(struct worker *w)
             return -1;
     if (signals_unblock() != 0)
         return -1;
-    if (uv_prepare_start(&w->commit_prepare, commit_before_sleep) != 0 ||
-        uv_timer_start(&w->stats_timer, stats_tick, WORKER_STATS_INTERVAL_MS,
-                       WORKER_STATS_INTERVAL_MS) != 0)
-        return -1;
-    return 0;
+    return uv_prepare_start(&w->commit_prepare, commit_before_sleep) != 0 ? -1 : 0;
 }
 
 static int store_attach(struct worker *w)

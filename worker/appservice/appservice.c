@@ -151,6 +151,8 @@ static bool look_further(struct worker *w, struct app_session *s, enum backend_r
     return true;
 }
 
+static void app_deadlines(uv_timer_t *timer);
+
 static int app_open(struct worker *w, struct ws_session *ws)
 {
     struct app_session *s = SESSION_OF(ws, struct app_session);
@@ -166,6 +168,10 @@ static int app_open(struct worker *w, struct ws_session *ws)
     a->opened_ms = clock_mono_ms();
     list_push_front(&w->apps, &a->link);
     s->app = a;
+    /* The deadline's timer runs only while a connection waits for its auth. */
+    if (!uv_is_active((uv_handle_t *)&w->auth_timer) &&
+        uv_timer_start(&w->auth_timer, app_deadlines, 1000, 1000) != 0)
+        log_warning("cannot arm the AppService auth deadline timer");
     return 0;
 }
 
@@ -615,18 +621,26 @@ static void app_mail(struct worker *w, struct ws_session *ws, const struct conn_
                   LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
 }
 
-/* Connections that have not authenticated within 10 s are closed (every second). */
+/* Connections that have not authenticated within 10 s are closed (every second, while any
+ * connection is yet to authenticate: an idle worker has no timer). */
 static void app_deadlines(uv_timer_t *timer)
 {
     struct worker *w = timer->data;
     int64_t now = clock_mono_ms();
     struct list_link *pos;
+    bool waiting = false;
     LIST_EACH(pos, &w->apps) {
         struct app_state *a = LIST_ENTRY(pos, struct app_state, link);
-        if (!a->authed && a->s->ws.close_code == 0 && now - a->opened_ms >= AUTH_DEADLINE_MS)
+        if (a->authed || a->s->ws.close_code != 0)
+            continue;
+        if (now - a->opened_ms >= AUTH_DEADLINE_MS)
             app_error(w, a->s, "auth", NULL, 30, "authentication required within 10 seconds",
                       LWS_CLOSE_STATUS_POLICY_VIOLATION, 0);
+        else
+            waiting = true;
     }
+    if (!waiting)
+        uv_timer_stop(timer);
 }
 
 static int app_start(struct worker *w)
@@ -634,7 +648,7 @@ static int app_start(struct worker *w)
     if (uv_timer_init(&w->loop, &w->auth_timer) != 0)
         return -1;
     w->auth_timer.data = w;
-    return uv_timer_start(&w->auth_timer, app_deadlines, 1000, 1000) == 0 ? 0 : -1;
+    return 0;
 }
 
 static void app_stop(struct worker *w)
