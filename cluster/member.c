@@ -129,7 +129,7 @@ void member_close_send(struct cl_member *m, const struct cl_owner *owner, int nu
     char subject[CL_INBOX_SUBJECT_MAX], text[64];
     cl_inbox_subject(owner->node, owner->pid, subject, sizeof subject);
     long n = cl_inbox_close_encode(owner->conn, number, text, sizeof text);
-    if (n > 0 && engine_publish(m->engine, subject, NULL, NULL, 0, text, (size_t)n) == ENGINE_OK)
+    if (n > 0 && member_inbox_send(m, subject, text, (size_t)n) == ENGINE_OK)
         m->stats.closes_sent++;
 }
 
@@ -161,10 +161,14 @@ static void engine_event(void *arg, enum engine_event event)
                       m->inbox);
     } else if (event == ENGINE_EVENT_RECONNECTED) {
         log_info("engine: reconnected to %s", engine_server(m->engine));
+        m->stats.reconnects++;
+        member_resend_reconnected(m); /* what the lost server may not have passed on */
         if (m->on.resync != NULL)
             m->on.resync(m->on.arg);
-    } else if (event == ENGINE_EVENT_DISCONNECTED)
+    } else if (event == ENGINE_EVENT_DISCONNECTED) {
         log_warning("engine: disconnected; reconnecting");
+        member_resend_disconnected(m);
+    }
 }
 
 int cl_member_open(struct cl_member **out, const struct cl_member_options *opt, char *err,
@@ -181,6 +185,7 @@ int cl_member_open(struct cl_member **out, const struct cl_member_options *opt, 
     m->pid = opt->pid;
     m->on = opt->on;
     list_init(&m->ops);
+    list_init(&m->resend);
     cl_inbox_subject(opt->cfg->node_name, opt->pid, m->inbox, sizeof m->inbox);
     char name[96];
     snprintf(name, sizeof name, "presenced %s worker %" PRIu32, opt->cfg->node_name, opt->pid);
@@ -205,6 +210,7 @@ static void member_freed(uv_handle_t *handle)
 {
     struct cl_member *m = handle->data;
     free(m->nodes);
+    member_resend_free(m);
     u64map_free(&m->lanes);
     free(m);
 }

@@ -140,7 +140,7 @@ void cl_delivered(struct cl_member *m, const struct shm_notif_key *key, cl_taken
 
 struct cl_member_stats {
     uint64_t claims, conflicts, unavailable, closes_sent, delivers_sent, delivers_received,
-        notifications, dropped;
+        notifications, dropped, reconnects, resent;
 };
 void cl_member_stats(const struct cl_member *m, struct cl_member_stats *out);
 

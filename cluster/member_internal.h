@@ -17,6 +17,10 @@
 #define CL_WATCH_MS 200
 /* The nodes' records read from the replica are used this long before being read again. */
 #define CL_NODES_FRESH_MS 100
+/* Inbox messages are kept this long for a re-send after a reconnect (member_resend.c): a
+ * silent server is left after two pings of 1 s unanswered, plus a margin. */
+#define CL_RESEND_MS 3000
+#define CL_RESEND_MAX_BYTES (4u << 20)
 
 struct cl_member {
     uv_loop_t *loop;
@@ -37,6 +41,9 @@ struct cl_member {
     struct list_link ops; /* every operation under way */
     struct u64map lanes;  /* user key -> struct lane: one record operation at a time per user */
     uint64_t next_msg_id;
+    struct list_link resend;  /* member_resend.c: inbox messages sent lately, oldest first */
+    size_t resend_bytes;
+    int64_t disconnected_mono; /* when the engine connection was lost (0: connected) */
     struct cl_member_stats stats;
 };
 
@@ -111,6 +118,11 @@ bool member_budget_left(const struct cl_op *op);
 void member_lane_enter(struct cl_op *op, void (*start)(struct cl_op *op));
 /* The epoch and whether we serve, read fresh. */
 bool member_serving_now(struct cl_member *m);
+/* Publishes an inbox message (member_resend.c) and keeps it for a re-send after a reconnect. */
+int member_inbox_send(struct cl_member *m, const char *subject, const char *msg, size_t len);
+void member_resend_disconnected(struct cl_member *m);
+void member_resend_reconnected(struct cl_member *m);
+void member_resend_free(struct cl_member *m);
 /* Publishes a CLOSE to the worker holding owner's connection. */
 void member_close_send(struct cl_member *m, const struct cl_owner *owner, int number);
 

@@ -121,7 +121,7 @@ static void delivered_to_entries(void *arg, const struct js_result *r)
             if (msg == NULL)
                 continue;
             cl_inbox_subject(e->owner.node, e->owner.pid, subject, sizeof subject);
-            if (engine_publish(m->engine, subject, NULL, NULL, 0, msg, len) == ENGINE_OK)
+            if (member_inbox_send(m, subject, msg, len) == ENGINE_OK)
                 m->stats.delivers_sent++;
             free(msg);
         }

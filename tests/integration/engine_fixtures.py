@@ -158,6 +158,19 @@ class Engine:
         result["stderr"] = out.stderr
         return result
 
+    def server_of(self, client_name):
+        """The live server a client whose name starts with client_name is connected to."""
+        for s in self.servers:
+            if not s.alive():
+                continue
+            try:
+                conns = s.monitor("/connz?limit=1024").get("connections", [])
+            except (OSError, ValueError):
+                continue
+            if any((c.get("name") or "").startswith(client_name) for c in conns):
+                return s
+        return None
+
     def stream_info(self, name, servers=None):
         info = self.probe("api", f"STREAM.INFO.{name}", servers=servers)
         return json.loads(info["json"]) if "json" in info else info

@@ -2,7 +2,8 @@
 connection on n1 (app, grant and PUID made there): they reach the user's devices on n2 and n3
 live, wait in the engine for a user with no device and arrive at the connect on another node,
 and none acknowledged is lost when one engine server of three is killed under load (the pause
-of the writes it led is measured)."""
+of the writes it led is measured), nor delivered late or twice when the server the sender is
+connected to dies (its deliveries are sent again after its reconnect)."""
 import asyncio
 import json
 import signal
@@ -25,13 +26,15 @@ def run(coro, timeout=180):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-@pytest.fixture
-def story(fresh_engine, workdir, ident, ca, domain):
-    """n1..n3; on n1 an activated app and a user who granted it: (nodes, appid, key, puid)."""
+def start_story(fresh_engine, workdir, ident, ca, domain, clusters=None):
+    """n1..n3 (clusters: each node's list of engine servers, or all three); on n1 an activated
+    app and a user who granted it: yields (nodes, appid, key, puid)."""
     made = []
     for i in range(3):
         n = make_node(workdir, fresh_engine, f"n{i + 1}", i, status_rate="1000",
                       status_burst="1000", app_rate="10000", app_burst="10000")
+        if clusters is not None:
+            n.write_config(cluster=clusters[i])
         n.write_config(public_url=f"http://127.0.0.1:{n.port}", extra="\n".join([
             f"audience {AUDIENCE}", f"trusted_issuer idp.test {ident.key_file}",
             f"ca_file {ca.ca_file}", domain.server.connect_to(), "validate_private_addresses yes"]))
@@ -52,6 +55,19 @@ def story(fresh_engine, workdir, ident, ca, domain):
             n.stop()
         for n in made:
             n.assert_clean_log()
+
+
+@pytest.fixture
+def story(fresh_engine, workdir, ident, ca, domain):
+    yield from start_story(fresh_engine, workdir, ident, ca, domain)
+
+
+@pytest.fixture
+def split_story(fresh_engine, workdir, ident, ca, domain):
+    """n1 on s1 or s2 only, n2 on s3 only: the server n1's worker sends on is never n2's."""
+    s1, s2, s3 = fresh_engine.servers
+    yield from start_story(fresh_engine, workdir, ident, ca, domain,
+                           clusters=[f"{s1.url},{s2.url}", s3.url, fresh_engine.urls(2)])
 
 
 async def device(node, ident, email, name):
@@ -182,3 +198,75 @@ def test_kill_9_of_the_queue_leader_loses_no_acknowledged_notification(story, id
     run(scenario(), timeout=400)
     doomed.start()
     engine.wait_ready()
+
+
+def test_the_senders_engine_server_killed_loses_no_live_delivery(split_story, ident,
+                                                                 fresh_engine):
+    """The engine server n1's worker is connected to is frozen, then killed, while an
+    AppService on n1 pipelines notifications to a device on n2 (whose server lives on): every
+    notification acknowledged reaches the device live, once — the DELIVERs n1's worker wrote to
+    the dying server are sent again once it reconnected, and the device's worker drops those it
+    had by their queue sequence."""
+    (n1, n2, n3), appid, api_key, puid = split_story
+    engine = fresh_engine
+    doomed = engine.server_of("presenced n1 worker ")
+    assert doomed is not None and doomed.name in ("s1", "s2"), doomed
+
+    async def scenario():
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        app = await AppService.connect(n1, appid, api_key)
+        received = []
+        acked = set()
+        total = 600
+
+        async def receive():
+            while True:
+                try:
+                    for n in await notes(phone, timeout=20):
+                        received.append(n["message"])
+                except asyncio.TimeoutError:
+                    return
+
+        async def answers():
+            while len(acked) + len(refused) < total:
+                try:
+                    reply = await app.recv(timeout=40)
+                except websockets.ConnectionClosed as e:
+                    raise AssertionError((len(acked), refused[:3], refused[-3:], e))
+                if reply.get("result") == "OK":
+                    acked.add(reply["id"])
+                else:
+                    refused.append(reply)
+        refused = []
+        reader = asyncio.create_task(receive())
+        replies = asyncio.create_task(answers())
+        for i in range(total):
+            await app.ws.send(json.dumps({"action": "notify", "target": puid, "source": "load",
+                                          "message": f"m{i}", "id": f"m{i}"}))
+            if i == 300:
+                doomed.kill(signal.SIGSTOP)  # what n1 writes now is never read
+            while i - len(acked) - len(refused) > 64:  # at most 64 waiting for an answer
+                await asyncio.sleep(0.002)
+        await asyncio.sleep(0.5)
+        doomed.kill(signal.SIGKILL)
+        try:
+            await asyncio.wait_for(replies, 90)
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.wait_for(reader, 120)
+        ok = sorted(acked)
+        assert len(ok) > 300, (len(ok), refused[:3])
+        missing = [m for m in ok if m not in received]
+        dupes = len(received) - len(set(received))
+        print(f"sender's engine server {doomed.name} frozen then killed: {len(ok)} of {total} "
+              f"acknowledged, {len(missing)} not delivered live, {dupes} duplicates")
+        assert not missing, (len(missing), missing[:5])
+        assert dupes == 0, dupes
+        await phone.close()
+        await app.ws.close()
+    try:
+        run(scenario(), timeout=300)
+    finally:
+        doomed.start()
+        engine.wait_ready()

@@ -10,7 +10,7 @@
  * (a live DELIVER at or below it was in the pages: dropped, so each notification reaches a
  * device once), the deliveries that come while the claim's pages are still being read (given
  * after them), and the backlog read at the claim (later pages are served from it: pending_page
- * answers at once). */
+ * answers at once), and the last sequences given live (a DELIVER sent again is given once). */
 #include "local.h"
 
 #include "../conn_mail.h"
@@ -18,6 +18,7 @@
 #include "../worker_internal.h"
 
 #include "../../cluster/member.h"
+#include "../../common/clock.h"
 #include "../../common/log.h"
 #include "../../common/u64map.h"
 #include "../../shm/replica.h"
@@ -25,6 +26,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* How long a connection remembers a sequence it was given live, at least (a re-send comes
+ * once its sender reconnected: seconds). */
+#define GIVEN_KEEP_MS 20000
 
 struct backlog_item {
     struct shm_notif_key key;
@@ -48,6 +53,11 @@ struct cluster_conn {
     char device[SHM_DEVICE_MAX + 1];
     char user_key[CL_USER_KEY_LEN + 1];
     uint64_t upto; /* the last queue sequence read for it */
+    /* The sequences given live lately, in two generations of GIVEN_KEEP_MS each: a DELIVER
+     * sent again after its sender's engine server died (cluster/member_resend.c) is dropped;
+     * live ones need not come in order, so a high-water mark cannot tell. */
+    struct u64map given, given_before;
+    int64_t given_since;
     uint64_t rev;  /* the revision of the user record its claim wrote */
     bool claiming; /* the claim or its first read is under way: live ones wait */
     struct cl_op *op;
@@ -97,6 +107,8 @@ static void answer(const struct backend_done *done, int result)
 
 static void conn_free(struct cluster_conn *cc)
 {
+    u64map_free(&cc->given);
+    u64map_free(&cc->given_before);
     for (size_t i = 0; i < cc->backlog_count; i++)
         free(cc->backlog[i].json);
     free(cc->backlog);
@@ -117,11 +129,30 @@ static void conn_forget(struct worker *w, struct cluster_conn *cc)
     conn_free(cc);
 }
 
+/* Whether seq was given live lately; notes it if not. */
+static bool given_before(struct cluster_conn *cc, uint64_t seq)
+{
+    if (u64map_get(&cc->given, seq) != NULL || u64map_get(&cc->given_before, seq) != NULL)
+        return true;
+    int64_t now = clock_mono_ms();
+    if (now - cc->given_since >= GIVEN_KEEP_MS) {
+        u64map_free(&cc->given_before);
+        cc->given_before = cc->given;
+        cc->given = (struct u64map){ 0 };
+        cc->given_since = now;
+    }
+    if (u64map_put(&cc->given, seq, cc) != 0)
+        log_warning("out of memory: a notification sent again may reach its device twice");
+    return false;
+}
+
 static void live_deliver(struct worker *w, struct cluster_conn *cc, uint64_t seq, int64_t queued_ms,
                          const char *json, size_t len)
 {
     if (seq <= cc->upto)
         return; /* read with the pages, given there */
+    if (given_before(cc, seq))
+        return; /* given already: this one was sent again */
     struct shm_notif_key key;
     cl_notif_key(cc->email, queued_ms, seq, &key);
     struct conn_mail mail = {
