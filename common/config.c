@@ -8,6 +8,7 @@
 #include "log.h"
 #include "origin.h"
 #include "vapid.h"
+#include "version.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -67,6 +68,7 @@ static const struct key_spec key_specs[] = {
     { "log_format", KEY_LOG_FORMAT, FIELD(log_format), 0, 0 },
     { "admin_listen", KEY_LISTEN, FIELD(admin_listen), 0, 0 },
     { "public_url", KEY_URL, FIELD(public_url), 0, 0 },
+    { "source_url", KEY_STRING, FIELD(source_url), 0, 0 },
     { "audience", KEY_LIST, FIELD(audience), 0, 0 },
     { "trusted_issuer", KEY_ISSUER, FIELD(trusted_issuer), 0, 0 },
     { "oidc_issuer", KEY_OIDC_ISSUER, FIELD(oidc_issuer), 0, 0 },
@@ -129,6 +131,7 @@ int config_defaults(struct config *cfg)
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->admin_listen = xstrdup("127.0.0.1:8283");
     cfg->public_url = xstrdup("http://localhost:8282");
+    cfg->source_url = xstrdup(PRESENCED_SOURCE);
     cfg->clock_skew_ms = 60 * 1000;
     cfg->verifier_protocol = 1;
     cfg->session_ttl_ms = DAY_MS;
@@ -157,7 +160,7 @@ int config_defaults(struct config *cfg)
     cfg->cluster_shards = 12;
     cfg->cluster_replicas = 3;
     if (cfg->listen == NULL || cfg->data_dir == NULL || cfg->pid_file == NULL ||
-        cfg->admin_listen == NULL || cfg->public_url == NULL) {
+        cfg->admin_listen == NULL || cfg->public_url == NULL || cfg->source_url == NULL) {
         config_free(cfg);
         return -1;
     }
@@ -173,6 +176,7 @@ void config_free(struct config *cfg)
     free(cfg->log_file);
     free(cfg->admin_listen);
     free(cfg->public_url);
+    free(cfg->source_url);
     free(cfg->public_origin);
     for (size_t i = 0; i < cfg->audience_count; i++)
         free(cfg->audience[i]);

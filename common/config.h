@@ -44,6 +44,7 @@ struct config {
     int log_format;     /* enum log_format: text (the default) or mozlog */
     char *admin_listen; /* "" or "off" disables */
     char *public_url;
+    char *source_url; /* where presenced's source is, as /__version__ says */
     char *public_origin; /* canonical origin of public_url: the audience of the web login */
     char *audience[CONFIG_MAX_LIST]; /* canonical origins (origin_normalize) */
     size_t audience_count;

@@ -1,6 +1,7 @@
 """Health endpoints, the admin endpoint and its Prometheus text."""
 import http.client
 import json
+import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,6 +24,15 @@ def test_lbheartbeat_and_version(server):
     version = json.loads(body)
     assert set(version) == {"source", "version", "commit", "build"}
     assert version["version"]
+    # Where the source is: the build's SOURCE_URL (its git remote, else the tree built).
+    assert re.match(r"(https?|git|ssh|file)://\S+$|[^/\s]+@[^:\s]+:\S+$", version["source"]), version
+
+
+def test_version_names_the_configured_source_url(make_server):
+    server = make_server(source_url='https://example.test/presenced.git?"quoted"').start()
+    status, _, body = http_get(server.url + "/__version__")
+    assert status == 200
+    assert json.loads(body)["source"] == 'https://example.test/presenced.git?"quoted"'
 
 
 def test_unknown_path_is_a_json_404(server):

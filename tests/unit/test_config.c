@@ -3,6 +3,7 @@
 
 #include "../../common/config.h"
 #include "../../common/log.h"
+#include "../../common/version.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -51,6 +52,13 @@ static void test_defaults(void)
     is_int(cfg.notification_ttl_ms, 3600000, "default notification_ttl is an hour");
     is_int(cfg.max_pending_notifications, 100, "default max_pending_notifications");
     is_str(cfg.admin_listen, "127.0.0.1:8283", "the admin endpoint is on loopback by default");
+    is_str(cfg.source_url, PRESENCED_SOURCE, "default source_url is the build's SOURCE_URL");
+    ok(strcmp(cfg.source_url, "unknown") != 0, "the build says where its source is: %s",
+       cfg.source_url);
+    config_free(&cfg);
+    is_int(parse(&cfg, "source_url https://example.test/presenced.git\n", err, sizeof err), 0,
+           "source_url");
+    is_str(cfg.source_url, "https://example.test/presenced.git", "source_url is read");
     config_free(&cfg);
 }
 

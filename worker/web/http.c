@@ -261,13 +261,24 @@ static void lbheartbeat(struct worker *w, struct http_req *req)
         http_reply_json(req, HTTP_STATUS_OK, "{}");
 }
 
-static void version(struct http_req *req)
+/* Dockerflow's /__version__: source_url (the build's SOURCE_URL unless configured), and what
+ * this build is. */
+static void version(struct worker *w, struct http_req *req)
 {
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"source\":\"%s\",\"version\":\"%s\",\"commit\":\"%s\",\"build\":\"%s\"}",
-             PRESENCED_SOURCE, PRESENCED_VERSION, PRESENCED_COMMIT, PRESENCED_BUILD);
-    http_reply_json(req, HTTP_STATUS_OK, body);
+    struct json_object *obj = json_object_new_object();
+    const char *text = NULL;
+    if (obj != NULL &&
+        json_object_object_add(obj, "source", json_object_new_string(w->cfg->source_url)) == 0 &&
+        json_object_object_add(obj, "version", json_object_new_string(PRESENCED_VERSION)) == 0 &&
+        json_object_object_add(obj, "commit", json_object_new_string(PRESENCED_COMMIT)) == 0 &&
+        json_object_object_add(obj, "build", json_object_new_string(PRESENCED_BUILD)) == 0)
+        text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (text == NULL)
+        http_reply_error(req, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory");
+    else
+        http_reply_json(req, HTTP_STATUS_OK, text);
+    json_object_put(obj);
 }
 
 /* GET /vapid: the VAPID public key, the applicationServerKey browsers subscribe with (SPEC.md
@@ -293,7 +304,7 @@ static void request_route(struct worker *w, struct http_req *req)
     else if (reads && strcmp(req->uri, "/__lbheartbeat__") == 0)
         lbheartbeat(w, req);
     else if (reads && strcmp(req->uri, "/__version__") == 0)
-        version(req);
+        version(w, req);
     else if (reads && strcmp(req->uri, "/vapid") == 0)
         vapid(w, req);
     else if (strcmp(req->uri, "/__heartbeat__") == 0 || strcmp(req->uri, "/__lbheartbeat__") == 0 ||
