@@ -10,13 +10,12 @@ import sys
 import threading
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as shows
 from selenium.webdriver.support.ui import WebDriverWait
 
+from chromium import BACKGROUND_FLAGS, Chromium
 from conftest import BINARY, ROOT, free_port
 
 CTL = os.environ.get("PRESENCECTL_BIN", os.path.join(ROOT, "build", "asan", "presencectl"))
@@ -56,19 +55,9 @@ def demo(presenced, tmp_path):
 
 
 def browser(profile):
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile}",
-                 "--window-size=900,700", "--host-resolver-rules=MAP localhost 127.0.0.1",
-                 # A hidden tab keeps its timers: the device keeps its connection.
-                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                 "--disable-backgrounding-occluded-windows"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    return driver
+    # A hidden tab keeps its timers: the device keeps its connection.
+    return Chromium("--host-resolver-rules=MAP localhost 127.0.0.1", *BACKGROUND_FLAGS,
+                    window="900,700", profile=profile)
 
 
 @pytest.fixture

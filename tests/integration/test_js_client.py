@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -19,9 +18,8 @@ import urllib.request
 
 import pytest
 import websockets
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
+from chromium import BACKGROUND_FLAGS, Chromium
 from conftest import BINARY, ROOT, wait_for
 
 MODULE = os.path.join(ROOT, "clients", "js", "presence.js")
@@ -100,17 +98,7 @@ def presenced(make_server, ident, pages):
 
 @pytest.fixture
 def browser(pages):
-    profile = tempfile.mkdtemp(prefix="presenced-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile}", "--window-size=800,600",
-                 # A hidden page's timers must keep running for the client to work.
-                 "--disable-background-timer-throttling",
-                 "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = Chromium(*BACKGROUND_FLAGS, window="800,600")
     driver.set_script_timeout(30)
     driver.get(pages.origin + "/client.html")
     assert wait_for(lambda: driver.execute_script("return window.ready === true"), 20)

@@ -6,17 +6,15 @@ import http.server
 import json
 import os
 import re
-import tempfile
 import threading
 import urllib.parse
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from chromium import Chromium
 from conftest import ROOT
 from web_fixtures import APP_DOMAIN, activated_app, signed_in
 
@@ -24,18 +22,8 @@ SCREENSHOTS = os.path.join(ROOT, "build", "screenshots")
 
 
 def chromium_start(host_rules):
-    profile = tempfile.mkdtemp(prefix="presenced-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-                 "--window-size=1000,800", "--host-resolver-rules=" + ", ".join(host_rules),
-                 "--ignore-certificate-errors"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    return driver
+    return Chromium("--disable-quic", "--host-resolver-rules=" + ", ".join(host_rules),
+                    "--ignore-certificate-errors")
 
 
 @pytest.fixture

@@ -4,18 +4,16 @@ screenshot: build/screenshots/login-oidc.png), the user signs in on the provider
 consent pages (panva's oidc-provider), allows the app, sees the account, and signs out."""
 import os
 import re
-import tempfile
 import urllib.parse
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 import oidc
 import op
+from chromium import Chromium
 from conftest import ROOT
 from web_client import Browser
 from web_fixtures import APP_DOMAIN, activated_app
@@ -48,20 +46,11 @@ def provider_site(make_server, ca, domain, tmp_path):
 @pytest.fixture
 def chromium(domain, provider_site):
     _, provider = provider_site
-    profile = tempfile.mkdtemp(prefix="presenced-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
     rules = (f"MAP {APP_DOMAIN}:443 127.0.0.1:{domain.server.port}, "
              f"MAP {op.HOST}:443 127.0.0.1:{provider.port}")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-                 "--window-size=1000,800", f"--host-resolver-rules={rules}",
-                 # The app's domain and the provider are the test's HTTPS servers (its own CA).
-                 "--ignore-certificate-errors"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
+    # The app's domain and the provider are the test's HTTPS servers (its own CA).
+    driver = Chromium("--disable-quic", f"--host-resolver-rules={rules}",
+                      "--ignore-certificate-errors")
     yield driver
     driver.quit()
 
