@@ -17,6 +17,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 import websockets
 
 from chromium import BACKGROUND_FLAGS, Chromium
@@ -290,3 +292,21 @@ def test_keep_alive_finds_a_dead_connection(presenced, ident, pages, browser):
         os.kill(worker, signal.SIGCONT)
     assert wait_event(browser, "online", count=2, timeout=30)["reconnected"] is True
     assert wait_for(lambda: devices(server, email).get("tab", {}).get("status") == "online")
+
+
+def test_a_page_of_the_apps_origin_reads_the_vapid_key(presenced, pages, browser, tmp_path):
+    """GET /vapid from the app's page (another origin: CORS), as a page does before
+    PushManager.subscribe(); the /__version__ next to it is not for pages to read."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    vapid = tmp_path / "vapid.pem"
+    vapid.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.NoEncryption()))
+    server = presenced(vapid_key=str(vapid), vapid_subject="mailto:ops@presence.test")
+    read = """const done = arguments[arguments.length - 1];
+fetch(arguments[0]).then((r) => r.json()).then((body) => done(body),
+                                                 (error) => done("refused: " + error));"""
+    got = browser.execute_async_script(read, server.url + "/vapid")
+    assert isinstance(got, dict) and len(got["publicKey"]) == 87, got
+    assert str(browser.execute_async_script(read, server.url + "/__version__")).startswith(
+        "refused"), "a cross-origin read of a resource without CORS must fail"

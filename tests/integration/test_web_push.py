@@ -127,8 +127,9 @@ def test_the_push_is_the_notification_encrypted_and_signed(push_site, push, iden
     server = push_site()
     _, bob = grant(server, ident, "bob@example.com", server.appid, "bob")
     sub_id, subscription = push.subscribe()
-    status, _, body = http_get(server.url + "/vapid")
+    status, headers, body = http_get(server.url + "/vapid")
     assert status == 200, body
+    assert headers["Access-Control-Allow-Origin"] == "*"  # an app's page reads it
     public_key = json.loads(body)["publicKey"]
     assert len(public_key) == 87
 
@@ -360,7 +361,9 @@ def test_push_subscribe_refusals(push_site, push, ident):
 def test_without_vapid_key_push_is_off(push_site, push, ident):
     server = push_site(vapid=False)
     _, subscription = push.subscribe()
-    assert http_get(server.url + "/vapid")[0] == 404
+    status, headers, body = http_get(server.url + "/vapid")
+    assert status == 404 and json.loads(body)["error"]
+    assert headers["Access-Control-Allow-Origin"] == "*"
 
     async def scenario():
         phone = await device(server, ident, "jo@example.com")

@@ -102,6 +102,11 @@ void http_undefer(struct http_req *req)
     req->async_cancel = NULL;
 }
 
+void http_allow_any_origin(struct http_req *req)
+{
+    req->response.any_origin = true;
+}
+
 bool http_cookie(struct http_req *req, const char *name, char *out, size_t cap)
 {
     char header[2048];
@@ -181,7 +186,8 @@ static int response_write(struct worker *w, struct http_req *req)
     unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof headers - 1;
     req->responding = false;
     if (common_headers(w, req, &p, end) || security_headers(req->wsi, &p, end) ||
-        (r->location[0] && header_add(req->wsi, "location:", r->location, &p, end)))
+        (r->location[0] && header_add(req->wsi, "location:", r->location, &p, end)) ||
+        (r->any_origin && header_add(req->wsi, "access-control-allow-origin:", "*", &p, end)))
         return -1;
     for (size_t i = 0; i < 2; i++)
         if (r->set_cookie[i][0] && header_add(req->wsi, "set-cookie:", r->set_cookie[i], &p, end))
@@ -282,10 +288,12 @@ static void version(struct worker *w, struct http_req *req)
 }
 
 /* GET /vapid: the VAPID public key, the applicationServerKey browsers subscribe with (SPEC.md
- * §7). */
+ * §7) — read by the app's pages, on their own origin, before they subscribe (and a public key:
+ * any origin may read it). */
 static void vapid(struct worker *w, struct http_req *req)
 {
     const char *key = push_public_key(w);
+    http_allow_any_origin(req);
     if (key == NULL) {
         http_reply_error(req, HTTP_STATUS_NOT_FOUND, "Web Push is not enabled (no vapid_key)");
         return;

@@ -23,6 +23,7 @@ struct http_response {
     size_t len;
     char location[2048]; /* "" or the Location of a redirect */
     char set_cookie[2][256];
+    bool any_origin; /* Access-Control-Allow-Origin: * (a public resource any page may read) */
 };
 
 struct http_async; /* a handler's pending work; cancelled when the connection goes */
@@ -58,6 +59,10 @@ void http_reply_json(struct http_req *req, unsigned status, const char *json);
 void http_redirect(struct http_req *req, const char *location);
 /* Adds a Set-Cookie header to the response being prepared (call before http_reply*). */
 void http_set_cookie(struct http_req *req, const char *cookie);
+
+/* Lets a page of any origin read the response (CORS), for what is public and needs no
+ * credentials. */
+void http_allow_any_origin(struct http_req *req);
 
 /* A handler that answers later registers its pending work and how to cancel it. */
 void http_defer(struct http_req *req, struct http_async *async,
