@@ -10,9 +10,11 @@ in one run, on loopback:
 In the cluster the device is on node 2, the app's connection on node 3, its grant made on node
 1. Every port is a free one. Prints a table on stderr and the figures as JSON on stdout:
 {"status_rtt"|"event"|"notify": {"one": {"p50_us","p99_us"}, "cluster": {...}, "ratio_p99",
-"added_p99_ms"}, "rounds", "load"}. BENCH_CLUSTER_ROUNDS sets the rounds (2000; notify a tenth).
+"added_p99_ms"}, "rounds", "load"}. BENCH_CLUSTER_ROUNDS sets the rounds (2000; notify a tenth); BENCH_CLUSTER_KEEP=DIR runs in DIR
+and leaves the logs there.
 The machine is shared: the load average at the start and at the end is part of the output."""
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -28,6 +30,8 @@ import websockets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+# The engine's fixtures probe it with tests/tools/engine_probe: the build's, not the ASan one's.
+os.environ.setdefault("PRESENCED_TOOLS", os.path.join(ROOT, "build", "tools"))
 import idp  # noqa: E402
 from engine_fixtures import Engine  # noqa: E402
 from web_client import Browser  # noqa: E402
@@ -240,7 +244,9 @@ def loadavg():
 def main():
     issuer, user = idp.RSKey(2048), idp.DSKey(1024)
     load = [loadavg()]
-    with tempfile.TemporaryDirectory(prefix="presenced-bench-cluster-") as workdir:
+    kept = os.environ.get("BENCH_CLUSTER_KEEP")  # a folder where the nodes' logs stay
+    with (contextlib.nullcontext(kept) if kept else
+          tempfile.TemporaryDirectory(prefix="presenced-bench-cluster-")) as workdir:
         key_file = os.path.join(workdir, "issuer.json")
         with open(key_file, "w") as f:
             json.dump(issuer.public_json(), f)
