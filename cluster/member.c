@@ -3,7 +3,8 @@
  * (the agent's view, and the clock: a worker thawed after a SIGSTOP must not serve before its
  * agent ran), the liveness of other incarnations as the replica says, and the life of the
  * operations (ownership.c, queue.c): each answers on the loop, is forgotten by cl_op_cancel,
- * and waits behind the others of its user (one compare-and-set at a time per user and worker). */
+ * and waits behind the others of its user (one compare-and-set at a time per user and worker);
+ * the user's record as this worker last wrote it, the base of its next compare-and-set. */
 #include "member_internal.h"
 
 #include "../common/clock.h"
@@ -122,6 +123,76 @@ bool cl_member_owner_live(void *member, const struct cl_owner *owner)
     return true;
 }
 
+/* ---- the user records this worker wrote ---- */
+
+/* A status update's compare-and-set needs the record at its current revision. Asking the
+ * bucket's leader for it first costs a round trip on every update (measured: p50 0.8 ms of
+ * 2.3 ms on a loaded machine); the copy this worker wrote last, or the replica's when newer,
+ * is that record unless someone else wrote since — and then the write is refused (10071) and
+ * the leader is asked. So a copy is only ever a guess the engine checks. */
+void member_written_keep(struct cl_member *m, const char *user_key, uint64_t rev,
+                         unsigned char *data, size_t len)
+{
+    uint64_t key = member_user_key64(user_key);
+    struct written_record *w = u64map_get(&m->written, key);
+    if (w == NULL && m->written.count >= CL_WRITTEN_MAX) {
+        free(data);
+        return;
+    }
+    struct written_record *fresh = realloc(w, sizeof *fresh + len);
+    if (fresh == NULL) {
+        free(data);
+        return; /* the old copy stays: a guess (below) */
+    }
+    fresh->rev = rev;
+    fresh->len = len;
+    memcpy(fresh->data, data, len);
+    free(data);
+    if (fresh != w && u64map_put(&m->written, key, fresh) != 0) {
+        u64map_del(&m->written, key);
+        free(fresh);
+    }
+}
+
+void member_written_forget(struct cl_member *m, const char *user_key)
+{
+    uint64_t key = member_user_key64(user_key);
+    struct written_record *w = u64map_get(&m->written, key);
+    if (w == NULL)
+        return;
+    u64map_del(&m->written, key);
+    free(w);
+}
+
+int member_record_local(struct cl_member *m, const char *user_key, const char *email,
+                        struct cl_record *rec, uint64_t *rev)
+{
+    const struct written_record *w = u64map_get(&m->written, member_user_key64(user_key));
+    uint64_t replica_rev = 0;
+    const void *value = NULL;
+    size_t len = 0;
+    bool replica = shm_cl_user_get(m->store, user_key, &replica_rev, &value, &len) == SHM_OK &&
+                   value != NULL && len > 0;
+    if (w != NULL && (!replica || w->rev >= replica_rev)) {
+        value = w->data;
+        len = w->len;
+        *rev = w->rev;
+    } else if (replica)
+        *rev = replica_rev;
+    else
+        return -1; /* none, or deleted: its delete marker's revision is the leader's to say */
+    const char *why;
+    if (cl_record_decode(rec, value, len, &why) != 0) {
+        cl_record_free(rec);
+        return -1;
+    }
+    if (strcmp(rec->email, email) != 0) {
+        cl_record_free(rec);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- the inbox ---- */
 
 void member_close_send(struct cl_member *m, const struct cl_owner *owner, int number)
@@ -212,6 +283,10 @@ static void member_freed(uv_handle_t *handle)
     free(m->nodes);
     member_resend_free(m);
     u64map_free(&m->lanes);
+    for (size_t i = 0; i < m->written.cap; i++)
+        if (m->written.slots[i].key != 0)
+            free(m->written.slots[i].value);
+    u64map_free(&m->written);
     free(m);
 }
 
@@ -247,6 +322,7 @@ static void op_freed(uv_handle_t *handle)
 {
     struct cl_op *op = handle->data;
     free(op->json);
+    free(op->wrote);
     free(op);
 }
 
@@ -271,7 +347,7 @@ struct cl_op *member_op_new(struct cl_member *m, enum cl_op_kind kind, const cha
     return op;
 }
 
-static uint64_t lane_key(const char *user_key)
+uint64_t member_user_key64(const char *user_key)
 {
     uint64_t k = 0;
     for (int i = 0; i < 16; i++)
@@ -298,7 +374,7 @@ void member_op_later(struct cl_op *op, int64_t delay_ms, void (*fn)(struct cl_op
 void member_lane_enter(struct cl_op *op, void (*start)(struct cl_op *op))
 {
     struct cl_member *m = op->m;
-    uint64_t key = lane_key(op->user_key);
+    uint64_t key = member_user_key64(op->user_key);
     struct lane *lane = u64map_get(&m->lanes, key);
     op->lane_start = start;
     if (lane == NULL) {

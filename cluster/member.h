@@ -141,6 +141,7 @@ void cl_delivered(struct cl_member *m, const struct shm_notif_key *key, cl_taken
 struct cl_member_stats {
     uint64_t claims, conflicts, unavailable, closes_sent, delivers_sent, delivers_received,
         notifications, dropped, reconnects, resent;
+    uint64_t local_bases, stale_copies; /* record writes made on the worker's copy; refused */
 };
 void cl_member_stats(const struct cl_member *m, struct cl_member_stats *out);
 

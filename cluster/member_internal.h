@@ -21,6 +21,8 @@
  * silent server is left after two pings of 1 s unanswered, plus a margin. */
 #define CL_RESEND_MS 3000
 #define CL_RESEND_MAX_BYTES (4u << 20)
+/* At most this many users' last written records are kept (one per user with a device here). */
+#define CL_WRITTEN_MAX 65536
 
 struct cl_member {
     uv_loop_t *loop;
@@ -40,6 +42,7 @@ struct cl_member {
     int64_t nodes_read_mono;
     struct list_link ops; /* every operation under way */
     struct u64map lanes;  /* user key -> struct lane: one record operation at a time per user */
+    struct u64map written; /* user key -> struct written_record: this worker's last write */
     uint64_t next_msg_id;
     struct list_link resend;  /* member_resend.c: inbox messages sent lately, oldest first */
     size_t resend_bytes;
@@ -54,6 +57,13 @@ enum cl_op_kind { OP_CLAIM, OP_SET_STATUS, OP_RELEASE, OP_NOTIFY, OP_PENDING, OP
 struct lane {
     uint64_t key;
     struct list_link waiting; /* struct cl_op.lane_link, the running one first */
+};
+
+/* A user record as this worker last wrote it, at the revision the engine gave the write. */
+struct written_record {
+    uint64_t rev;
+    size_t len;
+    unsigned char data[];
 };
 
 struct cl_op {
@@ -82,6 +92,10 @@ struct cl_op {
     size_t max_devices;
     uint64_t rev_epoch; /* the epoch the connection claimed under */
     uint64_t rev;       /* a claim's written revision */
+    bool local_base;    /* this attempt applies to the worker's own copy, not the leader's */
+    bool leader_only;   /* a decision made on the own copy is confirmed on the leader's */
+    unsigned char *wrote; /* what the write under way stores (kept once acknowledged) */
+    size_t wrote_len;
     bool had_previous;
     struct cl_owner previous;
     union {
@@ -123,6 +137,18 @@ int member_inbox_send(struct cl_member *m, const char *subject, const char *msg,
 void member_resend_disconnected(struct cl_member *m);
 void member_resend_reconnected(struct cl_member *m);
 void member_resend_free(struct cl_member *m);
+/* The user key as a u64map key. */
+uint64_t member_user_key64(const char *user_key);
+/* The newest copy of the user's record this worker has without asking the engine — its own
+ * last write or the replica's, whichever has the higher revision — decoded into rec (free it
+ * with cl_record_free) with that revision. -1 when it has none (or the copy names another
+ * e-mail): the record's leader is asked. */
+int member_record_local(struct cl_member *m, const char *user_key, const char *email,
+                        struct cl_record *rec, uint64_t *rev);
+/* This worker wrote data (len bytes) as the user's record at revision rev; data is taken. */
+void member_written_keep(struct cl_member *m, const char *user_key, uint64_t rev,
+                         unsigned char *data, size_t len);
+void member_written_forget(struct cl_member *m, const char *user_key);
 /* Publishes a CLOSE to the worker holding owner's connection. */
 void member_close_send(struct cl_member *m, const struct cl_owner *owner, int number);
 

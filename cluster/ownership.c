@@ -1,8 +1,10 @@
 /* ownership: the claim of an (e-mail, device) by a connection, its status updates and its
  * release, on the user's record in the engine (cluster/record.c's pure operations) by
- * compare-and-set: read from the bucket's leader (it sees every acknowledged write), apply,
- * write with the revision read; a conflict (10071: someone wrote in between) reads again at
- * once; an engine that does not answer (an election: 5-15 s) is tried again with a back-off
+ * compare-and-set: apply to the newest copy the worker has (its own last write, or the
+ * replica's), write with that copy's revision; a conflict (10071: someone wrote since) reads
+ * from the bucket's leader (it sees every acknowledged write) and tries again at once. A
+ * decision that writes nothing (unchanged, not the owner, too many devices) is never taken on
+ * a copy: the leader's record confirms it. An engine that does not answer (an election: 5-15 s) is tried again with a back-off
  * until CL_OP_BUDGET_MS, then 61 with a jittered retry_after so that a herd spreads. One CAS
  * decides newest-wins and max_devices_per_user cluster-wide, and names the previous holder,
  * which is told to close (52) on its worker's inbox wherever it is. */
@@ -85,6 +87,13 @@ static void retry(struct cl_op *op, bool conflict)
         give_up(op);
         return;
     }
+    if (conflict && op->local_base) {
+        /* The worker's copy was not the newest: the leader's record, at once. */
+        op->m->stats.stale_copies++;
+        op->leader_only = true;
+        member_op_later(op, 0, record_get);
+        return;
+    }
     op->attempts++;
     if (conflict)
         op->m->stats.conflicts++;
@@ -120,6 +129,16 @@ static void written(void *arg, const struct js_result *r)
         return;
     }
     if (r->outcome == JS_OK) {
+        /* The base of this worker's next write of the record; a release's is not kept (the
+         * user may have no device here any more: the copy would only grow the map). */
+        if (op->kind != OP_RELEASE && op->wrote_len > 0)
+            member_written_keep(op->m, op->user_key, r->seq, op->wrote, op->wrote_len);
+        else {
+            member_written_forget(op->m, op->user_key);
+            free(op->wrote);
+        }
+        op->wrote = NULL;
+        op->wrote_len = 0;
         if (op->kind == OP_CLAIM && op->cancelled) {
             op->maybe_written = true;
             become_release(op);
@@ -154,6 +173,9 @@ static void written(void *arg, const struct js_result *r)
 
 static int record_write(struct cl_op *op, const struct cl_record *rec, uint64_t rev)
 {
+    free(op->wrote);
+    op->wrote = NULL;
+    op->wrote_len = 0;
     op->in_flight = true;
     if (rec->count == 0)
         return js_kv_delete(op->m->engine, op->bucket, op->user_key, rev, written, op);
@@ -169,9 +191,23 @@ static int record_write(struct cl_op *op, const struct cl_record *rec, uint64_t 
     }
     int rc =
         js_kv_update(op->m->engine, op->bucket, op->user_key, buf, (size_t)len, rev, written, op);
+    if (rc == 0 && (op->wrote = malloc((size_t)len)) != NULL) {
+        memcpy(op->wrote, buf, (size_t)len);
+        op->wrote_len = (size_t)len;
+    }
     if (buf != small)
         free(buf);
     return rc;
+}
+
+/* A decision taken on the worker's own copy that writes nothing: the leader's record says. */
+static bool confirm_on_leader(struct cl_op *op)
+{
+    if (!op->local_base)
+        return false;
+    op->leader_only = true;
+    record_get(op);
+    return true;
 }
 
 /* The record as read at revision rev: the operation applied, then written (or answered when
@@ -200,21 +236,22 @@ static void apply(struct cl_op *op, struct cl_record *rec, uint64_t rev)
                 op->previous = previous.owner;
         }
         if (rc == CL_REC_TOO_MANY) {
-            claim_answer(op, 51, false);
+            if (!confirm_on_leader(op))
+                claim_answer(op, 51, false);
             return;
         }
     } else if (op->kind == OP_SET_STATUS) {
         rc = cl_record_set_status(rec, op->device, &me, op->status, now);
-        if (rc == CL_REC_NOT_OWNER || rc == CL_REC_UNCHANGED) {
+        if ((rc == CL_REC_NOT_OWNER || rc == CL_REC_UNCHANGED) && !confirm_on_leader(op))
             done_answer(op, rc == CL_REC_NOT_OWNER ? 52 : 0);
+        if (rc == CL_REC_NOT_OWNER || rc == CL_REC_UNCHANGED)
             return;
-        }
     } else {
         rc = cl_record_release(rec, op->device, &me, now);
-        if (rc == CL_REC_NOT_OWNER) {
+        if (rc == CL_REC_NOT_OWNER && !confirm_on_leader(op))
             member_op_end(op); /* superseded, or never written */
+        if (rc == CL_REC_NOT_OWNER)
             return;
-        }
     }
     if (rc != CL_REC_OK || record_write(op, rec, rev) != 0)
         retry(op, false);
@@ -250,6 +287,18 @@ static void record_get(struct cl_op *op)
 {
     if (forgotten(op))
         return;
+    /* The first attempt on the worker's own copy; after a conflict, the leader's. */
+    op->local_base = false;
+    struct cl_record rec;
+    uint64_t rev;
+    if (op->attempts == 0 && !op->leader_only &&
+        member_record_local(op->m, op->user_key, op->email, &rec, &rev) == 0) {
+        op->local_base = true;
+        op->m->stats.local_bases++;
+        apply(op, &rec, rev);
+        cl_record_free(&rec);
+        return;
+    }
     op->in_flight = true;
     if (js_kv_get_leader(op->m->engine, op->bucket, op->user_key, record_got, op) != 0) {
         op->in_flight = false;
