@@ -323,6 +323,7 @@ static void op_freed(uv_handle_t *handle)
     struct cl_op *op = handle->data;
     free(op->json);
     free(op->wrote);
+    free(op->sent);
     free(op);
 }
 

@@ -114,6 +114,8 @@ struct cl_op {
     char msg_id[64];
     size_t dropped;
     uint64_t seq;
+    struct cl_owner *sent; /* the entries a DELIVER went to (from the worker's copy) */
+    size_t sent_count;
     /* pending */
     uint64_t after;
     size_t max_bytes, used, count;

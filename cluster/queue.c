@@ -3,9 +3,10 @@
  * refusing the publish: the oldest is dropped and counted, then the publish made again;
  * notification_ttl as its age limit), replicated by the engine. A notification is published
  * with a Nats-Msg-Id (a publish tried again after a lost answer is not stored twice), answered
- * once the engine acknowledged it, and then delivered live: the user's record is read from its
- * bucket's leader after the acknowledgement, and each live entry's worker gets a DELIVER on its
- * inbox. A device that connects reads its queue after its claim's compare-and-set; between the
+ * once the engine acknowledged it, and then delivered live: each live entry of the user's
+ * record gets a DELIVER on its worker's inbox, at once from the worker's own copy of the record
+ * (the replica), then from the record read from its bucket's leader after the acknowledgement
+ * to the entries the copy did not have (a device that claimed a moment ago). A device that connects reads its queue after its claim's compare-and-set; between the
  * two orders (publish then read the record, claim then read the queue) each notification
  * reaches a connecting device at least one way (research/scale-out.md §4.5), and the device
  * reads by sequence, so that one it read is not taken again from a DELIVER. Written to a
@@ -92,6 +93,55 @@ static bool notify_retry(struct cl_op *op, void (*step)(struct cl_op *op))
     return true;
 }
 
+static bool sent_before(const struct cl_op *op, const struct cl_owner *owner)
+{
+    for (size_t i = 0; i < op->sent_count; i++)
+        if (cl_owner_same(&op->sent[i], owner))
+            return true;
+    return false;
+}
+
+/* A DELIVER to each live entry of rec that has not had one; those sent are remembered when
+ * remember is set (the leader's record comes after, and must not send them twice). */
+static void deliver_to(struct cl_op *op, const struct cl_record *rec, bool remember)
+{
+    struct cl_member *m = op->m;
+    if (remember && rec->count > 0 &&
+        (op->sent = calloc(rec->count, sizeof *op->sent)) == NULL)
+        return; /* the leader's record (deliver_read) sends to all */
+    for (size_t i = 0; i < rec->count; i++) {
+        const struct cl_entry *e = &rec->entries[i];
+        if (!cl_member_owner_live(m, &e->owner) || sent_before(op, &e->owner))
+            continue;
+        size_t len;
+        char subject[CL_INBOX_SUBJECT_MAX];
+        char *msg = cl_inbox_deliver_encode(e->owner.conn, op->user_key, op->seq, op->queued_ms,
+                                            op->json, op->json_len, &len);
+        if (msg == NULL)
+            continue;
+        cl_inbox_subject(e->owner.node, e->owner.pid, subject, sizeof subject);
+        if (member_inbox_send(m, subject, msg, len) == ENGINE_OK) {
+            m->stats.delivers_sent++;
+            if (remember)
+                op->sent[op->sent_count++] = e->owner;
+        }
+        free(msg);
+    }
+}
+
+/* At once after the acknowledgement: the devices the worker's own copy of the record names
+ * (the replica is a feed's length behind the leader: milliseconds). A leader get first would
+ * add its round trip to every notification (measured: p50 0.8 ms on a loaded machine). */
+static void deliver_local(struct cl_op *op)
+{
+    struct cl_record rec;
+    uint64_t rev;
+    if (member_record_local(op->m, op->user_key, op->email, &rec, &rev) != 0)
+        return;
+    deliver_to(op, &rec, true);
+    cl_record_free(&rec);
+}
+
 static void delivered_to_entries(void *arg, const struct js_result *r)
 {
     struct cl_op *op = arg;
@@ -110,21 +160,7 @@ static void delivered_to_entries(void *arg, const struct js_result *r)
     struct cl_record rec;
     const char *why;
     if (r->outcome == JS_OK && !r->deleted && cl_record_decode(&rec, r->value, r->len, &why) == 0) {
-        for (size_t i = 0; i < rec.count; i++) {
-            const struct cl_entry *e = &rec.entries[i];
-            if (!cl_member_owner_live(m, &e->owner))
-                continue;
-            size_t len;
-            char subject[CL_INBOX_SUBJECT_MAX];
-            char *msg = cl_inbox_deliver_encode(e->owner.conn, op->user_key, op->seq, op->queued_ms,
-                                                op->json, op->json_len, &len);
-            if (msg == NULL)
-                continue;
-            cl_inbox_subject(e->owner.node, e->owner.pid, subject, sizeof subject);
-            if (member_inbox_send(m, subject, msg, len) == ENGINE_OK)
-                m->stats.delivers_sent++;
-            free(msg);
-        }
+        deliver_to(op, &rec, false);
         cl_record_free(&rec);
     } else if (r->outcome == JS_OK && !r->deleted)
         cl_record_free(&rec);
@@ -203,6 +239,7 @@ static void published(void *arg, const struct js_result *r)
     if (r->outcome == JS_OK) {
         op->seq = r->seq;
         m->stats.notifications++;
+        deliver_local(op);
         notify_answer(op, 0);
         /* The delivery has a budget of its own (the publish may have taken an election). */
         op->attempts = 0;
