@@ -110,6 +110,8 @@ static inline struct worker *worker_of(struct lws *wsi)
  * loop there once a draining worker has none left). */
 int acceptor_start(struct worker *w, int fd, void (*closed)(struct worker *w));
 void acceptor_stop(struct worker *w);
+/* What an accepted connection needs before lws has it: TCP_NODELAY. 0, or -1 (errno). */
+int acceptor_socket_setup(int fd);
 /* Draining: accepts what the slot's queue holds for this worker, then stops accepting. */
 void acceptor_retire(struct worker *w);
 /* Called when a connection closes: accepting resumes if it paused at max_connections. */
