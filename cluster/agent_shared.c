@@ -1,7 +1,7 @@
 /* agent_shared: the records every node shares beside the users' — apps, grants (PUIDs) and web
  * sessions. Writers on this node (the workers' pages, the master's admin endpoint) change their
  * views in the store as on one machine and leave, in the same batch, an outbox entry
- * (shm/outbox.h); this agent makes each in the engine (pd_apps, pd_grants, pd_sessions) and
+ * (shm/outbox.h); this agent makes each in the engine (pd_apps, pd_grants, pd_sessions, pd_push) and
  * tells the writer, which holds its answer until then. The buckets' changefeeds bring every
  * node's writes into this node's views. One process writes what comes from the engine into
  * the views, so an older change from the feed never undoes a newer local one: a key with an
@@ -11,7 +11,9 @@
  * created; when g. is there already (another node's consent a moment earlier) its PUID wins,
  * ours is deleted and the writer hears SHM_OUTBOX_CONFLICT (its page asks the user to try
  * again, and then finds the winner's PUID). A revoke deletes p. first (notifications to the
- * PUID fail at once on every node that looks it up), then g. */
+ * PUID fail at once on every node that looks it up), then g. Web Push subscriptions (pd_push)
+ * go the same way, so that the node queueing a notification knows every subscription of the
+ * user, whichever node the device subscribed on. */
 #include "agent_internal.h"
 
 #include "inbox.h"
@@ -26,6 +28,7 @@
 #include "../shm/grant.h"
 #include "../shm/mail.h"
 #include "../shm/outbox.h"
+#include "../shm/push_sub.h"
 #include "../shm/web_session.h"
 
 #include <inttypes.h>
@@ -39,10 +42,10 @@
 #define RINGS_MAX 64
 #define GRANT_RETRIES 3
 
-enum shared_kind { SHARED_APPS, SHARED_GRANTS, SHARED_SESSIONS, SHARED_KINDS };
+enum shared_kind { SHARED_APPS, SHARED_GRANTS, SHARED_SESSIONS, SHARED_PUSH, SHARED_KINDS };
 
 static const char *const bucket_names[SHARED_KINDS] = { SHM_BUCKET_APPS, SHM_BUCKET_GRANTS,
-                                                        SHM_BUCKET_SESSIONS };
+                                                        SHM_BUCKET_SESSIONS, SHM_BUCKET_PUSH };
 
 struct shared_feed {
     struct agent_shared *sh;
@@ -283,6 +286,12 @@ static void view_apply(struct agent_shared *sh, enum shared_kind kind, const cha
         break;
     case SHARED_SESSIONS:
         session_apply(sh, key, deleted, data, len);
+        break;
+    case SHARED_PUSH:
+        /* A removal is a record of its own (it names the e-mail and device the key hides). */
+        if (!deleted && shm_push_sub_apply(sh->agent->store, data, len,
+                                           (size_t)sh->agent->cfg->max_devices_per_user) != SHM_OK)
+            log_warning("engine: a push subscription unreadable: ignored");
         break;
     case SHARED_KINDS:
         break;

@@ -53,6 +53,7 @@ struct request {
     engine_reply_cb cb;
     void *arg;
     int64_t deadline_ms;         /* monotonic */
+    int64_t sent_us;             /* histogram_now_us: the round trip's start */
     struct request *prev, *next; /* by deadline, earliest first */
 };
 
@@ -256,7 +257,8 @@ int engine_request(struct engine *e, const char *subject, const struct engine_he
     if (r == NULL)
         return ENGINE_FAILED;
     *r = (struct request){ .id = ++e->next_id, .cb = cb, .arg = arg,
-                           .deadline_ms = clock_mono_ms() + timeout_ms };
+                           .deadline_ms = clock_mono_ms() + timeout_ms,
+                           .sent_us = histogram_now_us() };
     char reply[INBOX_MAX + 32];
     snprintf(reply, sizeof reply, "%s.r.%llu", e->inbox, (unsigned long long)r->id);
     if (u64map_put(&e->requests, r->id, r) != 0 ||
@@ -331,6 +333,7 @@ static void reply_take(void *arg, natsMsg *m)
     struct request *r = id != 0 && *end == '\0' ? u64map_get(&e->requests, id) : NULL;
     if (r == NULL)
         return; /* late (timed out or cancelled), or a second answer */
+    histogram_since(&e->stats.round_trip, r->sent_us);
     if (engine_msg_status(&view) == 503 && view.len == 0) {
         e->stats.no_responders++;
         request_finish(e, r, ENGINE_NO_RESPONDERS, &view);

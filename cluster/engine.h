@@ -4,6 +4,8 @@
 #ifndef PRESENCED_CLUSTER_ENGINE_H
 #define PRESENCED_CLUSTER_ENGINE_H
 
+#include "../common/histogram.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,6 +98,7 @@ void engine_inbox_subject(struct engine *e, char *out, size_t cap);
 struct engine_stats {
     uint64_t published, requests, timeouts, no_responders, disconnects, reconnects,
         slow_consumer_errors;
+    struct histogram round_trip; /* a request sent to its reply read (timeouts not counted) */
 };
 void engine_stats(const struct engine *e, struct engine_stats *out);
 

@@ -314,6 +314,10 @@ void cl_member_close(struct cl_member *m)
 void cl_member_stats(const struct cl_member *m, struct cl_member_stats *out)
 {
     *out = m->stats;
+    struct engine_stats es;
+    engine_stats(m->engine, &es);
+    out->timeouts = es.timeouts;
+    out->round_trip = es.round_trip;
 }
 
 /* ---- operations ---- */

@@ -12,6 +12,7 @@
 #include "inbox.h"
 
 #include "../common/config.h"
+#include "../common/histogram.h"
 #include "../shm/notif.h"
 #include "../shm/store.h"
 
@@ -140,8 +141,9 @@ void cl_delivered(struct cl_member *m, const struct shm_notif_key *key, cl_taken
 
 struct cl_member_stats {
     uint64_t claims, conflicts, unavailable, closes_sent, delivers_sent, delivers_received,
-        notifications, dropped, reconnects, resent;
+        notifications, dropped, reconnects, resent, timeouts;
     uint64_t local_bases, stale_copies; /* record writes made on the worker's copy; refused */
+    struct histogram round_trip;        /* the engine's requests (cluster/engine.h) */
 };
 void cl_member_stats(const struct cl_member *m, struct cl_member_stats *out);
 

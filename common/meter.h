@@ -46,6 +46,22 @@ enum meter_route {
 #define METER_STATUS_CLASSES 4 /* 2xx, 3xx, 4xx, 5xx */
 
 /* Only 64-bit counts (it is published and added up as an array of them). */
+/* A cluster node's workers as members of the cluster (cluster/member.h), zero on one machine. */
+struct meter_cluster {
+    uint64_t claims;                  /* claims of an (e-mail, device) on the user records */
+    uint64_t cas_conflicts;           /* compare-and-sets refused by a newer write: tried again */
+    uint64_t unavailable;             /* operations given up on the engine: answered 61 */
+    uint64_t closes_sent;             /* CLOSEs (52, kick, fence) sent to other workers */
+    uint64_t delivers_sent;           /* live notifications sent to the holders' workers */
+    uint64_t delivers_received;       /* live notifications received from other workers */
+    uint64_t inbox_resent;            /* DELIVERs and CLOSEs sent again after a reconnect */
+    uint64_t engine_reconnects;       /* engine connections lost and made again */
+    uint64_t engine_timeouts;         /* engine requests unanswered by their deadline */
+    uint64_t notifications_published; /* acknowledged by the engine's queue */
+    uint64_t notifications_dropped;   /* the oldest dropped for a full queue */
+    struct histogram engine_round_trip; /* an engine request sent to its answer read */
+};
+
 struct meter {
     struct histogram status_update;              /* device status update: read to reply written */
     struct histogram delivery[METER_DELIVERIES]; /* notification: queued to written */
@@ -59,6 +75,7 @@ struct meter {
     uint64_t appservice_events;       /* presence events written to AppService connections */
     uint64_t takeovers;               /* a device connection superseded by a newer one (52) */
     uint64_t slow_consumers[METER_CHANNELS]; /* closed past max_output_buffer (1008) */
+    struct meter_cluster cluster;
 };
 
 #define METER_WORDS (sizeof(struct meter) / sizeof(uint64_t))

@@ -282,22 +282,36 @@ static void user_kick(struct master *m, struct evhttp_request *req, const char *
 /* On a node of a cluster the user's queue is the engine's (PD_Q), which the master does not
  * reach: the notification goes into the node's outbox, in the store, and the agent queues it
  * there (as a worker's notify does: delivered live to the user's devices on every node), made
- * again until the engine takes it. Rings the agent once committed. 0, or -1. */
+ * again until the engine takes it. The Web Push wake-ups are this node's to send, as a
+ * worker's notify's are its node's: every subscription of the user is in the node's store
+ * (pd_push), and the sending worker skips a device connected on any node. Rings the agent (and
+ * the worker told of the pushes) once committed. 0, or -1. */
 static int notification_outbox(struct master *m, struct shm_store *store, const char *email,
                                const char *json, size_t len, int64_t expires_ms)
 {
     unsigned char value[SHM_OUTBOX_VALUE_MAX];
     long n = shm_outbox_notify_encode(email, expires_ms, json, len, value, sizeof value);
     struct shm_cl_self self;
+    size_t pushes = 0;
+    int32_t pusher = 0;
     if (n < 0 ||
         shm_outbox_add(store, SHM_OUTBOX_NOTIFY, "PD_Q", "operator", value, (size_t)n, NULL) !=
-            SHM_OK ||
-        shm_batch_commit(store) != SHM_OK)
+            SHM_OK)
+        return -1;
+    if (m->cfg.vapid_key != NULL &&
+        shm_push_queue(store, email, json, len, clock_wall_ms(), expires_ms, &pushes) != SHM_OK)
+        return -1;
+    if (pushes > 0)
+        pusher = master_push_wake(m, store);
+    if (shm_batch_commit(store) != SHM_OK)
         return -1;
     struct wake_bells bells;
-    if (shm_cl_self_get(store, &self) == SHM_OK && self.agent_pid > 0 &&
-        wake_init(&bells, m->cfg.data_dir) == 0)
-        wake_ring(&bells, self.agent_pid);
+    if (wake_init(&bells, m->cfg.data_dir) == 0) {
+        if (shm_cl_self_get(store, &self) == SHM_OK && self.agent_pid > 0)
+            wake_ring(&bells, self.agent_pid);
+        if (pusher != 0)
+            wake_ring(&bells, pusher);
+    }
     m->meter.notifications_queued[METER_FROM_OPERATOR]++;
     return 0;
 }

@@ -278,6 +278,7 @@ int metrics_prometheus(struct master *m, struct evbuffer *out)
     family(out, "presenced_store_readers", "gauge", "LMDB reader slots in use.");
     evbuffer_add_printf(out, "presenced_store_readers %u\n", snap.store.readers_used);
     metrics_meter_render(out, &snap.node, &snap.census);
+    metrics_cluster_render(out, m, &snap.node);
     free(snap.infos);
     return 0;
 }

@@ -14,5 +14,12 @@ int metrics_prometheus(struct master *m, struct evbuffer *out);
  * added up). */
 void metrics_meter_render(struct evbuffer *out, const struct meter *node,
                           const struct shm_census *census);
+struct histogram;
+/* One histogram's samples in the text format; labels "" or `name="value",...`. */
+void metrics_histogram_samples(struct evbuffer *out, const char *name, const char *labels,
+                               const struct histogram *h);
+
+/* metrics_cluster.c: the cluster's series (nothing without cluster). */
+void metrics_cluster_render(struct evbuffer *out, struct master *m, const struct meter *node);
 
 #endif

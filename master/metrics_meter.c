@@ -27,8 +27,8 @@ static void seconds_format(uint64_t us, char *out, size_t cap)
 }
 
 /* One histogram's samples; labels is "" or `name="value",…` without the braces. */
-static void histogram_samples(struct evbuffer *out, const char *name, const char *labels,
-                              const struct histogram *h)
+void metrics_histogram_samples(struct evbuffer *out, const char *name, const char *labels,
+                               const struct histogram *h)
 {
     const char *comma = labels[0] ? "," : "";
     uint64_t cumulative = 0;
@@ -57,13 +57,13 @@ static void histograms(struct evbuffer *out, const struct meter *m)
     char labels[96];
     family(out, "presenced_status_update_seconds", "histogram",
            "Device status updates, from the message read to its reply written.");
-    histogram_samples(out, "presenced_status_update_seconds", "", &m->status_update);
+    metrics_histogram_samples(out, "presenced_status_update_seconds", "", &m->status_update);
     family(out, "presenced_notification_delivery_seconds", "histogram",
            "Notifications written to a device, from queued (by an app or the operator) to "
            "written: live (the device was connected) or pending (written when it bound).");
     for (int p = 0; p < METER_DELIVERIES; p++) {
         snprintf(labels, sizeof labels, "path=\"%s\"", meter_delivery_name(p));
-        histogram_samples(out, "presenced_notification_delivery_seconds", labels, &m->delivery[p]);
+        metrics_histogram_samples(out, "presenced_notification_delivery_seconds", labels, &m->delivery[p]);
     }
     family(out, "presenced_verification_seconds", "histogram",
            "Device credentials checked, from the update read to the outcome, by credential and "
@@ -72,14 +72,14 @@ static void histograms(struct evbuffer *out, const struct meter *m)
         for (int o = 0; o < METER_OUTCOMES; o++) {
             snprintf(labels, sizeof labels, "credential=\"%s\",outcome=\"%s\"",
                      meter_credential_name(c), meter_outcome_name(o));
-            histogram_samples(out, "presenced_verification_seconds", labels,
+            metrics_histogram_samples(out, "presenced_verification_seconds", labels,
                               &m->verification[c][o]);
         }
     family(out, "presenced_http_request_seconds", "histogram",
            "HTTP requests of the public port, from read to answer written, by route.");
     for (int r = 0; r < METER_ROUTES; r++) {
         snprintf(labels, sizeof labels, "route=\"%s\"", meter_route_name(r));
-        histogram_samples(out, "presenced_http_request_seconds", labels, &m->http[r]);
+        metrics_histogram_samples(out, "presenced_http_request_seconds", labels, &m->http[r]);
     }
 }
 

@@ -3,8 +3,11 @@
 #include "push_sub.h"
 
 #include "conn.h"
+#include "outbox.h"
 #include "store_internal.h"
 
+#include <openssl/sha.h>
+#include <stdio.h>
 #include <string.h>
 
 /* e-mail \0 device -> be64 created (ms), p256dh (65), auth (16), endpoint (no NUL). */
@@ -36,6 +39,42 @@ static int sub_decode(const MDB_val *value, struct push_subscription *out, int64
     memcpy(out->endpoint, v + SUB_FIXED, endpoint_len);
     out->endpoint[endpoint_len] = '\0';
     return SHM_OK;
+}
+
+/* ---- the cluster's copy (SHM_BUCKET_PUSH) ---- */
+
+static void shared_key(const MDB_val *store_key, char out[SHM_PUSH_KEY_MAX + 1])
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(store_key->mv_data, store_key->mv_size, digest);
+    out[0] = 's';
+    out[1] = '.';
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 + 2 * i, 3, "%02x", digest[i]);
+}
+
+/* Leaves the change in the outbox (a cluster node's writers only). */
+static int shared_add(struct shm_store *store, uint8_t op, const char *email, const char *device,
+                      const MDB_val *store_key, const void *tail, size_t tail_len)
+{
+    if (!store->outbox_on)
+        return SHM_OK;
+    unsigned char record[3 + SUB_KEY_MAX + SUB_FIXED + PUSH_ENDPOINT_MAX];
+    size_t email_len = strlen(email), device_len = strlen(device), at = 0;
+    if (3 + email_len + device_len + tail_len > sizeof record)
+        return SHM_ERROR;
+    record[at++] = op;
+    record[at++] = (unsigned char)email_len;
+    memcpy(record + at, email, email_len);
+    at += email_len;
+    record[at++] = (unsigned char)device_len;
+    memcpy(record + at, device, device_len);
+    at += device_len;
+    memcpy(record + at, tail, tail_len);
+    char key[SHM_PUSH_KEY_MAX + 1];
+    shared_key(store_key, key);
+    return shm_outbox_add(store, SHM_OUTBOX_PUT, SHM_BUCKET_PUSH, key, record, at + tail_len,
+                          NULL);
 }
 
 /* The user's subscriptions other than device's: how many, and the key of the oldest. */
@@ -98,7 +137,9 @@ int shm_push_sub_put(struct shm_store *store, const char *email, const char *dev
     memcpy(value_buf + SUB_FIXED, sub->endpoint, endpoint_len);
     MDB_val value = { SUB_FIXED + endpoint_len, value_buf };
     rc = mdb_put(txn, store->push_subs, &key, &value, 0);
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "push subscription");
+    if (rc != 0)
+        return store_batch_fail(store, rc, "push subscription");
+    return shared_add(store, SHM_PUSH_SHARED_PUT, email, device, &key, value_buf, value.mv_size);
 }
 
 static int sub_delete(struct shm_store *store, const char *email, const char *device,
@@ -121,7 +162,12 @@ static int sub_delete(struct shm_store *store, const char *email, const char *de
         (sub_decode(&value, &stored, NULL) != SHM_OK || strcmp(stored.endpoint, endpoint) != 0))
         return SHM_NOT_FOUND;
     rc = mdb_del(txn, store->push_subs, &key, NULL);
-    return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "push subscription");
+    if (rc != 0)
+        return store_batch_fail(store, rc, "push subscription");
+    return endpoint == NULL
+               ? shared_add(store, SHM_PUSH_SHARED_DELETE, email, device, &key, NULL, 0)
+               : shared_add(store, SHM_PUSH_SHARED_DELETE_ENDPOINT, email, device, &key, endpoint,
+                            strlen(endpoint));
 }
 
 int shm_push_sub_delete(struct shm_store *store, const char *email, const char *device)
@@ -133,6 +179,49 @@ int shm_push_sub_delete_endpoint(struct shm_store *store, const char *email, con
                                  const char *endpoint)
 {
     return sub_delete(store, email, device, endpoint);
+}
+
+/* Reads a u8-length string of the record at *at into out (NUL-terminated, at most max). */
+static int record_string(const unsigned char *r, size_t len, size_t *at, char *out, size_t max)
+{
+    if (*at >= len || r[*at] > max || *at + 1 + r[*at] > len)
+        return SHM_ERROR;
+    size_t n = r[*at];
+    memcpy(out, r + *at + 1, n);
+    out[n] = '\0';
+    *at += 1 + n;
+    return strlen(out) == n ? SHM_OK : SHM_ERROR;
+}
+
+int shm_push_sub_apply(struct shm_store *store, const void *record, size_t len,
+                       size_t max_per_user)
+{
+    const unsigned char *r = record;
+    char email[SHM_EMAIL_MAX + 1], device[SHM_DEVICE_MAX + 1];
+    size_t at = 1;
+    if (len < 3 || record_string(r, len, &at, email, SHM_EMAIL_MAX) != SHM_OK || email[0] == '\0' ||
+        record_string(r, len, &at, device, SHM_DEVICE_MAX) != SHM_OK)
+        return SHM_ERROR;
+    bool outbox = store->outbox_on;
+    store->outbox_on = false; /* what comes from the engine goes back to no outbox */
+    int rc = SHM_ERROR;
+    if (r[0] == SHM_PUSH_SHARED_PUT) {
+        MDB_val value = { len - at, (void *)(r + at) };
+        struct push_subscription sub;
+        int64_t created = 0;
+        if (sub_decode(&value, &sub, &created) == SHM_OK && push_endpoint_valid(sub.endpoint,
+                                                                               strlen(sub.endpoint)))
+            rc = shm_push_sub_put(store, email, device, &sub, created, max_per_user);
+    } else if (r[0] == SHM_PUSH_SHARED_DELETE) {
+        rc = shm_push_sub_delete(store, email, device);
+    } else if (r[0] == SHM_PUSH_SHARED_DELETE_ENDPOINT && len - at <= PUSH_ENDPOINT_MAX) {
+        char endpoint[PUSH_ENDPOINT_MAX + 1];
+        memcpy(endpoint, r + at, len - at);
+        endpoint[len - at] = '\0';
+        rc = shm_push_sub_delete_endpoint(store, email, device, endpoint);
+    }
+    store->outbox_on = outbox;
+    return rc == SHM_NOT_FOUND ? SHM_OK : rc;
 }
 
 int shm_push_sub_get(struct shm_store *store, const char *email, const char *device,

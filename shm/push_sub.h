@@ -31,6 +31,21 @@ int shm_push_sub_get(struct shm_store *store, const char *email, const char *dev
 typedef void (*shm_push_sub_cb)(void *arg, const char *device, const struct push_subscription *sub);
 int shm_push_subs(struct shm_store *store, const char *email, shm_push_sub_cb cb, void *arg);
 
+/* On a node of a cluster (the store's outbox on: shm/outbox.h) every change above is also left
+ * in the outbox for the bucket SHM_BUCKET_PUSH, so that the subscription is known on every node
+ * (a notification queued on any node wakes the device through it, once: by the node that
+ * queued it). The engine's record, key "s." + 32 hex of SHA-256(e-mail \0 device):
+ *   u8 op (SHM_PUSH_SHARED_*) | u8 len, e-mail | u8 len, device | a put: the store's value
+ *   (be64 created, p256dh, auth, endpoint); a delete by endpoint: the endpoint. */
+#define SHM_BUCKET_PUSH "pd_push"
+#define SHM_PUSH_KEY_MAX 34
+enum { SHM_PUSH_SHARED_PUT = 1, SHM_PUSH_SHARED_DELETE = 2, SHM_PUSH_SHARED_DELETE_ENDPOINT = 3 };
+/* Applies one such record (from the bucket's changefeed) to this store, without an outbox
+ * entry of its own. Returns SHM_OK (SHM_NOT_FOUND counts as applied), or SHM_ERROR when the
+ * record is unreadable. In the batch. */
+int shm_push_sub_apply(struct shm_store *store, const void *record, size_t len,
+                       size_t max_per_user);
+
 /* How many subscriptions the store holds, for /metrics. */
 int shm_push_sub_count(struct shm_store *store, uint64_t *count);
 

@@ -42,6 +42,8 @@ static void stats_gather(struct worker *w)
         w->info.verifier_unavailable_total = id->unavailable;
     }
     w->info.draining = w->draining;
+    if (w->backend != NULL && w->backend->gather != NULL)
+        w->backend->gather(w, &w->info.meter);
 }
 
 /* Whether w->info differs from what the store holds (its time aside). */

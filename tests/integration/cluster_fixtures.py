@@ -10,6 +10,7 @@ import subprocess
 import threading
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import TOOLS, Server, wait_for
 from engine_fixtures import fresh_engine  # noqa: F401  (fixture)
@@ -23,6 +24,18 @@ class Node(Server):
 
     def peers(self):
         return {n["name"]: n for n in self.cluster().get("nodes", [])}
+
+    def metrics(self):
+        """{(name, frozenset(labels)): value} of /metrics, read with prometheus_client's parser
+        (the text format is checked as it is read)."""
+        out = {}
+        for family in text_string_to_metric_families(self.admin("/metrics")):
+            for s in family.samples:
+                out[(s.name, frozenset(s.labels.items()))] = s.value
+        return out
+
+    def metric(self, name, **labels):
+        return self.metrics().get((name, frozenset(labels.items())))
 
     def kill_group(self, signum=signal.SIGKILL):
         """The whole node: master, workers and agent (they share the master's process group)."""

@@ -17,7 +17,7 @@ import websockets
 
 from cluster_fixtures import (NODE_TIMEOUT_S, fresh_engine, make_node, start_node,  # noqa: F401
                               user_record, wait_serving)
-from conftest import wait_for
+from conftest import http_get, wait_for
 from web_fixtures import ident  # noqa: F401  (fixture)
 
 AUDIENCE = "https://presence.test"
@@ -154,6 +154,13 @@ def test_thirty_racing_connections_on_three_nodes_one_survives(nodes, assertion,
         for ws, _ in conns:
             await ws.close()
     run(scenario())
+    # The race shows in /metrics: 30 claims, and compare-and-sets refused by a newer write
+    # (each tried again); they are the workers' figures, published within a second.
+    assert wait_for(lambda: sum(n.metric("presenced_cluster_claims_total") for n in nodes) >= 30,
+                    timeout=5), [n.metric("presenced_cluster_claims_total") for n in nodes]
+    conflicts = sum(n.metric("presenced_cluster_cas_conflicts_total") for n in nodes)
+    print(f"30 racing claims: {conflicts} compare-and-sets refused and tried again")
+    assert conflicts >= 1
 
 
 def test_max_devices_per_user_across_nodes(make_cluster, assertion):
@@ -311,6 +318,7 @@ def test_kill_9_of_a_node_its_devices_stop_counting_and_no_ghost(make_cluster, a
 def test_a_frozen_node_closes_its_devices_and_serves_nothing_stale(nodes, assertion):
     n1, n2, _ = nodes
     email = "frozen@example.com"
+    declared_by = []
 
     async def scenario():
         stale, reply = await device(n2, email, assertion(email), "phone")
@@ -319,6 +327,7 @@ def test_a_frozen_node_closes_its_devices_and_serves_nothing_stale(nodes, assert
         try:
             assert await until(lambda: n1.peers()["n2"]["state"] == "dead",
                                timeout=NODE_TIMEOUT_S + 15), n1.peers()
+            declared_by.append(n1.peers()["n2"]["declared_by"])
             fresh, reply = await device(n1, email, assertion(email), "phone")
             assert reply == {"result": "OK"}
             await stale.send(update(email, "unavailable"))
@@ -332,6 +341,11 @@ def test_a_frozen_node_closes_its_devices_and_serves_nothing_stale(nodes, assert
         assert json.loads(await fresh.recv()) == {"result": "OK"}
         await fresh.close()
     run(scenario())
+    assert n2.metric("presenced_cluster_fences_total") >= 1, n2.cluster()
+    # The declaration shows in the /metrics of the node that made it.
+    declarer = {n.settings["node_name"]: n for n in nodes}[declared_by[0]]
+    assert wait_for(lambda: declarer.metric("presenced_cluster_declared_total") >= 1, 5), (
+        declared_by, declarer.cluster())
 
 
 def admin_user(node, email):
@@ -424,3 +438,71 @@ def test_an_agent_killed_and_restarted_keeps_the_nodes_devices_and_epoch(nodes, 
         await phone.close()
     phone_loop.run_until_complete(after())
     phone_loop.close()
+
+
+def test_every_engine_server_restarted_devices_are_served_again(nodes, assertion,
+                                                                 fresh_engine):
+    """All three engine servers stopped: a device held on n1 is sent off with errno 61, close
+    1001 and a retry_after of 1-5 s (the node cannot vouch for its state); a device connecting
+    meanwhile gets the same. Once the servers are back, without a restart of any node, devices
+    claim on every node again, a takeover still closes the older connection across nodes, and
+    the operator's notification on n3 reaches a device on n2 live."""
+    n1, n2, n3 = nodes
+    email = "outage@example.com"
+
+    def sent_off(last, code):
+        return (code == 1001 and last is not None and last.get("errno") == 61 and
+                1 <= last.get("retry_after", 0) <= 5)
+
+    async def scenario():
+        phone, reply = await device(n1, email, assertion(email), "phone")
+        assert reply == {"result": "OK"}
+        for s in fresh_engine.servers:
+            s.kill(signal.SIGTERM)
+        # Its updates meanwhile: not answered OK; it is sent off with 61 (the fence, or the
+        # update's own budget) and told when to come back.
+        await phone.send(update(email, "unavailable"))
+        last, code = await closed_with(phone, timeout=40)
+        assert sent_off(last, code), (last, code)
+        assert await until(lambda: n2.cluster().get("state") != "serving", 20), n2.cluster()
+        # Cut off, a node says so to its balancer: /__heartbeat__ 503 naming the cluster check.
+        status, _, body = http_get(n2.url + "/__heartbeat__")
+        assert status == 503 and json.loads(body)["checks"]["cluster"] == "error", (status, body)
+        late = await websockets.connect(n2.ws_url)
+        try:
+            await late.send(update(email, "online", "tablet", assertion(email)))
+        except websockets.ConnectionClosed:
+            pass  # sent off at the handshake, before this update
+        last, code = await closed_with(late, timeout=20)
+        assert sent_off(last, code), (last, code)
+        loop = asyncio.get_running_loop()
+        for s in fresh_engine.servers:
+            s.start()
+        await loop.run_in_executor(None, fresh_engine.wait_ready)
+        for n in nodes:
+            await loop.run_in_executor(None, lambda: wait_serving(n, timeout=60))
+        status, _, body = http_get(n2.url + "/__heartbeat__")
+        assert status == 200, (status, body)
+        # Served again by themselves: a claim on each node, a takeover across two of them.
+        held = []
+        for n, name in ((n1, "a"), (n2, "b"), (n3, "c")):
+            deadline = time.monotonic() + 30
+            while True:
+                ws, reply = await device(n, email, assertion(email), name)
+                if reply == {"result": "OK"} or time.monotonic() > deadline:
+                    break
+                await ws.close()
+                await asyncio.sleep(0.2)
+            assert reply == {"result": "OK"}, (n.settings["node_name"], reply)
+            held.append(ws)
+        taker, reply = await device(n2, email, assertion(email), "a")
+        assert reply == {"result": "OK"}
+        last, code = await closed_with(held[0])
+        assert code == 4001 and last["errno"] == 52, (last, code)
+        status, body = admin_notify(n3, email, message="back")
+        assert status == 201, body
+        got = json.loads(await asyncio.wait_for(taker.recv(), 15))["notifications"]
+        assert [n["message"] for n in got] == ["back"], got
+        for ws in held[1:] + [taker]:
+            await ws.close()
+    run(scenario(), timeout=240)

@@ -4,6 +4,7 @@ hear each other, a node killed with -9 is declared dead by the others within nod
 comes back with a new epoch, a node frozen past node_timeout fences itself, and the nodes
 reconnect by themselves after every engine server restarted."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from cluster_fixtures import (NODE_TIMEOUT_S, cluster3, fresh_engine, make_node,  # noqa: F401
                               start_node, wait_peers_alive, wait_serving)
-from conftest import wait_for
+from conftest import ROOT, wait_for
 
 
 def test_cluster_boot(cluster3):
@@ -36,6 +37,19 @@ def test_cluster_boot(cluster3):
     # Each node's record in the engine: alive, its epoch, refreshed.
     rec = engine.probe("get", "pd_nodes", "n2", "leader")
     assert '"state":"alive"' in rec["value"]
+    # /metrics adds the cluster's series (read with prometheus_client's parser), each
+    # described in presenced(8) METRICS; a node of three sees three alive.
+    assert wait_for(lambda: nodes[0].metric("presenced_cluster_nodes", state="alive") == 3,
+                    timeout=10), nodes[0].metrics()
+    assert nodes[0].metric("presenced_cluster_serving") == 1
+    assert nodes[0].metric("presenced_cluster_engine_connected") == 1
+    assert nodes[0].metric("presenced_cluster_fences_total") == 0
+    families = {line.split()[2] for line in nodes[0].admin("/metrics").splitlines()
+                if line.startswith("# TYPE presenced_cluster_")}
+    assert len(families) >= 12, families
+    page = open(os.path.join(ROOT, "man", "presenced.8")).read()
+    section = page.split(".SH METRICS", 1)[1].split("\n.SH ", 1)[0].replace("\\", "")
+    assert not [f for f in families if not re.search(rf"\b{f}\b", section)], families
 
 
 def test_a_node_of_another_layout_refuses_to_start(cluster3, workdir):

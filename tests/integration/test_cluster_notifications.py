@@ -9,13 +9,17 @@ import json
 import signal
 import time
 import urllib.parse
+import urllib.request
 
 import pytest
 import websockets
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from cluster_fixtures import (fresh_engine, make_node, start_node,  # noqa: F401
                               wait_serving)
 from conftest import wait_for
+from push_service import PushService
 from test_appservice import AppService, grant
 from web_fixtures import activated_app, ca, domain, ident, signed_in  # noqa: F401
 
@@ -26,7 +30,7 @@ def run(coro, timeout=180):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def start_story(fresh_engine, workdir, ident, ca, domain, clusters=None):
+def start_story(fresh_engine, workdir, ident, ca, domain, clusters=None, lines=()):
     """n1..n3 (clusters: each node's list of engine servers, or all three); on n1 an activated
     app and a user who granted it: yields (nodes, appid, key, puid)."""
     made = []
@@ -37,7 +41,8 @@ def start_story(fresh_engine, workdir, ident, ca, domain, clusters=None):
             n.write_config(cluster=clusters[i])
         n.write_config(public_url=f"http://127.0.0.1:{n.port}", extra="\n".join([
             f"audience {AUDIENCE}", f"trusted_issuer idp.test {ident.key_file}",
-            f"ca_file {ca.ca_file}", domain.server.connect_to(), "validate_private_addresses yes"]))
+            f"ca_file {ca.ca_file}", domain.server.connect_to(), "validate_private_addresses yes",
+            *lines]))
         n.origin = f"http://127.0.0.1:{n.port}"
         made.append(n)
     for n in made:
@@ -68,6 +73,25 @@ def split_story(fresh_engine, workdir, ident, ca, domain):
     s1, s2, s3 = fresh_engine.servers
     yield from start_story(fresh_engine, workdir, ident, ca, domain,
                            clusters=[f"{s1.url},{s2.url}", s3.url, fresh_engine.urls(2)])
+
+
+@pytest.fixture
+def push(ca, tmp_path):
+    service = PushService(ca, str(tmp_path))
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def push_story(fresh_engine, workdir, ident, ca, domain, push, tmp_path):
+    """The story's nodes with Web Push on, one VAPID key for all, push.test reached."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    vapid = tmp_path / "vapid.pem"
+    vapid.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.NoEncryption()))
+    yield from start_story(fresh_engine, workdir, ident, ca, domain, lines=[
+        f"vapid_key {vapid}", "vapid_subject mailto:ops@presence.test", push.connect_to()])
 
 
 async def device(node, ident, email, name):
@@ -263,6 +287,34 @@ def test_the_senders_engine_server_killed_loses_no_live_delivery(split_story, id
               f"acknowledged, {len(missing)} not delivered live, {dupes} duplicates")
         assert not missing, (len(missing), missing[:5])
         assert dupes == 0, dupes
+        # /metrics says so: n1's worker reconnected and sent its inbox messages again, each
+        # acknowledged notification was published and sent live once at least, n2's worker
+        # received them, and the engine's round trips were measured.
+        sent, got = n1.metrics(), n2.metrics()
+
+        def m(ms, name, **labels):
+            return ms.get((name, frozenset(labels.items())))
+        assert m(sent, "presenced_cluster_engine_reconnects_total") >= 1
+        assert m(sent, "presenced_cluster_inbox_messages_total", kind="any", way="resent") >= 1
+        assert m(sent, "presenced_cluster_notifications_published_total") >= len(ok)
+        assert m(sent, "presenced_cluster_inbox_messages_total", kind="deliver",
+                 way="sent") >= len(ok)
+        assert m(got, "presenced_cluster_inbox_messages_total", kind="deliver",
+                 way="received") >= len(ok)
+        assert m(got, "presenced_cluster_claims_total") >= 1
+        assert m(got, "presenced_cluster_engine_reconnects_total") == 0  # its server lived
+        assert m(sent, "presenced_cluster_engine_request_seconds_count") >= 2 * len(ok)
+        assert m(sent, "presenced_cluster_engine_request_seconds_bucket", le="+Inf") == \
+            m(sent, "presenced_cluster_engine_request_seconds_count")
+        assert m(sent, "presenced_cluster_serving") == 1
+        assert m(sent, "presenced_cluster_engine_connected") == 1
+        assert m(got, "presenced_cluster_nodes", state="alive") == 3
+        print("n1 /metrics: resent", m(sent, "presenced_cluster_inbox_messages_total", kind="any",
+                                        way="resent"),
+              "engine requests", m(sent, "presenced_cluster_engine_request_seconds_count"),
+              "mean", round(m(sent, "presenced_cluster_engine_request_seconds_sum") /
+                            m(sent, "presenced_cluster_engine_request_seconds_count") * 1000, 2),
+              "ms")
         await phone.close()
         await app.ws.close()
     try:
@@ -270,3 +322,77 @@ def test_the_senders_engine_server_killed_loses_no_live_delivery(split_story, id
     finally:
         doomed.start()
         engine.wait_ready()
+
+
+def test_a_web_push_wakes_a_device_away_from_every_node_once(push_story, ident, push):
+    """bob's phone subscribes to Web Push on n2 and goes away. An AppService's notification on
+    n1 reaches the subscription once (n1 knows it from the engine, pd_push), and the operator's
+    on n3 once more; while the phone is connected again on n2, a notification on n1 wakes
+    nobody (connected on another node) and comes on the WebSocket."""
+    (n1, n2, n3), appid, api_key, puid = push_story
+    sub_id, subscription = push.subscribe()
+
+    def users(node):
+        return json.loads(node.admin("/users/bob%40example.com"))
+
+    async def scenario():
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        await phone.send(json.dumps({"action": "push_subscribe", "subscription": subscription}))
+        assert json.loads(await phone.recv()) == {"action": "push_subscribe", "result": "OK"}
+        await phone.close()
+        assert await until(lambda: all(not users(n)["devices"] for n in (n1, n2, n3)), 15)
+        # Every node learns the subscription through the engine (pd_push).
+        for n in (n1, n3):
+            assert await until(lambda: users(n)["push_subscriptions"] == ["phone"], 10), users(n)
+        app = await AppService.connect(n1, appid, api_key)
+        reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
+                                   "message": "ring", "id": "p1"})
+        assert reply["result"] == "OK", reply
+        assert await until(lambda: len(push.messages(sub_id)) >= 1, 20), push.messages(sub_id)
+        got = push.messages(sub_id)
+        assert len(got) == 1, got
+        assert json.loads(got[0]["plaintext"])["message"] == "ring"
+        assert got[0]["vapid"]["ok"], got[0]["vapid"]
+        status, body = admin_json(n3, "/users/bob%40example.com/notifications",
+                                  {"source": "ops", "message": "maintenance"})
+        assert status == 201, body
+        assert await until(lambda: len(push.messages(sub_id)) >= 2, 20), push.messages(sub_id)
+        await asyncio.sleep(3)  # any second push of either would have come by now
+        got = push.messages(sub_id)
+        assert [json.loads(m["plaintext"])["message"] for m in got] == ["ring", "maintenance"], got
+        # Connected again, on n2: the notifications waiting come on the WebSocket, and a new
+        # one from n1 wakes nobody (the device is connected on another node).
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        waiting = await notes(phone)
+        assert "maintenance" in [n["message"] for n in waiting], waiting
+        assert await until(lambda: users(n1)["devices"], 10)
+        reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
+                                   "message": "live", "id": "p2"})
+        assert reply["result"] == "OK", reply
+        while True:
+            live = await notes(phone)
+            if "live" in [n["message"] for n in live]:
+                break
+        await asyncio.sleep(2)
+        assert len(push.messages(sub_id)) == 2, push.messages(sub_id)
+        await phone.close()
+        await app.ws.close()
+    run(scenario(), timeout=240)
+
+
+async def until(condition, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(step)
+    return condition()
+
+
+def admin_json(node, path, body):
+    request = urllib.request.Request(f"http://127.0.0.1:{node.admin_port}{path}",
+                                     data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return r.status, json.loads(r.read())

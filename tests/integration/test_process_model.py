@@ -209,6 +209,7 @@ def test_sighup_applies_the_new_config_without_refusing_a_connection(make_server
     assert failures == [], failures
     assert ok > 10
     assert goodbye["errno"] == 61
+    assert 1 <= goodbye["retry_after"] <= 5, goodbye  # when to come back, jittered
     assert code == 1001
     assert "presenced_reloads_total 1" in server.admin("/metrics")
     print(f"{ok} connections during the reload, none refused")

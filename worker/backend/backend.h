@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 struct worker;
+struct meter;
 struct conn_mail;
 
 /* The answer is not known yet: it comes through the caller's struct backend_done. */
@@ -111,6 +112,9 @@ struct backend_ops {
     /* Whether this worker may answer with what it holds (SPEC.md §8: a node cut off from the
      * engine does not; a worker checks the time itself after a SIGSTOP). Always on one node. */
     bool (*serving)(struct worker *w);
+    /* Copies the implementation's own figures into the worker's meter before it is published
+     * (the cluster's counters and engine latencies); NULL when it has none. */
+    void (*gather)(struct worker *w, struct meter *meter);
 
     /* -- devices (SPEC.md §2) -- */
 

@@ -437,6 +437,52 @@ static int cluster_notify(struct worker *w, const char *email, const char *json,
     return BACKEND_LATER;
 }
 
+/* Whether (email, device) has a connection on any node, as this node's replica of the user's
+ * record says (the push sender's check before a wake-up: a device that connected a moment ago
+ * on another node may still be woken, and drops the duplicate by its id). */
+static bool cluster_device_connected(struct worker *w, const char *email, const char *device)
+{
+    struct cluster_state *st = state_of(w);
+    char user_key[CL_USER_KEY_LEN + 1];
+    uint64_t rev;
+    const void *value;
+    size_t len;
+    if (st == NULL || st->member == NULL)
+        return false;
+    cl_user_key(email, user_key);
+    if (shm_cl_user_get(w->store, user_key, &rev, &value, &len) != SHM_OK || value == NULL)
+        return false;
+    struct cl_record rec;
+    const char *why;
+    if (cl_record_decode(&rec, value, len, &why) != 0)
+        return false;
+    const struct cl_entry *e = cl_record_find(&rec, device);
+    bool live = e != NULL && cl_member_owner_live(st->member, &e->owner);
+    cl_record_free(&rec);
+    return live;
+}
+
+static void cluster_gather(struct worker *w, struct meter *meter)
+{
+    struct cluster_state *st = state_of(w);
+    if (st == NULL || st->member == NULL)
+        return;
+    struct cl_member_stats ms;
+    cl_member_stats(st->member, &ms);
+    meter->cluster = (struct meter_cluster){ .claims = ms.claims,
+                                             .cas_conflicts = ms.conflicts,
+                                             .unavailable = ms.unavailable,
+                                             .closes_sent = ms.closes_sent,
+                                             .delivers_sent = ms.delivers_sent,
+                                             .delivers_received = ms.delivers_received,
+                                             .inbox_resent = ms.resent,
+                                             .engine_reconnects = ms.reconnects,
+                                             .engine_timeouts = ms.timeouts,
+                                             .notifications_published = ms.notifications,
+                                             .notifications_dropped = ms.dropped,
+                                             .engine_round_trip = ms.round_trip };
+}
+
 static bool cluster_serving(struct worker *w)
 {
     struct cluster_state *st = state_of(w);
@@ -656,6 +702,8 @@ const struct backend_ops *backend_cluster(void)
         ops.stop = cluster_stop;
         ops.close = cluster_close;
         ops.serving = cluster_serving;
+        ops.gather = cluster_gather;
+        ops.device_connected = cluster_device_connected;
         ops.claim = cluster_claim;
         ops.set_status = cluster_set_status;
         ops.release = cluster_release;

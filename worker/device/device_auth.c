@@ -75,7 +75,7 @@ static void status_stored(void *arg, const struct backend_done *d, int result)
         s->owner = false;
         session_release_error(w, &s->ws, reply, 52, "superseded by a newer connection", 4001);
     } else if (result == 61) {
-        session_release_error(w, &s->ws, reply, 61, UNAVAILABLE, 0);
+        session_release_unavailable(w, &s->ws, reply, UNAVAILABLE, d->retry_after_s);
     } else {
         meter_error_reply(&w->info.meter, METER_DEVICE, 60);
         session_release(&s->ws, reply, NOT_STORED, sizeof NOT_STORED - 1);
@@ -166,7 +166,7 @@ static void bind_done(void *arg, const struct backend_done *d, int result)
     if (result == 51) {
         session_release_error(w, &s->ws, reply, 51, "too many devices connected for this user", 0);
     } else if (result == 61) {
-        session_release_error(w, &s->ws, reply, 61, UNAVAILABLE, 0);
+        session_release_unavailable(w, &s->ws, reply, UNAVAILABLE, d->retry_after_s);
     } else {
         meter_error_reply(&w->info.meter, METER_DEVICE, 60);
         session_release(&s->ws, reply, NOT_STORED, sizeof NOT_STORED - 1);
@@ -208,10 +208,13 @@ static void device_bind(struct worker *w, struct device_session *s, const struct
     const char *text = number == 51   ? "too many devices connected for this user"
                        : number == 61 ? UNAVAILABLE
                                       : "internal error";
-    if (reply != NULL)
+    if (reply != NULL && number == 61)
+        session_release_unavailable(w, &s->ws, reply, text, 0);
+    else if (reply != NULL)
         session_release_error(w, &s->ws, reply, number, text, 0);
     else
-        session_error(w, &s->ws, number, text, 0);
+        session_error(w, &s->ws, number, text,
+                      number == 61 ? LWS_CLOSE_STATUS_GOINGAWAY : 0);
 }
 
 static void identity_error(struct worker *w, struct device_session *s,

@@ -6,6 +6,7 @@
 #include "../../common/clock.h"
 #include "../../common/json_strict.h"
 #include "../../common/push_subscription.h"
+#include "../../shm/outbox.h"
 #include "../../shm/push_sub.h"
 
 #include <json-c/json.h>
@@ -71,6 +72,16 @@ static void reply_after_commit(struct worker *w, struct device_session *s, const
              action);
 }
 
+/* On a node of a cluster the change also went to the outbox (shm/push_sub.h: every node
+ * learns the subscription from the engine); the reply does not wait for it, as a page waits for
+ * its writes, so the entries are no HTTP answer's to wait for either. */
+static void shared_not_waited(struct worker *w)
+{
+    uint64_t first, last;
+    if (shm_outbox_enabled(w->store))
+        shm_outbox_take_new(w->store, &first, &last);
+}
+
 static void push_subscribe(struct worker *w, struct device_session *s, const struct dev_msg *msg)
 {
     /* dev_msg_parse checked the text: strict JSON, one object. */
@@ -92,6 +103,7 @@ static void push_subscribe(struct worker *w, struct device_session *s, const str
         command_error(w, s, msg->action, 60, "internal error");
         return;
     }
+    shared_not_waited(w);
     reply_after_commit(w, s, msg->action);
 }
 
@@ -102,6 +114,7 @@ static void push_unsubscribe(struct worker *w, struct device_session *s, const s
         command_error(w, s, msg->action, 60, "internal error");
         return;
     }
+    shared_not_waited(w);
     reply_after_commit(w, s, msg->action);
 }
 

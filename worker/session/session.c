@@ -21,11 +21,30 @@ void session_error_counted(struct worker *w, struct ws_session *s, uint16_t clos
         session_close_after_send(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
+int session_retry_after_61(void)
+{
+    return SESSION_RETRY_61_MIN_S + (int)(random() % SESSION_RETRY_61_SPREAD_S);
+}
+
+/* errno 61 says when to come back (retry_after, seconds): given by the caller (the cluster's
+ * claim), else jittered, so that devices sent off together do not come back together. */
+static size_t error_reply_after(char *reply, size_t size, int number, const char *text,
+                                int retry_after_s)
+{
+    if (number == 61 && retry_after_s <= 0)
+        retry_after_s = session_retry_after_61();
+    int n = number == 61 ? snprintf(reply, size,
+                                    "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\","
+                                    "\"retry_after\":%d}",
+                                    number, text, retry_after_s)
+                         : snprintf(reply, size, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}",
+                                    number, text);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
 static size_t error_reply(char *reply, size_t size, int number, const char *text)
 {
-    int n =
-        snprintf(reply, size, "{\"result\":\"KO\",\"errno\":%d,\"error\":\"%s\"}", number, text);
-    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    return error_reply_after(reply, size, number, text, 0);
 }
 
 void session_error(struct worker *w, struct ws_session *s, int number, const char *text,
@@ -46,6 +65,16 @@ void session_release_error(struct worker *w, struct ws_session *s, struct out_ms
     meter_error_reply(&w->info.meter, s->channel->meter, number);
     session_release(s, m, reply, n);
     session_error_counted(w, s, close_code);
+}
+
+void session_release_unavailable(struct worker *w, struct ws_session *s, struct out_msg *m,
+                                 const char *text, int retry_after_s)
+{
+    char reply[SESSION_SMALL_CAP + 1];
+    size_t n = error_reply_after(reply, sizeof reply, 61, text, retry_after_s);
+    meter_error_reply(&w->info.meter, s->channel->meter, 61);
+    session_release(s, m, reply, n);
+    session_error_counted(w, s, LWS_CLOSE_STATUS_GOINGAWAY);
 }
 
 void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s)

@@ -137,6 +137,13 @@ void session_release_error(struct worker *w, struct ws_session *s, struct out_ms
                            const char *text, uint16_t close_code);
 /* Counts an error towards abuse_limit, or closes with close_code when non-zero. */
 void session_error_counted(struct worker *w, struct ws_session *s, uint16_t close_code);
+/* errno 61 (then close 1001, SPEC.md §1) with "retry_after": retry_after_s, or when 0 a
+ * jittered SESSION_RETRY_61_MIN_S.. seconds; every 61 of session_error carries one too. */
+#define SESSION_RETRY_61_MIN_S 1
+#define SESSION_RETRY_61_SPREAD_S 5
+int session_retry_after_61(void);
+void session_release_unavailable(struct worker *w, struct ws_session *s, struct out_msg *m,
+                                 const char *text, int retry_after_s);
 /* errno 50 with "retry_after". */
 void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s);
 
