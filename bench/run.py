@@ -9,6 +9,8 @@
 - Web Push: pushes per second of CPU on one core (RFC 8291 encryption, VAPID signing)
 - at scale (scale.py) and side by side with Mosquitto (versus_mosquitto.py, with its sweeps;
   versus_wss.py over TLS)
+- a cluster (cluster.py, short): the status round trip, status-to-AppService event and
+  notify-to-device with 3 nodes on 3 engine servers, as ratios to one node in the same run
 
 It prints the table, saves every figure as JSON (build/bench/results.json), draws the plots
 (plots.py) into bench/figures/ and puts them, with the machine and its load, in the "Plots"
@@ -47,7 +49,8 @@ QUICK_SIZES = (("BENCH_CONNECTIONS", "500"), ("BENCH_DEVICES", "4000"), ("BENCH_
                ("BENCH_VS_CONNECTIONS", "2000"), ("BENCH_VS_RATE", "10000"),
                ("BENCH_VS_RATES", "2000,5000,10000,20000"),
                ("BENCH_SWEEP_COUNTS", "2000,4000,6000"), ("BENCH_SWEEP_MOSQUITTO_MAX", "5000"),
-               ("BENCH_VS_TLS_CONNECTIONS", "1000"), ("BENCH_VS_TLS_RATE", "1000"))
+               ("BENCH_VS_TLS_CONNECTIONS", "1000"), ("BENCH_VS_TLS_RATE", "1000"),
+               ("BENCH_CLUSTER_ROUNDS", "300"))
 if QUICK:
     for _key, _value in QUICK_SIZES:
         os.environ.setdefault(_key, _value)
@@ -223,6 +226,14 @@ def versus_wss():
     return part("versus_wss.py")
 
 
+def cluster():
+    """bench/cluster.py, shorter than make bench-cluster's (each BENCH_* variable already set
+    wins): about 30 s."""
+    env = dict(os.environ)
+    env.setdefault("BENCH_CLUSTER_ROUNDS", "1000")
+    return part("cluster.py", env)
+
+
 def command_output(args):
     try:
         return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -350,8 +361,10 @@ def main():
     at = scale()
     vs = versus_mosquitto()
     secure = versus_wss()
-    table(at, vs, secure, micro)
-    results = {"scale": at, "versus": vs, "wss": secure, "micro": micro, "machine": machine(),
+    nodes = cluster()
+    table(at, vs, secure, micro, nodes)
+    results = {"scale": at, "versus": vs, "wss": secure, "micro": micro, "cluster": nodes,
+               "machine": machine(),
                "machine_at_start": started_on, "quick": QUICK, "million": largest_run()}
     os.makedirs(BUILD_BENCH, exist_ok=True)
     with open(os.path.join(BUILD_BENCH, "results.json"), "w") as f:
@@ -374,9 +387,25 @@ def verdict(met):
     return "met" if met else "NOT met"
 
 
-def table(at, vs, secure, micro):
+def cluster_rows(nodes):
+    """Each of cluster.py's figures: 3 nodes against one, and what the cluster adds at p99
+    (SPEC 8: at most 2 ms)."""
+    names = (("status_rtt", "status round trip"), ("event", "status to AppService event"),
+             ("notify", "notify to device"))
+    rows = []
+    for key, name in names:
+        f = nodes[key]
+        one, three = f["one"], f["cluster"]
+        rows.append((f"{name}, 3 nodes vs 1 ({nodes['rounds']} rounds)",
+                     f"p50 {three['p50_us']} / {one['p50_us']} us, p99 {three['p99_us']} / "
+                     f"{one['p99_us']} us = {f['ratio_p99']}, {f['added_p99_ms']:+} ms",
+                     "+<= 2 ms at p99", verdict(f["added_p99_ms"] <= 2)))
+    return rows
+
+
+def table(at, vs, secure, micro, nodes):
     """The figures of the scale run and of the Mosquitto comparisons (ws, then wss), then micro,
-    one row each."""
+    then the cluster's, one row each."""
     ours, theirs = vs["presenced"], vs["mosquitto"]
     tls_ours, tls_theirs = secure["presenced"], secure["mosquitto"]
     notify, events = at["notify_across_workers"], at["status_to_appservice"]
@@ -427,7 +456,7 @@ def table(at, vs, secure, micro):
         (f"reconnect storm, cached assertions",
          f"{at['reconnected']} in {at['reconnect_seconds']} s", "50000 in <= 10 s",
          verdict(at["reconnected"] >= 50000 and at["reconnect_seconds"] <= 10)),
-    ] + micro
+    ] + micro + cluster_rows(nodes)
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
     for row in [HEADER, tuple("-" * w for w in widths)] + rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
