@@ -172,12 +172,14 @@ int shm_conn_set_status_devices(struct shm_store *store, const char *email, cons
             if (owner.worker_pid != pid || owner.conn_id != conn_id)
                 break; /* superseded */
             found = true;
-            owner.status = status;
-            owner_encode(&owner, value_buf);
-            /* The record is rewritten where the cursor stands: no second search. */
-            MDB_val updated = { sizeof value_buf, value_buf };
-            if ((rc = mdb_cursor_put(cursor, &key, &updated, MDB_CURRENT)) != 0)
-                break;
+            if (owner.status != status) { /* the same status again writes nothing */
+                owner.status = status;
+                owner_encode(&owner, value_buf);
+                /* The record is rewritten where the cursor stands: no second search. */
+                MDB_val updated = { sizeof value_buf, value_buf };
+                if ((rc = mdb_cursor_put(cursor, &key, &updated, MDB_CURRENT)) != 0)
+                    break;
+            }
         }
         if (cb != NULL)
             cb(arg, name, &owner);

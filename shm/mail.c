@@ -3,6 +3,7 @@
 
 #include "store_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -73,6 +74,110 @@ static int mail_walk(struct shm_store *store, int32_t pid, shm_mail_cb cb, void 
 int shm_mail_take(struct shm_store *store, int32_t pid, shm_mail_cb cb, void *arg)
 {
     return mail_walk(store, pid, cb, arg);
+}
+
+#define INBOX_HEAD 7 /* be32 sender, u8 type, be16 length */
+
+static int inbox_add(struct shm_mail_inbox *inbox, const MDB_val *key, const MDB_val *value)
+{
+    size_t payload = value->mv_size - 1, need = inbox->len + INBOX_HEAD + payload;
+    if (need > inbox->cap) {
+        size_t cap = inbox->cap ? inbox->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *grown = realloc(inbox->buf, cap);
+        if (grown == NULL)
+            return SHM_ERROR;
+        inbox->buf = grown;
+        inbox->cap = cap;
+    }
+    unsigned char *at = inbox->buf + inbox->len, *v = value->mv_data;
+    memcpy(at, (unsigned char *)key->mv_data + 12, 4);
+    at[4] = v[0];
+    at[5] = (unsigned char)(payload >> 8);
+    at[6] = (unsigned char)payload;
+    memcpy(at + INBOX_HEAD, v + 1, payload);
+    inbox->len = need;
+    inbox->count++;
+    inbox->last_seq = store_get_be64((unsigned char *)key->mv_data + 4);
+    return SHM_OK;
+}
+
+int shm_mail_read(struct shm_store *store, int32_t pid, struct shm_mail_inbox *inbox)
+{
+    inbox->len = inbox->count = 0;
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return SHM_ERROR;
+    int rc = mdb_cursor_open(txn, store->mail, &cursor);
+    if (rc != 0) {
+        store_read_end(store, txn);
+        return store_result(rc);
+    }
+    unsigned char prefix[4];
+    store_put_be32(prefix, (uint32_t)pid);
+    MDB_val key = { sizeof prefix, prefix }, value;
+    int result = SHM_OK;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == MAIL_KEY_SIZE && memcmp(key.mv_data, prefix, 4) == 0;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        if (value.mv_size < 1 || value.mv_size > 1 + SHM_MAIL_PAYLOAD_MAX)
+            continue;
+        if ((result = inbox_add(inbox, &key, &value)) != SHM_OK)
+            break;
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    if (result == SHM_OK && rc != 0 && rc != MDB_NOTFOUND)
+        result = store_result(rc);
+    if (result != SHM_OK) {
+        inbox->len = inbox->count = 0;
+        return result;
+    }
+    return (int)inbox->count;
+}
+
+void shm_mail_each(const struct shm_mail_inbox *inbox, shm_mail_cb cb, void *arg)
+{
+    for (size_t at = 0; at + INBOX_HEAD <= inbox->len;) {
+        const unsigned char *m = inbox->buf + at;
+        size_t payload = ((size_t)m[5] << 8) | m[6];
+        cb(arg, (int32_t)store_get_be32(m), m[4], m + INBOX_HEAD, payload);
+        at += INBOX_HEAD + payload;
+    }
+}
+
+int shm_mail_forget(struct shm_store *store, int32_t pid, uint64_t upto)
+{
+    MDB_txn *txn = store_batch_txn(store);
+    if (txn == NULL)
+        return SHM_ERROR;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, store->mail, &cursor);
+    if (rc != 0)
+        return store_batch_fail(store, rc, "mail forget");
+    unsigned char prefix[4];
+    store_put_be32(prefix, (uint32_t)pid);
+    MDB_val key = { sizeof prefix, prefix }, value;
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == MAIL_KEY_SIZE && memcmp(key.mv_data, prefix, 4) == 0 &&
+         store_get_be64((unsigned char *)key.mv_data + 4) <= upto;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        /* After a delete the cursor stands on the record that followed; MDB_NEXT returns it. */
+        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_batch_fail(store, rc, "mail forget");
+    return SHM_OK;
+}
+
+void shm_mail_inbox_free(struct shm_mail_inbox *inbox)
+{
+    free(inbox->buf);
+    memset(inbox, 0, sizeof *inbox);
 }
 
 int shm_mail_drop(struct shm_store *store, int32_t pid)

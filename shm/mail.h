@@ -35,6 +35,29 @@ typedef void (*shm_mail_cb)(void *arg, int32_t sender_pid, uint8_t type, const v
                             size_t len);
 int shm_mail_take(struct shm_store *store, int32_t pid, shm_mail_cb cb, void *arg);
 
+/* Mail read without the write lock (shm_mail_read), acted on (shm_mail_each), and deleted
+ * later in the batch (shm_mail_forget): a process that took its mail in a write transaction
+ * held the node's one write lock while it acted on it (writing to sockets, for a delivery)
+ * and until its loop turn ended. The caller owns it, zeroed at first; the buffer is kept
+ * from one read to the next (shm_mail_inbox_free at the end). */
+struct shm_mail_inbox {
+    unsigned char *buf; /* per message: be32 sender, u8 type, be16 length, payload */
+    size_t len, cap;
+    size_t count;
+    uint64_t last_seq; /* the store sequence of the newest message read (0: none yet) */
+};
+
+/* Reads every message for pid (oldest first) into inbox, replacing what it held, in a read
+ * transaction. Returns how many, or < 0 (inbox then holds none). */
+int shm_mail_read(struct shm_store *store, int32_t pid, struct shm_mail_inbox *inbox);
+/* Calls cb on each message of inbox, in order. cb may use the store (the read is over). */
+void shm_mail_each(const struct shm_mail_inbox *inbox, shm_mail_cb cb, void *arg);
+/* Deletes, in the batch, the mail of pid up to the store sequence upto (inbox->last_seq): a
+ * message committed after the read has a later sequence (each batch takes its numbers from the
+ * store's counter while it holds the write lock), so only what was read goes. */
+int shm_mail_forget(struct shm_store *store, int32_t pid, uint64_t upto);
+void shm_mail_inbox_free(struct shm_mail_inbox *inbox);
+
 /* The be64 connection id that starts the payloads of CLOSE_CONN, DELIVER, APP_EVENT, KICK_CONN
  * and APP_CLOSE. */
 void shm_mail_put_conn_id(unsigned char out[8], uint64_t conn_id);

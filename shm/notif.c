@@ -179,9 +179,14 @@ int shm_notif_page(struct shm_store *store, const char *email, int64_t now_ms, s
 
 bool shm_notif_exists(struct shm_store *store, const struct shm_notif_key *key)
 {
-    MDB_txn *txn = store_batch_txn(store);
+    /* A read: no write lock (the batch's own writes are seen when one is open). */
+    MDB_txn *txn;
+    if (store_read_begin(store, &txn) != SHM_OK)
+        return false;
     MDB_val k = { key->len, (void *)key->bytes }, v;
-    return txn != NULL && mdb_get(txn, store->notifs, &k, &v) == 0;
+    bool found = mdb_get(txn, store->notifs, &k, &v) == 0;
+    store_read_end(store, txn);
+    return found;
 }
 
 int shm_notif_delete(struct shm_store *store, const struct shm_notif_key *key)

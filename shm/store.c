@@ -157,6 +157,8 @@ void shm_store_close(struct shm_store *store)
         return;
     if (store->batch != NULL)
         shm_batch_commit(store);
+    if (store->reader != NULL)
+        mdb_txn_abort(store->reader);
     mdb_env_close(store->env);
     free(store->waiters);
     free(store->spare);
@@ -276,16 +278,55 @@ int store_batch_fail(struct shm_store *store, int rc, const char *what)
     return store_result(rc);
 }
 
+/* A read transaction of its own: LMDB (MDB_NOTLS) takes a reader slot under the reader table's
+ * lock, which every process of the node shares, at each begin and gives it back at the abort. */
+static int read_txn_begin(struct shm_store *store, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(store->env, 0);
+        rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    }
+    return rc;
+}
+
+/* The kept reader renewed: its slot stays this process's between reads (a reset transaction
+ * holds no snapshot, so it keeps no page from being reused), and a renew takes no lock. */
+static int reader_renew(struct shm_store *store)
+{
+    int rc = mdb_txn_renew(store->reader);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map: no transaction of ours may be live to adopt it. */
+        mdb_txn_abort(store->reader);
+        store->reader = NULL;
+        if (store->batch != NULL)
+            return rc;
+        mdb_env_set_mapsize(store->env, 0);
+        return read_txn_begin(store, &store->reader);
+    }
+    return rc;
+}
+
 int store_read_begin(struct shm_store *store, MDB_txn **txn)
 {
     if (store->batch != NULL) {
         *txn = store->batch;
         return 0;
     }
-    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(store->env, 0);
-        rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    int rc;
+    if (!store->reader_busy) {
+        rc = store->reader != NULL ? reader_renew(store) : read_txn_begin(store, &store->reader);
+        if (rc == 0) {
+            store->reader_busy = true;
+            *txn = store->reader;
+            return 0;
+        }
+        if (store->reader != NULL) {
+            mdb_txn_abort(store->reader);
+            store->reader = NULL;
+        }
+    } else {
+        rc = read_txn_begin(store, txn);
     }
     if (rc != 0)
         log_error("store: cannot begin a read transaction: %s", mdb_strerror(rc));
@@ -294,8 +335,14 @@ int store_read_begin(struct shm_store *store, MDB_txn **txn)
 
 void store_read_end(struct shm_store *store, MDB_txn *txn)
 {
-    if (txn != store->batch)
-        mdb_txn_abort(txn);
+    if (txn == store->batch)
+        return;
+    if (txn == store->reader) {
+        mdb_txn_reset(txn);
+        store->reader_busy = false;
+        return;
+    }
+    mdb_txn_abort(txn);
 }
 
 int shm_batch_on_commit(struct shm_store *store, shm_commit_cb cb, void *arg)
@@ -494,27 +541,45 @@ int shm_store_health(struct shm_store *store, int64_t now_ms, struct shm_store_h
     return out->read == SHM_OK && out->write == SHM_OK ? SHM_OK : SHM_ERROR;
 }
 
-int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
-                        struct shm_sweep *sweep, size_t *removed, const char *what)
+/* The expired records a sweep found, read without the write lock. */
+#define SWEEP_FOUND_BYTES 16384
+struct sweep_found {
+    unsigned char keys[SWEEP_FOUND_BYTES]; /* each key's length (2 bytes), then the key */
+    size_t used, count;
+};
+
+static bool expired_value(const MDB_val *value, int64_t now_ms)
 {
-    *removed = 0;
-    MDB_txn *txn = store_batch_txn(store);
+    return !(value->mv_size >= 8 && (int64_t)store_get_be64(value->mv_data) > now_ms);
+}
+
+/* Examines, in a read transaction, up to max records from where sweep stopped, keeping the keys
+ * of the expired ones (until found is full) and the place to go on from. */
+static int sweep_read(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
+                      struct shm_sweep *sweep, struct sweep_found *found)
+{
+    MDB_txn *txn;
     MDB_cursor *cursor;
-    if (txn == NULL)
+    if (store_read_begin(store, &txn) != SHM_OK)
         return SHM_ERROR;
     int rc = mdb_cursor_open(txn, dbi, &cursor);
-    if (rc != 0)
-        return store_batch_fail(store, rc, what);
+    if (rc != 0) {
+        store_read_end(store, txn);
+        return store_result(rc);
+    }
     MDB_val key = { sweep->key_len, sweep->key }, value;
     rc = mdb_cursor_get(cursor, &key, &value, sweep->key_len > 0 ? MDB_SET_RANGE : MDB_FIRST);
-    /* After a delete the cursor stands on the record that followed; MDB_NEXT returns it. */
     for (size_t seen = 0; rc == 0 && seen < max;
          seen++, rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if (value.mv_size >= 8 && (int64_t)store_get_be64(value.mv_data) > now_ms)
+        if (!expired_value(&value, now_ms))
             continue;
-        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
-            break;
-        (*removed)++;
+        if (found->used + 2 + key.mv_size > sizeof found->keys)
+            break; /* full: this one is the next sweep's first */
+        found->keys[found->used] = (unsigned char)(key.mv_size >> 8);
+        found->keys[found->used + 1] = (unsigned char)key.mv_size;
+        memcpy(found->keys + found->used + 2, key.mv_data, key.mv_size);
+        found->used += 2 + key.mv_size;
+        found->count++;
     }
     if (rc == 0 && key.mv_size <= sizeof sweep->key) {
         memcpy(sweep->key, key.mv_data, key.mv_size); /* the first record not examined */
@@ -523,9 +588,40 @@ int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, si
         sweep->key_len = 0; /* the end: the next sweep starts over */
     }
     mdb_cursor_close(cursor);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_batch_fail(store, rc, what);
-    return SHM_OK;
+    store_read_end(store, txn);
+    return rc == 0 || rc == MDB_NOTFOUND ? SHM_OK : store_result(rc);
+}
+
+/* Most visits find nothing expired and take no write lock: every process of the node waits
+ * while one holds it, and the master sweeps every second. What was found is deleted in the
+ * batch, each record checked again there (it may have been renewed since it was read). */
+int store_expired_sweep(struct shm_store *store, MDB_dbi dbi, int64_t now_ms, size_t max,
+                        struct shm_sweep *sweep, size_t *removed, const char *what)
+{
+    *removed = 0;
+    struct sweep_found *found = malloc(sizeof *found);
+    if (found == NULL)
+        return SHM_ERROR;
+    found->used = found->count = 0;
+    int rc = sweep_read(store, dbi, now_ms, max, sweep, found);
+    MDB_txn *txn = rc == SHM_OK && found->count > 0 ? store_batch_txn(store) : NULL;
+    if (rc == SHM_OK && found->count > 0 && txn == NULL)
+        rc = SHM_ERROR;
+    for (size_t at = 0; txn != NULL && at < found->used;) {
+        MDB_val key = { ((size_t)found->keys[at] << 8) | found->keys[at + 1], found->keys + at + 2 },
+                value;
+        at += 2 + key.mv_size;
+        int get = mdb_get(txn, dbi, &key, &value);
+        if (get == MDB_NOTFOUND || (get == 0 && !expired_value(&value, now_ms)))
+            continue;
+        if (get != 0 || (get = mdb_del(txn, dbi, &key, NULL)) != 0) {
+            rc = store_batch_fail(store, get, what);
+            break;
+        }
+        (*removed)++;
+    }
+    free(found);
+    return rc;
 }
 
 int store_counter_add(struct shm_store *store, MDB_txn *txn, const char *name, uint64_t n)

@@ -46,6 +46,8 @@ struct shm_store {
     MDB_dbi cl_incarnations; /* node \0 be64 epoch be32 pid user key -> "" */
     MDB_dbi cl_outbox;       /* be64 store seq -> be32 reply pid, u8 op, bucket, key, value */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
+    MDB_txn *reader;         /* a read transaction kept reset between reads (store_read_begin) */
+    bool reader_busy;        /* reader is in use: a nested read begins one of its own */
     MDB_cursor *cursors[STORE_MAX_DBS + 2]; /* of the batch, by dbi (store_batch_cursor) */
     int batch_error;         /* first error of the batch: it will roll back */
     struct shm_commit_waiter *waiters;

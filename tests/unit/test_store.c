@@ -183,6 +183,75 @@ static void test_mail(struct shm_store *store)
            "a payload over the limit is refused");
 }
 
+/* Mail read without the write lock, acted on, then forgotten in a batch: what was committed
+ * after the read stays for the next one. */
+static void test_mail_read_forget(struct shm_store *store)
+{
+    struct mail_seen seen = { 0 };
+    struct shm_mail_inbox inbox = { 0 };
+    for (int i = 0; i < 3; i++) {
+        char text[8];
+        int len = snprintf(text, sizeof text, "m%d", i);
+        shm_mail_post(store, 310, SHM_MAIL_PING, text, (size_t)len);
+    }
+    shm_mail_post(store, 311, SHM_MAIL_PING, "other", 5);
+    is_int(shm_batch_commit(store), SHM_OK, "mail posted to 310 and 311");
+    is_int(shm_mail_read(store, 310, &inbox), 3, "three messages read for 310");
+    ok(!shm_batch_pending(store), "the read took no write transaction");
+    shm_mail_each(&inbox, mail_collect, &seen);
+    ok(seen.count == 3 && strcmp(seen.payload[0], "m0") == 0 && strcmp(seen.payload[2], "m2") == 0,
+       "each handed over, in the order posted");
+    shm_mail_post(store, 310, SHM_MAIL_DELIVER, "late", 4);
+    is_int(shm_batch_commit(store), SHM_OK, "one more committed after the read");
+    is_int(shm_mail_forget(store, 310, inbox.last_seq), SHM_OK, "the read ones forgotten");
+    is_int(shm_batch_commit(store), SHM_OK, "in a batch");
+    seen.count = 0;
+    is_int(shm_mail_read(store, 310, &inbox), 1, "the later one stays");
+    shm_mail_each(&inbox, mail_collect, &seen);
+    ok(seen.count == 1 && seen.types[0] == SHM_MAIL_DELIVER && strcmp(seen.payload[0], "late") == 0,
+       "and it is the one committed after the read");
+    is_int(shm_mail_forget(store, 310, inbox.last_seq), SHM_OK, "forgotten too");
+    shm_batch_commit(store);
+    is_int(shm_mail_read(store, 310, &inbox), 0, "nothing left for 310");
+    is_int(shm_mail_read(store, 311, &inbox), 1, "311's mail untouched");
+    shm_mail_drop(store, 311);
+    shm_batch_commit(store);
+    shm_mail_inbox_free(&inbox);
+}
+
+/* The reader kept between reads sees, at each read, what another process committed since the
+ * last one (it is renewed on the newest snapshot, not left on an old one). */
+static void test_reads_see_later_commits(const char *dir)
+{
+    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    if (store == NULL)
+        return;
+    unsigned char hash[SHM_ASSERTION_HASH_LEN] = { 7, 7, 7 };
+    struct shm_assertion rec = { .expires_ms = 99999, .trust_id = 1 }, got;
+    snprintf(rec.email, sizeof rec.email, "rita@example.com");
+    int found_before = 0, seen_after = 0;
+    for (int round = 0; round < 20; round++) {
+        hash[3] = (unsigned char)round;
+        found_before += shm_assertion_get(store, hash, 0, &got) == SHM_OK;
+        pid_t child = fork();
+        if (child == 0) {
+            struct shm_store *other = store_open(dir, 8 * MIB, 8 * MIB);
+            int failed = other == NULL || shm_assertion_put(other, hash, &rec) != SHM_OK ||
+                         shm_batch_commit(other) != SHM_OK;
+            shm_store_close(other);
+            _exit(failed);
+        }
+        int status = 1;
+        if (child > 0)
+            waitpid(child, &status, 0);
+        seen_after += status == 0 && shm_assertion_get(store, hash, 0, &got) == SHM_OK &&
+                      got.trust_id == 1;
+    }
+    is_int(found_before, 0, "20 records missing at first");
+    is_int(seen_after, 20, "each seen by the next read once another process committed it");
+    shm_store_close(store);
+}
+
 struct commit_seen {
     int calls;
     int result;
@@ -254,6 +323,15 @@ static void test_sweep_resumes(struct shm_store *store, struct shm_assertion *re
         visits++;
     } while (sweep.key_len > 0 && visits < 20);
     is_int(total, 100, "every expired record removed once over the visits");
+    struct shm_store_stats before, after;
+    shm_store_stats(store, &before);
+    sweep.key_len = 0;
+    is_int(shm_assertion_expire(store, 2000, 1000, &sweep, &removed), SHM_OK,
+           "a sweep that finds nothing expired");
+    ok(removed == 0 && !shm_batch_pending(store), "takes no write transaction");
+    shm_batch_commit(store);
+    shm_store_stats(store, &after);
+    is_int(after.commits, before.commits, "and commits nothing");
     ok(visits >= 7, "in several bounded visits (%d)", visits);
     int left = 0;
     struct shm_assertion got;
@@ -806,6 +884,7 @@ int main(void)
     test_bad_keys(store);
     test_worker_info(store);
     test_mail(store);
+    test_mail_read_forget(store);
     test_commit_waiters(store);
     test_batching(store);
     test_assertion_cache(store);
@@ -829,6 +908,7 @@ int main(void)
     test_notifications_across_visits(visits_dir);
     test_notifications_from_processes(visits_dir);
     test_mail_across_visits(visits_dir);
+    test_reads_see_later_commits(visits_dir);
     test_sequence_blocks(visits_dir);
     test_map_full(small_dir);
     test_map_grows(grow_dir);
