@@ -124,8 +124,12 @@ static void commit_before_sleep(uv_prepare_t *prepare)
      * What the commit releases is written at once, and written notifications leave the queue:
      * a second, smaller batch. The loop must not sleep holding the write lock. */
     protocol_channels_before_commit(w);
-    w->backend->before_commit(w);
-    for (int round = 0; round < 4 && shm_batch_pending(w->store); round++) {
+    /* What a commit's answers write may put off more writes (a held page written, its
+     * notifications to delete): they go in a further round, before the loop sleeps. */
+    for (int round = 0; round < 4; round++) {
+        w->backend->before_commit(w);
+        if (!shm_batch_pending(w->store))
+            break;
         if (shm_batch_commit(w->store) != SHM_OK)
             w->info.store_failures_total++;
         w->backend->after_commit(w);

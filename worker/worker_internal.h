@@ -6,6 +6,7 @@
 #include "../common/u64map.h"
 #include "../common/wake.h"
 #include "session/keepalive.h"
+#include "../shm/mail.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -38,6 +39,7 @@ struct local_batch {
     struct backend_done *waiters, *releasing;
     size_t waiter_count, waiter_cap, releasing_cap;
     bool waiting; /* the waiters wait for the store's batch (shm_batch_on_commit) */
+    uint64_t mail_upto; /* the mail read this turn, deleted at its end (shm_mail_forget) */
 };
 
 /* Small messages kept for reuse (session/session_out.c). */
@@ -69,6 +71,7 @@ struct worker {
     const struct backend_ops *backend; /* shared state and other connections (backend/backend.h) */
     void *backend_state;               /* the implementation's own */
     struct wake_bells bells;
+    struct shm_mail_inbox inbox; /* the mail of the last doorbell (backend/mailbox.c) */
     uv_poll_t bell_poll;
     uv_prepare_t commit_prepare; /* commits the iteration's batch before the loop sleeps */
     uv_timer_t stats_timer;

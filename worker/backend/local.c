@@ -107,6 +107,7 @@ static int local_claim(struct worker *w, const struct backend_claim *c,
     }
     /* In the claim's batch: what is mailed from now on was not pending before. */
     bool more = false;
+    local_delivered_flush(w);
     if (shm_notif_page(w->store, c->email, clock_wall_ms(), c->page_budget, c->page, c->page_arg,
                        &more) < 0)
         w->info.store_failures_total++;
@@ -128,6 +129,7 @@ static bool local_device_connected(struct worker *w, const char *email, const ch
 static int local_pending_page(struct worker *w, const char *email, size_t budget,
                               backend_notif_cb cb, void *arg, bool *more)
 {
+    local_delivered_flush(w); /* a page written before this one is gone from the queue */
     if (shm_notif_page(w->store, email, clock_wall_ms(), budget, cb, arg, more) < 0) {
         w->info.store_failures_total++;
         return -1;
@@ -137,28 +139,27 @@ static int local_pending_page(struct worker *w, const char *email, size_t budget
 
 static bool local_pending_has(struct worker *w, const struct shm_notif_key *key)
 {
-    return shm_notif_exists(w->store, key);
+    /* Written this turn: gone from the queue, though its delete comes at the turn's end. */
+    return !local_delivered_pending(w, key) && shm_notif_exists(w->store, key);
 }
 
 static void local_delivered(struct worker *w, const struct shm_notif_key *key)
 {
-    /* Not found: another device of the user took it first, or it expired meanwhile. */
-    if (shm_notif_delete(w->store, key) == SHM_OK)
-        w->info.meter.notifications_delivered++;
+    local_delivered_later(w, key);
 }
 
-static int local_notify(struct worker *w, const char *email, const char *json, size_t len,
-                        int64_t expires_ms, const struct backend_done *done)
+int local_notify_now(struct worker *w, const char *email, const char *json, size_t len,
+                     int64_t expires_ms)
 {
     int32_t rings[RINGS_MAX];
     size_t ring_count = 0, dropped;
     if (shm_notif_send(w->store, email, json, len, clock_wall_ms(), expires_ms,
                        (size_t)w->cfg->max_pending_notifications, rings, RINGS_MAX, &ring_count,
                        &dropped) != SHM_OK)
-        return 60;
+        return -1;
     for (size_t i = 0; i < ring_count; i++)
         mailbox_ring_later(w, rings[i]);
-    return local_wait_commit(w, done) == 0 ? BACKEND_LATER : 60;
+    return 0;
 }
 
 const struct backend_ops backend_local = {
@@ -176,7 +177,7 @@ const struct backend_ops backend_local = {
     .pending_page = local_pending_page,
     .pending_has = local_pending_has,
     .delivered = local_delivered,
-    .notify = local_notify,
+    .notify = local_notify_later,
     .app_connected = local_app_connected,
     .app_closed = local_app_closed,
     .app_changes_page = local_app_changes_page,

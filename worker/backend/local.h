@@ -18,8 +18,26 @@ int local_wait_commit(struct worker *w, const struct backend_done *done);
 /* A status update, stored with the turn's others just before the commit. */
 int local_set_status(struct worker *w, const char *email, const char *device, uint64_t conn_id,
                      uint8_t status, const struct backend_done *done);
+/* An AppService notification, queued with the turn's other writes (local_notify_now then);
+ * BACKEND_LATER, or 60 when out of memory. */
+int local_notify_later(struct worker *w, const char *email, const char *json, size_t len,
+                       int64_t expires_ms, const struct backend_done *done);
+/* A notification written to a device leaves the queue with the turn's other writes. */
+void local_delivered_later(struct worker *w, const struct shm_notif_key *key);
+/* The deletes of what was written so far, made now in the batch: a read of the queue that
+ * takes the batch anyway (a page) must not see them again. */
+void local_delivered_flush(struct worker *w);
+/* Whether key was written to a device this turn (its delete is still to come). */
+bool local_delivered_pending(const struct worker *w, const struct shm_notif_key *key);
+/* The mail read this turn (mailbox.c), up to the store sequence upto, is deleted at its end. */
+void local_mail_forget_later(struct worker *w, uint64_t upto);
 void local_batch_apply(struct worker *w);
 void local_batch_free(struct worker *w);
+
+/* local.c: queues json for email in the batch and mails the workers of the user's devices
+ * (rung after the commit). 0, or -1. */
+int local_notify_now(struct worker *w, const char *email, const char *json, size_t len,
+                     int64_t expires_ms);
 
 /* local_presence.c: what apps hear of a user's presence from this worker (SPEC.md §7). A bound
  * device's status update: stored, the presence recomputed and published if it changed (SHM_OK,
