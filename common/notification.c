@@ -19,6 +19,29 @@ static int bounded_string(struct json_object *root, const char *key, size_t max,
     return has;
 }
 
+static const char *const URGENCIES[] = { "very-low", "low", "normal", "high" };
+
+int notification_urgency_valid(const char *text)
+{
+    for (size_t i = 0; i < sizeof URGENCIES / sizeof URGENCIES[0]; i++)
+        if (strcmp(text, URGENCIES[i]) == 0)
+            return 1;
+    return 0;
+}
+
+const char *notification_urgency_of(const char *json, size_t len)
+{
+    struct json_object *root = json_strict_object(json, len);
+    const char *urgency = NULL, *found = "normal";
+    size_t urgency_len;
+    if (root != NULL && json_strict_string(root, "urgency", &urgency, &urgency_len) == 1)
+        for (size_t i = 0; i < sizeof URGENCIES / sizeof URGENCIES[0]; i++)
+            if (strcmp(urgency, URGENCIES[i]) == 0)
+                found = URGENCIES[i];
+    json_object_put(root);
+    return found;
+}
+
 int notification_parse(const char *text, size_t len, int64_t max_ttl_ms, struct notification *out,
                        struct json_object **root, const char **why)
 {
@@ -39,6 +62,9 @@ int notification_parse(const char *text, size_t len, int64_t max_ttl_ms, struct 
              (!json_object_is_type(ttl, json_type_int) || json_object_get_int64(ttl) < 1 ||
               json_object_get_int64(ttl) > max_ttl_ms / 1000))
         *why = "ttl: whole seconds from 1 to notification_ttl";
+    else if (bounded_string(*root, "urgency", 16, &out->urgency) < 0 ||
+             (out->urgency != NULL && !notification_urgency_valid(out->urgency)))
+        *why = "urgency: very-low, low, normal or high";
     else {
         if (json_object_object_get_ex(*root, "ttl", &ttl))
             out->ttl_ms = json_object_get_int64(ttl) * 1000;
@@ -68,6 +94,8 @@ int notification_render(const struct notification *n, const char *id, int64_t ts
         json_object_object_add(obj, "app", json_object_new_string(n->app));
     json_object_object_add(obj, "id", json_object_new_string(id));
     json_object_object_add(obj, "ts", json_object_new_int64(ts_s));
+    if (n->urgency != NULL)
+        json_object_object_add(obj, "urgency", json_object_new_string(n->urgency));
     size_t len;
     const char *text = json_object_to_json_string_length(
         obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);

@@ -372,3 +372,30 @@ def test_without_vapid_key_push_is_off(push_site, push, ident):
         assert "vapid_key" in reply["error"]
         await phone.close()
     run(scenario())
+
+
+def test_the_push_has_the_urgency_the_notification_asks(push_site, push, ident):
+    """Urgency (RFC 8030 §5.3): "normal" unless the notification asks for another — a ring is
+    "high", which a push service delivers to a phone saving its battery too."""
+    server = push_site()
+    lou, sub_id = away_subscriber(server, push, ident, "lou")
+    notify(server, lou, "Alice is ringing", urgency="high")
+    [message] = pushes(push, sub_id, 1)
+    assert message["urgency"] == "high", message
+    assert json.loads(message["plaintext"])["urgency"] == "high"
+    status, body = admin_json(server, "/users/lou%40example.com/notifications",
+                              {"source": "ops", "message": "digest", "urgency": "very-low"})
+    assert status == 201, body
+    assert pushes(push, sub_id, 2)[1]["urgency"] == "very-low"
+    status, body = admin_json(server, "/users/lou%40example.com/notifications",
+                              {"source": "ops", "message": "x", "urgency": "urgent"})
+    assert status == 400 and "urgency" in body["error"], body
+
+    async def scenario():
+        app = await AppService.connect(server, server.appid, server.api_key)
+        reply = await app.request({"action": "notify", "target": lou, "source": "s",
+                                   "message": "x", "urgency": "urgent", "id": "u1"})
+        assert (reply["errno"], reply["id"]) == (11, "u1") and "urgency" in reply["error"], reply
+        await app.ws.close()
+    run(scenario())
+    assert len(push.messages(sub_id)) == 2

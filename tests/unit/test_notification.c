@@ -42,8 +42,26 @@ int main(void)
 
     is_int(parse_text("{\"source\":\"ops\",\"message\":\"hi\"}", &n, &root, &why), 0,
            "action and ttl are optional");
-    ok(n.action == NULL && n.ttl_ms == 0, "absent: NULL and 0");
+    ok(n.action == NULL && n.ttl_ms == 0 && n.urgency == NULL, "absent: NULL and 0");
     json_object_put(root);
+
+    /* Web Push's Urgency (RFC 8030 §5.3): asked for by the notification, read back at push. */
+    is_int(parse_text("{\"source\":\"ops\",\"message\":\"ring\",\"urgency\":\"high\"}", &n,
+                      &root, &why),
+           0, "urgency");
+    is_str(n.urgency, "high", "urgency high");
+    len = notification_render(&n, id, 1, out, sizeof out);
+    ok(len > 0 && strstr(out, "\"urgency\":\"high\"") != NULL, "rendered with it: %s", out);
+    is_str(notification_urgency_of(out, (size_t)len), "high", "the push reads it back");
+    json_object_put(root);
+    is_str(notification_urgency_of("{\"source\":\"a\",\"message\":\"b\"}", 28), "normal",
+           "none asked: normal");
+    is_str(notification_urgency_of("{\"urgency\":\"urgent\"}", 20), "normal",
+           "an unknown one: normal");
+    is_str(notification_urgency_of("not json", 8), "normal", "no JSON: normal");
+    is_int(notification_urgency_valid("very-low") && notification_urgency_valid("low") &&
+               notification_urgency_valid("normal") && !notification_urgency_valid("High"),
+           1, "the four of RFC 8030, as written");
     const char *bad[] = {
         "[]",
         "{\"message\":\"hi\"}",
@@ -55,6 +73,8 @@ int main(void)
         "{\"source\":\"ops\",\"message\":\"hi\",\"ttl\":3601}",
         "{\"source\":\"ops\",\"message\":\"hi\",\"ttl\":\"60\"}",
         "{\"source\":\"o\\u0000ps\",\"message\":\"hi\"}",
+        "{\"source\":\"ops\",\"message\":\"hi\",\"urgency\":\"urgent\"}",
+        "{\"source\":\"ops\",\"message\":\"hi\",\"urgency\":1}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         root = NULL;

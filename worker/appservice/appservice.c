@@ -466,6 +466,11 @@ static int notify_fields(struct json_object *msg, int64_t max_ttl_ms, struct not
         }
         n->ttl_ms = json_object_get_int64(ttl) * 1000;
     }
+    if ((has = json_strict_string(msg, "urgency", &n->urgency, &len)) < 0 ||
+        (has == 1 && (strlen(n->urgency) != len || !notification_urgency_valid(n->urgency)))) {
+        *why = "invalid field: urgency (very-low, low, normal or high)";
+        return 11;
+    }
     return 0;
 }
 

@@ -18,6 +18,7 @@
 
 #include "../../common/clock.h"
 #include "../../common/log.h"
+#include "../../common/notification.h"
 #include "../../common/vapid.h"
 #include "../../shm/push_job.h"
 #include "../../shm/push_sub.h"
@@ -242,11 +243,13 @@ static int attempt_start(struct push_attempt *a)
     if (authorization == NULL || vapid_topic(&ps->key, a->job.email, topic) != 0)
         return -1;
     int64_t ttl = (a->job.expires_ms - clock_wall_ms()) / 1000;
-    char ttl_line[40], topic_line[48], auth_line[VAPID_AUTHORIZATION_MAX + 24];
+    char ttl_line[40], urgency_line[32], topic_line[48], auth_line[VAPID_AUTHORIZATION_MAX + 24];
     snprintf(ttl_line, sizeof ttl_line, "TTL: %" PRId64, ttl > 0 ? ttl : 0);
+    snprintf(urgency_line, sizeof urgency_line, "Urgency: %s",
+             notification_urgency_of(a->job.json, a->job.json_len));
     snprintf(topic_line, sizeof topic_line, "Topic: %s", topic);
     snprintf(auth_line, sizeof auth_line, "Authorization: %s", authorization);
-    const char *headers[PUSH_HEADERS] = { ttl_line, "Urgency: normal", topic_line, auth_line,
+    const char *headers[PUSH_HEADERS] = { ttl_line, urgency_line, topic_line, auth_line,
                                           "Expect:" };
     if (a->payload) {
         headers[5] = "Content-Encoding: aes128gcm";
