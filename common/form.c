@@ -1,20 +1,11 @@
 /* form: application/x-www-form-urlencoded bodies and query strings, decoded strictly. */
 #include "form.h"
 
+#include "hex.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes in place; returns the new length, or -1. */
 static long component_decode(char *text, size_t len)
@@ -27,7 +18,8 @@ static long component_decode(char *text, size_t len)
         } else if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
+            int hi = hex_digit((unsigned char)text[i + 1]);
+            int lo = hex_digit((unsigned char)text[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);

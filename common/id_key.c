@@ -2,6 +2,7 @@
 #include "id_key.h"
 
 #include "json_strict.h"
+#include "public_key.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -57,19 +58,6 @@ static BIGNUM *number_member(struct json_object *obj, const char *key, bool hex)
     return bn;
 }
 
-static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld)
-{
-    EVP_PKEY *pkey = NULL;
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-    if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-        pkey = NULL;
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    return pkey;
-}
-
 static int rs_key(struct json_object *obj, struct id_key *out, const char **why)
 {
     BIGNUM *n = number_member(obj, "n", false), *e = number_member(obj, "e", false);
@@ -84,11 +72,7 @@ static int rs_key(struct json_object *obj, struct id_key *out, const char **why)
     *why = "RS key exponent must be odd and above 1";
     if (!BN_is_odd(e) || BN_is_one(e) || BN_num_bits(e) > 64)
         goto done;
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (bld != NULL && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-        out->pkey = pkey_from_params("RSA", bld);
-    OSSL_PARAM_BLD_free(bld);
+    out->pkey = public_key_rsa(n, e);
     *why = "RS key rejected";
     if (out->pkey != NULL) {
         out->type = 'R';
@@ -127,7 +111,7 @@ static int ds_key(struct json_object *obj, struct id_key *out, const char **why)
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_FFC_Q, q) &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_FFC_G, g) &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PUB_KEY, y))
-        out->pkey = pkey_from_params("DSA", bld);
+        out->pkey = public_key_from_params("DSA", bld);
     OSSL_PARAM_BLD_free(bld);
     *why = "DS key rejected";
     if (out->pkey != NULL) {

@@ -4,6 +4,7 @@
  * into U+FFFD). */
 #include "json_strict.h"
 
+#include "hex.h"
 #include "utf8.h"
 
 #include <stdbool.h>
@@ -46,16 +47,6 @@ static int scan_literal(struct scan *s, const char *word)
     return 0;
 }
 
-static int is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static unsigned hex_value(char c)
-{
-    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-}
-
 /* The code unit of the \uXXXX escape at p (which points at the 'u'), or -1. */
 static long escape_unit(const char *p, const char *end)
 {
@@ -63,9 +54,10 @@ static long escape_unit(const char *p, const char *end)
         return -1;
     unsigned unit = 0;
     for (int i = 1; i <= 4; i++) {
-        if (!is_hex(p[i]))
+        int digit = hex_digit((unsigned char)p[i]);
+        if (digit < 0)
             return -1;
-        unit = unit << 4 | hex_value(p[i]);
+        unit = unit << 4 | (unsigned)digit;
     }
     return (long)unit;
 }

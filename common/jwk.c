@@ -17,6 +17,7 @@
 
 #include "b64url.h"
 #include "json_strict.h"
+#include "public_key.h"
 
 #include <errno.h>
 #include <openssl/bn.h>
@@ -83,19 +84,6 @@ static long member_bytes(struct json_object *obj, const char *key, unsigned char
     return b64url_decode(text, len, buf);
 }
 
-static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld)
-{
-    EVP_PKEY *pkey = NULL;
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-    if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-        pkey = NULL;
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    return pkey;
-}
-
 static int rsa_key(struct json_object *obj, struct jwk *out, const char **why)
 {
     unsigned char n_bytes[MEMBER_MAX], e_bytes[16];
@@ -116,11 +104,7 @@ static int rsa_key(struct json_object *obj, struct jwk *out, const char **why)
     *why = "RSA key exponent must be odd and above 1";
     if (!BN_is_odd(e) || BN_is_one(e))
         goto done;
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (bld != NULL && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-        out->pkey = pkey_from_params("RSA", bld);
-    OSSL_PARAM_BLD_free(bld);
+    out->pkey = public_key_rsa(n, e);
     *why = "RSA key rejected";
     if (out->pkey != NULL) {
         out->type = JWK_RSA;
@@ -155,7 +139,7 @@ static int ec_key(struct json_object *obj, const char *crv, struct jwk *out, con
         OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
                                         p256 ? "prime256v1" : "secp384r1", 0) &&
         OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size))
-        out->pkey = pkey_from_params("EC", bld);
+        out->pkey = public_key_from_params("EC", bld);
     OSSL_PARAM_BLD_free(bld);
     EVP_PKEY_CTX *check = out->pkey ? EVP_PKEY_CTX_new_from_pkey(NULL, out->pkey, NULL) : NULL;
     bool valid = check != NULL && EVP_PKEY_public_check(check) == 1;

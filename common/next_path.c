@@ -9,6 +9,8 @@
  * %2F%2F...) are fine. */
 #include "next_path.h"
 
+#include "hex.h"
+
 #include <stddef.h>
 #include <string.h>
 
@@ -29,26 +31,15 @@ static bool starts_local(const unsigned char *s, size_t len)
     return len >= 1 && s[0] == '/' && (len == 1 || (s[1] != '/' && s[1] != '\\'));
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* %XX decoded once into out (at least len bytes); a '%' without two hex digits stays. */
 static size_t percent_decode(const unsigned char *s, size_t len, unsigned char *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         bool escape =
-            s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0;
+            s[i] == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0;
         if (escape) {
-            out[n++] = (unsigned char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            out[n++] = (unsigned char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[n++] = s[i];

@@ -76,10 +76,23 @@ void push_crypto_free(struct push_crypto *c)
     free(c);
 }
 
-/* A user agent's public key from its point, checked to be on the curve: a point an attacker
- * chose gets no agreement. P-256's cofactor is 1, so an on-curve point other than infinity has
+/* key, when its point is on the curve; else NULL (key freed): a point an attacker chose gets no
+ * agreement. P-256's cofactor is 1, so an on-curve point other than infinity has
  * the group's order and the full check's scalar multiplication (n·Q = O) would prove nothing
  * more: the quick check is the one. */
+static EVP_PKEY *point_checked(EVP_PKEY *key)
+{
+    EVP_PKEY_CTX *check = key != NULL ? EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL) : NULL;
+    bool valid = check != NULL && EVP_PKEY_public_check_quick(check) == 1;
+    EVP_PKEY_CTX_free(check);
+    if (!valid) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+/* A user agent's public key from its point, checked to be on the curve. */
 static EVP_PKEY *point_import(struct push_crypto *c, const unsigned char point[PUSH_P256_LEN])
 {
     EVP_PKEY *key = EVP_PKEY_new();
@@ -88,14 +101,7 @@ static EVP_PKEY *point_import(struct push_crypto *c, const unsigned char point[P
         EVP_PKEY_free(key);
         return NULL;
     }
-    EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-    bool valid = check != NULL && EVP_PKEY_public_check_quick(check) == 1;
-    EVP_PKEY_CTX_free(check);
-    if (!valid) {
-        EVP_PKEY_free(key);
-        return NULL;
-    }
-    return key;
+    return point_checked(key);
 }
 
 static EVP_PKEY *p256_from_point(const unsigned char point[PUSH_P256_LEN])
@@ -113,15 +119,7 @@ static EVP_PKEY *p256_from_point(const unsigned char point[PUSH_P256_LEN])
         return NULL;
     }
     EVP_PKEY_CTX_free(ctx);
-    /* As point_import checks it. */
-    EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-    bool valid = check != NULL && EVP_PKEY_public_check_quick(check) == 1;
-    EVP_PKEY_CTX_free(check);
-    if (!valid) {
-        EVP_PKEY_free(key);
-        return NULL;
-    }
-    return key;
+    return point_checked(key); /* as point_import checks it */
 }
 
 bool push_public_key_valid(const unsigned char p256dh[PUSH_P256_LEN])
