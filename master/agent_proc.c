@@ -3,6 +3,8 @@
  * worker that dies, stopped after the last worker. Nothing of the engine runs in the master. */
 #include "master.h"
 
+#include "child.h"
+
 #include "../cluster/agent.h"
 #include "../common/clock.h"
 #include "../common/log.h"
@@ -15,7 +17,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,38 +24,15 @@
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_MAX_MS 30000
 
+/* Only the log and the ready pipe stay open: no listening socket, no admin socket, no event loop
+ * of ours. A reload replaces workers; the agent reads nothing it changes (HUP ignored). */
 static void child_prepare(pid_t master_pid, int keep_fd)
 {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master_pid)
-        _exit(1);
-    static const int signums[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD };
-    for (size_t i = 0; i < sizeof signums / sizeof signums[0]; i++)
-        signal(signums[i], SIG_DFL);
-    signal(SIGHUP, SIG_IGN); /* a reload replaces workers; the agent reads nothing it changes */
     static const int agent_signums[] = { AGENT_SIGNALS };
-    sigset_t blocked;
-    sigemptyset(&blocked);
-    for (size_t i = 0; i < sizeof agent_signums / sizeof agent_signums[0]; i++)
-        sigaddset(&blocked, agent_signums[i]);
-    sigprocmask(SIG_SETMASK, &blocked, NULL);
-    /* Only the log and the ready pipe stay open: no listening socket, no admin socket, no
-     * event loop of ours. */
-    int keep[2] = { log_fd(), keep_fd };
-    if (keep[0] > keep[1]) {
-        int t = keep[0];
-        keep[0] = keep[1];
-        keep[1] = t;
-    }
-    unsigned from = 3;
-    for (int i = 0; i < 2; i++) {
-        if (keep[i] < (int)from)
-            continue;
-        if ((unsigned)keep[i] > from)
-            close_range(from, (unsigned)keep[i] - 1, 0);
-        from = (unsigned)keep[i] + 1;
-    }
-    close_range(from, ~0U, 0);
+    master_child_begin(master_pid, agent_signums, sizeof agent_signums / sizeof agent_signums[0],
+                       SIGHUP);
+    const int keep[] = { log_fd(), keep_fd };
+    master_child_fds_keep(keep, sizeof keep / sizeof keep[0]);
 }
 
 bool master_agent_ready(const struct master *m)
@@ -103,12 +81,7 @@ int master_agent_spawn(struct master *m)
         return -1;
     }
     pid_t master_pid = getpid();
-    sigset_t all, saved;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &saved);
-    pid_t pid = fork();
-    if (pid != 0)
-        sigprocmask(SIG_SETMASK, &saved, NULL);
+    pid_t pid = master_child_fork();
     if (pid < 0) {
         log_error("cannot start the cluster agent: fork: %s", strerror(errno));
         if (ready[0] >= 0) {

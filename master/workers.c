@@ -1,6 +1,8 @@
 /* workers: the master's table of worker processes — fork, readiness, death, back-off, replace. */
 #include "master.h"
 
+#include "child.h"
+
 #include "../common/clock.h"
 #include "../common/grow.h"
 #include "../common/log.h"
@@ -12,7 +14,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,53 +69,19 @@ static void on_ready(evutil_socket_t fd, short events, void *arg)
     }
 }
 
-/* The child keeps its listening socket, its readiness pipe and the log: nothing of the master's
- * event loop, admin socket or other slots. */
-static void child_fds_close(int keep_a, int keep_b, int keep_c)
-{
-    int keep[3] = { keep_a, keep_b, keep_c };
-    for (int i = 0; i < 3; i++)
-        for (int j = i + 1; j < 3; j++)
-            if (keep[j] < keep[i]) {
-                int t = keep[i];
-                keep[i] = keep[j];
-                keep[j] = t;
-            }
-    unsigned first = 3;
-    for (int i = 0; i < 3; i++) {
-        if (keep[i] < (int)first)
-            continue;
-        if ((unsigned)keep[i] > first)
-            close_range(first, (unsigned)keep[i] - 1, 0);
-        first = (unsigned)keep[i] + 1;
-    }
-    close_range(first, ~0U, 0);
-}
-
 /* The master's handlers go; the signals the worker acts on stay blocked until it has its own
  * (worker.h): a HUP of a reload storm that reaches a worker still starting must drain it, not
  * kill it with what it may already have accepted. */
-static void child_signals_reset(void)
-{
-    static const int signums[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD };
-    for (size_t i = 0; i < sizeof signums / sizeof signums[0]; i++)
-        signal(signums[i], SIG_DFL);
-    static const int worker_signums[] = { WORKER_SIGNALS };
-    sigset_t blocked;
-    sigemptyset(&blocked);
-    for (size_t i = 0; i < sizeof worker_signums / sizeof worker_signums[0]; i++)
-        sigaddset(&blocked, worker_signums[i]);
-    sigprocmask(SIG_SETMASK, &blocked, NULL);
-}
+static const int worker_signums[] = { WORKER_SIGNALS };
 
 static void child_run(struct master *m, int slot, int ready_fd, pid_t master_pid)
 {
-    /* Should the master be killed outright, its workers follow instead of serving on alone. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master_pid)
-        _exit(1);
-    child_signals_reset();
-    child_fds_close(m->listen_fds[slot], ready_fd, log_fd());
+    master_child_begin(master_pid, worker_signums,
+                       sizeof worker_signums / sizeof worker_signums[0], 0);
+    /* The child keeps its listening socket, its readiness pipe and the log: nothing of the
+     * master's event loop, admin socket or other slots. */
+    const int keep[] = { m->listen_fds[slot], ready_fd, log_fd() };
+    master_child_fds_keep(keep, sizeof keep / sizeof keep[0]);
     struct worker_start start = {
         .cfg = &m->cfg,
         .slot = slot,
@@ -139,14 +106,7 @@ int workers_spawn(struct master *m, int slot)
         return -1;
     }
     pid_t master_pid = getpid();
-    /* Signals stay blocked across fork() until the child has reset the master's handlers: a
-     * signal caught in between would be written into the master's libevent signal pipe. */
-    sigset_t all, saved;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &saved);
-    pid_t pid = fork();
-    if (pid != 0)
-        sigprocmask(SIG_SETMASK, &saved, NULL);
+    pid_t pid = master_child_fork();
     if (pid < 0) {
         log_error("cannot start worker %d: fork: %s", slot, strerror(errno));
         m->proc_count--;
