@@ -1,6 +1,7 @@
 /* conn: which worker connection owns each (e-mail, device) — one owner across all workers. */
 #include "conn.h"
 
+#include "device_key.h"
 #include "store_internal.h"
 
 #include <stdbool.h>
@@ -30,19 +31,6 @@ static int owner_decode(const MDB_val *value, struct shm_conn_owner *out)
     return SHM_OK;
 }
 
-/* Key "email\0device": a prefix scan on "email\0" lists a user's devices. */
-static int conn_key(const char *email, const char *device, unsigned char *buf, MDB_val *key)
-{
-    size_t email_len = strlen(email), device_len = strlen(device);
-    if (email_len == 0 || email_len > SHM_EMAIL_MAX || device_len > SHM_DEVICE_MAX)
-        return SHM_ERROR;
-    memcpy(buf, email, email_len + 1);
-    memcpy(buf + email_len + 1, device, device_len);
-    key->mv_size = email_len + 1 + device_len;
-    key->mv_data = buf;
-    return SHM_OK;
-}
-
 static void owner_key(int32_t pid, uint64_t conn_id, unsigned char *buf, MDB_val *key)
 {
     store_put_be32(buf, (uint32_t)pid);
@@ -58,7 +46,7 @@ int shm_conn_claim(struct shm_store *store, const char *email, const char *devic
     unsigned char key_buf[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2], value_buf[CONN_VALUE_SIZE];
     unsigned char old_owner_buf[OWNER_KEY_SIZE], new_owner_buf[OWNER_KEY_SIZE];
     MDB_val key, value, old_owner_key, new_owner_key;
-    if (conn_key(email, device, key_buf, &key) != SHM_OK)
+    if (shm_device_key(email, device, key_buf, &key) != SHM_OK)
         return SHM_ERROR;
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
@@ -107,7 +95,7 @@ static int owned_find(struct shm_store *store, const char *email, const char *de
                       uint64_t conn_id, unsigned char *key_buf, MDB_val *key, MDB_txn **txn,
                       struct shm_conn_owner *owner)
 {
-    if (conn_key(email, device, key_buf, key) != SHM_OK)
+    if (shm_device_key(email, device, key_buf, key) != SHM_OK)
         return SHM_ERROR;
     *txn = store_batch_txn(store);
     if (*txn == NULL)
@@ -154,7 +142,7 @@ int shm_conn_set_status_devices(struct shm_store *store, const char *email, cons
     unsigned char prefix[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2], value_buf[CONN_VALUE_SIZE];
     char name[SHM_DEVICE_MAX + 1];
     MDB_val key, value;
-    if (conn_key(email, "", prefix, &key) != SHM_OK)
+    if (shm_device_key(email, "", prefix, &key) != SHM_OK)
         return SHM_ERROR;
     size_t prefix_len = key.mv_size;
     MDB_cursor *cursor = store_batch_cursor(store, store->conns);
@@ -311,7 +299,7 @@ int shm_conn_get(struct shm_store *store, const char *email, const char *device,
     unsigned char key_buf[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2];
     MDB_val key, value;
     MDB_txn *txn;
-    if (conn_key(email, device, key_buf, &key) != SHM_OK)
+    if (shm_device_key(email, device, key_buf, &key) != SHM_OK)
         return SHM_ERROR;
     int rc = store_read_begin(store, &txn);
     if (rc != SHM_OK)
@@ -329,7 +317,7 @@ int shm_conn_devices(struct shm_store *store, const char *email, shm_device_cb c
     MDB_val key, value;
     MDB_txn *txn;
     MDB_cursor *cursor;
-    if (conn_key(email, "", key_buf, &key) != SHM_OK)
+    if (shm_device_key(email, "", key_buf, &key) != SHM_OK)
         return SHM_ERROR;
     size_t prefix_len = key.mv_size;
     if (store_read_begin(store, &txn) != SHM_OK)

@@ -4,6 +4,7 @@
 #include "presence.h"
 
 #include "conn.h"
+#include "device_key.h"
 #include "store_internal.h"
 
 #include "../common/grow.h"
@@ -184,19 +185,6 @@ static int record_write(struct shm_store *store, MDB_txn *txn, MDB_val *key,
     return rc == 0 ? SHM_OK : store_batch_fail(store, rc, "presence");
 }
 
-/* "email\0device", the key of a device's hold. */
-static int device_key(const char *email, const char *device, unsigned char *buf, MDB_val *key)
-{
-    size_t email_len = strlen(email), device_len = strlen(device);
-    if (email_len == 0 || email_len > SHM_EMAIL_MAX || device_len > SHM_DEVICE_MAX)
-        return SHM_ERROR;
-    memcpy(buf, email, email_len + 1);
-    memcpy(buf + email_len + 1, device, device_len);
-    key->mv_size = email_len + 1 + device_len;
-    key->mv_data = buf;
-    return SHM_OK;
-}
-
 static void due_key(uint64_t due, const MDB_val *device, unsigned char *buf, MDB_val *key)
 {
     store_put_be64(buf, due);
@@ -229,7 +217,7 @@ static int hold_put(struct shm_store *store, MDB_txn *txn, const char *email, co
 {
     unsigned char key_buf[DEVICE_KEY_MAX], index_buf[DUE_KEY_MAX], value_buf[GRACE_SIZE];
     MDB_val key, index, value = { sizeof value_buf, value_buf }, empty = { 0, "" };
-    if (device_key(email, device, key_buf, &key) != SHM_OK)
+    if (shm_device_key(email, device, key_buf, &key) != SHM_OK)
         return SHM_ERROR;
     int rc = hold_drop(store, txn, &key);
     if (rc != SHM_OK)
@@ -425,7 +413,7 @@ int shm_presence_device_bound(struct shm_store *store, const char *email, const 
 {
     unsigned char buf[DEVICE_KEY_MAX];
     MDB_val key;
-    if (device_key(email, device, buf, &key) != SHM_OK)
+    if (shm_device_key(email, device, buf, &key) != SHM_OK)
         return SHM_ERROR;
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)

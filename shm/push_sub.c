@@ -3,6 +3,7 @@
 #include "push_sub.h"
 
 #include "conn.h"
+#include "device_key.h"
 #include "outbox.h"
 #include "store_internal.h"
 
@@ -13,18 +14,6 @@
 /* e-mail \0 device -> be64 created (ms), p256dh (65), auth (16), endpoint (no NUL). */
 #define SUB_FIXED (8 + PUSH_P256_LEN + PUSH_AUTH_LEN)
 #define SUB_KEY_MAX (SHM_EMAIL_MAX + 1 + SHM_DEVICE_MAX)
-
-static int sub_key(const char *email, const char *device, unsigned char *buf, MDB_val *key)
-{
-    size_t email_len = strlen(email), device_len = strlen(device);
-    if (email_len == 0 || email_len > SHM_EMAIL_MAX || device_len > SHM_DEVICE_MAX)
-        return SHM_ERROR;
-    memcpy(buf, email, email_len + 1);
-    memcpy(buf + email_len + 1, device, device_len);
-    key->mv_size = email_len + 1 + device_len;
-    key->mv_data = buf;
-    return SHM_OK;
-}
 
 static int sub_decode(const MDB_val *value, struct push_subscription *out, int64_t *created)
 {
@@ -116,7 +105,7 @@ int shm_push_sub_put(struct shm_store *store, const char *email, const char *dev
     unsigned char key_buf[SUB_KEY_MAX], value_buf[SUB_FIXED + PUSH_ENDPOINT_MAX];
     MDB_val key;
     size_t endpoint_len = strlen(sub->endpoint);
-    if (sub_key(email, device, key_buf, &key) != SHM_OK || endpoint_len == 0 ||
+    if (shm_device_key(email, device, key_buf, &key) != SHM_OK || endpoint_len == 0 ||
         endpoint_len > PUSH_ENDPOINT_MAX || max_per_user == 0)
         return SHM_ERROR;
     MDB_txn *txn = store_batch_txn(store);
@@ -147,7 +136,7 @@ static int sub_delete(struct shm_store *store, const char *email, const char *de
 {
     unsigned char key_buf[SUB_KEY_MAX];
     MDB_val key, value;
-    if (sub_key(email, device, key_buf, &key) != SHM_OK)
+    if (shm_device_key(email, device, key_buf, &key) != SHM_OK)
         return SHM_ERROR;
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
@@ -230,7 +219,7 @@ int shm_push_sub_get(struct shm_store *store, const char *email, const char *dev
     unsigned char key_buf[SUB_KEY_MAX];
     MDB_val key, value;
     MDB_txn *txn;
-    if (sub_key(email, device, key_buf, &key) != SHM_OK ||
+    if (shm_device_key(email, device, key_buf, &key) != SHM_OK ||
         store_read_begin(store, &txn) != SHM_OK)
         return SHM_ERROR;
     int rc = mdb_get(txn, store->push_subs, &key, &value);
