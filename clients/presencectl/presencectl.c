@@ -21,7 +21,7 @@ struct options {
     const char *config_path, *admin_at;
     bool json, wait;
     long timeout_s;
-    const char *action, *source, *ttl, *name, *domain, *description, *owner;
+    const char *action, *source, *ttl, *urgency, *name, *domain, *description, *owner;
 };
 
 /* Which command options a command takes. */
@@ -34,6 +34,7 @@ enum {
     OPT_DESCRIPTION = 1 << 5,
     OPT_OWNER = 1 << 6,
     OPT_WAIT = 1 << 7,
+    OPT_URGENCY = 1 << 8,
 };
 
 struct run {
@@ -51,6 +52,7 @@ static void usage(FILE *to)
             "  status                          the master, its workers, the store\n"
             "  user EMAIL                      a user's presence, devices, pending, grants\n"
             "  notify EMAIL MESSAGE [--action URL] [--source TEXT] [--ttl SECONDS]\n"
+            "                       [--urgency very-low|low|normal|high]\n"
             "                                  queue a notification for the user's devices\n"
             "  kick EMAIL                      close the user's devices (errno 61)\n"
             "  apps                            every registered app\n"
@@ -181,6 +183,8 @@ static int cmd_notify(struct run *r)
         json_object_object_add(body, "action", json_object_new_string(r->opt.action));
     if (ttl > 0)
         json_object_object_add(body, "ttl", json_object_new_int64(ttl));
+    if (r->opt.urgency != NULL) /* the server says which it takes */
+        json_object_object_add(body, "urgency", json_object_new_string(r->opt.urgency));
     return call(r, "POST", path, body, print_queued);
 }
 
@@ -351,7 +355,7 @@ struct command {
 static const struct command commands[] = {
     { "status", NULL, 0, 0, cmd_status },
     { "user", NULL, 1, 0, cmd_user },
-    { "notify", NULL, 2, OPT_ACTION | OPT_SOURCE | OPT_TTL, cmd_notify },
+    { "notify", NULL, 2, OPT_ACTION | OPT_SOURCE | OPT_TTL | OPT_URGENCY, cmd_notify },
     { "kick", NULL, 1, 0, cmd_kick },
     { "apps", NULL, 0, 0, cmd_apps },
     { "app", "create", 0, OPT_NAME | OPT_DOMAIN | OPT_DESCRIPTION | OPT_OWNER, cmd_app_create },
@@ -366,6 +370,7 @@ static const struct command commands[] = {
 static unsigned options_given(const struct options *o)
 {
     return (o->action ? OPT_ACTION : 0) | (o->source ? OPT_SOURCE : 0) | (o->ttl ? OPT_TTL : 0) |
+           (o->urgency ? OPT_URGENCY : 0) |
            (o->name ? OPT_NAME : 0) | (o->domain ? OPT_DOMAIN : 0) |
            (o->description ? OPT_DESCRIPTION : 0) | (o->owner ? OPT_OWNER : 0) |
            (o->wait ? OPT_WAIT : 0);
@@ -393,12 +398,24 @@ static const struct command *command_find(char **words, int count, int *used)
 /* Returns -1 to go on, or an exit code. */
 static int options_parse(int argc, char **argv, struct options *opt)
 {
-    enum { L_JSON = 256, L_ACTION, L_SOURCE, L_TTL, L_NAME, L_DOMAIN, L_DESC, L_OWNER, L_WAIT };
+    enum {
+        L_JSON = 256,
+        L_ACTION,
+        L_SOURCE,
+        L_TTL,
+        L_URGENCY,
+        L_NAME,
+        L_DOMAIN,
+        L_DESC,
+        L_OWNER,
+        L_WAIT
+    };
     static const struct option longs[] = {
         { "json", no_argument, NULL, L_JSON },
         { "action", required_argument, NULL, L_ACTION },
         { "source", required_argument, NULL, L_SOURCE },
         { "ttl", required_argument, NULL, L_TTL },
+        { "urgency", required_argument, NULL, L_URGENCY },
         { "name", required_argument, NULL, L_NAME },
         { "domain", required_argument, NULL, L_DOMAIN },
         { "description", required_argument, NULL, L_DESC },
@@ -439,6 +456,9 @@ static int options_parse(int argc, char **argv, struct options *opt)
             break;
         case L_TTL:
             opt->ttl = optarg;
+            break;
+        case L_URGENCY:
+            opt->urgency = optarg;
             break;
         case L_NAME:
             opt->name = optarg;

@@ -149,6 +149,10 @@ def test_user_and_notify(server, ident):
         body = ctl_json(s, "notify", email, "plain", "--ttl", "60")
         note = json.loads(await asyncio.wait_for(phone.recv(), 10))["notifications"][0]
         assert note["id"] == body["id"] and note["source"] == "operator" and "action" not in note
+        assert "urgency" not in note
+        ctl(s, "notify", email, "ring", "--urgency", "high")
+        note = json.loads(await asyncio.wait_for(phone.recv(), 10))["notifications"][0]
+        assert (note["message"], note["urgency"]) == ("ring", "high"), note
         await phone.close()
         await laptop.close()
     run(scenario())
@@ -158,6 +162,8 @@ def test_user_and_notify(server, ident):
     assert "--ttl" in err
     _, err = ctl(s, "notify", email, "hi", "--ttl", str(10 ** 7), expect=1)
     assert "(HTTP 400)" in err
+    _, err = ctl(s, "notify", email, "hi", "--urgency", "urgent", expect=1)
+    assert "(HTTP 400)" in err and "urgency" in err, err
     # A user known only by what is pending for them is known.
     ctl(s, "notify", "carol@example.com", "later")
     out, _ = ctl(s, "user", "carol@example.com")
