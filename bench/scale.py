@@ -499,8 +499,17 @@ def main():
                 workdir, admin_port, app, loadgens[:-1], users, notify_rate, before, hook)
             hook.wait()
             # What the AppService sent faster than the server took it is still being delivered
-            # (its replies were waited for 2 s): the flips are timed once the workers are idle.
+            # (its loadgen reads every reply first): the flips are timed once the workers are
+            # idle, on an AppService connection of their own — one that fell behind the
+            # notifications' replies may have been closed as a slow consumer, or still hold
+            # their backlog ahead of the events.
+            loadgens.remove(app)
+            app.quit()
             result["settled_seconds"] = settle(admin_port, proc.pid)
+            app = Client(["app", port, seed["appid"], seed["key"], f"{workdir}/puids.txt",
+                          users, assertions, probes])
+            loadgens.append(app)
+            app.read()  # authenticated
             app.send("probes")
             result["probes"] = app.read()["ready"]
             progress(f"scale: status flips to the AppService at {event_rate}/s")
