@@ -24,6 +24,7 @@
 #include "../common/list.h"
 #include "../common/log.h"
 #include "../shm/app.h"
+#include "../shm/app_away_shared.h"
 #include "../shm/app_channel.h"
 #include "../shm/grant.h"
 #include "../shm/mail.h"
@@ -42,10 +43,18 @@
 #define RINGS_MAX 64
 #define GRANT_RETRIES 3
 
-enum shared_kind { SHARED_APPS, SHARED_GRANTS, SHARED_SESSIONS, SHARED_PUSH, SHARED_KINDS };
+enum shared_kind {
+    SHARED_APPS,
+    SHARED_GRANTS,
+    SHARED_SESSIONS,
+    SHARED_PUSH,
+    SHARED_APP_AWAY,
+    SHARED_KINDS
+};
 
 static const char *const bucket_names[SHARED_KINDS] = { SHM_BUCKET_APPS, SHM_BUCKET_GRANTS,
-                                                        SHM_BUCKET_SESSIONS, SHM_BUCKET_PUSH };
+                                                        SHM_BUCKET_SESSIONS, SHM_BUCKET_PUSH,
+                                                        SHM_BUCKET_APP_AWAY };
 
 struct shared_feed {
     struct agent_shared *sh;
@@ -292,6 +301,10 @@ static void view_apply(struct agent_shared *sh, enum shared_kind kind, const cha
         if (!deleted && shm_push_sub_apply(sh->agent->store, data, len,
                                            (size_t)sh->agent->cfg->max_devices_per_user) != SHM_OK)
             log_warning("engine: a push subscription unreadable: ignored");
+        break;
+    case SHARED_APP_AWAY:
+        if (!deleted && shm_app_away_apply(sh->agent->store, key, data, len) != SHM_OK)
+            log_warning("engine: an app's absence record unreadable: ignored");
         break;
     case SHARED_KINDS:
         break;

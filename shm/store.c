@@ -36,7 +36,7 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
         "presence", "notifs",     "web_sessions",    "apps",        "apps_by_owner", "grants",
         "puids",    "app_grants", "app_conns",       "app_changes", "app_away",
         "presence_grace", "presence_due", "cl_self", "cl_nodes", "cl_cursors", "cl_users",
-        "cl_incarnations", "push_subs", "push_jobs", "cl_outbox"
+        "cl_incarnations", "push_subs", "push_jobs", "cl_outbox", "cl_app_away"
     };
     MDB_dbi *slots[] = { &store->meta,        &store->conns,         &store->conns_by_worker,
                          &store->workers,     &store->mail,          &store->assertions,
@@ -46,7 +46,8 @@ static int dbis_open(struct shm_store *store, MDB_txn *txn)
                          &store->app_changes, &store->app_away,      &store->presence_grace,
                          &store->presence_due,  &store->cl_self,       &store->cl_nodes,
                          &store->cl_cursors,    &store->cl_users,      &store->cl_incarnations,
-                         &store->push_subs,     &store->push_jobs,     &store->cl_outbox };
+                         &store->push_subs,     &store->push_jobs,     &store->cl_outbox,
+                         &store->cl_app_away };
     _Static_assert(sizeof names / sizeof names[0] == sizeof slots / sizeof slots[0],
                    "one slot per database name");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

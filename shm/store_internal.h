@@ -45,6 +45,7 @@ struct shm_store {
     MDB_dbi cl_users;        /* user key (32 hex) -> be64 rev, user record */
     MDB_dbi cl_incarnations; /* node \0 be64 epoch be32 pid user key -> "" */
     MDB_dbi cl_outbox;       /* be64 store seq -> be32 reply pid, u8 op, bucket, key, value */
+    MDB_dbi cl_app_away;     /* appid \0 node -> be64 epoch, be64 away since ms (0: open) */
     MDB_txn *batch;          /* the open write transaction of this loop iteration, or NULL */
     MDB_txn *reader;         /* a read transaction kept reset between reads (store_read_begin) */
     bool reader_busy;        /* reader is in use: a nested read begins one of its own */

@@ -155,8 +155,8 @@ def test_app_connections_on_two_nodes_each_get_every_event(nodes, ident, domain)
     """The events come from each node's agent reading the user records' feed: a device claimed
     through a third node (member_probe, the cluster's claim as a worker of n2 makes it) is seen
     online, then offline, by the app's connections on n1 and on n3; polling on any node says the
-    same; a connection back after an absence first hears what changed meanwhile; a revoke on
-    one node tells the app's connections on the others "offline" once."""
+    same; a connection back on n3 while n1's stayed open replays nothing (the app was not away);
+    a revoke on one node tells the app's connections on the others "offline" once."""
     n1, n2, n3 = nodes
     dev, appid, api_key = activate_on(nodes, ident, domain)
     user, puid = grant_on(n1, ident, "bob@example.com", appid)
@@ -179,13 +179,13 @@ def test_app_connections_on_two_nodes_each_get_every_event(nodes, ident, domain)
         for app in (first, third):
             assert await app.event(timeout=15) == {"uid": puid, "status": "offline"}
             assert app.since > 0  # when bob went away: last seen
-        # n3's connection goes away; bob comes back meanwhile: at its next auth on n3 it hears
-        # that first.
+        # n3's connection goes away; bob comes back meanwhile, which n1's connection hears: the
+        # app was not away (its absence is the cluster's, test_an_apps_absence_is_counted…), so
+        # a connection back on n3 replays nothing and hears the next change live.
         await third.ws.close()
         held = asyncio.ensure_future(claim(3000))
         assert await first.event(timeout=15) == {"uid": puid, "status": "online"}
         back = await AppService.connect(n3, appid, api_key)
-        assert await back.event(timeout=15) == {"uid": puid, "status": "online"}
         await held
         for app in (first, back):
             assert await app.event(timeout=15) == {"uid": puid, "status": "offline"}
@@ -305,3 +305,41 @@ def test_an_operators_kick_on_any_node_closes_the_users_devices_everywhere(nodes
             assert r.status == 200 and json.loads(r.read())["devices"] == 1
         assert wait_for(lambda: any(x.get("close") == 1 and x.get("errno") == 61
                                     for x in holder.lines), timeout=15), holder.lines
+
+
+def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain):
+    """The app's only connection, on n1, goes away; bob comes online meanwhile; the app comes
+    back through n3, which never had a connection of it: it first hears what changed while it
+    was away (the absence began when n1's connection closed, pd_appaway). A second connection,
+    on n2, opened while n3's is open, replays nothing: the app was not away."""
+    n1, n2, n3 = nodes
+    dev, appid, api_key = activate_on(nodes, ident, domain)
+    user, puid = grant_on(n1, ident, "gus@example.com", appid)
+
+    async def claim(hold_ms):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: n2.member(
+            "claim", "gus@example.com", "phone", "1", str(hold_ms)))
+
+    async def scenario():
+        first = await AppService.connect(n1, appid, api_key)
+        await first.ws.close()
+        await asyncio.sleep(1)  # n1's absence record reaches the other nodes
+        held = asyncio.ensure_future(claim(6000))
+        deadline = time.monotonic() + 15
+        while poll(n3, appid, api_key, puid)[1]["statuses"][0]["status"] != "online":
+            assert time.monotonic() < deadline, poll(n3, appid, api_key, puid)
+            await asyncio.sleep(0.1)
+        back = await AppService.connect(n3, appid, api_key)
+        assert await back.event(timeout=10) == {"uid": puid, "status": "online"}
+        await asyncio.sleep(1)  # n3's "open" record reaches n2
+        second = await AppService.connect(n2, appid, api_key)
+        await held
+        # Both hear the live offline; n2's connection heard nothing before it (no replay).
+        for app in (back, second):
+            assert await app.event(timeout=15) == {"uid": puid, "status": "offline"}
+        assert [m for m in second.received if "uid" in m][0]["status"] == "offline", \
+            second.received
+        for app in (back, second):
+            await app.ws.close()
+    run(scenario(), timeout=90)

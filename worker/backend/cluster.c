@@ -21,9 +21,13 @@
 #include "../../common/clock.h"
 #include "../../common/log.h"
 #include "../../common/u64map.h"
+#include "../../shm/app_away_shared.h"
+#include "../../shm/app_channel.h"
+#include "../../shm/outbox.h"
 #include "../../shm/replica.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +105,15 @@ static void answer(const struct backend_done *done, int result)
 {
     if (done->fn != NULL)
         done->fn(done->arg, done, result);
+}
+
+/* Shared records this worker left in the outbox that no HTTP answer waits for (a page waits
+ * for its own writes: web_shared.c). */
+static void shared_not_waited(struct worker *w)
+{
+    uint64_t first, last;
+    if (shm_outbox_enabled(w->store))
+        shm_outbox_take_new(w->store, &first, &last);
 }
 
 /* ---- the connections' records ---- */
@@ -437,6 +450,81 @@ static int cluster_notify(struct worker *w, const char *email, const char *json,
     return BACKEND_LATER;
 }
 
+/* ---- an AppService's absence, cluster-wide ---- */
+
+struct away_seen {
+    struct cl_member *member;
+    const char *self;
+    bool open_elsewhere; /* a live node has a connection of the app open */
+    int64_t latest;      /* the latest time a node's last connection of it closed */
+};
+
+static void away_node(void *arg, const char *node, uint64_t epoch, int64_t away_since_ms)
+{
+    struct away_seen *seen = arg;
+    if (strcmp(node, seen->self) == 0)
+        return; /* this node's own absence is the store's (app_away) */
+    struct cl_owner owner;
+    memset(&owner, 0, sizeof owner);
+    snprintf(owner.node, sizeof owner.node, "%s", node);
+    owner.epoch = epoch;
+    if (away_since_ms == 0 && cl_member_owner_live(seen->member, &owner))
+        seen->open_elsewhere = true;
+    else if (away_since_ms > seen->latest)
+        seen->latest = away_since_ms;
+}
+
+/* As on one machine, then over the cluster: the app was away only while no node had a
+ * connection of it open, and since the latest of the nodes' last closes (a node that never had
+ * one, or whose record is older, replays from the latest); this node's record is shared. */
+static int cluster_app_connected(struct worker *w, const char *appid, uint64_t conn_id,
+                                 struct backend_app_return *back)
+{
+    int rc = local_app_connected(w, appid, conn_id, back);
+    struct cluster_state *st = state_of(w);
+    if (rc != 0 || st == NULL || st->member == NULL)
+        return rc;
+    struct shm_app_conn *conns = NULL;
+    size_t count = 0;
+    if (shm_app_conns(w->store, appid, &conns, &count) != SHM_OK)
+        count = 0;
+    free(conns);
+    if (count > 1)
+        return 0; /* another connection of it is open on this node: it was not away */
+    struct away_seen seen = { st->member, w->cfg->node_name, false, 0 };
+    if (shm_app_away_nodes(w->store, appid, away_node, &seen) < 0)
+        w->info.store_failures_total++;
+    int64_t oldest = clock_wall_ms() - SHM_APP_CHANGES_KEEP_MS;
+    if (seen.open_elsewhere) {
+        back->replay = false; /* it was not away: another node's connection heard it all */
+    } else if (seen.latest > 0 && (!back->replay || seen.latest > back->since_ms)) {
+        back->replay = true;
+        back->since_ms = seen.latest > oldest ? seen.latest : oldest;
+    }
+    if (shm_app_away_share(w->store, appid, w->cfg->node_name, cl_member_epoch(st->member), 0) !=
+        SHM_OK)
+        w->info.store_failures_total++;
+    shared_not_waited(w);
+    return 0;
+}
+
+static void cluster_app_closed(struct worker *w, const char *appid, uint64_t conn_id,
+                               int64_t away_ms)
+{
+    local_app_closed(w, appid, conn_id, away_ms);
+    struct cluster_state *st = state_of(w);
+    struct shm_app_conn *conns = NULL;
+    size_t count = 0;
+    if (st == NULL || st->member == NULL ||
+        shm_app_conns(w->store, appid, &conns, &count) != SHM_OK)
+        return;
+    free(conns);
+    if (count == 0 && shm_app_away_share(w->store, appid, w->cfg->node_name,
+                                         cl_member_epoch(st->member), away_ms) != SHM_OK)
+        w->info.store_failures_total++;
+    shared_not_waited(w);
+}
+
 /* Whether (email, device) has a connection on any node, as this node's replica of the user's
  * record says (the push sender's check before a wake-up: a device that connected a moment ago
  * on another node may still be woken, and drops the duplicate by its id). */
@@ -704,6 +792,8 @@ const struct backend_ops *backend_cluster(void)
         ops.serving = cluster_serving;
         ops.gather = cluster_gather;
         ops.device_connected = cluster_device_connected;
+        ops.app_connected = cluster_app_connected;
+        ops.app_closed = cluster_app_closed;
         ops.claim = cluster_claim;
         ops.set_status = cluster_set_status;
         ops.release = cluster_release;
