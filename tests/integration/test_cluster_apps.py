@@ -141,9 +141,14 @@ def test_grant_on_one_node_then_polling_and_notify_on_another(nodes, ident, doma
         reply = await app.request({"action": "notify", "target": puid, "source": "dev",
                                    "message": "hi", "id": "n1"})
         assert reply == {"action": "notify", "result": "OK", "id": "n1"}, reply
-        # The user's account page on n3 lists the app, with the same PUID in /getApps.
-        status, _, text = on(n3, user).get("/getApps")
-        assert status == 200 and json.loads(text)["apps"][0]["uid"] == puid
+        # The user's account page on n3 lists the app, with the same PUID in /getApps, once
+        # n3's feed of pd_grants brought the grant: a list reads the node's copy (presenced(8)
+        # CLUSTER: milliseconds, seconds on a loaded machine), where a request naming the PUID
+        # (the polling above) reads through to the engine.
+        def listed():
+            status, _, text = on(n3, user).get("/getApps")
+            return status == 200 and [a["uid"] for a in json.loads(text)["apps"]] == [puid]
+        assert wait_for(listed, timeout=10), on(n3, user).get("/getApps")
         # Granted again on n3: the same PUID.
         _, again = grant_on(n3, ident, "bob@example.com", appid)
         assert again == puid
@@ -307,7 +312,7 @@ def test_an_operators_kick_on_any_node_closes_the_users_devices_everywhere(nodes
                                     for x in holder.lines), timeout=15), holder.lines
 
 
-def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain):
+def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain, fresh_engine):
     """The app's only connection, on n1, goes away; bob comes online meanwhile; the app comes
     back through n3, which never had a connection of it: it first hears what changed while it
     was away (the absence began when n1's connection closed, pd_appaway). A second connection,
@@ -324,7 +329,17 @@ def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain):
     async def scenario():
         first = await AppService.connect(n1, appid, api_key)
         await first.ws.close()
-        await asyncio.sleep(1)  # n1's absence record reaches the other nodes
+
+        def away_in_engine(node):
+            got = fresh_engine.probe("get", "pd_appaway", f"{appid}.{node}", "leader")
+            value = got.get("value", "").encode("latin-1")
+            return len(value) == 16 and int.from_bytes(value[8:], "big") > 0
+        # n1's absence is in the engine; the other nodes' feeds bring it within moments.
+        deadline = time.monotonic() + 15
+        while not away_in_engine("n1"):
+            assert time.monotonic() < deadline, "n1's absence record never reached the engine"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
         held = asyncio.ensure_future(claim(6000))
         deadline = time.monotonic() + 15
         while poll(n3, appid, api_key, puid)[1]["statuses"][0]["status"] != "online":
