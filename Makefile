@@ -145,7 +145,7 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/form.c common/next_path.c common/push_crypto.c common/push_subscription.c \
              common/vapid.c common/retry_after.c \
              common/utf8.c common/ws_frame.c \
-             common/oidc_doc.c common/public_key.c common/hex.c \
+             common/oidc_doc.c common/public_key.c common/hex.c common/file_read.c \
              worker/device/device_msg.c \
              cluster/record.c cluster/jsapi.c cluster/node_record.c cluster/inbox.c \
              shm/app.c shm/grant.c shm/outbox.c shm/web_session.c shm/store.c common/app_rules.c \

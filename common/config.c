@@ -1,6 +1,8 @@
 /* config: the presenced.conf file format (one "key value" per line) and its validated settings. */
 #include "config.h"
 
+#include "file_read.h"
+
 #include "addr.h"
 #include "id_support.h"
 #include "jwk.h"
@@ -891,25 +893,17 @@ int config_parse(struct config *cfg, const char *name, const char *text, size_t 
     return 0;
 }
 
-static char *file_read(const char *path, size_t *len, char *err, size_t errlen)
+static char *config_file_read(const char *path, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
+    enum file_read_error error;
+    char *buf = file_read(path, CONFIG_MAX_FILE_SIZE, len, &error);
+    if (buf == NULL && error == FILE_READ_OPEN)
         snprintf(err, errlen, "%s:0: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(CONFIG_MAX_FILE_SIZE + 1);
-    if (buf == NULL) {
-        fclose(f);
-        snprintf(err, errlen, "%s:0: out of memory", path);
-        return NULL;
-    }
-    *len = fread(buf, 1, CONFIG_MAX_FILE_SIZE + 1, f);
-    int read_error = ferror(f);
-    fclose(f);
-    if (read_error || *len > CONFIG_MAX_FILE_SIZE) {
+    else if (buf == NULL)
         snprintf(err, errlen, "%s:0: %s", path,
-                 read_error ? "read error" : "file larger than 1 MiB");
+                 error == FILE_READ_MEMORY ? "out of memory" : "read error");
+    else if (*len > CONFIG_MAX_FILE_SIZE) {
+        snprintf(err, errlen, "%s:0: file larger than 1 MiB", path);
         free(buf);
         return NULL;
     }
@@ -919,7 +913,7 @@ static char *file_read(const char *path, size_t *len, char *err, size_t errlen)
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     size_t len;
-    char *text = file_read(path, &len, err, errlen);
+    char *text = config_file_read(path, &len, err, errlen);
     if (text == NULL)
         return -1;
     int rc = config_parse(cfg, path, text, len, err, errlen);

@@ -2,6 +2,7 @@
  * /.well-known/browserid and a remote verifier's answer — and the verifier's request. */
 #include "id_support.h"
 
+#include "file_read.h"
 #include "json_strict.h"
 
 #include <errno.h>
@@ -96,16 +97,17 @@ void id_support_free(struct id_support *doc)
 
 int id_key_file_load(const char *path, struct id_key *out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
+    size_t len;
+    enum file_read_error error;
+    char *text = file_read(path, ID_SUPPORT_DOC_MAX, &len, &error);
+    if (text == NULL && error == FILE_READ_OPEN) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    char *text = malloc(ID_SUPPORT_DOC_MAX + 1);
-    size_t len = text ? fread(text, 1, ID_SUPPORT_DOC_MAX + 1, f) : 0;
-    fclose(f);
     struct id_support doc;
-    const char *why = "out of memory";
+    const char *why = text != NULL              ? NULL
+                      : error == FILE_READ_MEMORY ? "out of memory"
+                                                  : "read error";
     int rc = text != NULL ? support_parse(text, len, false, &doc, &why) : -1;
     free(text);
     if (rc == 0 && doc.kind != ID_SUPPORT_KEY) {

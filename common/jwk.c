@@ -16,6 +16,7 @@
 #include "jwk.h"
 
 #include "b64url.h"
+#include "file_read.h"
 #include "json_strict.h"
 #include "public_key.h"
 
@@ -287,16 +288,16 @@ int jwk_set_parse(const char *text, size_t len, struct jwk_set *out, size_t *ski
 int jwk_set_file_load(const char *path, struct jwk_set *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
+    size_t len;
+    enum file_read_error error;
+    char *buf = file_read(path, JWKS_DOC_MAX, &len, &error);
+    if (buf == NULL && error == FILE_READ_OPEN) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char *buf = malloc(JWKS_DOC_MAX + 1);
-    size_t len = buf ? fread(buf, 1, JWKS_DOC_MAX + 1, f) : 0;
-    int read_error = ferror(f);
-    fclose(f);
-    const char *why = buf == NULL ? "out of memory" : read_error ? "read error" : NULL;
+    const char *why = buf != NULL                ? NULL
+                      : error == FILE_READ_MEMORY ? "out of memory"
+                                                  : "read error";
     int rc = why == NULL ? jwk_set_parse(buf, len, out, NULL, &why) : -1;
     if (rc != 0)
         snprintf(err, errlen, "%s: %s", path, why);
