@@ -182,33 +182,46 @@ static int record_string(const unsigned char *r, size_t len, size_t *at, char *o
     return strlen(out) == n ? SHM_OK : SHM_ERROR;
 }
 
+int shm_push_shared_decode(const void *record, size_t len, struct shm_push_shared *out)
+{
+    const unsigned char *r = record;
+    size_t at = 1;
+    memset(out, 0, sizeof *out);
+    if (len < 3 || record_string(r, len, &at, out->email, SHM_EMAIL_MAX) != SHM_OK ||
+        out->email[0] == '\0' || record_string(r, len, &at, out->device, SHM_DEVICE_MAX) != SHM_OK)
+        return SHM_ERROR;
+    out->op = r[0];
+    size_t rest = len - at;
+    if (out->op == SHM_PUSH_SHARED_PUT) {
+        MDB_val value = { rest, (void *)(r + at) };
+        if (sub_decode(&value, &out->sub, &out->created_ms) != SHM_OK ||
+            !push_endpoint_valid(out->sub.endpoint, strlen(out->sub.endpoint)))
+            return SHM_ERROR;
+        return SHM_OK;
+    }
+    if (out->op == SHM_PUSH_SHARED_DELETE)
+        return rest == 0 ? SHM_OK : SHM_ERROR;
+    if (out->op != SHM_PUSH_SHARED_DELETE_ENDPOINT || rest == 0 || rest > PUSH_ENDPOINT_MAX)
+        return SHM_ERROR;
+    memcpy(out->sub.endpoint, r + at, rest);
+    out->sub.endpoint[rest] = '\0';
+    return strlen(out->sub.endpoint) == rest ? SHM_OK : SHM_ERROR;
+}
+
 int shm_push_sub_apply(struct shm_store *store, const void *record, size_t len,
                        size_t max_per_user)
 {
-    const unsigned char *r = record;
-    char email[SHM_EMAIL_MAX + 1], device[SHM_DEVICE_MAX + 1];
-    size_t at = 1;
-    if (len < 3 || record_string(r, len, &at, email, SHM_EMAIL_MAX) != SHM_OK || email[0] == '\0' ||
-        record_string(r, len, &at, device, SHM_DEVICE_MAX) != SHM_OK)
+    struct shm_push_shared in;
+    if (shm_push_shared_decode(record, len, &in) != SHM_OK)
         return SHM_ERROR;
     bool outbox = store->outbox_on;
     store->outbox_on = false; /* what comes from the engine goes back to no outbox */
-    int rc = SHM_ERROR;
-    if (r[0] == SHM_PUSH_SHARED_PUT) {
-        MDB_val value = { len - at, (void *)(r + at) };
-        struct push_subscription sub;
-        int64_t created = 0;
-        if (sub_decode(&value, &sub, &created) == SHM_OK && push_endpoint_valid(sub.endpoint,
-                                                                               strlen(sub.endpoint)))
-            rc = shm_push_sub_put(store, email, device, &sub, created, max_per_user);
-    } else if (r[0] == SHM_PUSH_SHARED_DELETE) {
-        rc = shm_push_sub_delete(store, email, device);
-    } else if (r[0] == SHM_PUSH_SHARED_DELETE_ENDPOINT && len - at <= PUSH_ENDPOINT_MAX) {
-        char endpoint[PUSH_ENDPOINT_MAX + 1];
-        memcpy(endpoint, r + at, len - at);
-        endpoint[len - at] = '\0';
-        rc = shm_push_sub_delete_endpoint(store, email, device, endpoint);
-    }
+    int rc = in.op == SHM_PUSH_SHARED_PUT
+                 ? shm_push_sub_put(store, in.email, in.device, &in.sub, in.created_ms,
+                                    max_per_user)
+             : in.op == SHM_PUSH_SHARED_DELETE
+                 ? shm_push_sub_delete(store, in.email, in.device)
+                 : shm_push_sub_delete_endpoint(store, in.email, in.device, in.sub.endpoint);
     store->outbox_on = outbox;
     return rc == SHM_NOT_FOUND ? SHM_OK : rc;
 }

@@ -4,6 +4,7 @@
 #ifndef PRESENCED_SHM_PUSH_SUB_H
 #define PRESENCED_SHM_PUSH_SUB_H
 
+#include "conn.h"
 #include "store.h"
 
 #include "../common/push_subscription.h"
@@ -40,6 +41,16 @@ int shm_push_subs(struct shm_store *store, const char *email, shm_push_sub_cb cb
 #define SHM_BUCKET_PUSH "pd_push"
 #define SHM_PUSH_KEY_MAX 34
 enum { SHM_PUSH_SHARED_PUT = 1, SHM_PUSH_SHARED_DELETE = 2, SHM_PUSH_SHARED_DELETE_ENDPOINT = 3 };
+/* One such record, read (the engine's bytes: checked here, fuzzed in fuzz_shared_records). */
+struct shm_push_shared {
+    uint8_t op;
+    char email[SHM_EMAIL_MAX + 1];
+    char device[SHM_DEVICE_MAX + 1];
+    struct push_subscription sub; /* a put: the subscription; a delete by endpoint: its endpoint */
+    int64_t created_ms;           /* a put */
+};
+/* Returns SHM_OK, or SHM_ERROR when the record is not one. */
+int shm_push_shared_decode(const void *record, size_t len, struct shm_push_shared *out);
 /* Applies one such record (from the bucket's changefeed) to this store, without an outbox
  * entry of its own. Returns SHM_OK (SHM_NOT_FOUND counts as applied), or SHM_ERROR when the
  * record is unreadable. In the batch. */

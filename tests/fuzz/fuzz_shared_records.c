@@ -1,9 +1,11 @@
 /* libFuzzer target: the values of the shared records a cluster node reads from the engine — an
  * app's JSON (pd_apps), a grant (pd_grants, also what the outbox carries) and a web session
- * (pd_sessions), and an operator's notification as the outbox carries it to the agent: anything
- * is refused or read into a record that writes back the same. */
+ * (pd_sessions), a Web Push subscription's change (pd_push), and an operator's notification as
+ * the outbox carries it to the agent: anything is refused or read into a record that writes back
+ * the same, or (pd_push) into whole strings within their bounds. */
 #include "../../shm/app.h"
 #include "../../shm/outbox.h"
+#include "../../shm/push_sub.h"
 #include "../../shm/web_session.h"
 
 #include <stddef.h>
@@ -34,6 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct shm_web_session s;
     if (shm_web_session_decode(data, size, &s) == SHM_OK &&
         (strlen(s.email) == 0 || strlen(s.email) > SHM_EMAIL_MAX || strlen(s.csrf) != SHM_CSRF_LEN))
+        __builtin_trap();
+    struct shm_push_shared push;
+    if (shm_push_shared_decode(data, size, &push) == SHM_OK &&
+        (push.email[0] == '\0' || strlen(push.email) > SHM_EMAIL_MAX ||
+         strlen(push.device) > SHM_DEVICE_MAX || strlen(push.sub.endpoint) > PUSH_ENDPOINT_MAX ||
+         (push.op == SHM_PUSH_SHARED_PUT &&
+          !push_endpoint_valid(push.sub.endpoint, strlen(push.sub.endpoint)))))
         __builtin_trap();
     struct shm_app app;
     if (shm_app_decode("00000000-0000-4000-8000-000000000000", data, size, &app) == SHM_OK) {
