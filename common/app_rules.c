@@ -6,7 +6,6 @@
 #include "id_assertion.h"
 
 #include <ctype.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <string.h>
 
@@ -48,11 +47,7 @@ void app_domain_lower(const char *domain, char *out, size_t cap)
 
 int app_key_make(char key[APP_RULES_KEY_LEN + 1])
 {
-    unsigned char bytes[32];
-    if (RAND_bytes(bytes, sizeof bytes) != 1)
-        return -1;
-    b64url_encode(bytes, sizeof bytes, key);
-    return 0;
+    return b64url_random(32, key);
 }
 
 int app_api_key_issue(char key[APP_RULES_KEY_LEN + 1], unsigned char hash[APP_RULES_KEY_HASH_LEN])

@@ -1,6 +1,8 @@
 /* b64url: strict base64url (RFC 4648 §5) as JWS uses it — no padding, no other characters. */
 #include "b64url.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdint.h>
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -61,4 +63,14 @@ void b64url_encode(const unsigned char *in, size_t len, char *out)
             out[o++] = alphabet[(v >> 6) & 63];
     }
     out[o] = '\0';
+}
+
+int b64url_random(size_t count, char *out)
+{
+    unsigned char bytes[64];
+    if (count > sizeof bytes || RAND_bytes(bytes, (int)count) != 1)
+        return -1;
+    b64url_encode(bytes, count, out);
+    OPENSSL_cleanse(bytes, count);
+    return 0;
 }

@@ -17,4 +17,8 @@ long b64url_decode(const char *in, size_t len, unsigned char *out);
 /* Encodes len bytes into out (B64URL_ENCODED_LEN(len) + 1 bytes, NUL-terminated). */
 void b64url_encode(const unsigned char *in, size_t len, char *out);
 
+/* count random bytes (OpenSSL's RAND_bytes, count at most 64), encoded into out as
+ * b64url_encode does: a token no one can guess. Returns 0, or -1 when there is no randomness. */
+int b64url_random(size_t count, char *out);
+
 #endif

@@ -425,8 +425,22 @@ static void test_oidc_documents(void)
     is_int(oidc_token_answer_parse(none, strlen(none), &answer, &why), -1, "no id_token: refused");
 }
 
+/* b64url_random: the tokens of API keys, domain keys, sessions and CSRF. */
+static void test_random_tokens(void)
+{
+    char a[B64URL_ENCODED_LEN(32) + 1], b[sizeof a];
+    unsigned char bytes[B64URL_DECODED_MAX(43)];
+    is_int(b64url_random(32, a), 0, "a token");
+    is_int(strlen(a), 43, "of 43 characters");
+    is_int(b64url_decode(a, strlen(a), bytes), 32, "which decode to 32 bytes");
+    is_int(b64url_random(32, b), 0, "another");
+    ok(strcmp(a, b) != 0, "not the same");
+    is_int(b64url_random(65, a), -1, "more than 64 bytes is refused");
+}
+
 int main(void)
 {
+    test_random_tokens();
     test_oidc_documents();
     test_dev_issuer();
     test_format();

@@ -13,7 +13,6 @@
 #include "../../common/next_path.h"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +20,7 @@
 
 int web_token(char out[WEB_TOKEN_LEN + 1])
 {
-    unsigned char bytes[32];
-    if (RAND_bytes(bytes, sizeof bytes) != 1)
-        return -1;
-    b64url_encode(bytes, sizeof bytes, out);
-    return 0;
+    return b64url_random(32, out);
 }
 
 static bool token_equal(const char *a, const char *b)
