@@ -326,13 +326,19 @@ static int value_skip(struct scan *s, int depth)
     }
 }
 
-/* Which field of the update a member name is, or F_COUNT for any other. */
+/* Which field of the update a member name is, or F_COUNT for any other. A name without
+ * escapes (what client libraries write) is compared where it stands, without a copy. */
 static enum field_name field_of(const struct field *name)
 {
     char text[sizeof "assertion"];
-    size_t len = string_decode(name, text, sizeof text);
-    if (len > sizeof text)
+    const char *at = text;
+    size_t len;
+    if (!name->escaped) {
+        at = (const char *)name->start;
+        len = (size_t)(name->stop - name->start);
+    } else if ((len = string_decode(name, text, sizeof text)) > sizeof text) {
         return F_COUNT;
+    }
     static const struct {
         const char *name;
         size_t len;
@@ -343,7 +349,8 @@ static enum field_name field_of(const struct field *name)
                          [F_TOKEN] = { "token", 5 },
                          [F_ACTION] = { "action", 6 } };
     for (int i = 0; i < F_COUNT; i++)
-        if (len == names[i].len && memcmp(text, names[i].name, len) == 0)
+        if (len == names[i].len && at[0] == names[i].name[0] &&
+            memcmp(at, names[i].name, len) == 0)
             return (enum field_name)i;
     return F_COUNT;
 }
@@ -415,9 +422,16 @@ static int status_parse(const struct field *f, uint8_t *out)
         { "offline", 7, SHM_STATUS_OFFLINE },
     };
     char text[sizeof "unavailable"];
-    size_t len = string_decode(f, text, sizeof text);
+    const char *at = text;
+    size_t len;
+    if (!f->escaped) { /* compared where it stands, as field_of does */
+        at = (const char *)f->start;
+        len = (size_t)(f->stop - f->start);
+    } else {
+        len = string_decode(f, text, sizeof text);
+    }
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (len == table[i].len && memcmp(text, table[i].name, len) == 0) {
+        if (len == table[i].len && memcmp(at, table[i].name, len) == 0) {
             *out = table[i].status;
             return 0;
         }
