@@ -43,6 +43,11 @@ static void waiters_committed(void *arg, int result)
 {
     struct worker *w = arg;
     struct local_batch *b = &w->local_batch;
+    /* The doorbells of the mail this batch holds go first: the other workers deliver while
+     * this one writes its replies (a send each; tens of them after a busy turn), rather than
+     * after them (after_commit then finds none left to ring). */
+    if (result == SHM_OK)
+        mailbox_after_commit(w);
     struct backend_done *list = b->waiters;
     size_t count = b->waiter_count, cap = b->waiter_cap;
     b->waiters = b->releasing;
