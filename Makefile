@@ -148,7 +148,8 @@ FUZZ_DEPS := common/config.c common/addr.c common/log.c common/json_strict.c com
              common/oidc_doc.c common/public_key.c common/hex.c common/file_read.c \
              worker/device/device_msg.c \
              cluster/record.c cluster/jsapi.c cluster/node_record.c cluster/inbox.c \
-             shm/app.c shm/grant.c shm/outbox.c shm/web_session.c shm/store.c common/app_rules.c \
+             shm/app.c shm/grant.c shm/outbox.c shm/web_session.c shm/store.c shm/push_sub.c \
+             shm/device_key.c common/app_rules.c \
              common/clock.c common/grow.c
 build/fuzz/%: tests/fuzz/%.c build/fuzzobj/libfuzzdeps.a $(HEADERS)
 	@mkdir -p $(dir $@)
