@@ -55,6 +55,7 @@ bool cl_member_connected(const struct cl_member *m)
 static void watch(uv_timer_t *timer)
 {
     struct cl_member *m = timer->data;
+    member_written_sweep(m);
     bool now = member_serving_now(m);
     if (now == m->serving) {
         if (!now) {
@@ -145,6 +146,7 @@ void member_written_keep(struct cl_member *m, const char *user_key, uint64_t rev
         return; /* the old copy stays: a guess (below) */
     }
     fresh->rev = rev;
+    fresh->kept_mono = clock_mono_ms();
     fresh->len = len;
     memcpy(fresh->data, data, len);
     free(data);
@@ -162,6 +164,27 @@ void member_written_forget(struct cl_member *m, const char *user_key)
         return;
     u64map_del(&m->written, key);
     free(w);
+}
+
+void member_written_sweep(struct cl_member *m)
+{
+    if (m->written.count == 0)
+        return;
+    uint64_t *old = malloc(m->written.count * sizeof *old);
+    if (old == NULL)
+        return;
+    size_t n = 0;
+    int64_t now = clock_mono_ms();
+    for (size_t i = 0; i < m->written.cap; i++) {
+        const struct written_record *w = m->written.slots[i].value;
+        if (m->written.slots[i].key != 0 && now - w->kept_mono >= CL_WRITTEN_KEEP_MS)
+            old[n++] = m->written.slots[i].key;
+    }
+    for (size_t i = 0; i < n; i++) { /* deleting shifts slots: not while walking them */
+        free(u64map_get(&m->written, old[i]));
+        u64map_del(&m->written, old[i]);
+    }
+    free(old);
 }
 
 int member_record_local(struct cl_member *m, const char *user_key, const char *email,

@@ -21,7 +21,10 @@
  * silent server is left after two pings of 1 s unanswered, plus a margin. */
 #define CL_RESEND_MS 3000
 #define CL_RESEND_MAX_BYTES (4u << 20)
-/* At most this many users' last written records are kept (one per user with a device here). */
+/* A user record this worker wrote is kept as the base of its next write this long: by then the
+ * replica has it (a feed is milliseconds behind), so the copies held stay a few seconds' writes,
+ * not one per device; and at most this many. */
+#define CL_WRITTEN_KEEP_MS 2000
 #define CL_WRITTEN_MAX 65536
 
 struct cl_member {
@@ -62,6 +65,7 @@ struct lane {
 /* A user record as this worker last wrote it, at the revision the engine gave the write. */
 struct written_record {
     uint64_t rev;
+    int64_t kept_mono;
     size_t len;
     unsigned char data[];
 };
@@ -151,6 +155,8 @@ int member_record_local(struct cl_member *m, const char *user_key, const char *e
 void member_written_keep(struct cl_member *m, const char *user_key, uint64_t rev,
                          unsigned char *data, size_t len);
 void member_written_forget(struct cl_member *m, const char *user_key);
+/* Drops the copies kept longer than CL_WRITTEN_KEEP_MS. */
+void member_written_sweep(struct cl_member *m);
 /* Publishes a CLOSE to the worker holding owner's connection. */
 void member_close_send(struct cl_member *m, const struct cl_owner *owner, int number);
 

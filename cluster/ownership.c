@@ -88,8 +88,10 @@ static void retry(struct cl_op *op, bool conflict)
         return;
     }
     if (conflict && op->local_base) {
-        /* The worker's copy was not the newest: the leader's record, at once. */
+        /* The worker's copy was not the newest: the leader's record, at once. A conflict as
+         * well (another write came first), counted in both. */
         op->m->stats.stale_copies++;
+        op->m->stats.conflicts++;
         op->leader_only = true;
         member_op_later(op, 0, record_get);
         return;
