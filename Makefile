@@ -27,9 +27,10 @@ DEB_TRY := python3-websockets curl
 PKGS := libwebsockets libuv libevent json-c libcurl lmdb openssl libnats
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # What /__version__ names as "source" unless source_url is configured: the repository's origin
-# remote (without any user:password@), else the tree built; set it when packaging:
+# remote (without any user:password@; a remote that is a local path becomes a file:// URL),
+# else the tree built; set it when packaging:
 # make SOURCE_URL=https://...
-SOURCE_URL ?= $(or $(shell git remote get-url origin 2>/dev/null | sed -E 's|//[^/@]*@|//|'),file://$(CURDIR))
+SOURCE_URL ?= $(or $(shell git remote get-url origin 2>/dev/null | sed -E 's|//[^/@]*@|//|; s|^/|file:///|'),file://$(CURDIR))
 BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
