@@ -9,6 +9,43 @@
 
 #define MAIL_KEY_SIZE (4 + 8 + 4) /* target pid, store sequence, sender pid */
 
+/* A cursor over one target's mail: its keys are the ones that begin with the target's pid. */
+struct mail_cursor {
+    MDB_cursor *cursor;
+    unsigned char prefix[4];
+    MDB_val key, value;
+};
+
+static int mail_open(struct shm_store *store, MDB_txn *txn, int32_t pid, struct mail_cursor *m)
+{
+    store_put_be32(m->prefix, (uint32_t)pid);
+    return mdb_cursor_open(txn, store->mail, &m->cursor);
+}
+
+static int mail_first(struct mail_cursor *m)
+{
+    m->key = (MDB_val){ sizeof m->prefix, m->prefix };
+    return mdb_cursor_get(m->cursor, &m->key, &m->value, MDB_SET_RANGE);
+}
+
+/* After a delete the cursor stands on the record that followed; MDB_NEXT returns it. */
+static int mail_next(struct mail_cursor *m)
+{
+    return mdb_cursor_get(m->cursor, &m->key, &m->value, MDB_NEXT);
+}
+
+/* Whether the last get (its rc) found a message of this target. */
+static bool mail_found(const struct mail_cursor *m, int rc)
+{
+    return rc == 0 && m->key.mv_size == MAIL_KEY_SIZE &&
+           memcmp(m->key.mv_data, m->prefix, sizeof m->prefix) == 0;
+}
+
+static uint64_t mail_seq(const struct mail_cursor *m)
+{
+    return store_get_be64((unsigned char *)m->key.mv_data + 4);
+}
+
 int shm_mail_post(struct shm_store *store, int32_t target_pid, uint8_t type, const void *payload,
                   size_t len)
 {
@@ -42,30 +79,24 @@ static int mail_walk(struct shm_store *store, int32_t pid, shm_mail_cb cb, void 
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
         return SHM_ERROR;
-    MDB_cursor *cursor;
-    int rc = mdb_cursor_open(txn, store->mail, &cursor);
+    struct mail_cursor m;
+    int rc = mail_open(store, txn, pid, &m);
     if (rc != 0)
         return store_batch_fail(store, rc, "mail take");
-    unsigned char prefix[4];
-    store_put_be32(prefix, (uint32_t)pid);
-    MDB_val key = { sizeof prefix, prefix }, value;
     int count = 0;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if (key.mv_size != MAIL_KEY_SIZE || memcmp(key.mv_data, prefix, 4) != 0)
-            break;
-        if (cb != NULL && value.mv_size >= 1 && value.mv_size <= 1 + SHM_MAIL_PAYLOAD_MAX) {
+    for (rc = mail_first(&m); mail_found(&m, rc); rc = mail_next(&m)) {
+        if (cb != NULL && m.value.mv_size >= 1 && m.value.mv_size <= 1 + SHM_MAIL_PAYLOAD_MAX) {
             /* A copy: cb may write to the store, which can move the page under value. */
             unsigned char copy[1 + SHM_MAIL_PAYLOAD_MAX];
-            memcpy(copy, value.mv_data, value.mv_size);
-            cb(arg, (int32_t)store_get_be32((unsigned char *)key.mv_data + 12), copy[0], copy + 1,
-               value.mv_size - 1);
+            memcpy(copy, m.value.mv_data, m.value.mv_size);
+            cb(arg, (int32_t)store_get_be32((unsigned char *)m.key.mv_data + 12), copy[0],
+               copy + 1, m.value.mv_size - 1);
         }
-        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+        if ((rc = mdb_cursor_del(m.cursor, 0)) != 0)
             break;
         count++;
     }
-    mdb_cursor_close(cursor);
+    mdb_cursor_close(m.cursor);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_batch_fail(store, rc, "mail take");
     return count;
@@ -107,27 +138,22 @@ int shm_mail_read(struct shm_store *store, int32_t pid, struct shm_mail_inbox *i
 {
     inbox->len = inbox->count = 0;
     MDB_txn *txn;
-    MDB_cursor *cursor;
     if (store_read_begin(store, &txn) != SHM_OK)
         return SHM_ERROR;
-    int rc = mdb_cursor_open(txn, store->mail, &cursor);
+    struct mail_cursor m;
+    int rc = mail_open(store, txn, pid, &m);
     if (rc != 0) {
         store_read_end(store, txn);
         return store_result(rc);
     }
-    unsigned char prefix[4];
-    store_put_be32(prefix, (uint32_t)pid);
-    MDB_val key = { sizeof prefix, prefix }, value;
     int result = SHM_OK;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-         rc == 0 && key.mv_size == MAIL_KEY_SIZE && memcmp(key.mv_data, prefix, 4) == 0;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        if (value.mv_size < 1 || value.mv_size > 1 + SHM_MAIL_PAYLOAD_MAX)
+    for (rc = mail_first(&m); mail_found(&m, rc); rc = mail_next(&m)) {
+        if (m.value.mv_size < 1 || m.value.mv_size > 1 + SHM_MAIL_PAYLOAD_MAX)
             continue;
-        if ((result = inbox_add(inbox, &key, &value)) != SHM_OK)
+        if ((result = inbox_add(inbox, &m.key, &m.value)) != SHM_OK)
             break;
     }
-    mdb_cursor_close(cursor);
+    mdb_cursor_close(m.cursor);
     store_read_end(store, txn);
     if (result == SHM_OK && rc != 0 && rc != MDB_NOTFOUND)
         result = store_result(rc);
@@ -153,22 +179,14 @@ int shm_mail_forget(struct shm_store *store, int32_t pid, uint64_t upto)
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
         return SHM_ERROR;
-    MDB_cursor *cursor;
-    int rc = mdb_cursor_open(txn, store->mail, &cursor);
+    struct mail_cursor m;
+    int rc = mail_open(store, txn, pid, &m);
     if (rc != 0)
         return store_batch_fail(store, rc, "mail forget");
-    unsigned char prefix[4];
-    store_put_be32(prefix, (uint32_t)pid);
-    MDB_val key = { sizeof prefix, prefix }, value;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-         rc == 0 && key.mv_size == MAIL_KEY_SIZE && memcmp(key.mv_data, prefix, 4) == 0 &&
-         store_get_be64((unsigned char *)key.mv_data + 4) <= upto;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        /* After a delete the cursor stands on the record that followed; MDB_NEXT returns it. */
-        if ((rc = mdb_cursor_del(cursor, 0)) != 0)
+    for (rc = mail_first(&m); mail_found(&m, rc) && mail_seq(&m) <= upto; rc = mail_next(&m))
+        if ((rc = mdb_cursor_del(m.cursor, 0)) != 0)
             break;
-    }
-    mdb_cursor_close(cursor);
+    mdb_cursor_close(m.cursor);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_batch_fail(store, rc, "mail forget");
     return SHM_OK;
