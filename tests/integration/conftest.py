@@ -1,4 +1,5 @@
 """Integration fixtures: real presenced processes on loopback ports, real clients."""
+import asyncio
 import json
 import os
 import re
@@ -213,3 +214,13 @@ def wait_for(predicate, timeout=5.0, step=0.02):
             return value
         time.sleep(step)
     return predicate()
+
+
+async def until(condition, timeout, step=0.1):
+    """wait_for without blocking the event loop (WebSockets keep answering pings meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(step)
+    return condition()

@@ -8,6 +8,10 @@ import socket
 import subprocess
 import urllib.request
 
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from oidc import NODE_DIR
 
 HOST = "push.test"
@@ -64,3 +68,20 @@ class PushService:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@pytest.fixture
+def push(ca, tmp_path):
+    """The push service of a test (needs web_fixtures' ca fixture)."""
+    service = PushService(ca, str(tmp_path))
+    yield service
+    service.stop()
+
+
+def write_vapid_key(path):
+    """A fresh P-256 VAPID key, PEM, at path; returns the path as a string."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    return str(path)

@@ -17,7 +17,7 @@ import websockets
 
 from cluster_fixtures import (NODE_TIMEOUT_S, fresh_engine, make_node, start_node,  # noqa: F401
                               user_record, wait_serving)
-from conftest import http_get, wait_for
+from conftest import http_get, until, wait_for
 from web_fixtures import ident  # noqa: F401  (fixture)
 
 AUDIENCE = "https://presence.test"
@@ -79,16 +79,6 @@ async def device(node, email, assertion, device_name="phone", status="online"):
     ws = await websockets.connect(node.ws_url, max_size=None)
     await ws.send(update(email, status, device_name, assertion))
     return ws, json.loads(await asyncio.wait_for(ws.recv(), 60))
-
-
-async def until(condition, timeout, step=0.1):
-    """wait_for without blocking the loop (the WebSockets keep answering pings meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(step)
-    return condition()
 
 
 async def closed_with(ws, timeout=30):

@@ -13,13 +13,11 @@ import urllib.request
 
 import pytest
 import websockets
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from cluster_fixtures import (fresh_engine, make_node, start_node,  # noqa: F401
                               wait_serving)
-from conftest import wait_for
-from push_service import PushService
+from conftest import until, wait_for
+from push_service import push, write_vapid_key  # noqa: F401  (fixture)
 from test_appservice import AppService, grant
 from web_fixtures import activated_app, ca, domain, ident, signed_in  # noqa: F401
 
@@ -76,20 +74,9 @@ def split_story(fresh_engine, workdir, ident, ca, domain):
 
 
 @pytest.fixture
-def push(ca, tmp_path):
-    service = PushService(ca, str(tmp_path))
-    yield service
-    service.stop()
-
-
-@pytest.fixture
 def push_story(fresh_engine, workdir, ident, ca, domain, push, tmp_path):
     """The story's nodes with Web Push on, one VAPID key for all, push.test reached."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    vapid = tmp_path / "vapid.pem"
-    vapid.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.TraditionalOpenSSL,
-                                        serialization.NoEncryption()))
+    vapid = write_vapid_key(tmp_path / "vapid.pem")
     yield from start_story(fresh_engine, workdir, ident, ca, domain, lines=[
         f"vapid_key {vapid}", "vapid_subject mailto:ops@presence.test", push.connect_to()])
 
@@ -380,15 +367,6 @@ def test_a_web_push_wakes_a_device_away_from_every_node_once(push_story, ident, 
         await phone.close()
         await app.ws.close()
     run(scenario(), timeout=240)
-
-
-async def until(condition, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(step)
-    return condition()
 
 
 def admin_json(node, path, body):

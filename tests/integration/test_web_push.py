@@ -11,12 +11,10 @@ import time
 import urllib.parse
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import http_get, wait_for
-from push_service import PushService
+from push_service import push, write_vapid_key  # noqa: F401  (fixture)
 from test_appservice import DEVICE_AUDIENCE, AppService, device, grant, run
 from test_device_presence import admin_json
 from web_fixtures import activated_app, signed_in
@@ -25,20 +23,8 @@ SUBJECT = "mailto:ops@presence.test"
 
 
 @pytest.fixture
-def push(ca, tmp_path):
-    service = PushService(ca, str(tmp_path))
-    yield service
-    service.stop()
-
-
-@pytest.fixture
 def vapid_file(tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    path = tmp_path / "vapid.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
-    return str(path)
+    return write_vapid_key(tmp_path / "vapid.pem")
 
 
 @pytest.fixture
