@@ -40,12 +40,8 @@ int shm_outbox_add(struct shm_store *store, uint8_t op, const char *bucket, cons
     store_put_be32(v, (uint32_t)store->outbox_reply_pid);
     v[4] = op;
     size_t at = HEAD_LEN;
-    v[at++] = (unsigned char)blen;
-    memcpy(v + at, bucket, blen);
-    at += blen;
-    v[at++] = (unsigned char)klen;
-    memcpy(v + at, key, klen);
-    at += klen;
+    at += store_put_str8(v + at, bucket, blen);
+    at += store_put_str8(v + at, key, klen);
     if (len > 0)
         memcpy(v + at, value, len);
     MDB_val key_val = { sizeof k, k }, value_val = { at + len, v };

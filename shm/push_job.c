@@ -28,12 +28,8 @@ static size_t job_encode(const struct shm_push_job *job, unsigned char *out)
     out[12] = job->attempts;
     out[13] = job->flags;
     size_t at = JOB_FIXED;
-    out[at++] = (unsigned char)email_len;
-    memcpy(out + at, job->email, email_len);
-    at += email_len;
-    out[at++] = (unsigned char)device_len;
-    memcpy(out + at, job->device, device_len);
-    at += device_len;
+    at += store_put_str8(out + at, job->email, email_len);
+    at += store_put_str8(out + at, job->device, device_len);
     memcpy(out + at, job->json, job->json_len);
     return at + job->json_len;
 }

@@ -53,12 +53,8 @@ static int shared_add(struct shm_store *store, uint8_t op, const char *email, co
     if (3 + email_len + device_len + tail_len > sizeof record)
         return SHM_ERROR;
     record[at++] = op;
-    record[at++] = (unsigned char)email_len;
-    memcpy(record + at, email, email_len);
-    at += email_len;
-    record[at++] = (unsigned char)device_len;
-    memcpy(record + at, device, device_len);
-    at += device_len;
+    at += store_put_str8(record + at, email, email_len);
+    at += store_put_str8(record + at, device, device_len);
     memcpy(record + at, tail, tail_len);
     char key[SHM_PUSH_KEY_MAX + 1];
     shared_key(store_key, key);

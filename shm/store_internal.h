@@ -130,6 +130,15 @@ static inline void store_put_be64(unsigned char *out, uint64_t value)
     memcpy(out, &value, sizeof value);
 }
 
+/* A string of at most 255 bytes as one length byte and its bytes (the caller has checked the
+ * length); returns how many bytes it wrote. */
+static inline size_t store_put_str8(unsigned char *out, const char *text, size_t len)
+{
+    out[0] = (unsigned char)len;
+    memcpy(out + 1, text, len);
+    return 1 + len;
+}
+
 static inline uint32_t store_get_be32(const unsigned char *in)
 {
     uint32_t value;
