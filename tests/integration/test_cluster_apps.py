@@ -89,6 +89,14 @@ def poll(node, appid, api_key, puid):
     return status, json.loads(body) if status == 200 else body
 
 
+async def claimed(node, email, device, hold_ms):
+    """A device claimed through node's member_probe (as one of its workers claims it), held
+    hold_ms, then released; returns what the probe printed."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, lambda: node.member(
+        "claim", email, device, "1", str(hold_ms)))
+
+
 def test_a_web_session_made_on_one_node_is_valid_on_the_others(nodes, ident):
     n1, n2, n3 = nodes
     browser = sign_in(n1, ident, "alice@example.com")
@@ -166,15 +174,10 @@ def test_app_connections_on_two_nodes_each_get_every_event(nodes, ident, domain)
     dev, appid, api_key = activate_on(nodes, ident, domain)
     user, puid = grant_on(n1, ident, "bob@example.com", appid)
 
-    async def claim(hold_ms):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: n2.member(
-            "claim", "bob@example.com", "phone", "1", str(hold_ms)))
-
     async def scenario():
         first = await AppService.connect(n1, appid, api_key)
         third = await AppService.connect(n3, appid, api_key)
-        held = asyncio.ensure_future(claim(1500))
+        held = asyncio.ensure_future(claimed(n2, "bob@example.com", "phone", 1500))
         for app in (first, third):
             assert await app.event(timeout=15) == {"uid": puid, "status": "online"}
         for node in nodes:
@@ -188,7 +191,7 @@ def test_app_connections_on_two_nodes_each_get_every_event(nodes, ident, domain)
         # app was not away (its absence is the cluster's, test_an_apps_absence_is_counted…), so
         # a connection back on n3 replays nothing and hears the next change live.
         await third.ws.close()
-        held = asyncio.ensure_future(claim(3000))
+        held = asyncio.ensure_future(claimed(n2, "bob@example.com", "phone", 3000))
         assert await first.event(timeout=15) == {"uid": puid, "status": "online"}
         back = await AppService.connect(n3, appid, api_key)
         await held
@@ -254,9 +257,7 @@ def test_offline_grace_across_nodes(nodes, ident, domain):
     user, puid = grant_on(n1, ident, "dora@example.com", appid)
 
     async def claim(hold_ms):
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, lambda: n2.member(
-            "claim", "dora@example.com", "tablet", "1", str(hold_ms)))
+        await claimed(n2, "dora@example.com", "tablet", hold_ms)
         return time.time()
 
     async def scenario():
@@ -321,11 +322,6 @@ def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain, fresh
     dev, appid, api_key = activate_on(nodes, ident, domain)
     user, puid = grant_on(n1, ident, "gus@example.com", appid)
 
-    async def claim(hold_ms):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: n2.member(
-            "claim", "gus@example.com", "phone", "1", str(hold_ms)))
-
     async def scenario():
         first = await AppService.connect(n1, appid, api_key)
         await first.ws.close()
@@ -340,7 +336,7 @@ def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain, fresh
             assert time.monotonic() < deadline, "n1's absence record never reached the engine"
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
-        held = asyncio.ensure_future(claim(6000))
+        held = asyncio.ensure_future(claimed(n2, "gus@example.com", "phone", 6000))
         deadline = time.monotonic() + 15
         while poll(n3, appid, api_key, puid)[1]["statuses"][0]["status"] != "online":
             assert time.monotonic() < deadline, poll(n3, appid, api_key, puid)
