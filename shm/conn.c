@@ -104,77 +104,38 @@ static int owned_find(struct shm_store *store, const char *email, const char *de
 }
 
 int shm_conn_set_status(struct shm_store *store, const char *email, const char *device, int32_t pid,
-                        uint64_t conn_id, uint8_t status)
+                        uint64_t conn_id, uint8_t status, uint8_t *was)
 {
     unsigned char key_buf[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2], value_buf[CONN_VALUE_SIZE];
     MDB_val key, value;
-    MDB_txn *txn;
     struct shm_conn_owner owner;
-    int rc = owned_find(store, email, device, pid, conn_id, key_buf, &key, &txn, &owner);
-    if (rc != SHM_OK)
-        return rc;
+    if (shm_device_key(email, device, key_buf, &key) != SHM_OK)
+        return SHM_ERROR;
+    /* The batch's cursor: LMDB looks on the page it stands on before searching from the root,
+     * and the record is rewritten where it stands. */
+    MDB_cursor *cursor = store_batch_cursor(store, store->conns);
+    if (cursor == NULL)
+        return SHM_ERROR;
+    int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND)
+        return SHM_NOT_FOUND;
+    if (rc != 0)
+        return store_batch_fail(store, rc, "conn status");
+    if (owner_decode(&value, &owner) != SHM_OK)
+        return SHM_ERROR;
+    if (owner.worker_pid != pid || owner.conn_id != conn_id)
+        return SHM_NOT_FOUND; /* superseded */
+    if (was != NULL)
+        *was = owner.status;
+    if (owner.status == status)
+        return SHM_OK; /* the same status again writes nothing */
     owner.status = status;
     owner_encode(&owner, value_buf);
     value.mv_size = sizeof value_buf;
     value.mv_data = value_buf;
-    if ((rc = mdb_put(txn, store->conns, &key, &value, 0)) != 0)
+    if ((rc = mdb_cursor_put(cursor, &key, &value, MDB_CURRENT)) != 0)
         return store_batch_fail(store, rc, "conn status");
     return SHM_OK;
-}
-
-/* One record of a walk over a user's devices (the prefix, e-mail and NUL, is prefix_len long):
- * the device's name into device, its owner into owner. False for a record to skip. */
-static bool device_record(const MDB_val *key, const MDB_val *value, size_t prefix_len,
-                          char *device, struct shm_conn_owner *owner)
-{
-    size_t device_len = key->mv_size - prefix_len;
-    if (device_len > SHM_DEVICE_MAX || owner_decode(value, owner) != SHM_OK)
-        return false;
-    memcpy(device, (const char *)key->mv_data + prefix_len, device_len);
-    device[device_len] = '\0';
-    return true;
-}
-
-int shm_conn_set_status_devices(struct shm_store *store, const char *email, const char *device,
-                                int32_t pid, uint64_t conn_id, uint8_t status, shm_device_cb cb,
-                                void *arg)
-{
-    unsigned char prefix[SHM_EMAIL_MAX + SHM_DEVICE_MAX + 2], value_buf[CONN_VALUE_SIZE];
-    char name[SHM_DEVICE_MAX + 1];
-    MDB_val key, value;
-    if (shm_device_key(email, "", prefix, &key) != SHM_OK)
-        return SHM_ERROR;
-    size_t prefix_len = key.mv_size;
-    MDB_cursor *cursor = store_batch_cursor(store, store->conns);
-    if (cursor == NULL)
-        return SHM_ERROR;
-    int rc;
-    bool found = false;
-    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-         rc == 0 && key.mv_size >= prefix_len && memcmp(key.mv_data, prefix, prefix_len) == 0;
-         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        struct shm_conn_owner owner;
-        if (!device_record(&key, &value, prefix_len, name, &owner))
-            continue;
-        if (!found && strcmp(name, device) == 0) {
-            if (owner.worker_pid != pid || owner.conn_id != conn_id)
-                break; /* superseded */
-            found = true;
-            if (owner.status != status) { /* the same status again writes nothing */
-                owner.status = status;
-                owner_encode(&owner, value_buf);
-                /* The record is rewritten where the cursor stands: no second search. */
-                MDB_val updated = { sizeof value_buf, value_buf };
-                if ((rc = mdb_cursor_put(cursor, &key, &updated, MDB_CURRENT)) != 0)
-                    break;
-            }
-        }
-        if (cb != NULL)
-            cb(arg, name, &owner);
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_batch_fail(store, rc, "conn status");
-    return found ? SHM_OK : SHM_NOT_FOUND;
 }
 
 int shm_conn_release(struct shm_store *store, const char *email, const char *device, int32_t pid,

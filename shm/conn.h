@@ -29,18 +29,12 @@ int shm_conn_claim(struct shm_store *store, const char *email, const char *devic
 /* What a walk of a user's devices hands each one to. */
 typedef void (*shm_device_cb)(void *arg, const char *device, const struct shm_conn_owner *owner);
 
-/* Changes the status, only while (pid, conn_id) still owns the record: SHM_NOT_FOUND otherwise. */
+/* Changes the status, only while (pid, conn_id) still owns the record: SHM_NOT_FOUND (nothing
+ * written) otherwise. *was (may be NULL) gets the status it had. In the batch. The user's
+ * presence record counts the devices at each status (presence.h): shm_presence_device_status
+ * changes both; a bare call leaves that count behind until the user's next recompute. */
 int shm_conn_set_status(struct shm_store *store, const char *email, const char *device, int32_t pid,
-                        uint64_t conn_id, uint8_t status);
-
-/* The same, and cb hears each connected device of email with its status (the new one for
- * device), all in one walk of the user's records: what a status update needs to recompute the
- * user's presence. cb must not use the store. SHM_OK, SHM_NOT_FOUND when (pid, conn_id) does
- * not own (email, device) (nothing written; cb may have heard some devices), or an error. In the
- * batch. */
-int shm_conn_set_status_devices(struct shm_store *store, const char *email, const char *device,
-                                int32_t pid, uint64_t conn_id, uint8_t status, shm_device_cb cb,
-                                void *arg);
+                        uint64_t conn_id, uint8_t status, uint8_t *was);
 
 /* Removes the record if (pid, conn_id) still owns it; a superseded connection removes nothing. */
 int shm_conn_release(struct shm_store *store, const char *email, const char *device, int32_t pid,

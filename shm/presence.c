@@ -13,8 +13,10 @@
 #include <string.h>
 
 /* presence: be64 expiry (wall ms; never while devices are connected or held), u8 published
- * status, be64 since, u8 live status, be64 live since. */
-#define RECORD_SIZE (8 + 1 + 8 + 1 + 8)
+ * status, be64 since, u8 live status, be64 live since, then be16 counts of the connected devices
+ * at offline, unavailable and online (left out when not counted: RECORD_SIZE_V1). */
+#define RECORD_SIZE_V1 (8 + 1 + 8 + 1 + 8)
+#define RECORD_SIZE (RECORD_SIZE_V1 + 3 * 2)
 /* The record of presenced before offline_grace (a volatile one): u8 status, be64 since. */
 #define RECORD_SIZE_V0 (1 + 8)
 #define NEVER ((uint64_t)INT64_MAX) /* the sweep reads expiries as signed */
@@ -45,12 +47,18 @@ static int record_decode(const MDB_val *value, struct shm_presence *out)
         out->since_ms = out->live_since_ms = (int64_t)store_get_be64(v + 1);
         return SHM_OK;
     }
-    if (value->mv_size != RECORD_SIZE)
+    if (value->mv_size != RECORD_SIZE && value->mv_size != RECORD_SIZE_V1)
         return SHM_NOT_FOUND;
     out->status = v[8];
     out->since_ms = (int64_t)store_get_be64(v + 9);
     out->live = v[17];
     out->live_since_ms = (int64_t)store_get_be64(v + 18);
+    /* Without counts (the previous layout, or a cluster agent's record): not counted. */
+    out->counted = value->mv_size == RECORD_SIZE;
+    for (int i = 0; out->counted && i < 3; i++) {
+        const unsigned char *at = v + RECORD_SIZE_V1 + 2 * i;
+        out->at_status[i] = (uint16_t)(at[0] << 8 | at[1]);
+    }
     return SHM_OK;
 }
 
@@ -125,13 +133,21 @@ int shm_presence_count_live(struct shm_store *store, uint64_t users[3])
     return rc == MDB_NOTFOUND ? SHM_OK : store_result(rc);
 }
 
-static void record_encode(const struct shm_presence *p, uint64_t expiry, unsigned char *out)
+/* Encodes p into out (RECORD_SIZE bytes of room); returns the record's length. */
+static size_t record_encode(const struct shm_presence *p, uint64_t expiry, unsigned char *out)
 {
     store_put_be64(out, expiry);
     out[8] = p->status;
     store_put_be64(out + 9, (uint64_t)p->since_ms);
     out[17] = p->live;
     store_put_be64(out + 18, (uint64_t)p->live_since_ms);
+    if (!p->counted)
+        return RECORD_SIZE_V1;
+    for (int i = 0; i < 3; i++) {
+        out[RECORD_SIZE_V1 + 2 * i] = (unsigned char)(p->at_status[i] >> 8);
+        out[RECORD_SIZE_V1 + 2 * i + 1] = (unsigned char)p->at_status[i];
+    }
+    return RECORD_SIZE;
 }
 
 /* When the record may go: never while a device is connected or held; an offline user's "since"
@@ -174,10 +190,10 @@ static int record_write(struct shm_store *store, MDB_txn *txn, MDB_val *key,
             rc = 0;
     } else {
         unsigned char buf[RECORD_SIZE];
-        MDB_val value = { sizeof buf, buf };
-        record_encode(p, expiry, buf);
+        MDB_val value = { 0, buf };
+        value.mv_size = record_encode(p, expiry, buf);
         /* An unchanged record is not written again: a repeated status costs no page. */
-        if (old->len == sizeof buf && memcmp(old->bytes, buf, sizeof buf) == 0)
+        if (old->len == value.mv_size && memcmp(old->bytes, buf, value.mv_size) == 0)
             return SHM_OK;
         rc = in_place ? mdb_cursor_put(cursor, key, &value, MDB_CURRENT)
                       : mdb_put(txn, store->presence, key, &value, 0);
@@ -288,12 +304,46 @@ static int holds_fold(struct shm_store *store, MDB_txn *txn, MDB_val *email, int
     return rc == 0 || rc == MDB_NOTFOUND ? SHM_OK : store_batch_fail(store, rc, "presence holds");
 }
 
+/* Folds one connected device into *arg (zeroed, counted set, before the walk). */
 static void devices_fold(void *arg, const char *device, const struct shm_conn_owner *owner)
 {
     struct shm_presence *p = arg;
     (void)device;
     p->live = status_max(p->live, owner->status);
     p->devices++;
+    if (owner->status > SHM_STATUS_ONLINE || p->at_status[owner->status] == UINT16_MAX)
+        p->counted = false; /* not a status this presenced counts, or too many: walk each time */
+    else
+        p->at_status[owner->status]++;
+}
+
+/* The connected devices of email, walked and counted, into *now (in the batch). */
+static int devices_count(struct shm_store *store, const char *email, struct shm_presence *now)
+{
+    memset(now, 0, sizeof *now);
+    now->counted = true;
+    return shm_conn_devices(store, email, devices_fold, now) < 0 ? SHM_ERROR : SHM_OK;
+}
+
+/* One device moved from status was to status is, in the counts of old, into *now: false when
+ * old's counts cannot say (none, or none at was: then the devices are walked). */
+static bool devices_move(const struct shm_presence *old, uint8_t was, uint8_t is,
+                         struct shm_presence *now)
+{
+    if (!old->counted || was > SHM_STATUS_ONLINE || is > SHM_STATUS_ONLINE ||
+        old->at_status[was] == 0)
+        return false;
+    memset(now, 0, sizeof *now);
+    now->counted = true;
+    memcpy(now->at_status, old->at_status, sizeof now->at_status);
+    now->at_status[was]--;
+    now->at_status[is]++;
+    for (int status = SHM_STATUS_OFFLINE; status <= SHM_STATUS_ONLINE; status++) {
+        now->devices += now->at_status[status];
+        if (now->at_status[status] > 0)
+            now->live = (uint8_t)status;
+    }
+    return true;
 }
 
 /* The new presence from the old one, the connected devices and the holds. A change of the
@@ -362,11 +412,11 @@ static int recompute(struct shm_store *store, const char *email,
                      struct shm_presence *before, struct shm_presence *after)
 {
     struct change c;
-    struct shm_presence now = { 0 };
+    struct shm_presence now;
     int rc = change_open(store, email, &c);
     if (rc != SHM_OK)
         return rc;
-    if (shm_conn_devices(store, email, devices_fold, &now) < 0)
+    if (devices_count(store, email, &now) != SHM_OK)
         return SHM_ERROR;
     return presence_store(store, &c, &now, policy, now_ms, before, after);
 }
@@ -389,14 +439,16 @@ int shm_presence_device_status(struct shm_store *store, const char *email, const
                                struct shm_presence *before, struct shm_presence *after)
 {
     struct change c;
-    struct shm_presence now = { 0 };
+    struct shm_presence now;
+    uint8_t was;
     int rc = change_open(store, email, &c);
     if (rc != SHM_OK)
         return rc;
-    rc = shm_conn_set_status_devices(store, email, device, pid, conn_id, status, devices_fold,
-                                     &now);
-    if (rc != SHM_OK)
+    if ((rc = shm_conn_set_status(store, email, device, pid, conn_id, status, &was)) != SHM_OK)
         return rc;
+    if (!devices_move(&c.old, was, status, &now) &&
+        devices_count(store, email, &now) != SHM_OK)
+        return SHM_ERROR;
     return presence_store(store, &c, &now, policy, now_ms, before, after);
 }
 

@@ -18,7 +18,13 @@
  * Who ends a hold: the grace record's due time is in the store, indexed by time, so any process
  * can end the holds that are due (shm_presence_expire). The worker that saw the device leave
  * arms a timer for it; the master's once-a-second sweep ends the ones whose worker died or exited
- * (a reload, a stop) and those of a previous run. LMDB's single writer makes each hold end once. */
+ * (a reload, a stop) and those of a previous run. LMDB's single writer makes each hold end once.
+ *
+ * Counts: the record also holds how many connected devices are at each status. Every change of
+ * a user's connections (bound, left, released with a worker) recomputes them from the user's
+ * connection records in the same batch; a status update only moves one device from one count to
+ * another. An update that finds no counts, or counts that do not hold the device's old status,
+ * walks the devices instead (and stores their counts). */
 #ifndef PRESENCED_SHM_PRESENCE_H
 #define PRESENCED_SHM_PRESENCE_H
 
@@ -40,6 +46,12 @@ struct shm_presence {
     int64_t live_since_ms; /* when live began; 0 when no device is connected */
     int devices;           /* connected devices (from the functions that recompute) */
     bool held;             /* a departed device's status is held (offline_grace) */
+    /* The connected devices at each status (enum shm_status), when counted: kept in the record
+     * so that a status update changes two counts and reads live from them, instead of walking
+     * every device of the user. Not counted in a record of the previous layout or one a cluster
+     * agent stored: the next update walks the devices and counts them. */
+    bool counted;
+    uint16_t at_status[3];
 };
 
 /* Recomputes email's presence (in the batch: it sees the batch's writes) after a connected
@@ -50,9 +62,10 @@ int shm_presence_refresh(struct shm_store *store, const char *email,
                          const struct shm_presence_policy *policy, int64_t now_ms,
                          struct shm_presence *before, struct shm_presence *after);
 
-/* A connected device's new status: stored (shm_conn_set_status) and the presence recomputed,
- * as shm_presence_refresh does, in one walk of the user's devices. SHM_NOT_FOUND (and nothing
- * done) when (pid, conn_id) no longer owns (email, device). */
+/* A connected device's new status: stored (shm_conn_set_status) and the presence derived from
+ * the record's counts (one moves from the old status to the new), holds folded in as
+ * shm_presence_refresh does. SHM_NOT_FOUND (and nothing done) when (pid, conn_id) no longer owns
+ * (email, device). */
 int shm_presence_device_status(struct shm_store *store, const char *email, const char *device,
                                int32_t pid, uint64_t conn_id, uint8_t status,
                                const struct shm_presence_policy *policy, int64_t now_ms,

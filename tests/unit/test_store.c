@@ -52,7 +52,7 @@ static void test_claim_and_supersede(struct shm_store *store)
     is_int(shm_conn_release(store, "alice@example.com", "phone", 100, 1), SHM_NOT_FOUND,
            "the superseded connection releases nothing");
     is_int(shm_conn_get(store, "alice@example.com", "phone", &got), SHM_OK, "record still there");
-    is_int(shm_conn_set_status(store, "alice@example.com", "phone", 100, 1, SHM_STATUS_ONLINE),
+    is_int(shm_conn_set_status(store, "alice@example.com", "phone", 100, 1, SHM_STATUS_ONLINE, NULL),
            SHM_NOT_FOUND, "the superseded connection cannot set the status");
     is_int(shm_batch_commit(store), SHM_OK, "batch commits");
 }
@@ -66,7 +66,7 @@ static void test_presence(struct shm_store *store)
     shm_conn_claim(store, "alice@example.com", "laptop", &laptop, &previous, &had);
     is_int(shm_conn_presence(store, "alice@example.com", &status), SHM_OK, "presence read");
     is_int(status, SHM_STATUS_UNAVAILABLE, "presence is the highest device status");
-    shm_conn_set_status(store, "alice@example.com", "laptop", 100, 2, SHM_STATUS_ONLINE);
+    shm_conn_set_status(store, "alice@example.com", "laptop", 100, 2, SHM_STATUS_ONLINE, NULL);
     shm_conn_presence(store, "alice@example.com", &status);
     is_int(status, SHM_STATUS_ONLINE, "a device going online makes the user online");
     is_int(shm_conn_devices(store, "alice@example.com", NULL, NULL), 2, "two devices");

@@ -101,8 +101,9 @@ static int local_claim(struct worker *w, const struct backend_claim *c,
     }
     presence_device_bound(w, c->email, c->device);
     if (local_wait_commit(w, done) != 0) {
-        /* Not answered after all: the claim in this batch goes too. */
-        shm_conn_release(w->store, c->email, c->device, w->info.pid, c->conn_id);
+        /* Not answered after all: the claim in this batch goes too, as a departure, so that
+         * the user's presence (its record counted the device when it bound) and apps follow. */
+        presence_device_left(w, c->email, c->device, c->conn_id);
         return 60;
     }
     /* In the claim's batch: what is mailed from now on was not pending before. */
