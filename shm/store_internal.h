@@ -24,7 +24,7 @@ struct shm_store {
     MDB_dbi workers;         /* be32 pid -> struct shm_worker_info */
     MDB_dbi mail;            /* be32 target pid, be64 store seq, be32 sender pid -> type, payload */
     MDB_dbi assertions;      /* sha256 of an assertion -> expiry, trust id, e-mail, audience */
-    MDB_dbi presence;        /* e-mail -> be64 expiry, published and live status and since */
+    MDB_dbi presence;        /* e-mail -> be64 expiry, published and live status and since, counts */
     MDB_dbi presence_grace;  /* e-mail \0 device -> be64 due, u8 status, be64 left (a hold) */
     MDB_dbi presence_due;    /* be64 due, e-mail \0 device -> "" (the holds by time) */
     MDB_dbi push_subs;       /* e-mail \0 device -> be64 created, p256dh, auth, endpoint */
