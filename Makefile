@@ -225,7 +225,8 @@ build/tools/%: tests/tools/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
-build/bench/id_bench build/bench/app_seed build/bench/push_bench build/bench/conn_dump: build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
+build/bench/id_bench build/bench/app_seed build/bench/push_bench build/bench/conn_dump \
+  build/bench/store_update: build/bench/%: bench/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
@@ -266,7 +267,7 @@ bench-cluster: deps-test
 # so it can run on a busy machine (about 4 minutes).
 bench-instructions: deps-test
 	@$(call deb_install,$(DEB_BENCH))
-	@$(MAKE) --no-print-directory build/presenced build/bench/loadgen
+	@$(MAKE) --no-print-directory build/presenced build/bench/loadgen build/bench/store_update
 	$(PYTHON) bench/instructions.py
 
 install: build/presenced build/presencectl

@@ -10,7 +10,12 @@ are sent and answered, and the counters dumped. Two paces: "alone", one update i
 time with a pause between (each update is its own store batch: the worst case), and "burst",
 every connection sending at once (several updates share a batch, as at saturation). Prints one
 JSON object: instructions per update for each server and pace, and the functions of presenced
-that cost the most (inclusive, per update)."""
+that cost the most (inclusive, per update).
+
+Then the store's share alone ("store"): build/bench/store_update drives
+shm_presence_device_status without a server, and callgrind counts only that function (inclusive),
+per update, for 2 and 10 devices a user, each update its own commit ("alone") or 100 a commit
+("batched": the transaction's begin, first page copies and commit are then shared)."""
 import glob
 import json
 import os
@@ -28,6 +33,7 @@ from scale import Client, admin, identities
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "build", "presenced")
 LOADGEN = os.path.join(ROOT, "build", "bench", "loadgen")
+STORE_UPDATE = os.path.join(ROOT, "build", "bench", "store_update")
 MOSQUITTO = "/usr/sbin/mosquitto"
 AUDIENCE = "https://bench.example"
 DEVICES = int(os.environ.get("BENCH_INSN_DEVICES", "200"))
@@ -182,12 +188,29 @@ def mosquitto(workdir):
     return differential(workdir, start_server, ["mqtt", port, "127.0.0.32", DEVICES, 0], False)
 
 
+def store_share():
+    """Instructions of shm_presence_device_status per update, by devices a user and commit."""
+    result = {}
+    for per_user in (2, 10):
+        for name, per_commit in (("alone", 1), ("batched", 100)):
+            with tempfile.TemporaryDirectory(prefix="presenced-insn-store-") as workdir:
+                dump = f"{workdir}/cg.out"
+                run = subprocess.run(
+                    ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + dump,
+                     "--toggle-collect=shm_presence_device_status", STORE_UPDATE,
+                     f"{workdir}/store", str(200 // per_user), str(per_user), str(UPDATES * 2),
+                     str(per_commit)], capture_output=True, text=True, check=True)
+                updates = int(run.stdout.split()[1])
+                result[f"{per_user}_a_user_{name}"] = round(total_ir(dump) / updates)
+    return result
+
+
 def main():
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="presenced-insn-") as workdir:
         ours = presenced(workdir)
-    result = {"devices": DEVICES, "presenced": ours}
+    result = {"devices": DEVICES, "presenced": ours, "store": store_share()}
     if os.path.exists(MOSQUITTO):
         with tempfile.TemporaryDirectory(prefix="presenced-insn-mq-") as workdir:
             theirs = mosquitto(workdir)
