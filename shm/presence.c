@@ -13,10 +13,13 @@
 #include <string.h>
 
 /* presence: be64 expiry (wall ms; never while devices are connected or held), u8 published
- * status, be64 since, u8 live status, be64 live since, then be16 counts of the connected devices
- * at offline, unavailable and online (left out when not counted: RECORD_SIZE_V1). */
+ * status, be64 since, u8 live status, be64 live since, then u8 flags (HELD) and be16 counts of
+ * the connected devices at offline, unavailable and online (both left out when not counted:
+ * RECORD_SIZE_V1, the layout before them). */
 #define RECORD_SIZE_V1 (8 + 1 + 8 + 1 + 8)
-#define RECORD_SIZE (RECORD_SIZE_V1 + 3 * 2)
+#define RECORD_SIZE (RECORD_SIZE_V1 + 1 + 3 * 2)
+#define RECORD_COUNTS (RECORD_SIZE_V1 + 1)
+#define HELD 0x01 /* the user had holds when the record was written */
 /* The record of presenced before offline_grace (a volatile one): u8 status, be64 since. */
 #define RECORD_SIZE_V0 (1 + 8)
 #define NEVER ((uint64_t)INT64_MAX) /* the sweep reads expiries as signed */
@@ -55,8 +58,9 @@ static int record_decode(const MDB_val *value, struct shm_presence *out)
     out->live_since_ms = (int64_t)store_get_be64(v + 18);
     /* Without counts (the previous layout, or a cluster agent's record): not counted. */
     out->counted = value->mv_size == RECORD_SIZE;
+    out->held = out->counted && (v[RECORD_SIZE_V1] & HELD) != 0;
     for (int i = 0; out->counted && i < 3; i++) {
-        const unsigned char *at = v + RECORD_SIZE_V1 + 2 * i;
+        const unsigned char *at = v + RECORD_COUNTS + 2 * i;
         out->at_status[i] = (uint16_t)(at[0] << 8 | at[1]);
     }
     return SHM_OK;
@@ -143,9 +147,10 @@ static size_t record_encode(const struct shm_presence *p, uint64_t expiry, unsig
     store_put_be64(out + 18, (uint64_t)p->live_since_ms);
     if (!p->counted)
         return RECORD_SIZE_V1;
+    out[RECORD_SIZE_V1] = p->held ? HELD : 0;
     for (int i = 0; i < 3; i++) {
-        out[RECORD_SIZE_V1 + 2 * i] = (unsigned char)(p->at_status[i] >> 8);
-        out[RECORD_SIZE_V1 + 2 * i + 1] = (unsigned char)p->at_status[i];
+        out[RECORD_COUNTS + 2 * i] = (unsigned char)(p->at_status[i] >> 8);
+        out[RECORD_COUNTS + 2 * i + 1] = (unsigned char)p->at_status[i];
     }
     return RECORD_SIZE;
 }
@@ -373,6 +378,7 @@ struct change {
     MDB_txn *txn;
     struct shm_presence old;
     struct record_raw raw;
+    bool status_only; /* a connected device's status update: no connection came or went */
 };
 
 static int change_open(struct shm_store *store, const char *email, struct change *c)
@@ -381,6 +387,7 @@ static int change_open(struct shm_store *store, const char *email, struct change
         return SHM_ERROR;
     if ((c->txn = store_batch_txn(store)) == NULL)
         return SHM_ERROR;
+    c->status_only = false;
     int rc = record_read_batch(store, &c->key, &c->old, &c->raw);
     return rc == SHM_NOT_FOUND ? SHM_OK : rc;
 }
@@ -392,8 +399,14 @@ static int presence_store(struct shm_store *store, struct change *c, struct shm_
                           const struct shm_presence_policy *policy, int64_t now_ms,
                           struct shm_presence *before, struct shm_presence *after)
 {
-    struct holds holds;
-    int rc = holds_fold(store, c->txn, &c->key, now_ms, &holds);
+    struct holds holds = { 0 };
+    /* A counted record says whether the user had holds when it was written, and none is added
+     * without the user's presence being stored again (a departure, a worker's release), except
+     * at a restart, after which a device binds (and looks) before any update: a status update
+     * of a user without holds need not look for them in presence_grace. */
+    int rc = c->old.counted && !c->old.held && c->status_only
+                 ? SHM_OK
+                 : holds_fold(store, c->txn, &c->key, now_ms, &holds);
     if (rc != SHM_OK)
         return rc;
     presence_next(&c->old, &holds, now_ms, now);
@@ -446,6 +459,7 @@ int shm_presence_device_status(struct shm_store *store, const char *email, const
         return rc;
     if ((rc = shm_conn_set_status(store, email, device, pid, conn_id, status, &was)) != SHM_OK)
         return rc;
+    c.status_only = true;
     if (!devices_move(&c.old, was, status, &now) &&
         devices_count(store, email, &now) != SHM_OK)
         return SHM_ERROR;
