@@ -27,8 +27,7 @@ static int bind_all(struct shm_store *store, int users, int per_user,
             struct shm_conn_owner me = { 100, conn_id++, SHM_STATUS_ONLINE, 1000 }, previous;
             int had;
             if (shm_conn_claim(store, email, device, &me, &previous, &had) != SHM_OK ||
-                shm_presence_device_bound(store, email, device, policy, 1000, NULL, NULL) !=
-                    SHM_OK)
+                shm_presence_device_bound(store, email, device, policy, 1000, NULL, NULL) != SHM_OK)
                 return -1;
         }
     return shm_batch_commit(store) == SHM_OK ? 0 : -1;

@@ -460,8 +460,7 @@ int shm_presence_device_status(struct shm_store *store, const char *email, const
     if ((rc = shm_conn_set_status(store, email, device, pid, conn_id, status, &was)) != SHM_OK)
         return rc;
     c.status_only = true;
-    if (!devices_move(&c.old, was, status, &now) &&
-        devices_count(store, email, &now) != SHM_OK)
+    if (!devices_move(&c.old, was, status, &now) && devices_count(store, email, &now) != SHM_OK)
         return SHM_ERROR;
     return presence_store(store, &c, &now, policy, now_ms, before, after);
 }

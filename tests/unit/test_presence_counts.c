@@ -111,8 +111,8 @@ static bool user_checks(struct shm_store *store, const struct model *m, int user
     bool right = stored.live == live && (devices == 0 || stored.live_since_ms > 0) &&
                  (devices > 0 || stored.live_since_ms == 0);
     if (devices > 0) /* counted since this run's first bind of the user */
-        right = right && stored.counted &&
-                memcmp(stored.at_status, at_status, sizeof at_status) == 0;
+        right =
+            right && stored.counted && memcmp(stored.at_status, at_status, sizeof at_status) == 0;
     if (after != NULL)
         right = right && after->live == live && after->devices == devices &&
                 same_as_walk(store, email, m->now_ms, after);
@@ -134,8 +134,7 @@ static int step_bind(struct shm_store *store, struct model *m, int user, int dev
                                  (uint8_t)next_random(m, 3), m->now_ms },
                           previous;
     int had;
-    if (shm_conn_claim(store, email, name, &me, &previous, &had) != SHM_OK ||
-        had != dev->connected)
+    if (shm_conn_claim(store, email, name, &me, &previous, &had) != SHM_OK || had != dev->connected)
         return SHM_ERROR;
     *dev = (struct model_device){ true, me.worker_pid, me.conn_id, me.status };
     return shm_presence_device_bound(store, email, name, &policy, m->now_ms, NULL, after);
@@ -262,10 +261,8 @@ static void test_previous_layout(const char *dir)
         return;
     }
     const char *email = "old@counts.example";
-    struct shm_conn_owner phone = { 100, 1, SHM_STATUS_ONLINE, 1000 }, tablet = { 100, 2,
-                                                                                  SHM_STATUS_UNAVAILABLE,
-                                                                                  1000 },
-                          previous;
+    struct shm_conn_owner phone = { 100, 1, SHM_STATUS_ONLINE, 1000 },
+                          tablet = { 100, 2, SHM_STATUS_UNAVAILABLE, 1000 }, previous;
     int had;
     shm_conn_claim(store, email, "phone", &phone, &previous, &had);
     shm_conn_claim(store, email, "tablet", &tablet, &previous, &had);

@@ -52,8 +52,9 @@ static void test_claim_and_supersede(struct shm_store *store)
     is_int(shm_conn_release(store, "alice@example.com", "phone", 100, 1), SHM_NOT_FOUND,
            "the superseded connection releases nothing");
     is_int(shm_conn_get(store, "alice@example.com", "phone", &got), SHM_OK, "record still there");
-    is_int(shm_conn_set_status(store, "alice@example.com", "phone", 100, 1, SHM_STATUS_ONLINE, NULL),
-           SHM_NOT_FOUND, "the superseded connection cannot set the status");
+    is_int(
+        shm_conn_set_status(store, "alice@example.com", "phone", 100, 1, SHM_STATUS_ONLINE, NULL),
+        SHM_NOT_FOUND, "the superseded connection cannot set the status");
     is_int(shm_batch_commit(store), SHM_OK, "batch commits");
 }
 
