@@ -38,6 +38,8 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 AUDIENCE = "https://bench.example"
 DEVICES = int(os.environ.get("BENCH_INSN_DEVICES", "200"))
 UPDATES = int(os.environ.get("BENCH_INSN_UPDATES", "2000"))
+# Devices a user: 2 as in the scale run; 10 is the population of the comparison with Mosquitto.
+PER_USER = int(os.environ.get("BENCH_INSN_PER_USER", "2"))
 TOP = 30
 
 
@@ -135,7 +137,7 @@ def differential(workdir, start_server, loadgen_args, top):
 
 
 def presenced(workdir):
-    assertions = identities(workdir, (DEVICES + 1) // 2)
+    assertions = identities(workdir, (DEVICES + PER_USER - 1) // PER_USER)
     port, admin_port = free_port(), free_port()
     conf = os.path.join(workdir, "presenced.conf")
     with open(conf, "w") as f:
@@ -163,7 +165,7 @@ def presenced(workdir):
         raise SystemExit("presenced did not start under valgrind")
 
     return differential(workdir, start_server,
-                        ["devices", port, "127.0.0.31", DEVICES, 0, 2, assertions], True)
+                        ["devices", port, "127.0.0.31", DEVICES, 0, PER_USER, assertions], True)
 
 
 def mosquitto(workdir):
@@ -210,7 +212,8 @@ def main():
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="presenced-insn-") as workdir:
         ours = presenced(workdir)
-    result = {"devices": DEVICES, "presenced": ours, "store": store_share()}
+    result = {"devices": DEVICES, "devices_a_user": PER_USER, "presenced": ours,
+              "store": store_share()}
     if os.path.exists(MOSQUITTO):
         with tempfile.TemporaryDirectory(prefix="presenced-insn-mq-") as workdir:
             theirs = mosquitto(workdir)
