@@ -55,6 +55,7 @@ struct ws_session {
     uint64_t conn_id;
     struct list_link out; /* the queue of messages to write (struct out_msg) */
     size_t out_bytes;     /* what the queue holds (held messages at their cap) */
+    size_t held_bytes;    /* of out_bytes, the held messages': they wait for us, not the peer */
     struct out_sent sent; /* unsent too, until lws's buffer is empty */
     int64_t missed_ms;    /* the oldest event (out_msg.event_ms) dropped unwritten; 0: none */
     char *rx;             /* a message arriving in fragments; NULL between messages */
@@ -67,6 +68,7 @@ struct ws_session {
     bool rx_too_big : 1;
     bool slow : 1;       /* closed as a slow consumer: nothing more is queued */
     bool close_sent : 1; /* the close frame is written: the peer's answer is awaited */
+    bool rx_held : 1;    /* not read meanwhile: its held replies take half of max_output_buffer */
 };
 
 /* The channel's session that starts with the ws_session s. */
@@ -149,7 +151,10 @@ void session_slow_down(struct worker *w, struct ws_session *s, int retry_after_s
 
 /* session_out.c: the output of a session and its flow control. Queueing past
  * max_output_buffer closes the connection as a slow consumer (1008) and queues nothing
- * (NULL). */
+ * (NULL). Held messages wait for the server (a commit, the engine), not for the peer: they
+ * are not the peer's unsent output; while they take half of max_output_buffer the connection
+ * is not read (the peer's requests wait in its socket), so that a client that pipelines
+ * requests is slowed down, not closed. */
 
 /* Queues text. acks (moved into the message, may be NULL) are deleted from the notification
  * queue once it is written (the channel's on_written). */

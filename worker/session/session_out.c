@@ -1,8 +1,9 @@
 /* session_out: what a WebSocket session sends — its queue of messages, the flow control that
  * bounds it (max_output_buffer), and the writes to lws (SPEC.md, before §1).
  *
- * What is unsent, and so counted against max_output_buffer, is the queue here (a held message
- * at the room it keeps) and the message lws still holds part of: lws copies what the socket did
+ * What is unsent, and so counted against max_output_buffer, is the queue here (but for its held
+ * messages, which wait for the server: held_added) and the message lws still holds part of:
+ * lws copies what the socket did
  * not take into its own buffer (lws_write returns as if all went out), and nothing is handed to
  * lws while it holds some, so its buffer never holds more than the rest of one message; that
  * whole message counts until lws says its buffer is empty. The kernel's socket buffer is not
@@ -22,6 +23,10 @@
 
 /* Below this, bulk output may add a page (each at most half of max_output_buffer). */
 #define LOW_WATER(w) ((size_t)(w)->cfg->max_output_buffer / 2)
+
+/* lws's reason bit for "not read while its held replies are many" (lws-misc.h leaves bits 1-5
+ * to the user; bit 0 is lws_rx_flow_control's boolean, which a channel uses meanwhile). */
+#define RXFLOW_HELD (1 << 1)
 
 size_t session_unsent(const struct ws_session *s)
 {
@@ -110,6 +115,33 @@ static void out_unlink(struct ws_session *s, struct out_msg *m)
 {
     list_remove(&m->link);
     s->out_bytes -= out_msg_size(m);
+    if (m->held)
+        s->held_bytes -= m->cap;
+}
+
+/* Held replies wait for the server (a commit, the engine's answer), not for the peer: a client
+ * that pipelines requests is not a slow consumer for them. Their room is bounded all the same:
+ * past half of max_output_buffer the connection is not read (its requests wait in the socket,
+ * then in the peer: TCP's flow control) until enough of them are answered. */
+static void held_added(struct worker *w, struct ws_session *s, size_t cap)
+{
+    s->held_bytes += cap;
+    if (!s->rx_held && s->held_bytes >= LOW_WATER(w)) {
+        s->rx_held = true;
+        lws_rx_flow_control(s->wsi, LWS_RXFLOW_REASON_APPLIES_DISABLE | RXFLOW_HELD);
+    }
+}
+
+/* Read again once half of them are answered (not at each reply, around the mark). lws reads
+ * what it had kept of the connection's input at its next turn, which the cancel brings. */
+static void held_gone(struct ws_session *s)
+{
+    struct worker *w = worker_of(s->wsi);
+    if (s->rx_held && s->held_bytes < LOW_WATER(w) / 2) {
+        s->rx_held = false;
+        lws_rx_flow_control(s->wsi, LWS_RXFLOW_REASON_APPLIES_ENABLE | RXFLOW_HELD);
+        lws_cancel_service(w->lws);
+    }
 }
 
 /* More than max_output_buffer would be waiting: the peer does not read (or not fast enough).
@@ -138,11 +170,21 @@ static void slow_consumer(struct worker *w, struct ws_session *s)
     lws_callback_on_writable(s->wsi);
 }
 
+/* Whether queueing cap more bytes makes a slow consumer: more than max_output_buffer waiting
+ * for the peer, or held (where the connection cannot be left unread: over HTTP/2, lws does not
+ * stop reading a stream). */
+static bool over_buffer(struct worker *w, const struct ws_session *s, size_t cap, bool held)
+{
+    size_t waiting = held ? s->held_bytes : session_unsent(s) - s->held_bytes;
+    return waiting + cap > (size_t)w->cfg->max_output_buffer;
+}
+
 static struct out_msg *out_append(struct ws_session *s, const char *text, size_t len, size_t cap,
-                                  struct shm_notif_key *acks, size_t ack_count, int64_t event_ms)
+                                  struct shm_notif_key *acks, size_t ack_count, int64_t event_ms,
+                                  bool held)
 {
     struct worker *w = worker_of(s->wsi);
-    if (!s->slow && session_unsent(s) + cap > (size_t)w->cfg->max_output_buffer)
+    if (!s->slow && over_buffer(w, s, cap, held))
         slow_consumer(w, s);
     if (s->slow) {
         free(acks); /* not written: they stay queued in the store */
@@ -162,6 +204,7 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
                            .acks = acks,
                            .ack_count = ack_count,
                            .event_ms = event_ms,
+                           .held = held,
                            .len = len,
                            .cap = cap };
     if (acks == NULL) { /* the first reply after a status update is read is its reply */
@@ -172,13 +215,15 @@ static struct out_msg *out_append(struct ws_session *s, const char *text, size_t
         memcpy(m->buf + LWS_PRE, text, len);
     list_push_back(&s->out, &m->link);
     s->out_bytes += cap;
+    if (held)
+        held_added(w, s, cap);
     return m;
 }
 
 struct out_msg *session_send_acked(struct ws_session *s, const char *text, size_t len,
                                    struct shm_notif_key *acks, size_t ack_count)
 {
-    struct out_msg *m = out_append(s, text, len, len, acks, ack_count, 0);
+    struct out_msg *m = out_append(s, text, len, len, acks, ack_count, 0, false);
     if (m != NULL)
         lws_callback_on_writable(s->wsi);
     return m;
@@ -191,25 +236,19 @@ void session_send(struct ws_session *s, const char *text, size_t len)
 
 void session_send_event(struct ws_session *s, const char *text, size_t len, int64_t changed_ms)
 {
-    if (out_append(s, text, len, len, NULL, 0, changed_ms > 0 ? changed_ms : 1) != NULL)
+    if (out_append(s, text, len, len, NULL, 0, changed_ms > 0 ? changed_ms : 1, false) != NULL)
         lws_callback_on_writable(s->wsi);
 }
 
 struct out_msg *session_hold(struct ws_session *s, size_t cap)
 {
-    struct out_msg *m = out_append(s, NULL, 0, cap, NULL, 0, 0);
-    if (m != NULL)
-        m->held = true;
-    return m;
+    return out_append(s, NULL, 0, cap, NULL, 0, 0, true);
 }
 
 struct out_msg *session_send_held(struct ws_session *s, const char *text, size_t len,
                                   struct shm_notif_key *acks, size_t ack_count)
 {
-    struct out_msg *m = out_append(s, text, len, len, acks, ack_count, 0);
-    if (m != NULL)
-        m->held = true;
-    return m;
+    return out_append(s, text, len, len, acks, ack_count, 0, true);
 }
 
 void session_drop(struct ws_session *s, struct out_msg *m)
@@ -218,6 +257,7 @@ void session_drop(struct ws_session *s, struct out_msg *m)
         return;
     out_unlink(s, m);
     out_msg_free(worker_of(s->wsi), m);
+    held_gone(s);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -228,12 +268,14 @@ void session_release(struct ws_session *s, struct out_msg *m, const char *text, 
         return;
     }
     s->out_bytes -= m->cap;
+    s->held_bytes -= m->cap;
     if (text != NULL) {
         m->len = len < m->cap ? len : m->cap;
         memcpy(m->buf + LWS_PRE, text, m->len);
     }
     m->held = false;
     s->out_bytes += m->len;
+    held_gone(s);
     session_write_now(s);
 }
 
@@ -414,7 +456,7 @@ void session_out_free(struct ws_session *s)
         list_remove(pos);
         out_msg_free(worker_of(s->wsi), out_of(pos));
     }
-    s->out_bytes = 0;
+    s->out_bytes = s->held_bytes = 0;
     free(s->sent.acks); /* lws did not write all of it: its notifications stay queued */
     s->sent = (struct out_sent){ 0 };
 }
