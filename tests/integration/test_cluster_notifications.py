@@ -311,6 +311,78 @@ def test_the_senders_engine_server_killed_loses_no_live_delivery(split_story, id
         engine.wait_ready()
 
 
+def test_an_app_that_pipelines_notifications_is_slowed_not_closed(split_story, ident):
+    """An AppService on n1 sends 1000 notifies before reading a reply, to a device on n2 that
+    reads them live. Their replies wait for the engine's acknowledgements; they are not output
+    the app failed to read, so the app is never a slow consumer for them (it was closed with
+    1008 after some 80 replies): while they take half of max_output_buffer the server reads no
+    more of the connection. Every notify is answered OK, in order, and the connection stays."""
+    (n1, n2, n3), appid, api_key, puid = split_story
+    total = 1000
+
+    async def scenario():
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        app = await AppService.connect(n1, appid, api_key)
+        received = []
+
+        async def receive():
+            while len(received) < total:
+                for n in await notes(phone, timeout=30):
+                    received.append(n["message"])
+        reader = asyncio.create_task(receive())
+        for i in range(total):
+            await app.ws.send(json.dumps({"action": "notify", "target": puid, "source": "load",
+                                          "message": f"p{i}", "id": f"p{i}"}))
+        replies = []
+        try:
+            while len(replies) < total:
+                replies.append(await app.recv(timeout=30))
+        except websockets.ConnectionClosed as e:
+            raise AssertionError((len(replies), e.code, e.reason))
+        assert [r["id"] for r in replies] == [f"p{i}" for i in range(total)]
+        refused = [r for r in replies if r["result"] != "OK"]
+        assert not refused, (len(refused), refused[:3])
+        await asyncio.wait_for(reader, 60)
+        assert sorted(received) == sorted(f"p{i}" for i in range(total))
+        assert app.ws.open
+        assert n1.metric("presenced_slow_consumers_total", channel="appservice") in (None, 0)
+        await phone.close()
+        await app.ws.close()
+    run(scenario(), timeout=240)
+
+
+def test_a_notify_the_engine_cannot_take_is_errno_61_then_close_1001(story, ident,
+                                                                     fresh_engine):
+    """Every engine server stopped: a notify on n1 is answered errno 61 with its action, its id
+    and a retry_after of 1-5 s, and the AppService connection is closed with 1001, as a device
+    is sent off (SPEC 1, 8), not errno 60 on a connection left open."""
+    (n1, n2, n3), appid, api_key, puid = story
+    engine = fresh_engine
+
+    async def scenario():
+        app = await AppService.connect(n1, appid, api_key)
+        reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
+                                   "message": "before", "id": "u0"})
+        assert reply == {"action": "notify", "result": "OK", "id": "u0"}, reply
+        for s in engine.servers:
+            s.kill(signal.SIGTERM)
+        await app.ws.send(json.dumps({"action": "notify", "target": puid, "source": "Alice",
+                                      "message": "during", "id": "u1"}))
+        reply = await app.recv(timeout=40)
+        assert reply.get("errno") == 61 and reply.get("action") == "notify" and \
+            reply.get("id") == "u1" and 1 <= reply.get("retry_after", 0) <= 5, reply
+        with pytest.raises(websockets.ConnectionClosed):
+            await app.recv(timeout=10)
+        assert app.ws.close_code == 1001, app.ws.close_code
+    try:
+        run(scenario(), timeout=120)
+    finally:
+        for s in engine.servers:
+            s.start()
+        engine.wait_ready()
+
+
 def test_a_web_push_wakes_a_device_away_from_every_node_once(push_story, ident, push):
     """bob's phone subscribes to Web Push on n2 and goes away. An AppService's notification on
     n1 reaches the subscription once (n1 knows it from the engine, pd_push), and the operator's

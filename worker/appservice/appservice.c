@@ -91,7 +91,19 @@ static void app_error(struct worker *w, struct app_session *s, const char *actio
     const char *json = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
     session_send(&s->ws, json, len);
     json_object_put(o);
-    session_error_counted(w, &s->ws, close_code);
+    /* The server's own failure (60) is not the app's doing: it does not count to abuse_limit. */
+    if (close_code != 0 || number != 60)
+        session_error_counted(w, &s->ws, close_code);
+}
+
+/* errno 61 on a notify the engine cannot take now (a cluster node cut off from it, or its
+ * write's budget spent): the app reconnects later, told when, as a device is (SPEC.md §1, §8). */
+#define APP_UNAVAILABLE_TEXT "service unavailable, reconnect later"
+
+static void app_unavailable(struct worker *w, struct app_session *s, const char *id)
+{
+    app_error(w, s, "notify", id, 61, APP_UNAVAILABLE_TEXT, LWS_CLOSE_STATUS_GOINGAWAY,
+              session_retry_after_61());
 }
 
 /* The open AppService session with conn_id on this worker, or NULL. */
@@ -387,12 +399,31 @@ static int app_rate_take(struct worker *w, const char *appid)
 }
 
 /* A notify reply waits for the backend to say the notification is queued (on one machine,
- * the commit of the batch holding it). */
+ * the commit of the batch holding it); its room in the queue fits the longest, a 61's. */
+#define NOTIFY_REPLY_CAP 200
+
 struct notify_reply {
     struct worker *w;
     struct out_msg *held;
-    char ok[160], failed[200];
+    char id_field[REQUEST_ID_MAX + 16]; /* ,"id":"..." or "" */
 };
+
+/* The reply's text for result: OK, 61 (not taken now: reconnect later, close 1001) or 60. */
+static void notify_reply_text(const struct notify_reply *r, int result, char *text, size_t size)
+{
+    if (result == 0)
+        snprintf(text, size, "{\"action\":\"notify\",\"result\":\"OK\"%s}", r->id_field);
+    else if (result == 61)
+        snprintf(text, size,
+                 "{\"action\":\"notify\",\"result\":\"KO\",\"errno\":61,"
+                 "\"error\":\"" APP_UNAVAILABLE_TEXT "\",\"retry_after\":%d%s}",
+                 session_retry_after_61(), r->id_field);
+    else
+        snprintf(text, size,
+                 "{\"action\":\"notify\",\"result\":\"KO\",\"errno\":60,"
+                 "\"error\":\"internal error: not stored\"%s}",
+                 r->id_field);
+}
 
 static void notify_answered(void *arg, const struct backend_done *d, int result)
 {
@@ -401,10 +432,14 @@ static void notify_answered(void *arg, const struct backend_done *d, int result)
     if (result == 0)
         r->w->info.meter.notifications_queued[METER_FROM_APP]++;
     if (s != NULL) {
-        if (result != 0)
-            meter_error_reply(&r->w->info.meter, METER_APPSERVICE, 60);
-        const char *text = result == 0 ? r->ok : r->failed;
+        int number = result == 0 || result == 61 ? result : 60;
+        char text[NOTIFY_REPLY_CAP];
+        notify_reply_text(r, number, text, sizeof text);
+        if (number != 0)
+            meter_error_reply(&r->w->info.meter, METER_APPSERVICE, number);
         session_release(&s->ws, r->held, text, strlen(text));
+        if (number == 61)
+            session_error_counted(r->w, &s->ws, LWS_CLOSE_STATUS_GOINGAWAY);
     }
     free(r);
 }
@@ -415,20 +450,14 @@ static struct notify_reply *notify_reply_hold(struct worker *w, struct app_sessi
                                               const char *id)
 {
     struct notify_reply *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->held = session_hold(&s->ws, sizeof r->failed)) == NULL) {
+    if (r == NULL || (r->held = session_hold(&s->ws, NOTIFY_REPLY_CAP)) == NULL) {
         free(r);
         app_error(w, s, "notify", id, 60, "internal error", 0, 0);
         return NULL;
     }
     r->w = w;
-    char id_field[REQUEST_ID_MAX + 16] = "";
     if (id != NULL)
-        snprintf(id_field, sizeof id_field, ",\"id\":\"%s\"", id);
-    snprintf(r->ok, sizeof r->ok, "{\"action\":\"notify\",\"result\":\"OK\"%s}", id_field);
-    snprintf(r->failed, sizeof r->failed,
-             "{\"action\":\"notify\",\"result\":\"KO\",\"errno\":60,"
-             "\"error\":\"internal error: not stored\"%s}",
-             id_field);
+        snprintf(r->id_field, sizeof r->id_field, ",\"id\":\"%s\"", id);
     return r;
 }
 
@@ -517,7 +546,10 @@ static void notify(struct worker *w, struct app_session *s, struct json_object *
     if (rc != BACKEND_LATER) {
         session_drop(&s->ws, r->held);
         free(r);
-        app_error(w, s, "notify", id, 60, "internal error", 0, 0);
+        if (rc == 61)
+            app_unavailable(w, s, id);
+        else
+            app_error(w, s, "notify", id, 60, "internal error", 0, 0);
         return;
     }
     push_notification_queued(w, email, json, (size_t)len, now, now + ttl);
