@@ -422,7 +422,7 @@ void member_lane_enter(struct cl_op *op, void (*start)(struct cl_op *op))
         member_op_later(op, 0, start);
 }
 
-static void lane_leave(struct cl_op *op)
+void member_lane_leave(struct cl_op *op)
 {
     struct lane *lane = op->lane;
     if (lane == NULL)
@@ -447,7 +447,7 @@ void member_op_end(struct cl_op *op)
     if (op->ended)
         return; /* a callback closed the member, or forgot its op, before the op ended */
     op->ended = true;
-    lane_leave(op);
+    member_lane_leave(op);
     list_remove(&op->link);
     uv_timer_stop(&op->timer);
     uv_close((uv_handle_t *)&op->timer, op_freed);

@@ -136,6 +136,8 @@ int64_t member_backoff_ms(unsigned attempt);
 bool member_budget_left(const struct cl_op *op);
 /* Queues a record op behind the others of its user; runs start when its turn comes. */
 void member_lane_enter(struct cl_op *op, void (*start)(struct cl_op *op));
+/* Leaves its lane before the op ends (the next op of the lane starts); none: nothing. */
+void member_lane_leave(struct cl_op *op);
 /* The epoch and whether we serve, read fresh. */
 bool member_serving_now(struct cl_member *m);
 /* Publishes an inbox message (member_resend.c) and keeps it for a re-send after a reconnect. */

@@ -227,6 +227,30 @@ static void oldest_read(void *arg, const struct js_result *r)
     }
 }
 
+/* Reads the oldest of the user's queue, to delete it (oldest_read); whether it was asked. */
+static bool oldest_drop_started(struct cl_op *op)
+{
+    op->in_flight = true;
+    if (js_msg_next(op->m->engine, CL_QUEUE_STREAM, op->subject, 0, oldest_read, op) == 0)
+        return true;
+    op->in_flight = false;
+    return false;
+}
+
+/* Its turn in the user's lane: the queue was full. */
+static void oldest_drop(struct cl_op *op)
+{
+    if (op->m->closing) {
+        member_op_end(op);
+        return;
+    }
+    if (!oldest_drop_started(op) && !notify_retry(op, publish)) {
+        op->m->stats.unavailable++;
+        notify_answer(op, 61);
+        member_op_end(op);
+    }
+}
+
 static void published(void *arg, const struct js_result *r)
 {
     struct cl_op *op = arg;
@@ -237,6 +261,7 @@ static void published(void *arg, const struct js_result *r)
         return;
     }
     if (r->outcome == JS_OK) {
+        member_lane_leave(op); /* made room in a full queue: the next of the user's may */
         op->seq = r->seq;
         m->stats.notifications++;
         deliver_local(op);
@@ -249,12 +274,17 @@ static void published(void *arg, const struct js_result *r)
     }
     /* 10077 comes with code 503: a full queue, not an engine that cannot answer. */
     if (r->err.err_code == JS_ERR_MAX_PER_SUBJECT && op->attempts < 64) {
-        /* A full queue: its oldest goes (max_pending_notifications, SPEC §2). */
+        /* A full queue: its oldest goes (max_pending_notifications, SPEC §2), one notification
+         * of the user's at a time (its lane): notifications pipelined to a full queue would
+         * all drop the same oldest, and all but one find it full again, one more each round
+         * (more than 64 of them failed). */
         op->attempts++;
-        op->in_flight = true;
-        if (js_msg_next(m->engine, CL_QUEUE_STREAM, op->subject, 0, oldest_read, op) == 0)
+        if (op->lane == NULL) {
+            member_lane_enter(op, oldest_drop);
             return;
-        op->in_flight = false;
+        }
+        if (oldest_drop_started(op))
+            return;
     }
     if (r->outcome == JS_REFUSED || r->outcome == JS_BAD_ANSWER)
         log_warning("engine: a notification for %s refused: %s (%d)", op->email, r->err.description,

@@ -352,6 +352,36 @@ def test_an_app_that_pipelines_notifications_is_slowed_not_closed(split_story, i
     run(scenario(), timeout=240)
 
 
+def test_notifies_pipelined_to_a_full_queue_each_drop_the_oldest(story, ident):
+    """300 notifies pipelined on n1 to bob, who has no device, past his queue's cap (100): each
+    is answered OK, the oldest dropped for it (SPEC 2), and his phone on n2 gets 100. They all
+    dropped the same oldest and found the queue full again, one more each round: beyond some
+    64 of them, errno 60 (61 since). A full queue's drops are one at a time per user."""
+    (n1, n2, n3), appid, api_key, puid = story
+    total = 300
+
+    async def scenario():
+        app = await AppService.connect(n1, appid, api_key)
+        for i in range(total):
+            await app.ws.send(json.dumps({"action": "notify", "target": puid, "source": "load",
+                                          "message": f"f{i}", "id": f"f{i}"}))
+        replies = [await app.recv(timeout=30) for _ in range(total)]
+        refused = [r for r in replies if r["result"] != "OK"]
+        assert not refused, (len(refused), refused[:3])
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        got = []
+        while len(got) < 100:
+            got += [n["message"] for n in await notes(phone)]
+        assert len(got) == len(set(got)) == 100, got
+        dropped = "presenced_cluster_notifications_dropped_total"
+        assert await until(lambda: (n1.metric(dropped) or 0) >= total - 100, 10), \
+            n1.metric(dropped)
+        await phone.close()
+        await app.ws.close()
+    run(scenario(), timeout=180)
+
+
 def test_a_notify_the_engine_cannot_take_is_errno_61_then_close_1001(story, ident,
                                                                      fresh_engine):
     """Every engine server stopped: a notify on n1 is answered errno 61 with its action, its id
