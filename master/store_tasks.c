@@ -4,6 +4,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../common/wake.h"
+#include "../shm/app_away_shared.h"
 #include "../shm/app_channel.h"
 #include "../shm/assertion_cache.h"
 #include "../shm/conn.h"
@@ -13,6 +14,7 @@
 #include "../shm/outbox.h"
 #include "../shm/presence.h"
 #include "../shm/push_job.h"
+#include "../shm/replica.h"
 #include "../shm/store.h"
 #include "../shm/worker_info.h"
 
@@ -109,6 +111,28 @@ int master_store_prepare(struct master *m)
     return rc;
 }
 
+/* A dead worker's last AppService connection of an app, on a cluster node: the node's share in
+ * pd_appaway says "away since now", which the worker cannot say any more (other nodes would
+ * take the app for open here, and replay nothing to its next connection); the agent, which
+ * takes the outbox to the engine, is rung with the batch's other bells. */
+struct app_gone {
+    const struct master *m;
+    struct shm_store *store;
+    struct shm_cl_self self;
+    int64_t now_ms;
+    bool shared;
+};
+
+static void app_gone_share(void *arg, const char *appid)
+{
+    struct app_gone *g = arg;
+    if (shm_app_away_share(g->store, appid, g->m->cfg.node_name, g->self.epoch, g->now_ms) ==
+        SHM_OK)
+        g->shared = true;
+    else
+        log_warning("cannot share that an app's connections on this node are gone");
+}
+
 void master_store_release_worker(struct master *m, pid_t pid)
 {
     struct shm_store *store = master_store_visit(m);
@@ -119,7 +143,11 @@ void master_store_release_worker(struct master *m, pid_t pid)
     struct shm_presence_policy policy = presence_policy(m);
     shm_presence_release_worker(store, pid, &policy, clock_wall_ms(), &released,
                                 shm_app_presence_changed, &rings);
-    shm_app_conn_release_worker(store, pid, clock_wall_ms());
+    struct app_gone gone = { .m = m, .store = store, .now_ms = clock_wall_ms() };
+    bool shares = m->cfg.cluster != NULL && shm_cl_self_get(store, &gone.self) == SHM_OK;
+    shm_app_conn_release_worker(store, pid, gone.now_ms, shares ? app_gone_share : NULL, &gone);
+    if (gone.shared && gone.self.agent_pid > 0 && rings.count < SHM_RINGS_MAX)
+        rings.pids[rings.count++] = gone.self.agent_pid;
     shm_worker_info_retire(store, pid); /* what it published still counts in the totals */
     shm_mail_drop(store, pid);
     if (shm_batch_commit(store) == SHM_OK) {

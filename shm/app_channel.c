@@ -77,10 +77,14 @@ int shm_app_conn_add(struct shm_store *store, const char *appid, int32_t pid, ui
     return mrc == 0 ? SHM_OK : store_batch_fail(store, mrc, "app connection");
 }
 
-static int away_mark(struct shm_store *store, MDB_txn *txn, const char *appid, int64_t now_ms)
+/* The app is away from now_ms when it has no connection left; *marked (may be NULL) says so. */
+static int away_mark(struct shm_store *store, MDB_txn *txn, const char *appid, int64_t now_ms,
+                     bool *marked)
 {
     size_t left = 0;
     int rc = conns_walk(store, txn, appid, conn_count, &left);
+    if (marked != NULL)
+        *marked = rc == SHM_OK && left == 0;
     if (rc != SHM_OK || left > 0)
         return rc;
     unsigned char when[8];
@@ -102,7 +106,7 @@ int shm_app_conn_remove(struct shm_store *store, const char *appid, int32_t pid,
     int rc = mdb_del(txn, store->app_conns, &key, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_batch_fail(store, rc, "app connection");
-    return away_mark(store, txn, appid, now_ms);
+    return away_mark(store, txn, appid, now_ms, NULL);
 }
 
 /* Keeps out (*count of max) the busiest, most first, with (appid, n) offered. */
@@ -221,15 +225,23 @@ static int dead_collect(void *arg, MDB_cursor *cursor, const MDB_val *key)
     return mdb_cursor_del(cursor, 0) == 0 ? SHM_OK : SHM_ERROR;
 }
 
-int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms)
+int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms,
+                                shm_app_gone_cb gone, void *arg)
 {
     MDB_txn *txn = store_batch_txn(store);
     if (txn == NULL)
         return SHM_ERROR;
     struct dead_conns dead = { .pid = pid };
     int rc = conns_walk(store, txn, NULL, dead_collect, &dead);
-    for (size_t i = 0; rc == SHM_OK && i < dead.count; i++)
-        rc = away_mark(store, txn, dead.appids[i], now_ms);
+    for (size_t i = 0; rc == SHM_OK && i < dead.count; i++) {
+        /* The walk is in key order: an app's connections come together, and count once. */
+        if (i > 0 && strcmp(dead.appids[i], dead.appids[i - 1]) == 0)
+            continue;
+        bool marked = false;
+        rc = away_mark(store, txn, dead.appids[i], now_ms, &marked);
+        if (rc == SHM_OK && marked && gone != NULL)
+            gone(arg, dead.appids[i]);
+    }
     free(dead.appids);
     return rc;
 }

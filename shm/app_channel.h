@@ -30,8 +30,11 @@ struct shm_app_conn {
 int shm_app_conns(struct shm_store *store, const char *appid, struct shm_app_conn **out,
                   size_t *count);
 
-/* Forgets every connection of a (dead) worker. */
-int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms);
+/* Forgets every connection of a (dead) worker; gone (may be NULL) is called once for each app
+ * that has none left open on the node, away from now_ms (a cluster node shares that). */
+typedef void (*shm_app_gone_cb)(void *arg, const char *appid);
+int shm_app_conn_release_worker(struct shm_store *store, int32_t pid, int64_t now_ms,
+                                shm_app_gone_cb gone, void *arg);
 
 /* The apps with the most open connections, most first: up to max of them in out, *count. One
  * read of every open connection's record (for /status: appids are no metrics label). */

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import time
 import urllib.parse
 import urllib.request
@@ -353,4 +354,47 @@ def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain, fresh
             second.received
         for app in (back, second):
             await app.ws.close()
+    run(scenario(), timeout=90)
+
+
+def test_a_worker_killed_with_the_apps_connection_leaves_its_node_away(nodes, ident, domain,
+                                                                      fresh_engine):
+    """The app's only connection is on n1's worker, which is killed with kill -9: n1's master,
+    which releases a dead worker's connections, says in pd_appaway that n1 has none of the app
+    since then (the worker cannot say it any more). hal comes online meanwhile; the app, back
+    through n2, first hears it. Before, n1's record said "open" until n1's next close of the
+    app, and n2 replayed nothing: the app was taken for present on n1."""
+    n1, n2, n3 = nodes
+    dev, appid, api_key = activate_on(nodes, ident, domain)
+    user, puid = grant_on(n1, ident, "hal@example.com", appid)
+
+    def away_since(node):
+        got = fresh_engine.probe("get", "pd_appaway", f"{appid}.{node}", "leader")
+        value = got.get("value", "").encode("latin-1")
+        return int.from_bytes(value[8:], "big") if len(value) == 16 else None
+
+    async def scenario():
+        first = await AppService.connect(n1, appid, api_key)
+        deadline = time.monotonic() + 15
+        while away_since("n1") != 0:  # n1's "open" record reached the engine
+            assert time.monotonic() < deadline, away_since("n1")
+            await asyncio.sleep(0.1)
+        os.kill(n1.workers()[0]["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while not away_since("n1"):
+            assert time.monotonic() < deadline, "n1 still says the app's connection is open"
+            await asyncio.sleep(0.1)
+        await first.ws.close()
+        await asyncio.sleep(1)  # n1's absence reaches n2's replica
+        loop = asyncio.get_running_loop()
+        held = loop.run_in_executor(None, lambda: n3.member(
+            "claim", "hal@example.com", "phone", "1", "4000"))
+        deadline = time.monotonic() + 15
+        while poll(n2, appid, api_key, puid)[1]["statuses"][0]["status"] != "online":
+            assert time.monotonic() < deadline, poll(n2, appid, api_key, puid)
+            await asyncio.sleep(0.1)
+        back = await AppService.connect(n2, appid, api_key)
+        assert await back.event(timeout=10) == {"uid": puid, "status": "online"}
+        await held
+        await back.ws.close()
     run(scenario(), timeout=90)

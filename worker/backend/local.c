@@ -42,7 +42,7 @@ static void local_close(struct worker *w)
     size_t released;
     shm_presence_release_worker(w->store, w->info.pid, &policy, clock_wall_ms(), &released,
                                 shm_app_presence_changed, &rings);
-    shm_app_conn_release_worker(w->store, w->info.pid, clock_wall_ms());
+    shm_app_conn_release_worker(w->store, w->info.pid, clock_wall_ms(), NULL, NULL);
     struct wake_bells bells;
     if (shm_batch_commit(w->store) == SHM_OK && rings.count > 0 &&
         wake_init(&bells, w->cfg->data_dir) == 0)
