@@ -105,6 +105,47 @@ static void test_list_and_connections(struct shm_store *store)
        "a deleted app leaves the list");
 }
 
+struct gone_seen {
+    char appids[4][SHM_APPID_LEN + 1];
+    size_t count;
+};
+
+static void app_gone(void *arg, const char *appid)
+{
+    struct gone_seen *seen = arg;
+    if (seen->count < 4)
+        snprintf(seen->appids[seen->count], sizeof seen->appids[0], "%s", appid);
+    seen->count++;
+}
+
+/* A dead worker's connections: each app it leaves with none open on the node is told once (a
+ * cluster node's master shares that), an app another worker still holds is not. */
+static void test_release_worker_tells_the_apps_left_with_none(struct shm_store *store)
+{
+    char kept[SHM_APPID_LEN + 1], left[SHM_APPID_LEN + 1];
+    size_t others;
+    ok(uuid_make(kept) == 0 && uuid_make(left) == 0, "two more appids");
+    ok(shm_app_conn_add(store, kept, 500, 1, &others) == SHM_OK &&
+           shm_app_conn_add(store, kept, 501, 2, &others) == SHM_OK &&
+           shm_app_conn_add(store, left, 500, 3, &others) == SHM_OK &&
+           shm_app_conn_add(store, left, 500, 4, &others) == SHM_OK &&
+           shm_batch_commit(store) == SHM_OK,
+       "worker 500 holds two connections of one app and one of another, which 501 holds too");
+    struct gone_seen seen = { .count = 0 };
+    ok(shm_app_conn_release_worker(store, 500, 1000, app_gone, &seen) == SHM_OK &&
+           shm_batch_commit(store) == SHM_OK,
+       "worker 500's connections released");
+    ok(seen.count == 1 && strcmp(seen.appids[0], left) == 0,
+       "the app left with none is told once, the other not (%zu)", seen.count);
+    struct shm_app_conn *conns;
+    size_t count;
+    ok(shm_app_conns(store, left, &conns, &count) == SHM_OK && count == 0, "none of it open");
+    free(conns);
+    ok(shm_app_conns(store, kept, &conns, &count) == SHM_OK && count == 1 && conns[0].pid == 501,
+       "worker 501's connection stays");
+    free(conns);
+}
+
 int main(void)
 {
     test_rules();
@@ -116,6 +157,7 @@ int main(void)
     ok(dir != NULL && shm_store_open(&store, &opt, err, sizeof err) == 0, "store opens");
     if (store != NULL) {
         test_list_and_connections(store);
+        test_release_worker_tells_the_apps_left_with_none(store);
         shm_store_close(store);
     }
     char cmd[300];
