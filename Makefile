@@ -230,6 +230,12 @@ build/bench/id_bench build/bench/app_seed build/bench/push_bench build/bench/con
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS)
 
+# What one write transaction costs at a size (bench/README.md): it wraps libc's writes to count
+# LMDB's, hence -ldl.
+build/bench/commit_bench: bench/commit_bench.c $(TEST_HEADERS) build/libpresenced.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libpresenced.a $(LIBS) -ldl
+
 # The load generator is a client: it links nothing of the server.
 build/bench/loadgen: bench/loadgen.c bench/ws_client.c bench/ws_client.h
 	@mkdir -p $(dir $@)
