@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -390,33 +389,6 @@ static int writer_device(const struct bench *b, const struct contention *c, int 
     return (int)((size_t)i + (size_t)c->procs * (size_t)(rng_next() % mine));
 }
 
-/* With COMMIT_BENCH_POPULATE set, a writer maps every page of the store's file into its page
- * table before it starts (MADV_POPULATE_READ), so that its commits take no minor faults on
- * pages it had never read: the experiment that says what those faults cost. */
-static void map_populate(const char *dir)
-{
-    char line[4096], want[1024];
-    snprintf(want, sizeof want, "/data.mdb");
-    FILE *maps = fopen("/proc/self/maps", "r");
-    if (maps == NULL)
-        return;
-    while (fgets(line, sizeof line, maps) != NULL) {
-        unsigned long lo, hi;
-        if (strstr(line, want) == NULL || strstr(line, dir) == NULL ||
-            sscanf(line, "%lx-%lx", &lo, &hi) != 2)
-            continue;
-        struct stat st;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/data.mdb", dir);
-        size_t len = stat(path, &st) == 0 && (unsigned long)st.st_size < hi - lo
-                         ? (size_t)st.st_size
-                         : (size_t)(hi - lo);
-        if (madvise((void *)lo, len & ~(size_t)4095, MADV_POPULATE_READ) != 0)
-            perror("commit_bench: madvise");
-    }
-    fclose(maps);
-}
-
 static int writer_run(struct bench *b, const struct contention *c, int i, const char *dir,
                       uint64_t start_ns)
 {
@@ -426,8 +398,10 @@ static int writer_run(struct bench *b, const struct contention *c, int i, const 
         fprintf(stderr, "commit_bench: writer %d: %s\n", i, err);
         return 1;
     }
-    if (getenv("COMMIT_BENCH_POPULATE") != NULL)
-        map_populate(dir);
+    /* As a worker does; COMMIT_BENCH_PREFAULT=0: not, as the workers did before. */
+    const char *prefault = getenv("COMMIT_BENCH_PREFAULT");
+    if (prefault == NULL || strcmp(prefault, "0") != 0)
+        shm_store_prefault(b->store);
     struct writer_result *r = writer_slot(c, i);
     uint64_t period = 1000000000ull * (uint64_t)c->procs / (uint64_t)c->rate,
              end = start_ns + (uint64_t)c->seconds * 1000000000ull, next = start_ns +
@@ -523,8 +497,8 @@ static int contention_run(struct bench *b, struct contention *c, const char *dir
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (c->shared == MAP_FAILED)
         return 1;
-    /* All open (and populated) before the first update is due. */
-    uint64_t start = now_ns() + (getenv("COMMIT_BENCH_POPULATE") ? 20000000000ull : 500000000ull);
+    /* All open, and their maps prefaulted, before the first update is due. */
+    uint64_t start = now_ns() + 5000000000ull;
     int failed = 0;
     for (int i = 0; i < c->procs; i++) {
         pid_t child = fork();

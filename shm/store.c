@@ -6,9 +6,11 @@
 #include "../common/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -166,8 +168,70 @@ void shm_store_close(struct shm_store *store)
     free(store);
 }
 
-/* Doubles the map (up to max_map_size) when the next batch could fill it. Only called with no
- * transaction of ours open, as mdb_env_set_mapsize requires. */
+/* Where LMDB mapped data.mdb in this process, from the kernel's list of this process's
+ * mappings (LMDB does not say: mdb_env_info's me_mapaddr is set only with MDB_FIXEDMAP). */
+static unsigned char *map_find(struct shm_store *store)
+{
+    const char *dir;
+    char file[PATH_MAX], real[PATH_MAX];
+    if (mdb_env_get_path(store->env, &dir) != 0 ||
+        snprintf(file, sizeof file, "%s/data.mdb", dir) >= (int)sizeof file ||
+        realpath(file, real) == NULL)
+        return NULL;
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL)
+        return NULL;
+    char *line = NULL;
+    size_t cap = 0, real_len = strlen(real);
+    unsigned char *found = NULL;
+    ssize_t len;
+    while (found == NULL && (len = getline(&line, &cap, maps)) > 0) {
+        unsigned long lo, offset;
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
+        /* "lo-hi perms offset dev inode path": the file's mapping from its first byte. */
+        if ((size_t)len > real_len && line[(size_t)len - real_len - 1] == ' ' &&
+            strcmp(line + (size_t)len - real_len, real) == 0 &&
+            sscanf(line, "%lx-%*x %*s %lx", &lo, &offset) == 2 && offset == 0)
+            found = (unsigned char *)lo;
+    }
+    free(line);
+    fclose(maps);
+    return found;
+}
+
+/* Puts the pages of the file that came since the last call into this process's page table
+ * (shm_store_prefault), before a batch begins: outside the write lock. */
+static void store_prefault(struct shm_store *store, uint64_t used, uint64_t map_size)
+{
+    if (!store->prefault)
+        return;
+    if (store->map_at == NULL || store->map_at_size != map_size) {
+        store->map_at = map_find(store);
+        store->map_at_size = map_size;
+        store->prefaulted = 0;
+        if (store->map_at == NULL) {
+            log_warning("store: the store's map is not in /proc/self/maps; not prefaulted");
+            store->prefault = false;
+            return;
+        }
+    }
+    if (used <= store->prefaulted)
+        return;
+    uint64_t from = store->prefaulted & ~(uint64_t)4095;
+    if (madvise(store->map_at + from, (size_t)(used - from), MADV_POPULATE_READ) != 0) {
+        /* EINVAL: a kernel before 5.14. Otherwise the next batch tries again. */
+        if (errno == EINVAL) {
+            log_notice("store: the kernel cannot prefault the store's map (%s)", strerror(errno));
+            store->prefault = false;
+        }
+        return;
+    }
+    store->prefaulted = used;
+}
+
+/* Doubles the map (up to max_map_size) when the next batch could fill it, and prefaults what the
+ * file gained. Only called with no transaction of ours open, as mdb_env_set_mapsize requires. */
 static void store_room_ensure(struct shm_store *store)
 {
     MDB_envinfo info;
@@ -176,8 +240,10 @@ static void store_room_ensure(struct shm_store *store)
         return;
     uint64_t used = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
     uint64_t size = info.me_mapsize;
-    if (used * 100 < size * STORE_GROW_PERCENT || size >= store->max_map_size)
+    if (used * 100 < size * STORE_GROW_PERCENT || size >= store->max_map_size) {
+        store_prefault(store, used, size);
         return;
+    }
     uint64_t grown = size * 2 > store->max_map_size ? store->max_map_size : size * 2;
     int rc = mdb_env_set_mapsize(store->env, (size_t)grown);
     if (rc != 0) {
@@ -188,6 +254,14 @@ static void store_room_ensure(struct shm_store *store)
     store->counters.map_growths++;
     log_notice("store: map grown from %llu to %llu bytes", (unsigned long long)size,
                (unsigned long long)grown);
+    store_prefault(store, used, grown); /* remapped: all again */
+}
+
+void shm_store_prefault(struct shm_store *store)
+{
+    store->prefault = true;
+    if (store->batch == NULL)
+        store_room_ensure(store); /* the file as it is, before the first batch waits for it */
 }
 
 MDB_txn *store_batch_txn(struct shm_store *store)

@@ -40,6 +40,15 @@ int shm_store_open(struct shm_store **out, const struct shm_store_options *opt, 
                    size_t errlen);
 void shm_store_close(struct shm_store *store);
 
+/* From now on, every page of the store's file is mapped into this process's page table, now and
+ * before each batch as the file grows (MADV_POPULATE_READ): for a process that keeps the store
+ * open (a worker). LMDB writes each page a commit changes at a new page number, which every
+ * other process then faults in when it first reads it: at a million devices, 10 minor faults a
+ * commit while holding the node's write lock, which doubled the time it was held
+ * (bench/README.md). Costs such a process a page table for the whole file (8 bytes a 4 KB
+ * page); a kernel without MADV_POPULATE_READ (before 5.14) leaves it as it was. */
+void shm_store_prefault(struct shm_store *store);
+
 /* Writes of a loop iteration go into one transaction, committed here: one flush per batch.
  * Returns SHM_OK, or the error that made the whole batch roll back. */
 typedef void (*shm_commit_cb)(void *arg, int result);

@@ -56,6 +56,10 @@ struct shm_store {
     struct shm_commit_waiter *spare; /* the other list, kept for the next batch */
     size_t spare_cap;
     uint64_t max_map_size;
+    bool prefault;          /* shm_store_prefault was called, and the kernel did not refuse */
+    unsigned char *map_at;  /* where data.mdb is mapped in this process (NULL: not looked up) */
+    uint64_t map_at_size;   /* the map's size when map_at was looked up (LMDB remaps on a change) */
+    uint64_t prefaulted;    /* bytes of the file from map_at already in the page table */
     uint64_t seq_next;      /* the batch's next store sequence number (store_seq_next) */
     bool seq_loaded;        /* seq_next was read from meta in this batch */
     bool seq_dirty;         /* seq_next moved: written back to meta at commit */

@@ -342,6 +342,7 @@ static int store_attach(struct worker *w)
         log_error("%s", err);
         return -1;
     }
+    shm_store_prefault(w->store); /* its commits then take no minor faults (shm/store.h) */
     if (w->cfg->cluster != NULL) /* apps, grants, sessions: through the agent to the engine */
         shm_outbox_enable(w->store, (int32_t)getpid());
     uint64_t first;
