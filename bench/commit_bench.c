@@ -487,6 +487,38 @@ static void contention_report(const struct contention *c)
     free(all);
 }
 
+/* A figure (kB) of a /proc file's "name: value kB" lines; 0 when absent. */
+static long proc_kb(const char *path, const char *name)
+{
+    char line[256];
+    long value = 0;
+    size_t len = strlen(name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, name, len) == 0 && line[len] == ':')
+            value = strtol(line + len + 1, NULL, 10);
+    fclose(f);
+    return value;
+}
+
+/* What the writers hold halfway through: the kernel's page tables (all of the machine's, against
+ * before they started) and the writers' shared file pages as Pss and as RSS. */
+static void memory_report(const pid_t *pids, int count, long tables_before_kb)
+{
+    long pss_file = 0, rss = 0;
+    for (int i = 0; i < count; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pids[i]);
+        pss_file += proc_kb(path, "Pss_File");
+        rss += proc_kb(path, "Rss");
+    }
+    printf("  halfway: page tables %+ld kB (the machine's), the writers' Pss of files %ld kB, "
+           "RSS %ld kB\n",
+           proc_kb("/proc/meminfo", "PageTables") - tables_before_kb, pss_file, rss);
+}
+
 static int contention_run(struct bench *b, struct contention *c, const char *dir)
 {
     shm_store_close(b->store); /* never across fork() */
@@ -500,13 +532,21 @@ static int contention_run(struct bench *b, struct contention *c, const char *dir
     /* All open, and their maps prefaulted, before the first update is due. */
     uint64_t start = now_ns() + 5000000000ull;
     int failed = 0;
+    long tables_kb = proc_kb("/proc/meminfo", "PageTables");
+    pid_t *pids = calloc((size_t)c->procs, sizeof *pids);
+    if (pids == NULL)
+        return 1;
     for (int i = 0; i < c->procs; i++) {
         pid_t child = fork();
         if (child == 0)
             _exit(writer_run(b, c, i, dir, start));
         if (child < 0)
             failed = 1;
+        pids[i] = child;
     }
+    sleep_until(start + (uint64_t)c->seconds * 500000000ull);
+    memory_report(pids, c->procs, tables_kb);
+    free(pids);
     int status;
     while (wait(&status) > 0)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
