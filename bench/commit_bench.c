@@ -197,12 +197,12 @@ static int update_apply(struct bench *b, int device)
     char email[64], name[32];
     struct shm_presence before, after;
     int64_t now = clock_wall_ms();
-    uint8_t next = b->status[device] == SHM_STATUS_ONLINE ? SHM_STATUS_UNAVAILABLE
-                                                          : SHM_STATUS_ONLINE;
+    uint8_t next =
+        b->status[device] == SHM_STATUS_ONLINE ? SHM_STATUS_UNAVAILABLE : SHM_STATUS_ONLINE;
     device_names(device, b->per_user, email, name);
-    int rc = shm_presence_device_status(b->store, email, name, device_pid(device),
-                                        (uint64_t)device + 1, next, &b->policy, now, &before,
-                                        &after);
+    int rc =
+        shm_presence_device_status(b->store, email, name, device_pid(device), (uint64_t)device + 1,
+                                   next, &b->policy, now, &before, &after);
     if (rc != SHM_OK)
         return -1;
     b->status[device] = next;
@@ -246,7 +246,11 @@ static int commit_run(struct bench *b, int per_commit, struct sample *s)
         return -1;
     uint64_t t3 = now_ns();
     getrusage(RUSAGE_SELF, &u1);
-    *s = (struct sample){ t1 - t0, t2 - t1, t3 - t2, io.calls - io0.calls, io.bytes - io0.bytes,
+    *s = (struct sample){ t1 - t0,
+                          t2 - t1,
+                          t3 - t2,
+                          io.calls - io0.calls,
+                          io.bytes - io0.bytes,
                           (uint64_t)(u1.ru_minflt - u0.ru_minflt) };
     return 0;
 }
@@ -265,8 +269,7 @@ static void db_print(struct shm_store *store, MDB_txn *txn, const char *name, MD
     if (mdb_stat(txn, dbi, &st) != 0)
         return;
     printf("  %-16s depth %u, %zu entries, %zu branch + %zu leaf + %zu overflow pages\n", name,
-           st.ms_depth, st.ms_entries, st.ms_branch_pages, st.ms_leaf_pages,
-           st.ms_overflow_pages);
+           st.ms_depth, st.ms_entries, st.ms_branch_pages, st.ms_leaf_pages, st.ms_overflow_pages);
     (void)store;
 }
 
@@ -359,7 +362,7 @@ static int bench_open(struct bench *b, const char *dir)
 struct writer_result {
     uint64_t commits, updates, wait_ns, hold_ns, max_hold_ns;
     uint64_t hold_faults, hold_preempted; /* minor faults and involuntary switches while held */
-    uint64_t latency_ns[]; /* one per update, in order */
+    uint64_t latency_ns[];                /* one per update, in order */
 };
 
 struct contention {
@@ -404,8 +407,8 @@ static int writer_run(struct bench *b, const struct contention *c, int i, const 
         shm_store_prefault(b->store);
     struct writer_result *r = writer_slot(c, i);
     uint64_t period = 1000000000ull * (uint64_t)c->procs / (uint64_t)c->rate,
-             end = start_ns + (uint64_t)c->seconds * 1000000000ull, next = start_ns +
-             period * (uint64_t)i / (uint64_t)c->procs, done = 0;
+             end = start_ns + (uint64_t)c->seconds * 1000000000ull,
+             next = start_ns + period * (uint64_t)i / (uint64_t)c->procs, done = 0;
     rng_state ^= (uint64_t)(i + 1) * 0x2545f4914f6cdd1dull;
     while (next < end && done < c->per_writer_max) {
         sleep_until(next);
@@ -472,9 +475,8 @@ static void contention_report(const struct contention *c)
     qsort(all, n, sizeof *all, u64_cmp);
     printf("%d writers, %d updates/s offered for %d s: %llu updates in %llu commits (%.1f a "
            "commit, %.0f commits/s)\n",
-           c->procs, c->rate, c->seconds, (unsigned long long)updates,
-           (unsigned long long)commits, commits ? (double)updates / (double)commits : 0,
-           (double)commits / c->seconds);
+           c->procs, c->rate, c->seconds, (unsigned long long)updates, (unsigned long long)commits,
+           commits ? (double)updates / (double)commits : 0, (double)commits / c->seconds);
     if (commits > 0 && n > 0)
         printf("  lock held %.1f us a commit (max %.0f us), waited %.1f us a commit; %.0f%% of "
                "the time held; update due to committed p50 %.0f us, p99 %.0f us\n",
