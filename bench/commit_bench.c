@@ -403,8 +403,14 @@ static int writer_run(struct bench *b, const struct contention *c, int i, const 
     }
     /* As a worker does; COMMIT_BENCH_PREFAULT=0: not, as the workers did before. */
     const char *prefault = getenv("COMMIT_BENCH_PREFAULT");
-    if (prefault == NULL || strcmp(prefault, "0") != 0)
+    if (prefault == NULL || strcmp(prefault, "0") != 0) {
+        uint64_t t0 = now_ns();
         shm_store_prefault(b->store);
+        if (i == 0) { /* flushed: a writer leaves by _exit */
+            printf("  writer 0 prefaulted its map in %.1f ms\n", (double)(now_ns() - t0) / 1e6);
+            fflush(stdout);
+        }
+    }
     struct writer_result *r = writer_slot(c, i);
     uint64_t period = 1000000000ull * (uint64_t)c->procs / (uint64_t)c->rate,
              end = start_ns + (uint64_t)c->seconds * 1000000000ull,
