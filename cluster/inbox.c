@@ -1,5 +1,5 @@
 /* inbox: the codec of what workers of different nodes tell each other through the engine (a
- * CLOSE of a connection, a DELIVER of a notification), on pd.w.<node>.<pid>. Text with decimal
+ * CLOSE of a connection, a DELIVER of a notification, its EARLY copy), on pd.w.<node>.<pid>. Text with decimal
  * numbers, so that `nats sub 'pd.w.>'` shows an operator what goes where. */
 #include "inbox.h"
 
@@ -24,8 +24,10 @@ char *cl_inbox_deliver_encode(uint64_t conn, const char *user_key, uint64_t seq,
                               const char *json, size_t json_len, size_t *len)
 {
     char head[160];
-    int n = snprintf(head, sizeof head, "D %" PRIu64 " %s %" PRIu64 " %" PRId64 "\n", conn,
-                     user_key, seq, queued_ms);
+    int n = seq == 0 ? snprintf(head, sizeof head, "E %" PRIu64 " %s %" PRId64 "\n", conn,
+                                user_key, queued_ms)
+                     : snprintf(head, sizeof head, "D %" PRIu64 " %s %" PRIu64 " %" PRId64 "\n",
+                                conn, user_key, seq, queued_ms);
     if (n < 0 || (size_t)n >= sizeof head)
         return NULL;
     char *out = malloc((size_t)n + json_len);
@@ -98,11 +100,14 @@ int cl_inbox_parse(const void *data, size_t len, struct cl_inbox_msg *out)
         out->number = (int)v;
         return 0;
     }
-    if (out->kind != CL_INBOX_DELIVER)
+    if (out->kind != CL_INBOX_DELIVER && out->kind != CL_INBOX_EARLY)
         return -1;
-    if (!number_read(&s, stop, &out->conn, ' ') || !user_key_read(&s, stop, out->user_key) ||
-        !number_read(&s, stop, &out->seq, ' ') || out->seq == 0 ||
-        !number_read(&s, stop, &v, '\n') || v > INT64_MAX || s == stop)
+    if (!number_read(&s, stop, &out->conn, ' ') || !user_key_read(&s, stop, out->user_key))
+        return -1;
+    if (out->kind == CL_INBOX_DELIVER &&
+        (!number_read(&s, stop, &out->seq, ' ') || out->seq == 0))
+        return -1;
+    if (!number_read(&s, stop, &v, '\n') || v > INT64_MAX || s == stop)
         return -1;
     out->queued_ms = (int64_t)v;
     out->json = s;

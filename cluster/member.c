@@ -240,7 +240,10 @@ static void inbox_heard(void *arg, const struct engine_msg *msg)
             m->on.close(m->on.arg, in.conn, in.number);
         return;
     }
-    m->stats.delivers_received++;
+    if (in.kind == CL_INBOX_EARLY)
+        m->stats.early_received++;
+    else
+        m->stats.delivers_received++;
     if (m->on.deliver != NULL)
         m->on.deliver(m->on.arg, &in);
 }

@@ -141,7 +141,7 @@ void cl_delivered(struct cl_member *m, const struct shm_notif_key *key, cl_taken
 
 struct cl_member_stats {
     uint64_t claims, conflicts, unavailable, closes_sent, delivers_sent, delivers_received,
-        notifications, dropped, reconnects, resent, timeouts;
+        early_sent, early_received, notifications, dropped, reconnects, resent, timeouts;
     uint64_t local_bases, stale_copies; /* record writes made on the worker's copy; refused */
     struct histogram round_trip;        /* the engine's requests (cluster/engine.h) */
 };

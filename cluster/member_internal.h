@@ -81,6 +81,7 @@ struct cl_op {
     bool answered;      /* the caller had its answer: what follows is the op's own */
     bool ended;         /* freed once its timer closed */
     bool maybe_written; /* a claim's write that may have gone through (no answer came) */
+    bool early_sent;    /* a notification's EARLY copies went out with its first publish */
     uv_timer_t timer;
     void (*next)(struct cl_op *op); /* what the timer runs */
     void (*lane_start)(struct cl_op *op);

@@ -54,6 +54,8 @@ struct meter_cluster {
     uint64_t closes_sent;             /* CLOSEs (52, kick, fence) sent to other workers */
     uint64_t delivers_sent;           /* live notifications sent to the holders' workers */
     uint64_t delivers_received;       /* live notifications received from other workers */
+    uint64_t early_sent;              /* EARLY copies sent as a publish started */
+    uint64_t early_received;          /* EARLY copies received */
     uint64_t inbox_resent;            /* DELIVERs and CLOSEs sent again after a reconnect */
     uint64_t engine_reconnects;       /* engine connections lost and made again */
     uint64_t engine_timeouts;         /* engine requests unanswered by their deadline */

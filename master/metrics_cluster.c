@@ -44,17 +44,23 @@ static void member_counters(struct evbuffer *out, const struct meter_cluster *c)
         "Engine requests unanswered by their deadline.", c->engine_timeouts);
     family(out, "presenced_cluster_inbox_messages_total", C,
            "Messages between workers of the cluster, by kind and way: live notifications sent "
-           "and received, closes sent, and both sent again after a reconnect.");
+           "and received (deliver: after the engine stored them; early: as their publish "
+           "started), closes sent, and both sent again after a reconnect.");
     evbuffer_add_printf(out,
                         "presenced_cluster_inbox_messages_total{kind=\"deliver\",way=\"sent\"} "
                         "%" PRIu64 "\n"
                         "presenced_cluster_inbox_messages_total{kind=\"deliver\",way=\"received\"} "
                         "%" PRIu64 "\n"
+                        "presenced_cluster_inbox_messages_total{kind=\"early\",way=\"sent\"} "
+                        "%" PRIu64 "\n"
+                        "presenced_cluster_inbox_messages_total{kind=\"early\",way=\"received\"} "
+                        "%" PRIu64 "\n"
                         "presenced_cluster_inbox_messages_total{kind=\"close\",way=\"sent\"} "
                         "%" PRIu64 "\n"
                         "presenced_cluster_inbox_messages_total{kind=\"any\",way=\"resent\"} "
                         "%" PRIu64 "\n",
-                        c->delivers_sent, c->delivers_received, c->closes_sent, c->inbox_resent);
+                        c->delivers_sent, c->delivers_received, c->early_sent, c->early_received,
+                        c->closes_sent, c->inbox_resent);
     one(out, "presenced_cluster_notifications_published_total", C,
         "Notifications acknowledged by the engine's queue (PD_Q).", c->notifications_published);
     one(out, "presenced_cluster_notifications_dropped_total", C,

@@ -57,6 +57,10 @@ def test_a_notification_queued_on_one_node_is_read_and_delivered_on_others(clust
         assert sent[0]["notify"] == 0 and sent[0]["seq"] > 0, sent
         got = holder.first("deliver", timeout=15)
         assert got["json"] == {"n": 1} and got["seq"] == sent[0]["seq"] and got["deliver"] == 1
+        # Its EARLY copy came first, as the publish started: the same notification, no sequence.
+        early = holder.first("early", timeout=1)
+        assert early == {"early": 1, "json": {"n": 1}}, holder.lines
+        assert holder.lines.index(early) < holder.lines.index(got), holder.lines
         queued = n2.member("pending", "note@example.com")
         assert [x["json"] for x in queued if "pending" in x] == [{"n": 1}], queued
         assert queued[-1] == {"page": 0, "more": False, "last": sent[0]["seq"]}

@@ -211,6 +211,64 @@ def test_kill_9_of_the_queue_leader_loses_no_acknowledged_notification(story, id
     engine.wait_ready()
 
 
+def test_a_device_has_its_notification_while_the_queues_leader_is_frozen(story, ident,
+                                                                         fresh_engine):
+    """The sender's worker sends an EARLY copy of a notification to the device's worker as it
+    publishes: the device has it while the engine's queue leader, frozen, holds the publish
+    (and the app's answer); once it answers, the DELIVER that follows deletes it from the
+    queue without giving it twice."""
+    (n1, n2, n3), appid, api_key, puid = story
+    engine = fresh_engine
+    theirs = {engine.server_of("presenced n1 worker ").name,
+              engine.server_of("presenced n2 worker ").name}
+    for _ in range(20):  # the leader away from both workers' servers
+        leader = engine.stream_leader("PD_Q")
+        if leader and leader not in theirs:
+            break
+        engine.probe("api", "STREAM.LEADER.STEPDOWN.PD_Q")
+        wait_for(lambda: engine.stream_leader("PD_Q") not in ("", leader), timeout=10)
+    assert leader and leader not in theirs, (leader, theirs)
+    frozen = next(s for s in engine.servers if s.name == leader)
+
+    async def scenario():
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        app = await AppService.connect(n1, appid, api_key)
+        # n1's copy of bob's record names the phone (the changefeed: milliseconds).
+        await asyncio.sleep(1)
+        frozen.kill(signal.SIGSTOP)
+        try:
+            await app.ws.send(json.dumps({"action": "notify", "target": puid, "source": "Alice",
+                                          "message": "early", "id": "e1"}))
+            got = await notes(phone, timeout=5)
+            assert [n["message"] for n in got] == ["early"], got
+            with pytest.raises(asyncio.TimeoutError):  # the publish still waits for the leader
+                await app.recv(timeout=0.2)
+        finally:
+            frozen.kill(signal.SIGCONT)
+        assert await app.recv(timeout=30) == {"action": "notify", "result": "OK", "id": "e1"}
+        with pytest.raises(asyncio.TimeoutError):  # its DELIVER gave it no second time
+            await notes(phone, timeout=2)
+        sent, received = n1.metrics(), n2.metrics()
+        assert sent[("presenced_cluster_inbox_messages_total",
+                     frozenset({"kind": "early", "way": "sent"}.items()))] >= 1
+        assert received[("presenced_cluster_inbox_messages_total",
+                         frozenset({"kind": "early", "way": "received"}.items()))] >= 1
+        # Its DELIVER deleted it from the queue: the phone's next connection has nothing
+        # pending, and a notification sent then arrives alone.
+        await phone.close()
+        await asyncio.sleep(0.5)
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
+                                   "message": "after", "id": "e2"})
+        assert reply["result"] == "OK", reply
+        assert [n["message"] for n in await notes(phone)] == ["after"]
+        await phone.close()
+        await app.ws.close()
+    run(scenario(), timeout=120)
+
+
 def test_the_senders_engine_server_killed_loses_no_live_delivery(split_story, ident,
                                                                  fresh_engine):
     """The engine server n1's worker is connected to is frozen, then killed, while an

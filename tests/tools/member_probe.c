@@ -1,7 +1,8 @@
 /* member_probe: drives cluster/member.c (a worker's operations on the cluster's state) against
  * a running node, as one more worker of it — for the integration tests of the claim's
  * compare-and-set, the inbox and the notification queue before and beside real devices. One
- * command per run; each answer and each message its inbox receives is a JSON line on stdout:
+ * command per run; each answer and each message its inbox receives (a DELIVER, an EARLY copy,
+ * a CLOSE) is a JSON line on stdout:
  *   member_probe CONFIG claim EMAIL DEVICE COUNT HOLD_MS   COUNT claims at once, conns 1..COUNT;
  *                                                          held HOLD_MS, then released (kept in
  *                                                          the record when HOLD_MS is negative)
@@ -56,11 +57,15 @@ static void on_close(void *arg, uint64_t conn, int number)
     fflush(stdout);
 }
 
+/* A DELIVER, or the EARLY copy sent as the publish started ({"early":conn,"json":…}). */
 static void on_deliver(void *arg, const struct cl_inbox_msg *m)
 {
     (void)arg;
-    printf("{\"deliver\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"json\":%.*s}\n", m->conn, m->seq,
-           (int)m->json_len, m->json);
+    if (m->kind == CL_INBOX_EARLY)
+        printf("{\"early\":%" PRIu64 ",\"json\":%.*s}\n", m->conn, (int)m->json_len, m->json);
+    else
+        printf("{\"deliver\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"json\":%.*s}\n", m->conn,
+               m->seq, (int)m->json_len, m->json);
     fflush(stdout);
 }
 

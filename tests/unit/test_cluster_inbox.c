@@ -1,5 +1,5 @@
 /* Unit tests: what a worker tells another node's worker through the engine (cluster/inbox.c) —
- * CLOSE and DELIVER written and read back, and what is refused. */
+ * CLOSE, DELIVER and EARLY written and read back, and what is refused. */
 #include "tap.h"
 
 #include "../../cluster/inbox.h"
@@ -53,6 +53,24 @@ static void test_deliver(void)
            "a time out of range refused");
 }
 
+static void test_early(void)
+{
+    size_t len;
+    char *e = cl_inbox_deliver_encode(42, UK, 0, 1700000000123, S("{\"a\":1}"), &len);
+    ok(e != NULL && len == sizeof "E 42 " UK " 1700000000123\n{\"a\":1}" - 1 &&
+           memcmp(e, "E 42 " UK " 1700000000123\n{\"a\":1}", len) == 0,
+       "sequence 0 makes an EARLY, without a sequence");
+    struct cl_inbox_msg m;
+    is_int(cl_inbox_parse(e, len, &m), 0, "reads back");
+    ok(m.kind == CL_INBOX_EARLY && m.conn == 42 && m.seq == 0 && m.queued_ms == 1700000000123 &&
+           m.json_len == 7 && memcmp(m.json, "{\"a\":1}", 7) == 0,
+       "connection, no sequence, time, the notification");
+    free(e);
+    is_int(cl_inbox_parse(S("E 42 " UK " 1\n"), &m), -1, "no JSON refused");
+    is_int(cl_inbox_parse(S("E 42 " UK " 9 1\n{}"), &m), -1, "a sequence refused");
+    is_int(cl_inbox_parse(S("E 42 " UK "\n{}"), &m), -1, "no time refused");
+}
+
 static void test_subject(void)
 {
     char out[CL_INBOX_SUBJECT_MAX];
@@ -64,6 +82,7 @@ int main(void)
 {
     test_close();
     test_deliver();
+    test_early();
     test_subject();
     return tap_done();
 }

@@ -10,7 +10,11 @@
  * (a live DELIVER at or below it was in the pages: dropped, so each notification reaches a
  * device once), the deliveries that come while the claim's pages are still being read (given
  * after them), and the backlog read at the claim (later pages are served from it: pending_page
- * answers at once), and the last sequences given live (a DELIVER sent again is given once). */
+ * answers at once), and the last sequences given live (a DELIVER sent again is given once).
+ * A notification's EARLY copy, sent as its publish starts, is given at once to a bound device;
+ * the DELIVER after the engine's acknowledgement then only deletes it from the queue (early.h
+ * knows which ones each connection had). */
+#include "early.h"
 #include "local.h"
 
 #include "../conn_mail.h"
@@ -86,6 +90,7 @@ struct cluster_state {
     uv_timer_t gone_timer;
     bool timer_open;
     uv_timer_t audit; /* AUDIT_MS: each bound device still holds its entry (the replica) */
+    struct early_set early; /* what the connections were given live, by content */
 };
 
 #define AUDIT_MS 1000
@@ -159,6 +164,23 @@ static bool given_before(struct cluster_conn *cc, uint64_t seq)
     return false;
 }
 
+static void cluster_delivered(struct worker *w, const struct shm_notif_key *key);
+
+static void mail_deliver(struct worker *w, struct cluster_conn *cc, const struct shm_notif_key *key,
+                         const char *json, size_t len)
+{
+    struct conn_mail mail = {
+        .kind = CONN_MAIL_DELIVER, .key = key, .json = json, .json_len = len
+    };
+    backend_inbound(w, cc->conn_id, &mail);
+}
+
+static void early_note(struct worker *w, uint64_t mark, enum early_state state, uint64_t seq)
+{
+    if (early_put(&state_of(w)->early, mark, state, seq, clock_mono_ms()) != 0)
+        log_warning("out of memory: a notification may reach its device twice");
+}
+
 static void live_deliver(struct worker *w, struct cluster_conn *cc, uint64_t seq, int64_t queued_ms,
                          const char *json, size_t len)
 {
@@ -168,10 +190,37 @@ static void live_deliver(struct worker *w, struct cluster_conn *cc, uint64_t seq
         return; /* given already: this one was sent again */
     struct shm_notif_key key;
     cl_notif_key(cc->email, queued_ms, seq, &key);
-    struct conn_mail mail = {
-        .kind = CONN_MAIL_DELIVER, .key = &key, .json = json, .json_len = len
-    };
-    backend_inbound(w, cc->conn_id, &mail);
+    uint64_t mark = early_mark(cc->conn_id, json, len);
+    switch (early_get(&state_of(w)->early, mark, NULL)) {
+    case EARLY_WRITTEN: /* its EARLY copy was written: the queue's one goes */
+        cluster_delivered(w, &key);
+        return;
+    case EARLY_HANDED: /* being written: deleted once it is (cluster_delivered) */
+        early_note(w, mark, EARLY_HANDED, seq);
+        return;
+    case EARLY_DELIVERED:
+        return;
+    case EARLY_NONE:
+        break;
+    }
+    early_note(w, mark, EARLY_DELIVERED, 0);
+    mail_deliver(w, cc, &key, json, len);
+}
+
+/* An EARLY copy: given at once to a bound device that had not had it. One that comes while
+ * the claim reads the queue is left to its DELIVER (the pages may hold it). */
+static void early_deliver(struct worker *w, struct cluster_conn *cc, int64_t queued_ms,
+                          const char *json, size_t len)
+{
+    if (cc->claiming)
+        return;
+    uint64_t mark = early_mark(cc->conn_id, json, len);
+    if (early_get(&state_of(w)->early, mark, NULL) != EARLY_NONE)
+        return;
+    early_note(w, mark, EARLY_HANDED, 0);
+    struct shm_notif_key key;
+    cl_notif_key(cc->email, queued_ms, EARLY_KEY_BIT | mark, &key);
+    mail_deliver(w, cc, &key, json, len);
 }
 
 /* ---- the backlog: read at the claim, given in pages ---- */
@@ -192,6 +241,8 @@ static void backlog_add(void *arg, const struct shm_notif_key *key, const char *
         return;
     memcpy(copy, json, len);
     cc->backlog[cc->backlog_count++] = (struct backlog_item){ *key, copy, len };
+    /* An EARLY copy of it that comes late is not given again. */
+    early_note(cc->w, early_mark(cc->conn_id, json, len), EARLY_DELIVERED, 0);
 }
 
 /* Gives the oldest of the backlog that fit in budget (at least one); whether some are left. */
@@ -421,10 +472,23 @@ static void taken(void *arg, bool was_there)
         w->info.meter.notifications_delivered++;
 }
 
+/* Written to a device. An EARLY copy is not in the queue: the DELIVER that came meanwhile
+ * brought the sequence to delete, or the one to come finds it written. */
 static void cluster_delivered(struct worker *w, const struct shm_notif_key *key)
 {
-    if (state_of(w)->member != NULL)
-        cl_delivered(state_of(w)->member, key, taken, w);
+    struct cluster_state *st = state_of(w);
+    uint64_t mark = early_key_mark(cl_notif_key_seq(key)), seq = 0;
+    struct shm_notif_key queued;
+    if (mark != 0) {
+        early_get(&st->early, mark, &seq);
+        early_note(w, mark, EARLY_WRITTEN, 0);
+        if (seq == 0)
+            return;
+        cl_notif_key((const char *)key->bytes, shm_notif_key_queued_ms(key), seq, &queued);
+        key = &queued;
+    }
+    if (st->member != NULL)
+        cl_delivered(st->member, key, taken, w);
 }
 
 static void notified(void *arg, const struct cl_notify_result *r)
@@ -563,6 +627,8 @@ static void cluster_gather(struct worker *w, struct meter *meter)
                                              .closes_sent = ms.closes_sent,
                                              .delivers_sent = ms.delivers_sent,
                                              .delivers_received = ms.delivers_received,
+                                             .early_sent = ms.early_sent,
+                                             .early_received = ms.early_received,
                                              .inbox_resent = ms.resent,
                                              .engine_reconnects = ms.reconnects,
                                              .engine_timeouts = ms.timeouts,
@@ -592,6 +658,10 @@ static void on_deliver(void *arg, const struct cl_inbox_msg *m)
     struct cluster_conn *cc = u64map_get(&state_of(w)->conns, m->conn);
     if (cc == NULL || strcmp(cc->user_key, m->user_key) != 0)
         return; /* gone (it stays queued for the next connection), or not its user's */
+    if (m->kind == CL_INBOX_EARLY) {
+        early_deliver(w, cc, m->queued_ms, m->json, m->json_len);
+        return;
+    }
     if (!cc->claiming) {
         live_deliver(w, cc, m->seq, m->queued_ms, m->json, m->json_len);
         return;
@@ -773,6 +843,7 @@ static void cluster_close(struct worker *w)
             if (st->conns.slots[i].key != 0)
                 conn_free(st->conns.slots[i].value);
         u64map_free(&st->conns);
+        early_free(&st->early);
         free(st);
         w->backend_state = NULL;
         cl_member_library_end(); /* the loop has run its last turn: cnats can go */
