@@ -354,6 +354,7 @@ static void op_freed(uv_handle_t *handle)
     free(op->json);
     free(op->wrote);
     free(op->sent);
+    free(op->early);
     free(op);
 }
 

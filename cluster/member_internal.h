@@ -121,6 +121,8 @@ struct cl_op {
     uint64_t seq;
     struct cl_owner *sent; /* the entries a DELIVER went to (from the worker's copy) */
     size_t sent_count;
+    struct cl_owner *early; /* the entries an EARLY copy went to: each has its DELIVER too */
+    size_t early_count;
     /* pending */
     uint64_t after;
     size_t max_bytes, used, count;

@@ -102,40 +102,59 @@ static bool sent_before(const struct cl_op *op, const struct cl_owner *owner)
     return false;
 }
 
+/* The notification to owner's worker: a DELIVER with its sequence, or (seq 0) an EARLY copy.
+ * Whether it was written to the engine connection. */
+static bool inbox_deliver(struct cl_op *op, const struct cl_owner *owner, uint64_t seq)
+{
+    size_t len;
+    char subject[CL_INBOX_SUBJECT_MAX];
+    char *msg = cl_inbox_deliver_encode(owner->conn, op->user_key, seq, op->queued_ms, op->json,
+                                        op->json_len, &len);
+    if (msg == NULL)
+        return false;
+    cl_inbox_subject(owner->node, owner->pid, subject, sizeof subject);
+    bool sent = member_inbox_send(op->m, subject, msg, len) == ENGINE_OK;
+    free(msg);
+    if (sent && seq != 0)
+        op->m->stats.delivers_sent++;
+    else if (sent)
+        op->m->stats.early_sent++;
+    return sent;
+}
+
+/* Room for more entries in list (*count of them) — false when out of memory. */
+static bool owners_grow(struct cl_owner **list, size_t count, size_t more)
+{
+    struct cl_owner *grown = realloc(*list, (count + more) * sizeof *grown);
+    if (grown == NULL)
+        return false;
+    *list = grown;
+    return true;
+}
+
 /* A DELIVER to each live entry of rec that has not had one; those sent are remembered when
  * remember is set (the leader's record comes after, and must not send them twice). */
 static void deliver_to(struct cl_op *op, const struct cl_record *rec, bool remember)
 {
     struct cl_member *m = op->m;
-    if (remember && rec->count > 0 &&
-        (op->sent = calloc(rec->count, sizeof *op->sent)) == NULL)
+    if (remember && rec->count > 0 && !owners_grow(&op->sent, op->sent_count, rec->count))
         return; /* the leader's record (deliver_read) sends to all */
     for (size_t i = 0; i < rec->count; i++) {
         const struct cl_entry *e = &rec->entries[i];
         if (!cl_member_owner_live(m, &e->owner) || sent_before(op, &e->owner))
             continue;
-        size_t len;
-        char subject[CL_INBOX_SUBJECT_MAX];
-        char *msg = cl_inbox_deliver_encode(e->owner.conn, op->user_key, op->seq, op->queued_ms,
-                                            op->json, op->json_len, &len);
-        if (msg == NULL)
-            continue;
-        cl_inbox_subject(e->owner.node, e->owner.pid, subject, sizeof subject);
-        if (member_inbox_send(m, subject, msg, len) == ENGINE_OK) {
-            m->stats.delivers_sent++;
-            if (remember)
-                op->sent[op->sent_count++] = e->owner;
-        }
-        free(msg);
+        if (inbox_deliver(op, &e->owner, op->seq) && remember)
+            op->sent[op->sent_count++] = e->owner;
     }
 }
 
 /* As the first publish goes out: an EARLY copy (no sequence yet) to each device the worker's
  * own copy of the record names, which its worker gives at once; so the device does not wait for
  * the engine's replicated write (the R3 acknowledgement, 1-2 ms at p99 here, 5-15 s in an
- * election). The DELIVERs after the acknowledgement still go to all: a worker that gave the
- * EARLY copy only deletes the notification from the queue then (worker/backend/cluster.c). A
- * publish that fails after it was sent early was seen by those devices; the app is told 61. */
+ * election). After the acknowledgement each of them gets its DELIVER, even one no longer in
+ * the record (a device that had it and left): a worker that gave the EARLY copy only deletes
+ * the notification from the queue then (worker/backend/cluster.c). A publish that fails after
+ * it was sent early was seen by those devices; the app is told 61. */
 static void deliver_early(struct cl_op *op)
 {
     struct cl_member *m = op->m;
@@ -144,22 +163,23 @@ static void deliver_early(struct cl_op *op)
     op->early_sent = true;
     if (member_record_local(m, op->user_key, op->email, &rec, &rev) != 0)
         return;
-    for (size_t i = 0; i < rec.count; i++) {
-        const struct cl_entry *e = &rec.entries[i];
-        if (!cl_member_owner_live(m, &e->owner))
-            continue;
-        size_t len;
-        char subject[CL_INBOX_SUBJECT_MAX];
-        char *msg = cl_inbox_deliver_encode(e->owner.conn, op->user_key, 0, op->queued_ms,
-                                            op->json, op->json_len, &len);
-        if (msg == NULL)
-            continue;
-        cl_inbox_subject(e->owner.node, e->owner.pid, subject, sizeof subject);
-        if (member_inbox_send(m, subject, msg, len) == ENGINE_OK)
-            m->stats.early_sent++;
-        free(msg);
-    }
+    if (rec.count > 0 && owners_grow(&op->early, 0, rec.count))
+        for (size_t i = 0; i < rec.count; i++) {
+            const struct cl_entry *e = &rec.entries[i];
+            if (cl_member_owner_live(m, &e->owner) && inbox_deliver(op, &e->owner, 0))
+                op->early[op->early_count++] = e->owner;
+        }
     cl_record_free(&rec);
+}
+
+/* After the acknowledgement, first: the DELIVER of each EARLY copy. */
+static void deliver_after_early(struct cl_op *op)
+{
+    if (op->early_count == 0 || !owners_grow(&op->sent, op->sent_count, op->early_count))
+        return;
+    for (size_t i = 0; i < op->early_count; i++)
+        if (inbox_deliver(op, &op->early[i], op->seq))
+            op->sent[op->sent_count++] = op->early[i];
 }
 
 /* At once after the acknowledgement: the devices the worker's own copy of the record names
@@ -297,6 +317,7 @@ static void published(void *arg, const struct js_result *r)
         member_lane_leave(op); /* made room in a full queue: the next of the user's may */
         op->seq = r->seq;
         m->stats.notifications++;
+        deliver_after_early(op);
         deliver_local(op);
         notify_answer(op, 0);
         /* The delivery has a budget of its own (the publish may have taken an election). */

@@ -216,37 +216,66 @@ def test_a_device_has_its_notification_while_the_queues_leader_is_frozen(story, 
     """The sender's worker sends an EARLY copy of a notification to the device's worker as it
     publishes: the device has it while the engine's queue leader, frozen, holds the publish
     (and the app's answer); once it answers, the DELIVER that follows deletes it from the
-    queue without giving it twice."""
+    queue without giving it twice — also when the device closed once it had it."""
     (n1, n2, n3), appid, api_key, puid = story
     engine = fresh_engine
     theirs = {engine.server_of("presenced n1 worker ").name,
               engine.server_of("presenced n2 worker ").name}
-    for _ in range(20):  # the leader away from both workers' servers
-        leader = engine.stream_leader("PD_Q")
-        if leader and leader not in theirs:
-            break
-        engine.probe("api", "STREAM.LEADER.STEPDOWN.PD_Q")
-        wait_for(lambda: engine.stream_leader("PD_Q") not in ("", leader), timeout=10)
-    assert leader and leader not in theirs, (leader, theirs)
-    frozen = next(s for s in engine.servers if s.name == leader)
 
-    async def scenario():
-        phone, reply = await device(n2, ident, "bob@example.com", "phone")
-        assert reply == {"result": "OK"}
-        app = await AppService.connect(n1, appid, api_key)
-        # n1's copy of bob's record names the phone (the changefeed: milliseconds).
-        await asyncio.sleep(1)
+    def queue_leader_away():
+        """The server leading PD_Q, moved until it is neither worker's server."""
+        for _ in range(20):
+            leader = engine.stream_leader("PD_Q")
+            if leader and leader not in theirs:
+                return next(s for s in engine.servers if s.name == leader)
+            engine.probe("api", "STREAM.LEADER.STEPDOWN.PD_Q")
+            wait_for(lambda: engine.stream_leader("PD_Q") not in ("", leader), timeout=10)
+        raise AssertionError((engine.stream_leader("PD_Q"), theirs))
+
+    async def answer(app, request_id, timeout):
+        """The app's answer to its request, past the presence events it hears meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = await app.recv(timeout=max(0.001, deadline - time.monotonic()))
+            if reply.get("id") == request_id:
+                return reply
+
+    async def early(app, ws, message, close):
+        """message sent with the leader frozen: ws has it before the app's answer (and closes
+        then when close is set); the answer once the leader is thawed."""
+        await asyncio.sleep(1)  # n1's copy of bob's record names ws (the changefeed)
+        frozen = await asyncio.get_running_loop().run_in_executor(None, queue_leader_away)
         frozen.kill(signal.SIGSTOP)
         try:
             await app.ws.send(json.dumps({"action": "notify", "target": puid, "source": "Alice",
-                                          "message": "early", "id": "e1"}))
-            got = await notes(phone, timeout=5)
-            assert [n["message"] for n in got] == ["early"], got
+                                          "message": message, "id": message}))
+            got = await notes(ws, timeout=5)
+            assert [n["message"] for n in got] == [message], got
+            if close:
+                await ws.close()  # before its DELIVER can come
             with pytest.raises(asyncio.TimeoutError):  # the publish still waits for the leader
-                await app.recv(timeout=0.2)
+                await answer(app, message, timeout=0.2)
         finally:
             frozen.kill(signal.SIGCONT)
-        assert await app.recv(timeout=30) == {"action": "notify", "result": "OK", "id": "e1"}
+        assert await answer(app, message, timeout=30) == {"action": "notify", "result": "OK",
+                                                          "id": message}
+
+    async def nothing_pending_then(app, name):
+        """A new connection of the device has nothing pending: a notification sent then
+        arrives alone."""
+        ws, reply = await device(n2, ident, "bob@example.com", name)
+        assert reply == {"result": "OK"}
+        reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
+                                   "message": "after", "id": "a-" + name})
+        assert reply["result"] == "OK", reply
+        assert [n["message"] for n in await notes(ws)] == ["after"]
+        await ws.close()
+
+    async def scenario():
+        app = await AppService.connect(n1, appid, api_key)
+        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        assert reply == {"result": "OK"}
+        await early(app, phone, "early", close=False)
         with pytest.raises(asyncio.TimeoutError):  # its DELIVER gave it no second time
             await notes(phone, timeout=2)
         sent, received = n1.metrics(), n2.metrics()
@@ -254,20 +283,17 @@ def test_a_device_has_its_notification_while_the_queues_leader_is_frozen(story, 
                      frozenset({"kind": "early", "way": "sent"}.items()))] >= 1
         assert received[("presenced_cluster_inbox_messages_total",
                          frozenset({"kind": "early", "way": "received"}.items()))] >= 1
-        # Its DELIVER deleted it from the queue: the phone's next connection has nothing
-        # pending, and a notification sent then arrives alone.
         await phone.close()
         await asyncio.sleep(0.5)
-        phone, reply = await device(n2, ident, "bob@example.com", "phone")
+        await nothing_pending_then(app, "phone")
+        # The only device closes once it had the EARLY copy: its DELIVER deletes it all the same.
+        tablet, reply = await device(n2, ident, "bob@example.com", "tablet")
         assert reply == {"result": "OK"}
-        reply = await app.request({"action": "notify", "target": puid, "source": "Alice",
-                                   "message": "after", "id": "e2"})
-        assert reply["result"] == "OK", reply
-        assert [n["message"] for n in await notes(phone)] == ["after"]
-        await phone.close()
+        await early(app, tablet, "gone", close=True)
+        await asyncio.sleep(1)
+        await nothing_pending_then(app, "tablet")
         await app.ws.close()
     run(scenario(), timeout=120)
-
 
 def test_the_senders_engine_server_killed_loses_no_live_delivery(split_story, ident,
                                                                  fresh_engine):

@@ -652,10 +652,26 @@ static void on_close(void *arg, uint64_t conn, int number)
     backend_inbound(w, conn, &mail);
 }
 
+/* The DELIVER of a connection gone since: if it wrote the EARLY copy first (a device that
+ * closed once it had it), the notification leaves the queue all the same. */
+static void gone_deliver(struct worker *w, const struct cl_inbox_msg *m)
+{
+    if (early_get(&state_of(w)->early, early_mark(m->conn, m->json, m->json_len), NULL) !=
+        EARLY_WRITTEN)
+        return; /* it stays queued for the next connection */
+    struct shm_notif_key key;
+    cl_notif_key("", m->queued_ms, m->seq, &key);
+    cluster_delivered(w, &key);
+}
+
 static void on_deliver(void *arg, const struct cl_inbox_msg *m)
 {
     struct worker *w = arg;
     struct cluster_conn *cc = u64map_get(&state_of(w)->conns, m->conn);
+    if (cc == NULL && m->kind == CL_INBOX_DELIVER) {
+        gone_deliver(w, m);
+        return;
+    }
     if (cc == NULL || strcmp(cc->user_key, m->user_key) != 0)
         return; /* gone (it stays queued for the next connection), or not its user's */
     if (m->kind == CL_INBOX_EARLY) {
