@@ -1,6 +1,6 @@
 /* inbox: the codec of what workers of different nodes tell each other through the engine (a
- * CLOSE of a connection, a DELIVER of a notification, its EARLY copy), on pd.w.<node>.<pid>. Text with decimal
- * numbers, so that `nats sub 'pd.w.>'` shows an operator what goes where. */
+ * CLOSE of a connection, a DELIVER of a notification, its EARLY copy), on pd.w.<node>.<pid>. Text
+ * with decimal numbers, so that `nats sub 'pd.w.>'` shows an operator what goes where. */
 #include "inbox.h"
 
 #include <inttypes.h>
@@ -24,8 +24,8 @@ char *cl_inbox_deliver_encode(uint64_t conn, const char *user_key, uint64_t seq,
                               const char *json, size_t json_len, size_t *len)
 {
     char head[160];
-    int n = seq == 0 ? snprintf(head, sizeof head, "E %" PRIu64 " %s %" PRId64 "\n", conn,
-                                user_key, queued_ms)
+    int n = seq == 0 ? snprintf(head, sizeof head, "E %" PRIu64 " %s %" PRId64 "\n", conn, user_key,
+                                queued_ms)
                      : snprintf(head, sizeof head, "D %" PRIu64 " %s %" PRIu64 " %" PRId64 "\n",
                                 conn, user_key, seq, queued_ms);
     if (n < 0 || (size_t)n >= sizeof head)
@@ -104,8 +104,7 @@ int cl_inbox_parse(const void *data, size_t len, struct cl_inbox_msg *out)
         return -1;
     if (!number_read(&s, stop, &out->conn, ' ') || !user_key_read(&s, stop, out->user_key))
         return -1;
-    if (out->kind == CL_INBOX_DELIVER &&
-        (!number_read(&s, stop, &out->seq, ' ') || out->seq == 0))
+    if (out->kind == CL_INBOX_DELIVER && (!number_read(&s, stop, &out->seq, ' ') || out->seq == 0))
         return -1;
     if (!number_read(&s, stop, &v, '\n') || v > INT64_MAX || s == stop)
         return -1;

@@ -2,9 +2,9 @@
  * connections (superseded: 52, kicked, fenced), a DELIVER of a queued notification to one of
  * its devices, and an EARLY copy of a notification sent as its publish starts (given to the
  * device at once; the DELIVER that follows the engine's acknowledgement then only deletes it
- * from the queue) — on the core subject pd.w.<node>.<pid> of the receiving worker. The codec only:
- * pure functions of bytes, fuzzed (tests/fuzz/fuzz_engine_reply.c), since what arrives from the
- * engine is outside input. */
+ * from the queue) — on the core subject pd.w.<node>.<pid> of the receiving worker. The codec
+ * only: pure functions of bytes, fuzzed (tests/fuzz/fuzz_engine_reply.c), since what arrives
+ * from the engine is outside input. */
 #ifndef PRESENCED_CLUSTER_INBOX_H
 #define PRESENCED_CLUSTER_INBOX_H
 

@@ -4,14 +4,16 @@
  * notification_ttl as its age limit), replicated by the engine. A notification is published
  * with a Nats-Msg-Id (a publish tried again after a lost answer is not stored twice); an EARLY
  * copy goes to the devices the worker's copy of the record names as it is first published
- * (deliver_early); it is answered once the engine acknowledged it, and then delivered live: each live entry of the user's
- * record gets a DELIVER on its worker's inbox, at once from the worker's own copy of the record
- * (the replica), then from the record read from its bucket's leader after the acknowledgement
- * to the entries the copy did not have (a device that claimed a moment ago). A device that connects reads its queue after its claim's compare-and-set; between the
- * two orders (publish then read the record, claim then read the queue) each notification
- * reaches a connecting device at least one way (research/scale-out.md §4.5), and the device
- * reads by sequence, so that one it read is not taken again from a DELIVER. Written to a
- * device, a notification is deleted by its sequence. */
+ * (deliver_early); it is answered once the engine acknowledged it, and then delivered live:
+ * each entry that had an EARLY copy, then each live entry of the user's record gets a DELIVER
+ * on its worker's inbox, at once from the worker's own copy of the record (the replica), then
+ * from the record read from its bucket's leader after the acknowledgement to the entries the
+ * copy did not have (a device that claimed a moment ago). A device that connects reads its
+ * queue after its claim's compare-and-set; between the two orders (publish then read the
+ * record, claim then read the queue) each notification reaches a connecting device at least
+ * one way (research/scale-out.md §4.5), and the device reads by sequence, so that one it read
+ * is not taken again from a DELIVER. Written to a device, a notification is deleted by its
+ * sequence. */
 #include "member_internal.h"
 
 #include "../common/clock.h"
@@ -122,7 +124,7 @@ static bool inbox_deliver(struct cl_op *op, const struct cl_owner *owner, uint64
     return sent;
 }
 
-/* Room for more entries in list (*count of them) — false when out of memory. */
+/* Room for more entries after the count that *list holds — false when out of memory. */
 static bool owners_grow(struct cl_owner **list, size_t count, size_t more)
 {
     struct cl_owner *grown = realloc(*list, (count + more) * sizeof *grown);

@@ -64,8 +64,8 @@ static void on_deliver(void *arg, const struct cl_inbox_msg *m)
     if (m->kind == CL_INBOX_EARLY)
         printf("{\"early\":%" PRIu64 ",\"json\":%.*s}\n", m->conn, (int)m->json_len, m->json);
     else
-        printf("{\"deliver\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"json\":%.*s}\n", m->conn,
-               m->seq, (int)m->json_len, m->json);
+        printf("{\"deliver\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"json\":%.*s}\n", m->conn, m->seq,
+               (int)m->json_len, m->json);
     fflush(stdout);
 }
 
