@@ -98,6 +98,22 @@ async def claimed(node, email, device, hold_ms):
         "claim", email, device, "1", str(hold_ms)))
 
 
+def away_since(engine, appid, node):
+    """node's record of the app in pd_appaway, from its leader: 0 while the node has a connection
+    of it open, else when its last one closed (ms); None when there is no record."""
+    got = engine.probe("get", "pd_appaway", f"{appid}.{node}", "leader")
+    value = got.get("value", "").encode("latin-1")
+    return int.from_bytes(value[8:], "big") if len(value) == 16 else None
+
+
+async def until_polled(node, appid, api_key, puid, status, timeout=15):
+    """Until polling on node says the user's status."""
+    deadline = time.monotonic() + timeout
+    while poll(node, appid, api_key, puid)[1]["statuses"][0]["status"] != status:
+        assert time.monotonic() < deadline, poll(node, appid, api_key, puid)
+        await asyncio.sleep(0.1)
+
+
 def test_a_web_session_made_on_one_node_is_valid_on_the_others(nodes, ident):
     n1, n2, n3 = nodes
     browser = sign_in(n1, ident, "alice@example.com")
@@ -226,8 +242,7 @@ def test_admin_users_on_any_node(nodes):
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        held = loop.run_in_executor(None, lambda: n2.member(
-            "claim", "carol@example.com", "laptop", "1", "3000"))
+        held = asyncio.ensure_future(claimed(n2, "carol@example.com", "laptop", 3000))
 
         def seen_everywhere():
             for node in nodes:
@@ -327,21 +342,14 @@ def test_an_apps_absence_is_counted_over_the_cluster(nodes, ident, domain, fresh
         first = await AppService.connect(n1, appid, api_key)
         await first.ws.close()
 
-        def away_in_engine(node):
-            got = fresh_engine.probe("get", "pd_appaway", f"{appid}.{node}", "leader")
-            value = got.get("value", "").encode("latin-1")
-            return len(value) == 16 and int.from_bytes(value[8:], "big") > 0
         # n1's absence is in the engine; the other nodes' feeds bring it within moments.
         deadline = time.monotonic() + 15
-        while not away_in_engine("n1"):
+        while not away_since(fresh_engine, appid, "n1"):
             assert time.monotonic() < deadline, "n1's absence record never reached the engine"
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
         held = asyncio.ensure_future(claimed(n2, "gus@example.com", "phone", 6000))
-        deadline = time.monotonic() + 15
-        while poll(n3, appid, api_key, puid)[1]["statuses"][0]["status"] != "online":
-            assert time.monotonic() < deadline, poll(n3, appid, api_key, puid)
-            await asyncio.sleep(0.1)
+        await until_polled(n3, appid, api_key, puid, "online")
         back = await AppService.connect(n3, appid, api_key)
         assert await back.event(timeout=10) == {"uid": puid, "status": "online"}
         await asyncio.sleep(1)  # n3's "open" record reaches n2
@@ -368,31 +376,21 @@ def test_a_worker_killed_with_the_apps_connection_leaves_its_node_away(nodes, id
     dev, appid, api_key = activate_on(nodes, ident, domain)
     user, puid = grant_on(n1, ident, "hal@example.com", appid)
 
-    def away_since(node):
-        got = fresh_engine.probe("get", "pd_appaway", f"{appid}.{node}", "leader")
-        value = got.get("value", "").encode("latin-1")
-        return int.from_bytes(value[8:], "big") if len(value) == 16 else None
-
     async def scenario():
         first = await AppService.connect(n1, appid, api_key)
         deadline = time.monotonic() + 15
-        while away_since("n1") != 0:  # n1's "open" record reached the engine
-            assert time.monotonic() < deadline, away_since("n1")
+        while away_since(fresh_engine, appid, "n1") != 0:  # n1's "open" record reached it
+            assert time.monotonic() < deadline, away_since(fresh_engine, appid, "n1")
             await asyncio.sleep(0.1)
         os.kill(n1.workers()[0]["pid"], signal.SIGKILL)
         deadline = time.monotonic() + 15
-        while not away_since("n1"):
+        while not away_since(fresh_engine, appid, "n1"):
             assert time.monotonic() < deadline, "n1 still says the app's connection is open"
             await asyncio.sleep(0.1)
         await first.ws.close()
         await asyncio.sleep(1)  # n1's absence reaches n2's replica
-        loop = asyncio.get_running_loop()
-        held = loop.run_in_executor(None, lambda: n3.member(
-            "claim", "hal@example.com", "phone", "1", "4000"))
-        deadline = time.monotonic() + 15
-        while poll(n2, appid, api_key, puid)[1]["statuses"][0]["status"] != "online":
-            assert time.monotonic() < deadline, poll(n2, appid, api_key, puid)
-            await asyncio.sleep(0.1)
+        held = asyncio.ensure_future(claimed(n3, "hal@example.com", "phone", 4000))
+        await until_polled(n2, appid, api_key, puid, "online")
         back = await AppService.connect(n2, appid, api_key)
         assert await back.event(timeout=10) == {"uid": puid, "status": "online"}
         await held
