@@ -124,7 +124,7 @@ build/presencectl: $(CTL_SRC) $(wildcard clients/presencectl/*.h) build/libcommo
 build/asan/presencectl: $(CTL_SRC) $(wildcard clients/presencectl/*.h) build/asan/libcommon.a
 	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $(CTL_SRC) build/asan/libcommon.a $(CTL_LIBS)
 
-TEST_HEADERS := tests/unit/tap.h $(wildcard tests/tools/*.h)
+TEST_HEADERS := tests/unit/tap.h tests/unit/scratch_store.h $(wildcard tests/tools/*.h)
 
 build/tests/%: tests/unit/%.c $(TEST_HEADERS) build/libpresenced.a
 	@mkdir -p $(dir $@)
