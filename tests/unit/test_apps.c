@@ -1,5 +1,6 @@
 /* Unit tests of apps as records and rules: what their fields may hold (common/app_rules.c), API
  * keys, the list of every app, and an app's open connections (shm/app.c, shm/app_channel.c). */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../common/app_rules.h"
@@ -11,8 +12,6 @@
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <unistd.h>
-
-static char dir_template[] = "/tmp/presenced-test-apps-XXXXXX";
 
 static void test_rules(void)
 {
@@ -150,19 +149,14 @@ int main(void)
 {
     test_rules();
     test_keys();
-    char *dir = mkdtemp(dir_template);
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 << 20, 8 << 20, false };
-    ok(dir != NULL && shm_store_open(&store, &opt, err, sizeof err) == 0, "store opens");
+    struct scratch_dir scratch;
+    struct shm_store *store = scratch_store_make(&scratch, "apps");
+    ok(store != NULL, "store opens");
     if (store != NULL) {
         test_list_and_connections(store);
         test_release_worker_tells_the_apps_left_with_none(store);
         shm_store_close(store);
     }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

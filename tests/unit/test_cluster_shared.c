@@ -3,6 +3,7 @@
  * (shm/app_away_shared.c, pd_appaway) — a writer's store leaves each in its outbox, another
  * store (an agent's, no outbox) applies what the engine would bring, and reads the same; what is
  * not such a record is refused. */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../shm/app.h"
@@ -14,9 +15,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-static char dir_a[] = "/tmp/presenced-test-shared-a-XXXXXX";
-static char dir_b[] = "/tmp/presenced-test-shared-b-XXXXXX";
 
 struct seen {
     char bucket[SHM_OUTBOX_BUCKET_MAX + 1];
@@ -143,13 +141,10 @@ static void test_app_absence(struct shm_store *writer, struct shm_store *agent)
 
 int main(void)
 {
-    char *a = mkdtemp(dir_a), *b = mkdtemp(dir_b);
-    struct shm_store *writer = NULL, *agent = NULL;
-    char err[512];
-    struct shm_store_options oa = { a, 8 << 20, 8 << 20, false }, ob = { b, 8 << 20, 8 << 20, false };
-    ok(a != NULL && b != NULL && shm_store_open(&writer, &oa, err, sizeof err) == 0 &&
-           shm_store_open(&agent, &ob, err, sizeof err) == 0,
-       "two stores open");
+    struct scratch_dir dir_a, dir_b;
+    struct shm_store *writer = scratch_store_make(&dir_a, "shared-a");
+    struct shm_store *agent = scratch_store_make(&dir_b, "shared-b");
+    ok(writer != NULL && agent != NULL, "two stores open");
     if (writer != NULL && agent != NULL) {
         shm_outbox_enable(writer, 0);
         test_push_subscriptions(writer, agent);
@@ -159,9 +154,7 @@ int main(void)
         shm_store_close(writer);
     if (agent != NULL)
         shm_store_close(agent);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir_a, dir_b);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir_a);
+    scratch_dir_remove(&dir_a);
+    scratch_dir_remove(&dir_b);
     return tap_done();
 }

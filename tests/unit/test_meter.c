@@ -1,5 +1,6 @@
 /* Unit tests of the metrics machinery: common/histogram.c, common/meter.c, the workers' published
  * meters and the retired workers' totals (shm/worker_info.c), the census (shm/census.c). */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../common/histogram.h"
@@ -104,16 +105,6 @@ static void test_labels(void)
     is_int(histogram_count(&sum.http[METER_ROUTE_POLL]), 4, "histograms too");
 }
 
-static struct shm_store *store_open(const char *dir)
-{
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 << 20, 8 << 20, false };
-    if (shm_store_open(&store, &opt, err, sizeof err) != 0)
-        diag("open failed: %s", err);
-    return store;
-}
-
 static void test_retired(struct shm_store *store)
 {
     struct shm_worker_info a = { .pid = 4001, .connections = 3 }, b = { .pid = 4002 }, got[3];
@@ -204,8 +195,8 @@ int main(void)
 {
     test_buckets();
     test_labels();
-    char dir[] = "/tmp/presenced-test-meter-XXXXXX";
-    struct shm_store *store = mkdtemp(dir) ? store_open(dir) : NULL;
+    struct scratch_dir scratch;
+    struct shm_store *store = scratch_store_make(&scratch, "meter");
     ok(store != NULL, "store opens");
     if (store != NULL) {
         test_retired(store);
@@ -213,9 +204,6 @@ int main(void)
         test_busiest(store);
         shm_store_close(store);
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

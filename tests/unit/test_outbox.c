@@ -2,6 +2,7 @@
  * sessions that also leave an entry for the agent when the store is a cluster writer's, and none
  * otherwise; entries walked oldest first, removed, found pending by key; the entries a request
  * made; the grant's codec and engine key; the session's value. */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../common/uuid.h"
@@ -13,8 +14,6 @@
 
 #include <stdint.h>
 #include <unistd.h>
-
-static char dir_template[] = "/tmp/presenced-test-outbox-XXXXXX";
 
 struct seen {
     struct shm_outbox_entry entries[16];
@@ -201,19 +200,14 @@ static void test_codecs(void)
 int main(void)
 {
     test_codecs();
-    char *dir = mkdtemp(dir_template);
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 << 20, 8 << 20, false };
-    ok(dir != NULL && shm_store_open(&store, &opt, err, sizeof err) == 0, "store opens");
+    struct scratch_dir scratch;
+    struct shm_store *store = scratch_store_make(&scratch, "outbox");
+    ok(store != NULL, "store opens");
     if (store != NULL) {
         test_single_node_writes_none(store);
         test_writes_leave_entries(store);
         shm_store_close(store);
     }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

@@ -2,6 +2,7 @@
  * user's pending notifications (shm_notif_page, shm_notif_exists), an app's grants
  * (shm_grant_page_app), its missed changes (shm_app_away_take, shm_app_changes_page), and the
  * change time an AppService event carries. */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../shm/app_channel.h"
@@ -15,8 +16,6 @@
 #include <unistd.h>
 
 #define APPID "00000000-0000-4000-8000-000000000001"
-
-static char dir_template[] = "/tmp/presenced-test-paging-XXXXXX";
 
 struct page {
     int numbers[64];
@@ -209,11 +208,9 @@ static void test_event_time(struct shm_store *store)
 
 int main(void)
 {
-    char *dir = mkdtemp(dir_template);
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 << 20, 8 << 20, false };
-    ok(dir != NULL && shm_store_open(&store, &opt, err, sizeof err) == 0, "store opens");
+    struct scratch_dir scratch;
+    struct shm_store *store = scratch_store_make(&scratch, "paging");
+    ok(store != NULL, "store opens");
     if (store != NULL) {
         test_notification_pages(store);
         test_grant_pages(store);
@@ -221,9 +218,6 @@ int main(void)
         test_event_time(store);
         shm_store_close(store);
     }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

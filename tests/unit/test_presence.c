@@ -1,5 +1,6 @@
 /* Unit tests of shm/presence.c: offline_grace holds, since, last seen, a restart, and the events
  * apps get with since (SPEC.md §7). */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../shm/app_channel.h"
@@ -10,21 +11,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#define MIB (1024LL * 1024)
 #define GRACE 5000
 
-static char dir_template[] = "/tmp/presenced-test-presence-XXXXXX";
 static const struct shm_presence_policy policy = { GRACE, 7LL * 86400 * 1000 };
-
-static struct shm_store *store_open(const char *dir)
-{
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 * MIB, 8 * MIB, false };
-    if (shm_store_open(&store, &opt, err, sizeof err) != 0)
-        diag("open failed: %s", err);
-    return store;
-}
 
 struct told {
     int count;
@@ -175,7 +164,7 @@ static void test_device_status(struct shm_store *store)
 
 static void test_no_grace(const char *dir)
 {
-    struct shm_store *store = store_open(dir);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL)
         return;
     struct shm_presence_policy none = { 0, 0 };
@@ -214,14 +203,14 @@ static void test_last_seen_expires(struct shm_store *store)
 /* The master starts over the previous run's records: its devices are held from now. */
 static void test_restart(const char *dir)
 {
-    struct shm_store *store = store_open(dir);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL)
         return;
     struct shm_presence before, after, got;
     bind_device(store, "crash@example.com", "tab", 40, 1, SHM_STATUS_ONLINE, 1000, &before, &after);
     shm_batch_commit(store);
     shm_store_close(store);
-    store = store_open(dir);
+    store = scratch_store_open(dir);
     is_int(shm_presence_restart(store, &policy, 50000), SHM_OK, "restart holds the devices");
     shm_batch_commit(store);
     is_int(shm_store_reset_volatile(store), SHM_OK, "the previous run's connections go");
@@ -234,7 +223,7 @@ static void test_restart(const char *dir)
        "then offline, since the restart");
     shm_batch_commit(store);
     shm_store_close(store);
-    store = store_open(dir);
+    store = scratch_store_open(dir);
     is_int(shm_presence_get(store, "crash@example.com", &got), SHM_OK, "last seen after a restart");
     ok(got.status == SHM_STATUS_OFFLINE && got.since_ms == 50000, "offline since 50000");
     shm_store_close(store);
@@ -271,14 +260,16 @@ static void test_events_carry_since(struct shm_store *store)
 
 int main(void)
 {
-    char *dir = mkdtemp(dir_template);
-    char none_dir[256], restart_dir[256];
-    snprintf(none_dir, sizeof none_dir, "%s/none", dir);
-    snprintf(restart_dir, sizeof restart_dir, "%s/restart", dir);
-    struct shm_store *store = store_open(dir);
-    ok(store != NULL, "store opens in %s", dir);
-    if (store == NULL)
+    struct scratch_dir scratch;
+    struct shm_store *store = scratch_store_make(&scratch, "presence");
+    ok(store != NULL, "store opens in %s", scratch.path);
+    if (store == NULL) {
+        scratch_dir_remove(&scratch);
         return tap_done();
+    }
+    char none_dir[256], restart_dir[256];
+    snprintf(none_dir, sizeof none_dir, "%s/none", scratch.path);
+    snprintf(restart_dir, sizeof restart_dir, "%s/restart", scratch.path);
     test_reload_within_the_grace(store);
     test_gone_past_the_grace(store);
     test_own_status_at_once(store);
@@ -288,9 +279,6 @@ int main(void)
     shm_store_close(store);
     test_no_grace(none_dir);
     test_restart(restart_dir);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

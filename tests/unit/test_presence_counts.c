@@ -3,6 +3,7 @@
  * releases, ends of holds and restarts, the stored presence is what a walk of the user's
  * devices gives; and a record of the previous layout (no counts) still reads and is counted at
  * the user's next update. */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../shm/conn.h"
@@ -13,13 +14,11 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#define MIB (1024LL * 1024)
 #define USERS 3
 #define DEVICES 4
 #define PIDS 3
 #define STEPS 4000
 
-static char dir_template[] = "/tmp/presenced-test-counts-XXXXXX";
 static const struct shm_presence_policy policy = { 3000, 7LL * 86400 * 1000 };
 
 /* The test's own model of who holds each device: the brute force the store is compared with. */
@@ -49,16 +48,6 @@ static void names(int user, int device, char *email, char *name)
 {
     snprintf(email, 32, "user%d@counts.example", user);
     snprintf(name, 16, "dev%d", device);
-}
-
-static struct shm_store *store_open(const char *dir)
-{
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 * MIB, 8 * MIB, false };
-    if (shm_store_open(&store, &opt, err, sizeof err) != 0)
-        diag("open failed: %s", err);
-    return store;
 }
 
 /* The presence a walk of the user's devices gives now: shm_presence_refresh recomputes it from
@@ -221,7 +210,7 @@ static int step_random(struct shm_store *store, struct model *m, int *user,
 
 static void test_random_sequences(const char *dir, unsigned seed)
 {
-    struct shm_store *store = store_open(dir);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL) {
         ok(0, "store opens");
         return;
@@ -255,7 +244,7 @@ static void test_random_sequences(const char *dir, unsigned seed)
 /* A record of the previous layout (26 bytes, no counts), as an older presenced left it. */
 static void test_previous_layout(const char *dir)
 {
-    struct shm_store *store = store_open(dir);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL) {
         ok(0, "store opens");
         return;
@@ -304,7 +293,8 @@ static void test_previous_layout(const char *dir)
 
 int main(void)
 {
-    char *dir = mkdtemp(dir_template);
+    struct scratch_dir scratch;
+    const char *dir = scratch_dir_make(&scratch, "counts");
     if (dir == NULL)
         return 1;
     static const unsigned seeds[] = { 1, 2, 3, 20261202 };
@@ -316,9 +306,6 @@ int main(void)
     char old_dir[300];
     snprintf(old_dir, sizeof old_dir, "%s/old", dir);
     test_previous_layout(old_dir);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

@@ -2,6 +2,7 @@
  * (common/push_subscription.c), subscriptions per (e-mail, device) (shm/push_sub.c) and the jobs
  * to send (shm/push_job.c): queued only for devices not connected, leased, retried, finished
  * and counted. */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../common/json_strict.h"
@@ -13,11 +14,8 @@
 
 #include <unistd.h>
 
-#define MIB (1024LL * 1024)
 #define P256DH "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
 #define AUTH "BTBZMqHH6r4Tts7J_aSIgg"
-
-static char dir_template[] = "/tmp/presenced-test-push-XXXXXX";
 
 static int sub_parse(const char *text, struct push_subscription *out, const char **why)
 {
@@ -185,19 +183,16 @@ static void test_jobs(struct shm_store *store)
 int main(void)
 {
     test_subscription_parse();
-    char *dir = mkdtemp(dir_template);
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 * MIB, 8 * MIB, false };
-    ok(shm_store_open(&store, &opt, err, sizeof err) == 0, "store opens in %s", dir);
-    if (store == NULL)
+    struct scratch_dir scratch;
+    struct shm_store *store = scratch_store_make(&scratch, "push");
+    ok(store != NULL, "store opens in %s", scratch.path);
+    if (store == NULL) {
+        scratch_dir_remove(&scratch);
         return tap_done();
+    }
     test_subscriptions(store);
     test_jobs(store);
     shm_store_close(store);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

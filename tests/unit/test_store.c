@@ -1,4 +1,5 @@
 /* Unit tests of shm/: schema, batching, connection ownership, worker records, mail, full maps. */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../../common/clock.h"
@@ -17,18 +18,6 @@
 #include <unistd.h>
 
 #define MIB (1024LL * 1024)
-
-static char dir_template[] = "/tmp/presenced-test-store-XXXXXX";
-
-static struct shm_store *store_open(const char *dir, int64_t map, int64_t max_map)
-{
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, map, max_map, false };
-    if (shm_store_open(&store, &opt, err, sizeof err) != 0)
-        diag("open failed: %s", err);
-    return store;
-}
 
 static const struct shm_conn_owner owner_a = { 100, 1, SHM_STATUS_ONLINE, 1000 };
 static const struct shm_conn_owner owner_b = { 200, 7, SHM_STATUS_UNAVAILABLE, 2000 };
@@ -224,7 +213,7 @@ static void test_mail_read_forget(struct shm_store *store)
  * last one (it is renewed on the newest snapshot, not left on an old one). */
 static void test_reads_see_later_commits(const char *dir)
 {
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL)
         return;
     unsigned char hash[SHM_ASSERTION_HASH_LEN] = { 7, 7, 7 };
@@ -236,7 +225,7 @@ static void test_reads_see_later_commits(const char *dir)
         found_before += shm_assertion_get(store, hash, 0, &got) == SHM_OK;
         pid_t child = fork();
         if (child == 0) {
-            struct shm_store *other = store_open(dir, 8 * MIB, 8 * MIB);
+            struct shm_store *other = scratch_store_open(dir);
             int failed = other == NULL || shm_assertion_put(other, hash, &rec) != SHM_OK ||
                          shm_batch_commit(other) != SHM_OK;
             shm_store_close(other);
@@ -421,7 +410,7 @@ static void test_presence_records(struct shm_store *store)
  * the users: releasing it recomputes every user, and tells each change once. */
 static void test_release_many_users(const char *dir)
 {
-    struct shm_store *store = store_open(dir, 8 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 8 * MIB, 64 * MIB);
     if (store == NULL)
         return;
     struct shm_presence_policy no_grace = { 0, 3600 * 1000 };
@@ -596,7 +585,7 @@ static void test_notification_queue(struct shm_store *store)
 /* One visit as the master makes them: open, queue one, commit, close. */
 static int visit_add(const char *dir, const char *email, int n, int64_t now_ms)
 {
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL)
         return -1;
     char json[32];
@@ -614,7 +603,7 @@ static int visit_add(const char *dir, const char *email, int n, int64_t now_ms)
 static void queue_check(const char *dir, const char *email, int count, int64_t now_ms,
                         const char *what)
 {
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct shm_store *store = scratch_store_open(dir);
     struct queue_read q = { 0 };
     int lost = count, duplicated = 0, foreign = 0;
     if (store != NULL) {
@@ -638,7 +627,7 @@ static void test_notifications_across_visits(const char *dir)
     is_int(failed, 0, "200 visits queued one notification each");
     queue_check(dir, "vera@example.com", 200, 50001, "visits in one millisecond");
     struct queue_read q = { 0 };
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct shm_store *store = scratch_store_open(dir);
     shm_notif_pending(store, "vera@example.com", 50001, queue_number, &q);
     int in_order = 1;
     for (int i = 0; i < q.count && i < 1000; i++)
@@ -661,7 +650,7 @@ static void test_notifications_from_processes(const char *dir)
                 for (int i = 0; i < 300; i++)
                     failed += visit_add(dir, "walt@example.com", 2 * i, 60000) != 0;
             } else {
-                struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+                struct shm_store *store = scratch_store_open(dir);
                 for (int i = 0; store != NULL && i < 300; i++) {
                     char json[32];
                     int len = snprintf(json, sizeof json, "{\"v\":%d}", 2 * i + 1);
@@ -691,13 +680,13 @@ static void test_notifications_from_processes(const char *dir)
 static void test_sequence_blocks(const char *dir)
 {
     uint64_t a = 0, b = 0, c = 0;
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct shm_store *store = scratch_store_open(dir);
     int rc = shm_store_seq_reserve(store, 1000, &a) | shm_store_seq_reserve(store, 5, &b);
     is_int(rc | shm_batch_commit(store), SHM_OK, "two blocks reserved");
     ok(a > 0 && b == a + 1000, "the second block follows the first (%llu, %llu)",
        (unsigned long long)a, (unsigned long long)b);
     shm_store_close(store);
-    store = store_open(dir, 8 * MIB, 8 * MIB);
+    store = scratch_store_open(dir);
     shm_store_seq_reserve(store, 1, &c);
     ok(c == b + 5, "a new visit goes on after them");
     shm_batch_commit(store);
@@ -718,7 +707,7 @@ static void test_mail_across_visits(const char *dir)
 {
     int failed = 0;
     for (int i = 0; i < 200; i++) {
-        struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+        struct shm_store *store = scratch_store_open(dir);
         char payload[16];
         int len = snprintf(payload, sizeof payload, "%d", i);
         failed += store == NULL ||
@@ -727,7 +716,7 @@ static void test_mail_across_visits(const char *dir)
         shm_store_close(store);
     }
     is_int(failed, 0, "200 visits posted one message each");
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct shm_store *store = scratch_store_open(dir);
     struct mail_order order = { 0, 1 };
     is_int(shm_mail_take(store, 4242, mail_in_order, &order), 200, "200 messages taken");
     shm_batch_commit(store);
@@ -750,7 +739,7 @@ static void test_reset_volatile(struct shm_store *store)
  * the store works again once space is freed. */
 static void test_map_full(const char *dir)
 {
-    struct shm_store *store = store_open(dir, 1 * MIB, 1 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 1 * MIB, 1 * MIB);
     ok(store != NULL, "a 1 MiB store opens");
     if (store == NULL)
         return;
@@ -790,7 +779,7 @@ static void test_map_full(const char *dir)
 
 static void test_map_grows(const char *dir)
 {
-    struct shm_store *store = store_open(dir, 1 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 1 * MIB, 64 * MIB);
     ok(store != NULL, "a growable store opens");
     if (store == NULL)
         return;
@@ -858,7 +847,7 @@ static pid_t reader_die_holding(const char *dir)
 
 static void test_stale_reader(const char *dir)
 {
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL)
         return;
     ok(reader_die_holding(dir) > 0, "a process died holding a reader slot");
@@ -882,7 +871,7 @@ static void prefault_hash(int i, unsigned char *hash)
 
 static int prefault_writer(const char *dir)
 {
-    struct shm_store *store = store_open(dir, 64 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 64 * MIB, 64 * MIB);
     if (store == NULL)
         return 1;
     struct shm_assertion rec = { .expires_ms = INT64_MAX / 2, .trust_id = 1 };
@@ -938,7 +927,7 @@ static long pages_present(const unsigned char *start, size_t len)
 
 static void test_prefault(const char *dir)
 {
-    struct shm_store *store = store_open(dir, 64 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 64 * MIB, 64 * MIB);
     if (store == NULL)
         return;
     shm_store_prefault(store);
@@ -971,17 +960,20 @@ static void test_prefault(const char *dir)
 
 int main(void)
 {
-    char *dir = mkdtemp(dir_template);
+    struct scratch_dir scratch;
+    struct shm_store *store = scratch_store_make(&scratch, "store");
+    const char *dir = scratch.path;
+    ok(store != NULL, "store opens in %s", dir);
+    if (store == NULL) {
+        scratch_dir_remove(&scratch);
+        return tap_done();
+    }
     char small_dir[256], grow_dir[256], visits_dir[256], many_dir[256], prefault_dir[256];
     snprintf(prefault_dir, sizeof prefault_dir, "%s/prefault", dir);
     snprintf(small_dir, sizeof small_dir, "%s/small", dir);
     snprintf(grow_dir, sizeof grow_dir, "%s/grow", dir);
     snprintf(visits_dir, sizeof visits_dir, "%s/visits", dir);
     snprintf(many_dir, sizeof many_dir, "%s/many", dir);
-    struct shm_store *store = store_open(dir, 8 * MIB, 8 * MIB);
-    ok(store != NULL, "store opens in %s", dir);
-    if (store == NULL)
-        return tap_done();
     test_claim_and_supersede(store);
     test_presence(store);
     test_release_worker(store);
@@ -1006,7 +998,7 @@ int main(void)
     is_int(shm_store_sync(store), SHM_OK, "sync to disk");
     ok(shm_store_reader_check(store) >= 0, "reader check runs");
     shm_store_close(store);
-    store = store_open(dir, 8 * MIB, 8 * MIB);
+    store = scratch_store_open(dir);
     ok(store != NULL, "the store opens again with its schema");
     shm_store_close(store);
     test_notifications_across_visits(visits_dir);
@@ -1019,9 +1011,6 @@ int main(void)
     test_stale_reader(dir);
     test_schema_mismatch(dir);
     test_prefault(prefault_dir);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }

@@ -1,6 +1,7 @@
 /* Cross-process wake-up: one process posts mail in the store and rings another's doorbell; the
  * other acts on its mail and answers the same way. Measures the round trip between two real
  * processes sharing one LMDB store. */
+#include "scratch_store.h"
 #include "tap.h"
 
 #include "../tools/mail_ping.h"
@@ -14,17 +15,6 @@
 #include <unistd.h>
 
 #define ROUNDS 300
-#define MIB (1024LL * 1024)
-
-static struct shm_store *store_open(const char *dir)
-{
-    struct shm_store *store = NULL;
-    char err[512];
-    struct shm_store_options opt = { dir, 8 * MIB, 8 * MIB, false };
-    if (shm_store_open(&store, &opt, err, sizeof err) != 0)
-        fprintf(stderr, "open failed: %s\n", err);
-    return store;
-}
 
 struct echo {
     struct shm_store *store;
@@ -49,7 +39,7 @@ static int echo_process(const char *dir, int ready_fd)
     struct wake_bells bells;
     if (wake_init(&bells, dir) != 0 || wake_listen(&bells, getpid()) < 0)
         return 2;
-    struct shm_store *store = store_open(dir);
+    struct shm_store *store = scratch_store_open(dir);
     if (store == NULL)
         return 2;
     struct echo e = { store, &bells, 0, 0 };
@@ -74,9 +64,11 @@ static int echo_process(const char *dir, int ready_fd)
 
 int main(void)
 {
-    char dir_template[] = "/tmp/presenced-test-wake-XXXXXX";
-    char *dir = mkdtemp(dir_template);
-    struct shm_store *first = store_open(dir);
+    struct scratch_dir scratch;
+    const char *dir = scratch_dir_make(&scratch, "wake");
+    if (dir == NULL)
+        return 1;
+    struct shm_store *first = scratch_store_open(dir);
     shm_store_close(first);
     int ready[2];
     if (pipe(ready) != 0)
@@ -91,7 +83,7 @@ int main(void)
     ok(read(ready[0], &byte, 1) == 1, "the other process is listening");
     struct wake_bells bells;
     ok(wake_init(&bells, dir) == 0 && wake_listen(&bells, getpid()) >= 0, "our doorbell is bound");
-    struct shm_store *store = store_open(dir);
+    struct shm_store *store = scratch_store_open(dir);
     ok(store != NULL, "store open in both processes");
 
     struct mail_pongs seen = { 0, 0 };
@@ -122,9 +114,6 @@ int main(void)
     is_int(wake_ring(&bells, echo), -1, "ringing a process that is gone fails");
     shm_store_close(store);
     wake_close(&bells);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+    scratch_dir_remove(&scratch);
     return tap_done();
 }
