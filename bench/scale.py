@@ -248,6 +248,28 @@ def server_stat(admin_port, master_pid):
     return memory, sum(proc_cpu(p) for p in pids)
 
 
+def idle_timeline(admin_port, seconds, step=0.5):
+    """Where an idle window's worker CPU falls: the workers' CPU in each step (ms, summed) and
+    the workers that used any, by slot, with their ms — so that a figure above zero says which
+    process woke and when, not only that one did."""
+    workers = admin(admin_port, "/status")["workers"]
+    last = {w["slot"]: proc_cpu(w["pid"]) for w in workers}
+    steps, by_slot = [], {}
+    for _ in range(round(seconds / step)):
+        time.sleep(step)
+        spent = 0.0
+        for w in workers:
+            now = proc_cpu(w["pid"])
+            delta, last[w["slot"]] = now - last[w["slot"]], now
+            spent += delta
+            if delta > 0:
+                by_slot[w["slot"]] = by_slot.get(w["slot"], 0.0) + delta
+        steps.append(round(spent * 1000, 2))
+    return {"idle_cpu_ms_by_half_second": steps,
+            "idle_cpu_ms_by_worker_slot": {slot: round(ms * 1000, 2)
+                                           for slot, ms in sorted(by_slot.items())}}
+
+
 def worker_websockets(admin_port):
     """Open WebSockets per worker pid, as the workers last published them (every second)."""
     time.sleep(1.2)
@@ -426,15 +448,18 @@ def main():
 
             def held_point(connected):
                 """Memory per device and 5 idle seconds' CPU with connected devices held."""
-                time.sleep(2)
+                # The 2 s before the window: the last connections' after-effects, shown apart.
+                settling = idle_timeline(admin_port, 2)
                 memory_after, cpu_before = server_stat(admin_port, proc.pid)
-                time.sleep(5)  # idle: no traffic, no pings due yet
+                timeline = idle_timeline(admin_port, 5)  # idle: no traffic, no pings due yet
                 _, cpu_after = server_stat(admin_port, proc.pid)
                 return memory_after, {
                     "connections": connected,
                     "bytes_per_connection": round((memory_after["Pss"] -
                                                    memory_before["Pss"]) / connected),
-                    "idle_cpu_ms_per_5s": round((cpu_after - cpu_before) * 1000, 1)}
+                    "idle_cpu_ms_per_5s": round((cpu_after - cpu_before) * 1000, 1),
+                    "settling_cpu_ms_by_half_second": settling["idle_cpu_ms_by_half_second"],
+                    **timeline}
 
             if stepped:
                 # The connection sweep (bench/plots.py): a point each time a loadgen is done.
@@ -473,6 +498,9 @@ def main():
                 k: round((kernel_after[k] - kernel_before.get(k, 0)) / result["connected"])
                 for k in kernel_after}
             result["idle_server_cpu_ms_per_5s"] = point["idle_cpu_ms_per_5s"]
+            for key in ("settling_cpu_ms_by_half_second", "idle_cpu_ms_by_half_second",
+                        "idle_cpu_ms_by_worker_slot"):
+                result[key] = point[key]
             hook = Hook(proc.pid, admin_port, workdir)
             hook.run("idle", wait=True)  # after the idle window, never in it
 
