@@ -17,8 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MIB (1024LL * 1024)
-
 static const struct shm_conn_owner owner_a = { 100, 1, SHM_STATUS_ONLINE, 1000 };
 static const struct shm_conn_owner owner_b = { 200, 7, SHM_STATUS_UNAVAILABLE, 2000 };
 
@@ -410,7 +408,7 @@ static void test_presence_records(struct shm_store *store)
  * the users: releasing it recomputes every user, and tells each change once. */
 static void test_release_many_users(const char *dir)
 {
-    struct shm_store *store = scratch_store_open_sized(dir, 8 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 8 * SCRATCH_MIB, 64 * SCRATCH_MIB);
     if (store == NULL)
         return;
     struct shm_presence_policy no_grace = { 0, 3600 * 1000 };
@@ -739,7 +737,7 @@ static void test_reset_volatile(struct shm_store *store)
  * the store works again once space is freed. */
 static void test_map_full(const char *dir)
 {
-    struct shm_store *store = scratch_store_open_sized(dir, 1 * MIB, 1 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 1 * SCRATCH_MIB, 1 * SCRATCH_MIB);
     ok(store != NULL, "a 1 MiB store opens");
     if (store == NULL)
         return;
@@ -779,7 +777,7 @@ static void test_map_full(const char *dir)
 
 static void test_map_grows(const char *dir)
 {
-    struct shm_store *store = scratch_store_open_sized(dir, 1 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 1 * SCRATCH_MIB, 64 * SCRATCH_MIB);
     ok(store != NULL, "a growable store opens");
     if (store == NULL)
         return;
@@ -795,7 +793,7 @@ static void test_map_grows(const char *dir)
     is_int(rc, SHM_OK, "4000 messages of 512 bytes fit: the map grew");
     struct shm_store_stats stats;
     shm_store_stats(store, &stats);
-    ok(stats.map_size > 1 * MIB && stats.map_growths > 0,
+    ok(stats.map_size > 1 * SCRATCH_MIB && stats.map_growths > 0,
        "map is now %llu bytes after %llu growths", (unsigned long long)stats.map_size,
        (unsigned long long)stats.map_growths);
     shm_mail_drop(store, 78);
@@ -820,7 +818,7 @@ static void test_schema_mismatch(const char *dir)
     mdb_env_close(env);
     struct shm_store *store = NULL;
     char err[512] = "";
-    struct shm_store_options opt = { dir, 8 * MIB, 8 * MIB, false };
+    struct shm_store_options opt = { dir, 8 * SCRATCH_MIB, 8 * SCRATCH_MIB, false };
     is_int(shm_store_open(&store, &opt, err, sizeof err), -1,
            "a store of another schema is refused");
     ok(strstr(err, "schema version 99") != NULL, "and the message says so (%s)", err);
@@ -871,7 +869,7 @@ static void prefault_hash(int i, unsigned char *hash)
 
 static int prefault_writer(const char *dir)
 {
-    struct shm_store *store = scratch_store_open_sized(dir, 64 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 64 * SCRATCH_MIB, 64 * SCRATCH_MIB);
     if (store == NULL)
         return 1;
     struct shm_assertion rec = { .expires_ms = INT64_MAX / 2, .trust_id = 1 };
@@ -927,7 +925,7 @@ static long pages_present(const unsigned char *start, size_t len)
 
 static void test_prefault(const char *dir)
 {
-    struct shm_store *store = scratch_store_open_sized(dir, 64 * MIB, 64 * MIB);
+    struct shm_store *store = scratch_store_open_sized(dir, 64 * SCRATCH_MIB, 64 * SCRATCH_MIB);
     if (store == NULL)
         return;
     shm_store_prefault(store);
